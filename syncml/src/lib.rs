@@ -1,0 +1,21 @@
+//! Wire formats of Windows device management, as pure data: no I/O, no async, no clock.
+//!
+//! - [`dm`]: SyncML DM 1.2 (OMA-DM) messages, status and alert codes, server replies,
+//!   the MD5 digest credential.
+//! - [`mde2`]: MS-MDE2 enrollment SOAP messages (discovery, MS-XCEP policy, MS-WSTEP
+//!   enroll) and faults.
+//! - [`provisioning`]: the `wap-provisioningdoc` an enrollment returns.
+//! - [`msi_job`]: the `MsiInstallJob` of the EnterpriseDesktopAppManagement CSP.
+//!
+//! Every parser is total: any bytes in, a value or an [`Error`] out, never a panic.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dm;
+pub mod error;
+pub mod mde2;
+pub mod msi_job;
+pub mod provisioning;
+pub mod xml;
+
+pub use error::{Error, Result};
