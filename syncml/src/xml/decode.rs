@@ -24,7 +24,7 @@ fn utf8(bytes: &[u8]) -> Result<Cow<'_, str>> {
 }
 
 fn utf16(bytes: &[u8], unit: fn([u8; 2]) -> u16) -> Result<Cow<'static, str>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(Error::Encoding(
             "UTF-16 text with an odd number of bytes".into(),
         ));
