@@ -1,0 +1,1 @@
+//! The DM tree and its configuration service providers.

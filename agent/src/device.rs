@@ -1,0 +1,1 @@
+//! The device model: registry, virtual C: drive, installed programs, installer runtime.

@@ -1,0 +1,1 @@
+//! The enrollment client: discovery, policy, certificate request.

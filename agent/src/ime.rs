@@ -1,0 +1,1 @@
+//! The Intune Management Extension, installed by the EnterpriseDesktopAppManagement CSP.

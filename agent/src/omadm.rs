@@ -1,0 +1,1 @@
+//! The OMA-DM client: management sessions over HTTPS.

@@ -1,0 +1,1 @@
+//! MS-MDE2 enrollment: discovery, policy and the certificate request.

@@ -1,0 +1,1 @@
+//! OMA-DM management sessions and per-device command queues.

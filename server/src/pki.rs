@@ -1,0 +1,1 @@
+//! The certificate authority: server TLS certificates and signed device certificates.

@@ -1,0 +1,1 @@
+//! Scenario files: devices, apps, steps and expectations.

@@ -1,0 +1,1 @@
+//! The world clock and everything it drives.
