@@ -6,6 +6,7 @@
 //!   enroll) and faults.
 //! - [`provisioning`]: the `wap-provisioningdoc` an enrollment returns.
 //! - [`msi_job`]: the `MsiInstallJob` of the EnterpriseDesktopAppManagement CSP.
+//! - [`sim_msi`]: the simulated MSI package format the server hosts and the agent installs.
 //!
 //! Every parser is total: any bytes in, a value or an [`Error`] out, never a panic.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@ pub mod error;
 pub mod mde2;
 pub mod msi_job;
 pub mod provisioning;
+pub mod sim_msi;
 pub mod xml;
 
 pub use error::{Error, Result};

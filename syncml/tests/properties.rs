@@ -296,6 +296,12 @@ proptest! {
     }
 
     #[test]
+    fn a_command_round_trips_alone(c in command()) {
+        let xml = c.to_xml();
+        prop_assert_eq!(Command::parse(&xml).map_err(|e| TestCaseError::fail(format!("{e}\n{xml}")))?, c);
+    }
+
+    #[test]
     fn discover_round_trips(h in header(), f in vec(token(), 6), policies in vec(token(), 0..3)) {
         round_trips(h, Discover {
             email_address: f[0].clone(),
@@ -540,7 +546,10 @@ fn every_parser(bytes: &[u8]) {
     if let Ok(doc) = ProvisioningDoc::parse(bytes) {
         let _ = EnrollmentProvisioning::from_doc(&doc);
     }
-    let _ = MsiInstallJob::parse(&String::from_utf8_lossy(bytes));
+    let text = String::from_utf8_lossy(bytes);
+    let _ = MsiInstallJob::parse(&text);
+    let _ = Command::parse(&text);
+    let _ = syncml::sim_msi::SimulatedMsi::parse(bytes);
 }
 
 const FIXTURES: &[&str] = &[

@@ -315,3 +315,22 @@ fn write_meta(w: &mut XmlWriter, meta: Option<&Meta>) {
     }
     w.close("Meta");
 }
+
+impl Command {
+    /// Reads one command element on its own, e.g. `<Get><CmdID>1</CmdID>...</Get>`, as
+    /// an admin or a queue stores it.
+    pub fn parse(xml: &str) -> Result<Command> {
+        let root = xml::parse(xml)?;
+        read_command(&root, xml)?.ok_or_else(|| Error::Unexpected {
+            expected: "a SyncML command".into(),
+            found: root.name.clone(),
+        })
+    }
+
+    /// Writes the command element on its own.
+    pub fn to_xml(&self) -> String {
+        let mut w = XmlWriter::new();
+        write_command(&mut w, self);
+        w.finish()
+    }
+}
