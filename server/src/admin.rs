@@ -1,1 +1,422 @@
-//! The admin API, in Microsoft Graph's resource shapes.
+//! The admin API: JSON over HTTP with a bearer token, resources named as Microsoft
+//! Graph names them where Graph has them (`/beta/deviceManagement/managedDevices`,
+//! `deviceName`, `lastSyncDateTime`, ...). Tenantless-only resources live under
+//! `/tenantless/` and the journal under `/testbed/`. Errors are problem JSON
+//! (RFC 9457).
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use syncml::dm::{Command, Container, Data, Item, ItemCommand, Meta};
+
+use crate::journal::Entry;
+use crate::state::Shared;
+use crate::storage::{CommandRow, Device, JournalQuery, StoreError};
+
+/// A problem+json error.
+#[derive(Debug)]
+pub struct Problem {
+    status: StatusCode,
+    detail: String,
+}
+
+impl Problem {
+    /// A problem with this status and explanation.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Problem {
+            status,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "type": "about:blank",
+            "title": self.status.canonical_reason().unwrap_or("Error"),
+            "status": self.status.as_u16(),
+            "detail": self.detail,
+        });
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(e: StoreError) -> Self {
+        tracing::error!("admin API storage error: {e}");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the database is unavailable",
+        )
+    }
+}
+
+type ApiResult<T = Json<Value>> = Result<T, Problem>;
+
+/// The admin router, bearer token required except for health.
+pub fn router(state: Shared) -> Router {
+    let guarded = Router::new()
+        .route("/beta/deviceManagement/managedDevices", get(list_devices))
+        .route(
+            "/beta/deviceManagement/managedDevices/{id}",
+            get(get_device),
+        )
+        .route(
+            "/beta/deviceManagement/managedDevices/{id}/commands",
+            get(list_commands).post(queue_command),
+        )
+        .route(
+            "/beta/deviceManagement/managedDevices/{id}/commands/{command}",
+            get(get_command),
+        )
+        .route(
+            "/beta/deviceManagement/managedDevices/{id}/sessions",
+            get(list_sessions),
+        )
+        .route(
+            "/beta/deviceManagement/managedDevices/{id}/requireIntuneManagementExtension",
+            post(require_ime),
+        )
+        .route(
+            "/tenantless/sessions/{session}/messages",
+            get(session_messages),
+        )
+        .route("/tenantless/ime", get(get_ime).put(put_ime))
+        .route("/testbed/events", get(events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), bearer));
+    Router::new()
+        .route(
+            "/testbed/health",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .merge(guarded)
+        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such resource") })
+        .with_state(state)
+}
+
+async fn bearer(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let expected = format!("Bearer {}", state.config.admin_token);
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if given != Some(expected.as_str()) {
+        return Problem::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// A device in Graph's `managedDevice` shape, with Tenantless's own facts under
+/// `tenantless`.
+pub fn managed_device(d: &Device) -> Value {
+    json!({
+        "id": d.id,
+        "deviceName": d.device_name,
+        "userPrincipalName": d.user_principal_name,
+        "enrolledDateTime": d.enrolled_at,
+        "lastSyncDateTime": d.last_sync_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+        "operatingSystem": "Windows",
+        "osVersion": d.os_version,
+        "manufacturer": d.manufacturer,
+        "model": d.model,
+        "managementAgent": "mdm",
+        "managedDeviceOwnerType": if d.enrollment_type.eq_ignore_ascii_case("Device") { "company" } else { "personal" },
+        "tenantless": {
+            "enrollmentType": d.enrollment_type,
+            "osEdition": d.os_edition,
+            "language": d.language,
+            "dmVersion": d.dm_version,
+            "hardwareDeviceId": d.hw_dev_id,
+            "imeRequired": d.ime_required,
+            "imeVersion": d.ime_version,
+            "imeState": d.ime_state,
+        },
+    })
+}
+
+async fn device_or_404(state: &Shared, id: &str) -> ApiResult<Device> {
+    state
+        .store
+        .device(&id.to_uppercase())
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no managed device {id}")))
+}
+
+async fn list_devices(State(state): State<Shared>) -> ApiResult {
+    let devices: Vec<Value> = state
+        .store
+        .devices()
+        .await?
+        .iter()
+        .map(managed_device)
+        .collect();
+    Ok(Json(json!({ "value": devices })))
+}
+
+async fn get_device(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(managed_device(&device_or_404(&state, &id).await?)))
+}
+
+fn command_json(c: &CommandRow) -> Value {
+    let mut v = serde_json::to_value(c).unwrap_or(Value::Null);
+    if let Some(results) = c
+        .results
+        .as_deref()
+        .and_then(|r| serde_json::from_str::<Value>(r).ok())
+    {
+        v["results"] = results;
+    }
+    v
+}
+
+async fn list_commands(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let device = device_or_404(&state, &id).await?;
+    let commands: Vec<Value> = state
+        .store
+        .commands(&device.id)
+        .await?
+        .iter()
+        .map(command_json)
+        .collect();
+    Ok(Json(json!({ "value": commands })))
+}
+
+async fn get_command(
+    State(state): State<Shared>,
+    Path((id, command)): Path<(String, i64)>,
+) -> ApiResult {
+    let device = device_or_404(&state, &id).await?;
+    match state.store.command(command).await? {
+        Some(c) if c.device_id == device.id => Ok(Json(command_json(&c))),
+        _ => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no command {command} for {id}"),
+        )),
+    }
+}
+
+/// A command as an admin writes it: either SyncML (`{"syncml": "<Get>...</Get>"}`) or
+/// a verb with items or nested commands.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum CommandSpec {
+    /// One command element, as SyncML XML.
+    Raw {
+        /// The XML.
+        syncml: String,
+    },
+    /// `{"verb": "Replace", "items": [{"target": "./...", "format": "int", "data": "1"}]}`,
+    /// or `{"verb": "Atomic", "commands": [...]}`.
+    Verb {
+        /// Add, Replace, Get, Delete, Exec, Copy, Atomic or Sequence.
+        verb: String,
+        /// Items, for the item commands.
+        #[serde(default)]
+        items: Vec<ItemSpec>,
+        /// Nested commands, for Atomic and Sequence.
+        #[serde(default)]
+        commands: Vec<CommandSpec>,
+    },
+}
+
+/// One item of a [`CommandSpec`].
+#[derive(Debug, Deserialize)]
+pub struct ItemSpec {
+    /// Target LocURI.
+    pub target: String,
+    /// Meta Format (chr, int, bool, b64, xml, node).
+    pub format: Option<String>,
+    /// Meta Type.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// Data; with format `xml` it is carried inline.
+    pub data: Option<String>,
+}
+
+impl CommandSpec {
+    /// The SyncML command this describes.
+    pub fn to_command(&self) -> Result<Command, String> {
+        match self {
+            CommandSpec::Raw { syncml } => {
+                Command::parse(syncml).map_err(|e| format!("syncml: {e}"))
+            }
+            CommandSpec::Verb {
+                verb,
+                items,
+                commands,
+            } => {
+                let items = items
+                    .iter()
+                    .map(|i| {
+                        let mut item = Item::target(i.target.clone());
+                        if i.format.is_some() || i.type_.is_some() {
+                            item.meta = Some(Meta {
+                                format: i.format.clone(),
+                                type_: i.type_.clone(),
+                                ..Meta::default()
+                            });
+                        }
+                        item.data = i.data.clone().map(|d| {
+                            if i.format.as_deref() == Some("xml") && d.trim_start().starts_with('<')
+                            {
+                                Data::Xml(d)
+                            } else {
+                                Data::Text(d)
+                            }
+                        });
+                        item
+                    })
+                    .collect();
+                let item_command = ItemCommand {
+                    items,
+                    ..ItemCommand::default()
+                };
+                let container = || -> Result<Container, String> {
+                    Ok(Container {
+                        commands: commands
+                            .iter()
+                            .map(CommandSpec::to_command)
+                            .collect::<Result<_, _>>()?,
+                        ..Container::default()
+                    })
+                };
+                Ok(match verb.as_str() {
+                    "Add" => Command::Add(item_command),
+                    "Replace" => Command::Replace(item_command),
+                    "Get" => Command::Get(item_command),
+                    "Delete" => Command::Delete(item_command),
+                    "Exec" => Command::Exec(item_command),
+                    "Copy" => Command::Copy(item_command),
+                    "Atomic" => Command::Atomic(container()?),
+                    "Sequence" => Command::Sequence(container()?),
+                    other => return Err(format!("unknown verb {other:?}")),
+                })
+            }
+        }
+    }
+}
+
+async fn queue_command(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let device = device_or_404(&state, &id).await?;
+    let spec: CommandSpec = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not a command: {e}")))?;
+    let command = spec
+        .to_command()
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e))?;
+    // What is queued must read back: refuse inline XML that is not well-formed.
+    Command::parse(&command.to_xml()).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("the command does not serialise: {e}"),
+        )
+    })?;
+    let queued = crate::omadm::queue(&state, &device.id, &command, "admin", None).await?;
+    let row = state.store.command(queued).await?.ok_or_else(|| {
+        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "queued command vanished")
+    })?;
+    Ok((StatusCode::CREATED, Json(command_json(&row))).into_response())
+}
+
+async fn list_sessions(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let device = device_or_404(&state, &id).await?;
+    Ok(Json(
+        json!({ "value": state.store.sessions(&device.id).await? }),
+    ))
+}
+
+async fn session_messages(State(state): State<Shared>, Path(session): Path<i64>) -> ApiResult {
+    if state.store.session(session).await?.is_none() {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no session {session}"),
+        ));
+    }
+    Ok(Json(
+        json!({ "value": state.store.messages(session).await? }),
+    ))
+}
+
+async fn require_ime(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
+    let device = device_or_404(&state, &id).await?;
+    let queued = crate::ime::require(&state, &device.id).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))).into_response())
+}
+
+fn ime_json(state: &Shared) -> Value {
+    let ime = state.ime.lock().unwrap_or_else(|e| e.into_inner());
+    let version = ime.current().to_owned();
+    json!({
+        "version": version,
+        "productCode": crate::ime::IME_PRODUCT_CODE,
+        "sha256": ime.sha256(&version),
+        "contentUrl": format!("{}{}", state.base_url, crate::ime::content_path(&version)),
+    })
+}
+
+async fn get_ime(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(ime_json(&state)))
+}
+
+#[derive(Deserialize)]
+struct ImeVersion {
+    version: String,
+}
+
+async fn put_ime(State(state): State<Shared>, Json(body): Json<ImeVersion>) -> ApiResult {
+    if body.version.trim().is_empty() {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "version must not be empty",
+        ));
+    }
+    state
+        .store
+        .set_setting("ime.version", &body.version)
+        .await?;
+    let queued = crate::ime::roll_out(&state, &body.version).await?;
+    let mut v = ime_json(&state);
+    v["queuedDevices"] = json!(queued);
+    Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    device: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn events(State(state): State<Shared>, Query(q): Query<EventsQuery>) -> ApiResult {
+    let mut query = JournalQuery {
+        device: q.device.map(|d| d.to_uppercase()),
+        kind: q.kind,
+        until_time: q.until,
+        limit: q.limit.unwrap_or(1000),
+        ..JournalQuery::default()
+    };
+    match q.since {
+        Some(s) if s.parse::<i64>().is_ok() => query.after_seq = s.parse().ok(),
+        Some(s) => query.since_time = Some(s),
+        None => {}
+    }
+    let entries: Vec<Entry> = state.journal.query(&query).await?;
+    Ok(Json(json!({ "value": entries })))
+}

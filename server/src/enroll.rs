@@ -1,1 +1,458 @@
-//! MS-MDE2 enrollment: discovery, policy and the certificate request.
+//! MS-MDE2 enrollment: discovery (GET and POST), MS-XCEP GetPolicies and MS-WSTEP
+//! RequestSecurityToken. OnPremise authentication: any user name with the enrollment
+//! secret. Every failure is a SOAP fault with the spec's subcode.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use base64::Engine;
+use chrono::Duration;
+use syncml::mde2::{
+    action, value, Body, Discover, DiscoverResponse, Envelope, Fault, FaultDetail, FaultSubcode,
+    GetPolicies, GetPoliciesResponse, Header, RequestSecurityToken,
+    RequestSecurityTokenResponseCollection, Security, Timestamp,
+};
+use syncml::provisioning::{
+    AppAuth, CertStore, EnrollmentProvisioning, PollSettings, RenewSettings, StoredCert,
+};
+
+use crate::clock;
+use crate::journal::Event;
+use crate::pki;
+use crate::state::Shared;
+use crate::storage::{CertificateRow, Device};
+
+/// Discovery path.
+pub const DISCOVERY_PATH: &str = "/EnrollmentServer/Discovery.svc";
+/// MS-XCEP policy path.
+pub const POLICY_PATH: &str = "/EnrollmentServer/Policy.svc";
+/// MS-WSTEP enrollment path.
+pub const ENROLLMENT_PATH: &str = "/EnrollmentServer/Enrollment.svc";
+/// The management (OMA-DM) path, the provisioning document's ADDR.
+pub const MANAGEMENT_PATH: &str = "/ManagementServer/MDM.svc";
+/// The provider id in the provisioning document.
+pub const PROVIDER_ID: &str = "Tenantless";
+
+/// Device certificates' validity.
+const CERT_VALIDITY_DAYS: i64 = 365;
+
+/// The enrollment routes.
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route(DISCOVERY_PATH, get(discovery_probe).post(discover))
+        .route(POLICY_PATH, axum::routing::post(policies))
+        .route(ENROLLMENT_PATH, axum::routing::post(enroll))
+}
+
+/// A SOAP fault with the MS-MDE2 subcode, answered with HTTP 500 as SOAP 1.2 binds
+/// `Receiver` faults.
+struct SoapFault {
+    action: &'static str,
+    relates_to: Option<String>,
+    subcode: FaultSubcode,
+    reason: String,
+}
+
+impl SoapFault {
+    fn new(
+        action: &'static str,
+        relates_to: Option<String>,
+        subcode: FaultSubcode,
+        reason: impl Into<String>,
+    ) -> Self {
+        SoapFault {
+            action,
+            relates_to,
+            subcode,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl IntoResponse for SoapFault {
+    fn into_response(self) -> Response {
+        let error_type = match self.subcode {
+            FaultSubcode::Authentication => "AuthenticationFailure",
+            FaultSubcode::Authorization => "AuthorizationFailure",
+            FaultSubcode::CertificateRequest => "CertificateRequestFailure",
+            FaultSubcode::MessageFormat => "MessageFormatError",
+            _ => "EnrollmentServerError",
+        };
+        let fault = Fault {
+            detail: Some(FaultDetail {
+                error_type: error_type.into(),
+                message: self.reason.clone(),
+                trace_id: String::new(),
+            }),
+            ..Fault::receiver(self.subcode, self.reason)
+        };
+        let header = Header {
+            action: self.action.into(),
+            relates_to: self.relates_to,
+            ..Header::default()
+        };
+        soap(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Envelope::new(header, fault).to_xml(),
+        )
+    }
+}
+
+fn soap(status: StatusCode, xml: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")],
+        xml,
+    )
+        .into_response()
+}
+
+fn reply<B: Body>(request: &Header, action: &str, body: B) -> Response {
+    let header = Header {
+        action: action.into(),
+        relates_to: request.message_id.clone(),
+        ..Header::default()
+    };
+    soap(StatusCode::OK, Envelope::new(header, body).to_xml())
+}
+
+/// Reads the request, or answers with a MessageFormat fault.
+async fn read<B: Body>(
+    state: &Shared,
+    bytes: &[u8],
+    fault_action: &'static str,
+) -> Result<Envelope<B>, SoapFault> {
+    match Envelope::<B>::parse(bytes) {
+        Ok(env) => Ok(env),
+        Err(e) => {
+            refuse(state, fault_action, "MessageFormat", &e.to_string()).await;
+            Err(SoapFault::new(
+                fault_action,
+                None,
+                FaultSubcode::MessageFormat,
+                format!("the request could not be read: {e}"),
+            ))
+        }
+    }
+}
+
+async fn refuse(state: &Shared, endpoint: &str, code: &str, reason: &str) {
+    let event = Event::Refused {
+        endpoint: endpoint.into(),
+        code: code.into(),
+        reason: reason.into(),
+    };
+    if let Err(e) = state.journal.record("", &event).await {
+        tracing::error!("journal: {e}");
+    }
+}
+
+/// Checks the OnPremise UsernameToken against the enrollment secret.
+async fn authenticate(
+    state: &Shared,
+    header: &Header,
+    fault_action: &'static str,
+) -> Result<String, SoapFault> {
+    let relates = header.message_id.clone();
+    let Some(token) = header
+        .security
+        .as_ref()
+        .and_then(|s| s.username_token.as_ref())
+    else {
+        refuse(state, fault_action, "InvalidSecurity", "no UsernameToken").await;
+        return Err(SoapFault::new(
+            fault_action,
+            relates,
+            FaultSubcode::InvalidSecurity,
+            "The request has no wsse:UsernameToken.",
+        ));
+    };
+    if token.password != state.config.enroll_secret {
+        refuse(
+            state,
+            fault_action,
+            "Authentication",
+            &format!("wrong secret for {}", token.username),
+        )
+        .await;
+        return Err(SoapFault::new(
+            fault_action,
+            relates,
+            FaultSubcode::Authentication,
+            "The user name or enrollment secret is not valid.",
+        ));
+    }
+    Ok(token.username.clone())
+}
+
+async fn discovery_probe() -> impl IntoResponse {
+    StatusCode::OK
+}
+
+async fn discover(State(state): State<Shared>, body: Bytes) -> Response {
+    let env = match read::<Discover>(&state, &body, action::DISCOVER_RESPONSE).await {
+        Ok(env) => env,
+        Err(fault) => return fault.into_response(),
+    };
+    let base = &state.base_url;
+    let response = DiscoverResponse {
+        auth_policy: "OnPremise".into(),
+        enrollment_version: "4.0".into(),
+        enrollment_policy_service_url: format!("{base}{POLICY_PATH}"),
+        enrollment_service_url: format!("{base}{ENROLLMENT_PATH}"),
+        authentication_service_url: None,
+    };
+    reply(&env.header, action::DISCOVER_RESPONSE, response)
+}
+
+async fn policies(State(state): State<Shared>, body: Bytes) -> Response {
+    let result = async {
+        let env = read::<GetPolicies>(&state, &body, action::GET_POLICIES_RESPONSE).await?;
+        authenticate(&state, &env.header, action::GET_POLICIES_RESPONSE).await?;
+        Ok::<_, SoapFault>(env)
+    }
+    .await;
+    match result {
+        Ok(env) => reply(
+            &env.header,
+            action::GET_POLICIES_RESPONSE,
+            GetPoliciesResponse::windows(CERT_VALIDITY_DAYS as u64 * 86_400, 60 * 86_400),
+        ),
+        Err(fault) => fault.into_response(),
+    }
+}
+
+async fn enroll(State(state): State<Shared>, body: Bytes) -> Response {
+    match enroll_inner(&state, &body).await {
+        Ok(response) => response,
+        Err(fault) => fault.into_response(),
+    }
+}
+
+async fn enroll_inner(state: &Shared, body: &[u8]) -> Result<Response, SoapFault> {
+    let fault_action = action::RSTRC;
+    let env = read::<RequestSecurityToken>(state, body, fault_action).await?;
+    let relates = env.header.message_id.clone();
+    let user = authenticate(state, &env.header, fault_action).await?;
+    let rst = &env.body;
+    let csr_fault = |reason: String| {
+        SoapFault::new(
+            fault_action,
+            relates.clone(),
+            FaultSubcode::CertificateRequest,
+            reason,
+        )
+    };
+
+    let request_type = match rst.request_type.as_str() {
+        value::REQUEST_ISSUE => "Issue",
+        value::REQUEST_RENEW => "Renew",
+        value::REQUEST_RECOVERY => "Recovery",
+        other => {
+            refuse(
+                state,
+                fault_action,
+                "MessageFormat",
+                &format!("RequestType {other}"),
+            )
+            .await;
+            return Err(SoapFault::new(
+                fault_action,
+                relates,
+                FaultSubcode::MessageFormat,
+                format!("unknown RequestType {other:?}"),
+            ));
+        }
+    };
+    if !rst.binary_security_token.value_type.ends_with("#PKCS10") {
+        let vt = rst.binary_security_token.value_type.clone();
+        refuse(
+            state,
+            fault_action,
+            "CertificateRequest",
+            &format!("ValueType {vt}"),
+        )
+        .await;
+        return Err(csr_fault(format!(
+            "BinarySecurityToken ValueType {vt:?} is not a PKCS#10 request"
+        )));
+    }
+    let csr_der = match rst.binary_security_token.decode() {
+        Ok(der) => der,
+        Err(e) => {
+            refuse(state, fault_action, "CertificateRequest", &e.to_string()).await;
+            return Err(csr_fault(format!("the request is not base64: {e}")));
+        }
+    };
+    let csr = match pki::verify_csr(&csr_der) {
+        Ok(csr) => csr,
+        Err(e) => {
+            refuse(state, fault_action, "CertificateRequest", &e.to_string()).await;
+            return Err(csr_fault(e.to_string()));
+        }
+    };
+
+    let device_id = rst
+        .context("DeviceID")
+        .filter(|id| !id.is_empty())
+        .map(str::to_uppercase)
+        .or_else(|| csr.device_id.clone())
+        .unwrap_or_else(|| state.random_guid());
+    let enrollment_type = rst.context("EnrollmentType").unwrap_or("Full").to_owned();
+    let now = state.now();
+    let issued = state
+        .ca
+        .sign_device(
+            &csr,
+            &device_id,
+            state.random_bytes::<16>(),
+            now,
+            Duration::days(CERT_VALIDITY_DAYS),
+        )
+        .map_err(|e| {
+            SoapFault::new(
+                fault_action,
+                relates.clone(),
+                FaultSubcode::EnrollmentServer,
+                e.to_string(),
+            )
+        })?;
+
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let previous = state.store.device(&device_id).await.ok().flatten();
+    let device = Device {
+        id: device_id.clone(),
+        device_name: rst.context("DeviceName").unwrap_or_default().to_owned(),
+        user_principal_name: user.clone(),
+        enrollment_type: enrollment_type.clone(),
+        hw_dev_id: rst.context("HWDevID").unwrap_or_default().to_owned(),
+        os_version: rst.context("OSVersion").unwrap_or_default().to_owned(),
+        os_edition: rst.context("OSEdition").unwrap_or_default().to_owned(),
+        enrolled_at: clock::format(now),
+        client_name: device_id.clone(),
+        client_secret: state.random_secret(),
+        client_nonce: b64(&state.random_bytes::<16>()),
+        server_name: PROVIDER_ID.into(),
+        server_secret: state.random_secret(),
+        server_nonce: b64(&state.random_bytes::<16>()),
+        ime_required: previous.as_ref().is_some_and(|d| d.ime_required),
+        ime_version: previous
+            .as_ref()
+            .map(|d| d.ime_version.clone())
+            .unwrap_or_default(),
+        ime_state: previous
+            .as_ref()
+            .map(|d| d.ime_state.clone())
+            .unwrap_or_else(|| "none".into()),
+        ..Device::default()
+    };
+    let internal = |e: crate::storage::StoreError| {
+        SoapFault::new(
+            fault_action,
+            relates.clone(),
+            FaultSubcode::InternalServiceFault,
+            format!("storage: {e}"),
+        )
+    };
+    state.store.upsert_device(&device).await.map_err(internal)?;
+    state
+        .store
+        .insert_certificate(&CertificateRow {
+            serial: issued.serial.clone(),
+            device_id: device_id.clone(),
+            thumbprint: issued.thumbprint.clone(),
+            der: issued.der.clone(),
+            issued_at: clock::format(now),
+            not_after: clock::format(issued.not_after),
+        })
+        .await
+        .map_err(internal)?;
+
+    let store = if enrollment_type.eq_ignore_ascii_case("Device") {
+        CertStore::System
+    } else {
+        CertStore::User
+    };
+    let store_name = if store == CertStore::System {
+        "System"
+    } else {
+        "User"
+    };
+    let provisioning = EnrollmentProvisioning {
+        root_ca: StoredCert {
+            thumbprint: state.ca.thumbprint(),
+            encoded: b64(state.ca.cert_der()),
+        },
+        client_cert: StoredCert {
+            thumbprint: issued.thumbprint.clone(),
+            encoded: b64(&issued.der),
+        },
+        client_store: Some(store),
+        renew: Some(RenewSettings {
+            robo_support: true,
+            renew_period: 42,
+            retry_interval: 7,
+        }),
+        provider_id: PROVIDER_ID.into(),
+        name: PROVIDER_ID.into(),
+        addr: format!("{}{MANAGEMENT_PATH}", state.base_url),
+        ssl_client_cert_search_criteria: format!(
+            "Subject=CN%3d{device_id}&Stores=MY%5C{store_name}"
+        ),
+        conn_retry_freq: 6,
+        initial_backoff_time: 30_000,
+        max_backoff_time: 120_000,
+        client_auth: AppAuth {
+            level: "CLIENT".into(),
+            auth_type: "DIGEST".into(),
+            name: device.client_name.clone(),
+            secret: device.client_secret.clone(),
+            data: device.client_nonce.clone(),
+        },
+        server_auth: AppAuth {
+            level: "APPSRV".into(),
+            auth_type: "DIGEST".into(),
+            name: device.server_name.clone(),
+            secret: device.server_secret.clone(),
+            data: device.server_nonce.clone(),
+        },
+        entdmid: device_id.clone(),
+        poll: PollSettings {
+            number_of_first_retries: 8,
+            interval_for_first_set_of_retries: 15,
+            number_of_second_retries: 5,
+            interval_for_second_set_of_retries: 3,
+            number_of_remaining_scheduled_retries: 0,
+            interval_for_remaining_scheduled_retries: 480,
+            poll_on_login: true,
+        },
+    };
+    let doc = provisioning.to_doc().to_xml();
+
+    let event = Event::Enrolled {
+        request_type: request_type.into(),
+        user,
+        enrollment_type,
+        thumbprint: issued.thumbprint,
+    };
+    if let Err(e) = state.journal.record(&device_id, &event).await {
+        tracing::error!("journal: {e}");
+    }
+    let header = Header {
+        action: action::RSTRC.into(),
+        relates_to: env.header.message_id.clone(),
+        security: Some(Security {
+            timestamp: Some(Timestamp {
+                created: clock::format(now),
+                expires: clock::format(now + Duration::minutes(5)),
+            }),
+            ..Security::default()
+        }),
+        ..Header::default()
+    };
+    let body = RequestSecurityTokenResponseCollection::provisioning(&doc);
+    Ok(soap(StatusCode::OK, Envelope::new(header, body).to_xml()))
+}

@@ -1,1 +1,226 @@
-//! The journal: an append-only, typed record of everything that happened.
+//! The journal: an append-only, typed record of what happened, each event stamped with
+//! the world time of the server's clock and a sequence number. It lives in the
+//! database; readers page through it.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clock::{self, Clock};
+use crate::storage::{JournalQuery, JournalRow, Store, StoreError};
+
+/// What happened. The variant's snake_case name is the event's `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// A device enrolled (or re-enrolled, or renewed).
+    Enrolled {
+        /// `Issue`, `Renew` or `Recovery`.
+        request_type: String,
+        /// The user who enrolled.
+        user: String,
+        /// `Full` or `Device`.
+        enrollment_type: String,
+        /// The issued certificate's thumbprint.
+        thumbprint: String,
+    },
+    /// A request was refused with the protocol's own error.
+    Refused {
+        /// Which endpoint.
+        endpoint: String,
+        /// The fault subcode or status code.
+        code: String,
+        /// Why.
+        reason: String,
+    },
+    /// A management session began.
+    SessionStarted {
+        /// The session's row id.
+        session: i64,
+        /// The SyncML SessionID.
+        session_id: String,
+        /// `certificate` or `digest`.
+        auth: String,
+    },
+    /// A management session ended.
+    SessionEnded {
+        /// The session's row id.
+        session: i64,
+        /// The SyncML SessionID.
+        session_id: String,
+        /// `completed` or `aborted`.
+        outcome: String,
+    },
+    /// A SyncML message arrived.
+    MessageIn {
+        /// The session's row id (0 before authentication).
+        session: i64,
+        /// MsgID.
+        msg_id: String,
+        /// The raw body.
+        raw: String,
+    },
+    /// A SyncML message was sent.
+    MessageOut {
+        /// The session's row id (0 before authentication).
+        session: i64,
+        /// MsgID.
+        msg_id: String,
+        /// The raw body.
+        raw: String,
+    },
+    /// A command was queued for a device.
+    CommandQueued {
+        /// The command's id.
+        command: i64,
+        /// `Get`, `Add`, ...
+        verb: String,
+        /// First target URI.
+        target: String,
+        /// `admin`, `ime`, `retry`.
+        origin: String,
+    },
+    /// A command went out in a message.
+    CommandDelivered {
+        /// The command's id.
+        command: i64,
+        /// The session's row id.
+        session: i64,
+        /// The message's MsgID.
+        msg_id: String,
+        /// The CmdID it was given.
+        cmd_id: String,
+    },
+    /// A device answered a command with a status.
+    CommandStatus {
+        /// The command's id.
+        command: i64,
+        /// `Get`, `Add`, ...
+        verb: String,
+        /// First target URI.
+        target: String,
+        /// The status code.
+        status: i64,
+    },
+    /// A device returned Results for a Get.
+    CommandResult {
+        /// The command's id.
+        command: i64,
+        /// The items returned.
+        items: Vec<ResultItem>,
+    },
+    /// A device raised an alert.
+    Alert {
+        /// The session's row id.
+        session: i64,
+        /// The alert code.
+        code: String,
+        /// Meta Type, for generic alerts.
+        alert_type: String,
+        /// Item Source LocURI.
+        source: String,
+        /// Item Data.
+        data: String,
+    },
+    /// The IME's installation moved on.
+    ImeInstall {
+        /// `queued`, `installing`, `installed` or `failed`.
+        state: String,
+        /// The version being installed.
+        version: String,
+        /// The device's result or status code, when there is one.
+        code: Option<i64>,
+    },
+}
+
+/// One value a device returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultItem {
+    /// Source LocURI.
+    pub uri: String,
+    /// Meta Format.
+    pub format: Option<String>,
+    /// The value.
+    pub data: String,
+}
+
+impl Event {
+    /// The event's kind, as stored and filtered on.
+    pub fn kind(&self) -> String {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(map)) => map
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A journal event as read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    /// Sequence number.
+    pub seq: i64,
+    /// World time, RFC 3339.
+    pub at: String,
+    /// The device, or empty.
+    pub device: String,
+    /// The event kind.
+    pub kind: String,
+    /// The event's fields.
+    pub payload: Value,
+}
+
+impl From<JournalRow> for Entry {
+    fn from(row: JournalRow) -> Self {
+        let mut payload: Value = serde_json::from_str(&row.payload).unwrap_or(Value::Null);
+        if let Value::Object(map) = &mut payload {
+            map.remove("kind");
+        }
+        Entry {
+            seq: row.seq,
+            at: row.at,
+            device: row.device_id,
+            kind: row.kind,
+            payload,
+        }
+    }
+}
+
+/// Appends events with the clock's time, and reads them back.
+#[derive(Clone)]
+pub struct Journal {
+    store: Store,
+    clock: Arc<dyn Clock>,
+}
+
+impl Journal {
+    /// A journal over this store and clock.
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Journal { store, clock }
+    }
+
+    /// Records an event for a device (or `""`); returns its sequence number.
+    pub async fn record(&self, device: &str, event: &Event) -> Result<i64, StoreError> {
+        let payload = serde_json::to_string(event).unwrap_or_default();
+        let at = clock::format(self.clock.now());
+        tracing::debug!(device, kind = %event.kind(), "journal");
+        self.store
+            .append_journal(&at, device, &event.kind(), &payload)
+            .await
+    }
+
+    /// Events matching the query, oldest first.
+    pub async fn query(&self, q: &JournalQuery) -> Result<Vec<Entry>, StoreError> {
+        Ok(self
+            .store
+            .journal(q)
+            .await?
+            .into_iter()
+            .map(Entry::from)
+            .collect())
+    }
+}

@@ -1,20 +1,99 @@
-//! `tenantless-server`: runs the management service.
+//! `tenantless-server`: runs the management service until interrupted.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
+use server::clock::SystemClock;
+use server::config::{Config, DEFAULT_IME_VERSION};
 
-/// The Tenantless management service (enrollment, OMA-DM, IME gateway, admin API).
+/// The Tenantless management service: MS-MDE2 enrollment and OMA-DM sessions for
+/// Windows devices on an HTTPS listener, and an admin API (Microsoft Graph shapes) on
+/// an HTTP listener.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
-    /// Where the database, PKI and content live.
+    /// Where the database, the CA (`pki/ca.pem` is the certificate devices must trust)
+    /// and hosted content live. Created on first start.
     #[arg(long, default_value = "./tenantless-data")]
-    data_dir: std::path::PathBuf,
+    data_dir: PathBuf,
+    /// Address of the device-facing HTTPS listener (enrollment, management, content).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Address of the admin HTTP listener (keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    admin_listen: SocketAddr,
+    /// Database URL: `sqlite://PATH` or `postgres://...`. Default: SQLite at
+    /// DATA_DIR/tenantless.db.
+    #[arg(long)]
+    db: Option<String>,
+    /// The enrollment secret: any user name with this password may enroll.
+    #[arg(long, default_value = "tenantless", env = "TENANTLESS_ENROLL_SECRET")]
+    enroll_secret: String,
+    /// The admin API's bearer token.
+    #[arg(
+        long,
+        default_value = "tenantless-admin",
+        env = "TENANTLESS_ADMIN_TOKEN"
+    )]
+    admin_token: String,
+    /// The base URL devices reach this server at (default: https://localhost:PORT).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// The IME version delivered to devices that need it.
+    #[arg(long, default_value = DEFAULT_IME_VERSION)]
+    ime_version: String,
+    /// Seed for the server's random choices, for reproducible journals.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
-fn main() {
+fn main() -> ExitCode {
     let args = Args::parse();
-    println!(
-        "tenantless-server: the management service is not built yet (data dir would be {}).",
-        args.data_dir.display()
-    );
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tenantless-server: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = Config {
+        data_dir: args.data_dir,
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        db_url: args.db,
+        enroll_secret: args.enroll_secret,
+        admin_token: args.admin_token,
+        public_url: args.public_url,
+        seed: args.seed,
+        ime_version: args.ime_version,
+    };
+    runtime.block_on(async move {
+        let server = match server::start(config, Arc::new(SystemClock)).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("tenantless-server: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "devices: {} (enrollment at {}/EnrollmentServer/Discovery.svc)",
+            server.device_addr, server.base_url
+        );
+        println!("admin:   http://{}", server.admin_addr);
+        if tokio::signal::ctrl_c().await.is_err() {
+            eprintln!("tenantless-server: cannot wait for Ctrl-C; stopping");
+        }
+        server.stop().await;
+        ExitCode::SUCCESS
+    })
 }

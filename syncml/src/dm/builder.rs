@@ -102,6 +102,14 @@ impl ReplyBuilder {
         self
     }
 
+    /// Appends a command like [`command`](Self::command) and returns it as numbered, so
+    /// the caller can note which `CmdID`s it was given.
+    pub fn push(&mut self, mut command: Command) -> &Command {
+        self.number(&mut command);
+        self.commands.push(command);
+        &self.commands[self.commands.len() - 1]
+    }
+
     /// The `CmdID` the next command will get.
     pub fn next_cmd_id(&self) -> String {
         self.next_id.to_string()

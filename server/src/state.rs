@@ -1,0 +1,102 @@
+//! What every request handler shares.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::clock::{self, Clock};
+use crate::config::Config;
+use crate::ime::ImeRelease;
+use crate::journal::Journal;
+use crate::omadm::LiveSession;
+use crate::pki::Ca;
+use crate::storage::Store;
+
+/// The server's shared state.
+pub struct AppState {
+    /// How it was started.
+    pub config: Config,
+    /// The database.
+    pub store: Store,
+    /// The certificate authority.
+    pub ca: Ca,
+    /// World time.
+    pub clock: Arc<dyn Clock>,
+    /// The journal.
+    pub journal: Journal,
+    /// The base URL devices reach the server at, `https://host:port`.
+    pub base_url: String,
+    /// Management sessions in progress, by device id.
+    pub sessions: Mutex<HashMap<String, LiveSession>>,
+    /// The IME releases the server hosts, by version; the current one is delivered.
+    pub ime: Mutex<ImeRelease>,
+    rng: Mutex<ChaCha8Rng>,
+}
+
+/// The handle handlers get.
+pub type Shared = Arc<AppState>;
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        config: Config,
+        store: Store,
+        ca: Ca,
+        clock: Arc<dyn Clock>,
+        base_url: String,
+        ime: ImeRelease,
+    ) -> Self {
+        let rng = match config.seed {
+            Some(seed) => ChaCha8Rng::seed_from_u64(seed),
+            None => ChaCha8Rng::from_os_rng(),
+        };
+        AppState {
+            journal: Journal::new(store.clone(), clock.clone()),
+            config,
+            store,
+            ca,
+            clock,
+            base_url,
+            sessions: Mutex::new(HashMap::new()),
+            ime: Mutex::new(ime),
+            rng: Mutex::new(rng),
+        }
+    }
+
+    /// World time now.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// World time now, formatted for storage.
+    pub fn now_text(&self) -> String {
+        clock::format(self.clock.now())
+    }
+
+    /// Random bytes from the server's (possibly seeded) generator.
+    pub fn random_bytes<const N: usize>(&self) -> [u8; N] {
+        let mut out = [0u8; N];
+        self.rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fill_bytes(&mut out);
+        out
+    }
+
+    /// A random secret of URL-safe characters.
+    pub fn random_secret(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.random_bytes::<18>())
+    }
+
+    /// A random upper-case GUID.
+    pub fn random_guid(&self) -> String {
+        uuid::Builder::from_random_bytes(self.random_bytes::<16>())
+            .into_uuid()
+            .to_string()
+            .to_uppercase()
+    }
+}

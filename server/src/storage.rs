@@ -1,1 +1,0 @@
-//! Storage behind one interface: SQLite by default, PostgreSQL by URL.

@@ -1,0 +1,542 @@
+//! Storage: one [`Store`] over sqlx's `Any` driver serves SQLite (the default, in WAL
+//! mode) and PostgreSQL (by URL). Queries are runtime queries written once in the SQL
+//! both engines accept (`$N` parameters, `RETURNING`, `ON CONFLICT`); only the schema
+//! differs per engine (`sqlite.sql`, `postgres.sql`). Times are stored as RFC 3339 text
+//! in UTC with milliseconds, which sorts correctly as text.
+
+mod rows;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+
+pub use rows::*;
+
+/// Why a storage call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// The URL names an engine this store does not speak.
+    #[error("unsupported database URL {0:?} (use sqlite://PATH or postgres://...)")]
+    UnsupportedUrl(String),
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which engine a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, embedded.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The server's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A value bound to a dynamically built query.
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and brings its schema up to date.
+    #[tracing::instrument(skip_all)]
+    pub async fn open(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_owned()));
+        };
+        let mut options =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+        if backend == Backend::Sqlite {
+            options = options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    conn.execute("PRAGMA busy_timeout = 5000").await?;
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// The engine behind this store.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let schema = match self.backend {
+            Backend::Sqlite => {
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&self.pool)
+                    .await?;
+                include_str!("sqlite.sql")
+            }
+            Backend::Postgres => include_str!("postgres.sql"),
+        };
+        for statement in schema.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            sqlx::query(statement).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    // ---- devices ----
+
+    /// Creates a device or replaces every field of an existing one (re-enrollment).
+    #[tracing::instrument(skip_all)]
+    pub async fn upsert_device(&self, d: &Device) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO devices (id, device_name, user_principal_name, enrollment_type, hw_dev_id, os_version, os_edition,
+                manufacturer, model, language, dm_version, enrolled_at, last_sync_at, client_name, client_secret,
+                client_nonce, server_name, server_secret, server_nonce, ime_required, ime_version, ime_state)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+             ON CONFLICT (id) DO UPDATE SET device_name = excluded.device_name,
+                user_principal_name = excluded.user_principal_name, enrollment_type = excluded.enrollment_type,
+                hw_dev_id = excluded.hw_dev_id, os_version = excluded.os_version, os_edition = excluded.os_edition,
+                enrolled_at = excluded.enrolled_at, client_name = excluded.client_name,
+                client_secret = excluded.client_secret, client_nonce = excluded.client_nonce,
+                server_name = excluded.server_name, server_secret = excluded.server_secret,
+                server_nonce = excluded.server_nonce",
+        )
+        .bind(&d.id)
+        .bind(&d.device_name)
+        .bind(&d.user_principal_name)
+        .bind(&d.enrollment_type)
+        .bind(&d.hw_dev_id)
+        .bind(&d.os_version)
+        .bind(&d.os_edition)
+        .bind(&d.manufacturer)
+        .bind(&d.model)
+        .bind(&d.language)
+        .bind(&d.dm_version)
+        .bind(&d.enrolled_at)
+        .bind(&d.last_sync_at)
+        .bind(&d.client_name)
+        .bind(&d.client_secret)
+        .bind(&d.client_nonce)
+        .bind(&d.server_name)
+        .bind(&d.server_secret)
+        .bind(&d.server_nonce)
+        .bind(i64::from(d.ime_required))
+        .bind(&d.ime_version)
+        .bind(&d.ime_state)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One device.
+    #[tracing::instrument(skip_all)]
+    pub async fn device(&self, id: &str) -> Result<Option<Device>> {
+        let row = sqlx::query("SELECT * FROM devices WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Device::from_row(&r)).transpose()
+    }
+
+    /// Every device, by id.
+    #[tracing::instrument(skip_all)]
+    pub async fn devices(&self) -> Result<Vec<Device>> {
+        let rows = sqlx::query("SELECT * FROM devices ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Device::from_row).collect()
+    }
+
+    /// Records what package 1's DevInfo says.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_devinfo(&self, id: &str, info: &DevInfo) -> Result<()> {
+        sqlx::query(
+            "UPDATE devices SET manufacturer = COALESCE($2, manufacturer), model = COALESCE($3, model),
+                language = COALESCE($4, language), dm_version = COALESCE($5, dm_version),
+                hw_dev_id = COALESCE($6, hw_dev_id), os_version = COALESCE($7, os_version),
+                device_name = COALESCE($8, device_name)
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&info.manufacturer)
+        .bind(&info.model)
+        .bind(&info.language)
+        .bind(&info.dm_version)
+        .bind(&info.hw_dev_id)
+        .bind(&info.os_version)
+        .bind(&info.device_name)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the time of the device's last management session.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_last_sync(&self, id: &str, at: &str) -> Result<()> {
+        sqlx::query("UPDATE devices SET last_sync_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the nonce the device's next digest must use.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_client_nonce(&self, id: &str, nonce: &str) -> Result<()> {
+        sqlx::query("UPDATE devices SET client_nonce = $2 WHERE id = $1")
+            .bind(id)
+            .bind(nonce)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets the device's IME fields.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_ime(
+        &self,
+        id: &str,
+        required: bool,
+        version: &str,
+        state: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE devices SET ime_required = $2, ime_version = $3, ime_state = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(i64::from(required))
+        .bind(version)
+        .bind(state)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- certificates ----
+
+    /// Records a certificate the CA issued.
+    #[tracing::instrument(skip_all)]
+    pub async fn insert_certificate(&self, c: &CertificateRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO certificates (serial, device_id, thumbprint, der, issued_at, not_after) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&c.serial)
+        .bind(&c.device_id)
+        .bind(&c.thumbprint)
+        .bind(c.der.clone())
+        .bind(&c.issued_at)
+        .bind(&c.not_after)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The device a certificate (by thumbprint) was issued to.
+    #[tracing::instrument(skip_all)]
+    pub async fn device_for_thumbprint(&self, thumbprint: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, String>(
+            "SELECT device_id FROM certificates WHERE thumbprint = $1",
+        )
+        .bind(thumbprint)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    // ---- sessions and messages ----
+
+    /// Opens a session row and returns its id.
+    #[tracing::instrument(skip_all)]
+    pub async fn create_session(
+        &self,
+        device_id: &str,
+        session_id: &str,
+        at: &str,
+        auth: &str,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "INSERT INTO sessions (device_id, session_id, started_at, auth) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(device_id)
+        .bind(session_id)
+        .bind(at)
+        .bind(auth)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Closes a session row.
+    #[tracing::instrument(skip_all)]
+    pub async fn end_session(&self, row: i64, at: &str, outcome: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET ended_at = $2, outcome = $3 WHERE id = $1 AND ended_at IS NULL",
+        )
+        .bind(row)
+        .bind(at)
+        .bind(outcome)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A device's sessions, oldest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn sessions(&self, device_id: &str) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query("SELECT * FROM sessions WHERE device_id = $1 ORDER BY id")
+            .bind(device_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(SessionRow::from_row).collect()
+    }
+
+    /// One session.
+    #[tracing::instrument(skip_all)]
+    pub async fn session(&self, row: i64) -> Result<Option<SessionRow>> {
+        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
+            .bind(row)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| SessionRow::from_row(&r)).transpose()
+    }
+
+    /// Keeps one raw message (`in` from the device, `out` to it).
+    #[tracing::instrument(skip_all)]
+    pub async fn insert_message(&self, m: &MessageRow) -> Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "INSERT INTO messages (session_row, device_id, direction, msg_id, at, body) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(m.session_row)
+        .bind(&m.device_id)
+        .bind(&m.direction)
+        .bind(&m.msg_id)
+        .bind(&m.at)
+        .bind(&m.body)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A session's messages, in order.
+    #[tracing::instrument(skip_all)]
+    pub async fn messages(&self, session_row: i64) -> Result<Vec<MessageRow>> {
+        let rows = sqlx::query("SELECT * FROM messages WHERE session_row = $1 ORDER BY id")
+            .bind(session_row)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(MessageRow::from_row).collect()
+    }
+
+    // ---- commands ----
+
+    /// Queues a command; returns its id.
+    #[tracing::instrument(skip_all)]
+    pub async fn insert_command(&self, c: &NewCommand) -> Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "INSERT INTO commands (device_id, verb, target, xml, origin, state, queued_at, retry_of)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING id",
+        )
+        .bind(&c.device_id)
+        .bind(&c.verb)
+        .bind(&c.target)
+        .bind(&c.xml)
+        .bind(&c.origin)
+        .bind(&c.queued_at)
+        .bind(c.retry_of)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A device's commands that still wait for a status, oldest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn open_commands(&self, device_id: &str) -> Result<Vec<CommandRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM commands WHERE device_id = $1 AND state <> 'completed' ORDER BY id",
+        )
+        .bind(device_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(CommandRow::from_row).collect()
+    }
+
+    /// All of a device's commands, oldest first.
+    #[tracing::instrument(skip_all)]
+    pub async fn commands(&self, device_id: &str) -> Result<Vec<CommandRow>> {
+        let rows = sqlx::query("SELECT * FROM commands WHERE device_id = $1 ORDER BY id")
+            .bind(device_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(CommandRow::from_row).collect()
+    }
+
+    /// One command.
+    #[tracing::instrument(skip_all)]
+    pub async fn command(&self, id: i64) -> Result<Option<CommandRow>> {
+        let row = sqlx::query("SELECT * FROM commands WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| CommandRow::from_row(&r)).transpose()
+    }
+
+    /// Notes that a command went out in a message.
+    #[tracing::instrument(skip_all)]
+    pub async fn mark_delivered(&self, id: i64, at: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE commands SET state = 'delivered', delivered_at = $2, deliveries = deliveries + 1 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a command's status (and, for a Get, its results as JSON).
+    #[tracing::instrument(skip_all)]
+    pub async fn complete_command(
+        &self,
+        id: i64,
+        status: i64,
+        results: Option<&str>,
+        at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE commands SET state = 'completed', status = $2, results = COALESCE($3, results), completed_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(results)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds results to a command (Results may arrive before or after its Status).
+    #[tracing::instrument(skip_all)]
+    pub async fn set_results(&self, id: i64, results: &str) -> Result<()> {
+        sqlx::query("UPDATE commands SET results = $2 WHERE id = $1")
+            .bind(id)
+            .bind(results)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- journal ----
+
+    /// Appends one journal event; returns its sequence number.
+    #[tracing::instrument(skip_all)]
+    pub async fn append_journal(
+        &self,
+        at: &str,
+        device_id: &str,
+        kind: &str,
+        payload: &str,
+    ) -> Result<i64> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "INSERT INTO journal (at, device_id, kind, payload) VALUES ($1, $2, $3, $4) RETURNING seq",
+        )
+        .bind(at)
+        .bind(device_id)
+        .bind(kind)
+        .bind(payload)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Journal events matching `filter`, oldest first, at most `filter.limit`.
+    #[tracing::instrument(skip_all)]
+    pub async fn journal(&self, filter: &JournalQuery) -> Result<Vec<JournalRow>> {
+        let mut sql = String::from("SELECT * FROM journal WHERE 1 = 1");
+        let mut binds = Vec::new();
+        let mut push = |sql: &mut String, cond: &str, bind: Bind| {
+            binds.push(bind);
+            sql.push_str(&cond.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(d) = &filter.device {
+            push(&mut sql, " AND device_id = ?", Bind::Text(d.clone()));
+        }
+        if let Some(k) = &filter.kind {
+            push(&mut sql, " AND kind = ?", Bind::Text(k.clone()));
+        }
+        if let Some(s) = filter.after_seq {
+            push(&mut sql, " AND seq > ?", Bind::Int(s));
+        }
+        if let Some(t) = &filter.since_time {
+            push(&mut sql, " AND at >= ?", Bind::Text(t.clone()));
+        }
+        if let Some(t) = &filter.until_time {
+            push(&mut sql, " AND at < ?", Bind::Text(t.clone()));
+        }
+        sql.push_str(" ORDER BY seq");
+        push(
+            &mut sql,
+            " LIMIT ?",
+            Bind::Int(filter.limit.clamp(1, 10_000)),
+        );
+        // Assembled only from the constant fragments above; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            query = match b {
+                Bind::Text(t) => query.bind(t),
+                Bind::Int(i) => query.bind(i),
+            };
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(JournalRow::from_row).collect()
+    }
+
+    // ---- settings ----
+
+    /// A stored setting.
+    #[tracing::instrument(skip_all)]
+    pub async fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Stores a setting.
+    #[tracing::instrument(skip_all)]
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+fn text(row: &AnyRow, col: &str) -> Result<String> {
+    Ok(row.try_get::<String, _>(col)?)
+}
+
+fn opt_text(row: &AnyRow, col: &str) -> Result<Option<String>> {
+    Ok(row.try_get::<Option<String>, _>(col)?)
+}
+
+fn int(row: &AnyRow, col: &str) -> Result<i64> {
+    Ok(row.try_get::<i64, _>(col)?)
+}
+
+fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?)
+}

@@ -1,0 +1,83 @@
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    device_name TEXT NOT NULL DEFAULT '',
+    user_principal_name TEXT NOT NULL DEFAULT '',
+    enrollment_type TEXT NOT NULL DEFAULT '',
+    hw_dev_id TEXT NOT NULL DEFAULT '',
+    os_version TEXT NOT NULL DEFAULT '',
+    os_edition TEXT NOT NULL DEFAULT '',
+    manufacturer TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    language TEXT NOT NULL DEFAULT '',
+    dm_version TEXT NOT NULL DEFAULT '',
+    enrolled_at TEXT NOT NULL,
+    last_sync_at TEXT,
+    client_name TEXT NOT NULL,
+    client_secret TEXT NOT NULL,
+    client_nonce TEXT NOT NULL,
+    server_name TEXT NOT NULL,
+    server_secret TEXT NOT NULL,
+    server_nonce TEXT NOT NULL,
+    ime_required BIGINT NOT NULL DEFAULT 0,
+    ime_version TEXT NOT NULL DEFAULT '',
+    ime_state TEXT NOT NULL DEFAULT 'none'
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    serial TEXT PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    thumbprint TEXT NOT NULL,
+    der BYTEA NOT NULL,
+    issued_at TEXT NOT NULL,
+    not_after TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS certificates_thumbprint ON certificates (thumbprint);
+CREATE TABLE IF NOT EXISTS sessions (
+    id BIGSERIAL PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    auth TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS sessions_device ON sessions (device_id);
+CREATE TABLE IF NOT EXISTS messages (
+    id BIGSERIAL PRIMARY KEY,
+    session_row BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    direction TEXT NOT NULL,
+    msg_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_session ON messages (session_row);
+CREATE TABLE IF NOT EXISTS commands (
+    id BIGSERIAL PRIMARY KEY,
+    device_id TEXT NOT NULL,
+    verb TEXT NOT NULL,
+    target TEXT NOT NULL,
+    xml TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    state TEXT NOT NULL,
+    queued_at TEXT NOT NULL,
+    delivered_at TEXT,
+    completed_at TEXT,
+    deliveries BIGINT NOT NULL DEFAULT 0,
+    status BIGINT,
+    results TEXT,
+    retry_of BIGINT
+);
+CREATE INDEX IF NOT EXISTS commands_device_state ON commands (device_id, state);
+CREATE TABLE IF NOT EXISTS journal (
+    seq BIGSERIAL PRIMARY KEY,
+    at TEXT NOT NULL,
+    device_id TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS journal_device ON journal (device_id, seq);
+CREATE INDEX IF NOT EXISTS journal_kind ON journal (kind, seq);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
