@@ -1,0 +1,641 @@
+//! OMA-DM management sessions against the real HTTPS listener: mTLS and digest
+//! authentication, the command queue, and the IME's delivery.
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use syncml::dm::*;
+use syncml::msi_job::MsiInstallJob;
+use syncml::sim_msi::SimulatedMsi;
+
+const DEVICE: &str = "0B9A7C6D-1E2F-4A3B-8C5D-6E7F8A9B0C1D";
+
+fn mdm_url(server: &server::RunningServer) -> String {
+    format!(
+        "{}/ManagementServer/MDM.svc?mode=Maintenance&Platform=WoA",
+        server.base_url
+    )
+}
+
+/// A session's first message from an enrolled device with its certificate.
+async fn open(
+    server: &server::RunningServer,
+    e: &Enrolled,
+    session: &str,
+) -> (reqwest::Client, SyncMl, SyncMl) {
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    let p1 = package1(&e.device_id, session, &mdm_url(server), None);
+    let reply = exchange(&client, &mdm_url(server), &p1).await;
+    (client, p1, reply)
+}
+
+#[tokio::test]
+async fn package_one_over_mtls_records_devinfo_and_ends_when_nothing_is_queued() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let (_, p1, reply) = open(&server, &e, "1A").await;
+    let hdr = header_status(&reply);
+    assert_eq!(hdr.data, "200");
+    assert_eq!(hdr.msg_ref, "1");
+    assert_eq!(reply.hdr.session_id, "1A", "the opaque SessionID is echoed");
+    assert_eq!(reply.hdr.msg_id, "1");
+    assert_eq!(
+        reply.hdr.target.as_ref().unwrap().loc_uri,
+        DEVICE,
+        "Target and Source mirrored"
+    );
+    assert!(reply.body.final_);
+    // A status for each client command, then nothing else: the session ends.
+    let acked: Vec<_> = reply
+        .body
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Status(s) if s.cmd_ref != "0" => {
+                Some((s.cmd_ref.as_str(), s.cmd.as_str(), s.data.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        acked,
+        [
+            ("2", "Alert", "200"),
+            ("3", "Alert", "200"),
+            ("4", "Replace", "200")
+        ]
+    );
+    assert!(commands(&reply).is_empty());
+    let _ = p1;
+
+    let admin = admin(&server);
+    let (_, device) = admin
+        .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_eq!(device["manufacturer"], "Microsoft Corporation");
+    assert_eq!(device["model"], "Virtual Machine");
+    assert_eq!(device["tenantless"]["language"], "en-US");
+    assert_eq!(device["lastSyncDateTime"], "2026-11-24T09:00:00.000Z");
+    let (_, sessions) = admin
+        .get(&format!(
+            "/beta/deviceManagement/managedDevices/{DEVICE}/sessions"
+        ))
+        .await;
+    let session = &sessions["value"][0];
+    assert_eq!(session["auth"], "certificate");
+    assert_eq!(session["outcome"], "completed");
+    let (_, messages) = admin
+        .get(&format!("/tenantless/sessions/{}/messages", session["id"]))
+        .await;
+    let directions: Vec<_> = messages["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["direction"].as_str().unwrap())
+        .collect();
+    assert_eq!(directions, ["in", "out"]);
+    assert!(messages["value"][0]["body"]
+        .as_str()
+        .unwrap()
+        .contains("./DevInfo/Man"));
+    assert_eq!(admin.events(DEVICE, "session_ended").await.len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn digest_authentication_challenges_then_accepts() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let client = https(server.ca_pem(), None); // no client certificate
+    let url = mdm_url(&server);
+
+    // No Cred: 407 with a fresh nonce.
+    let reply = exchange(&client, &url, &package1(DEVICE, "2", &url, None)).await;
+    let hdr = header_status(&reply);
+    assert_eq!(hdr.data, "407");
+    let chal = &hdr.chal.as_ref().expect("a challenge").meta;
+    assert_eq!(chal.type_.as_deref(), Some(AUTH_MD5));
+    assert_eq!(chal.format.as_deref(), Some("b64"));
+    let nonce = base64::engine::general_purpose::STANDARD
+        .decode(chal.next_nonce.as_ref().unwrap())
+        .unwrap();
+    assert!(commands(&reply).is_empty());
+
+    // Wrong Cred: 401 with another challenge.
+    let cred = |secret: &str, nonce: &[u8]| Cred {
+        meta: Some(Meta {
+            format: Some("b64".into()),
+            type_: Some(AUTH_MD5.into()),
+            ..Meta::default()
+        }),
+        data: md5_credential(&e.provisioning.client_auth.name, secret, nonce),
+    };
+    let reply = exchange(
+        &client,
+        &url,
+        &package1(DEVICE, "2", &url, Some(cred("wrong", &nonce))),
+    )
+    .await;
+    let hdr = header_status(&reply);
+    assert_eq!(hdr.data, "401");
+    let nonce = base64::engine::general_purpose::STANDARD
+        .decode(hdr.chal.as_ref().unwrap().meta.next_nonce.as_ref().unwrap())
+        .unwrap();
+
+    // The right digest over the latest nonce: 212.
+    let right = cred(&e.provisioning.client_auth.secret, &nonce);
+    let reply = exchange(&client, &url, &package1(DEVICE, "2", &url, Some(right))).await;
+    assert_eq!(header_status(&reply).data, "212");
+    let (_, sessions) = admin(&server)
+        .get(&format!(
+            "/beta/deviceManagement/managedDevices/{DEVICE}/sessions"
+        ))
+        .await;
+    assert_eq!(sessions["value"][0]["auth"], "digest");
+
+    // A device that never enrolled: 401, and nothing else happens.
+    let stranger = "11111111-2222-3333-4444-555555555555";
+    let reply = exchange(&client, &url, &package1(stranger, "1", &url, None)).await;
+    assert_eq!(header_status(&reply).data, "401");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_queued_get_is_delivered_and_its_results_stored() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let admin = admin(&server);
+    let (status, queued) = admin
+        .post(
+            &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
+            json!({ "verb": "Get", "items": [{ "target": "./DevDetail/SwV" }, { "target": "./DevDetail/Ext/Microsoft/DeviceName" }] }),
+        )
+        .await;
+    assert_eq!(status, 201, "{queued}");
+    assert_eq!(queued["state"], "pending");
+
+    let (client, p1, reply) = open(&server, &e, "3").await;
+    let cmds = commands(&reply);
+    assert_eq!(cmds.len(), 1);
+    let Command::Get(get) = cmds[0] else {
+        panic!("{:?}", cmds[0])
+    };
+    assert_eq!(
+        get.items[0].target.as_ref().unwrap().loc_uri,
+        "./DevDetail/SwV"
+    );
+
+    let values = |uri: &str| match uri {
+        "./DevDetail/SwV" => Some("10.0.26100.1".to_owned()),
+        "./DevDetail/Ext/Microsoft/DeviceName" => Some("DESKTOP-RENAMED".to_owned()),
+        _ => None,
+    };
+    let second = answer(&p1, &reply, "2", |_| 200, values, vec![]);
+    let end = exchange(&client, &mdm_url(&server), &second).await;
+    assert!(commands(&end).is_empty(), "statuses only: the session ends");
+    assert_eq!(end.hdr.msg_id, "2");
+
+    let (_, done) = admin
+        .get(&format!(
+            "/beta/deviceManagement/managedDevices/{DEVICE}/commands/{}",
+            queued["id"]
+        ))
+        .await;
+    assert_eq!(done["state"], "completed");
+    assert_eq!(done["status"], 200);
+    assert_eq!(done["results"]["items"][0]["uri"], "./DevDetail/SwV");
+    assert_eq!(done["results"]["items"][0]["data"], "10.0.26100.1");
+    let (_, device) = admin
+        .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_eq!(
+        device["osVersion"], "10.0.26100.1",
+        "DevDetail results update the device"
+    );
+    assert_eq!(device["deviceName"], "DESKTOP-RENAMED");
+    let kinds: Vec<_> = admin
+        .get(&format!("/testbed/events?device={DEVICE}"))
+        .await
+        .1["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    for kind in [
+        "command_queued",
+        "command_delivered",
+        "command_status",
+        "command_result",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} missing from {kinds:?}"
+        );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_command_without_a_status_is_sent_again_at_the_next_session() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let admin = admin(&server);
+    admin
+        .post(
+            &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
+            json!({ "verb": "Replace", "items": [{ "target": "./Vendor/MSFT/Policy/Config/Tenantless/A", "format": "int", "data": "1" }] }),
+        )
+        .await;
+    // First session: the device aborts before answering.
+    let (client, p1, reply) = open(&server, &e, "4").await;
+    assert_eq!(commands(&reply).len(), 1);
+    let abort = SyncMl {
+        hdr: SyncHdr {
+            msg_id: "2".into(),
+            ..p1.hdr.clone()
+        },
+        body: SyncBody {
+            commands: vec![Command::Alert(Alert {
+                cmd_id: "2".into(),
+                data: "1223".into(),
+                ..Alert::default()
+            })],
+            final_: true,
+        },
+    };
+    let end = exchange(&client, &mdm_url(&server), &abort).await;
+    assert!(commands(&end).is_empty());
+    let ended = admin.events(DEVICE, "session_ended").await;
+    assert_eq!(ended[0]["payload"]["outcome"], "aborted");
+
+    // Next session: the same command again, now answered.
+    let (client, p1, reply) = open(&server, &e, "5").await;
+    let cmds = commands(&reply);
+    assert_eq!(cmds.len(), 1, "re-sent");
+    assert!(matches!(cmds[0], Command::Replace(_)));
+    exchange(
+        &client,
+        &mdm_url(&server),
+        &answer(&p1, &reply, "2", |_| 200, |_| None, vec![]),
+    )
+    .await;
+    let (_, list) = admin
+        .get(&format!(
+            "/beta/deviceManagement/managedDevices/{DEVICE}/commands"
+        ))
+        .await;
+    assert_eq!(list["value"][0]["deliveries"], 2);
+    assert_eq!(list["value"][0]["state"], "completed");
+
+    // And not a third time.
+    let (_, _, reply) = open(&server, &e, "6").await;
+    assert!(commands(&reply).is_empty());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_add_that_already_exists_is_retried_once_as_replace() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let admin = admin(&server);
+    let target = "./Vendor/MSFT/Policy/Config/Tenantless/B";
+    admin
+        .post(
+            &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
+            json!({ "verb": "Add", "items": [{ "target": target, "format": "chr", "data": "x" }] }),
+        )
+        .await;
+    let (client, p1, reply) = open(&server, &e, "7").await;
+    let code = |c: &Command| {
+        if matches!(c, Command::Add(_)) {
+            418
+        } else {
+            200
+        }
+    };
+    let next = exchange(
+        &client,
+        &mdm_url(&server),
+        &answer(&p1, &reply, "2", code, |_| None, vec![]),
+    )
+    .await;
+    let cmds = commands(&next);
+    assert_eq!(cmds.len(), 1, "the Replace follows in the same session");
+    let Command::Replace(replace) = cmds[0] else {
+        panic!("{:?}", cmds[0])
+    };
+    assert_eq!(replace.items[0].target.as_ref().unwrap().loc_uri, target);
+    assert_eq!(replace.items[0].data_text(), Some("x"));
+    let answered = answer(&p1, &next, "3", |_| 418, |_| None, vec![]);
+    let end = exchange(&client, &mdm_url(&server), &answered).await;
+    assert!(commands(&end).is_empty(), "retried once only");
+    let (_, list) = admin
+        .get(&format!(
+            "/beta/deviceManagement/managedDevices/{DEVICE}/commands"
+        ))
+        .await;
+    let list = list["value"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        (list[0]["verb"].as_str(), list[0]["status"].as_i64()),
+        (Some("Add"), Some(418))
+    );
+    assert_eq!(
+        (list[1]["verb"].as_str(), list[1]["origin"].as_str()),
+        (Some("Replace"), Some("retry"))
+    );
+    assert_eq!(list[1]["retryOf"], list[0]["id"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_atomic_keeps_its_inner_statuses() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let admin = admin(&server);
+    let (status, _) = admin
+        .post(
+            &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
+            json!({ "verb": "Atomic", "commands": [
+                { "verb": "Add", "items": [{ "target": "./Vendor/MSFT/Tenantless/X", "data": "1" }] },
+                { "syncml": "<Delete><CmdID>1</CmdID><Item><Target><LocURI>./Vendor/MSFT/Tenantless/Missing</LocURI></Target></Item></Delete>" }
+            ] }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (client, p1, reply) = open(&server, &e, "8").await;
+    let Command::Atomic(atomic) = commands(&reply)[0] else {
+        panic!()
+    };
+    assert_eq!(atomic.commands.len(), 2);
+    let ids: Vec<u32> = std::iter::once(atomic.cmd_id.as_str())
+        .chain(atomic.commands.iter().map(Command::cmd_id))
+        .map(|id| id.parse().unwrap())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "nested commands numbered in order: {ids:?}"
+    );
+    let code = |c: &Command| match c {
+        Command::Atomic(_) => 507,
+        Command::Add(_) => 216,
+        _ => 404,
+    };
+    exchange(
+        &client,
+        &mdm_url(&server),
+        &answer(&p1, &reply, "2", code, |_| None, vec![]),
+    )
+    .await;
+    let (_, list) = admin
+        .get(&format!(
+            "/beta/deviceManagement/managedDevices/{DEVICE}/commands"
+        ))
+        .await;
+    let atomic = &list["value"][0];
+    assert_eq!(atomic["status"], 507);
+    let inner: Vec<_> = atomic["results"]["statuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(inner, [216, 404]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_status_400_and_the_server_keeps_serving() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    for junk in [
+        "",
+        "<SyncML>",
+        "<SyncML><SyncHdr/></SyncML>",
+        "not xml at all",
+        "<a/>",
+    ] {
+        let r = client
+            .post(mdm_url(&server))
+            .body(junk)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(
+            r.headers()["content-type"].to_str().unwrap(),
+            CONTENT_TYPE,
+            "answered in SyncML"
+        );
+        let reply = SyncMl::parse(&r.bytes().await.unwrap()).unwrap();
+        assert_eq!(header_status(&reply).data, "400", "{junk:?}");
+        assert!(reply.body.final_);
+    }
+    // A well-formed message with an unexpected command gets 406 for it, the rest 200.
+    let mut p1 = package1(DEVICE, "9", &mdm_url(&server), None);
+    p1.body.commands.push(Command::Get(ItemCommand {
+        cmd_id: "5".into(),
+        items: vec![Item::target("./Vendor/MSFT/Whatever")],
+        ..ItemCommand::default()
+    }));
+    let reply = exchange(&client, &mdm_url(&server), &p1).await;
+    let get_status = reply.body.commands.iter().find_map(|c| match c {
+        Command::Status(s) if s.cmd_ref == "5" => Some(s.data.clone()),
+        _ => None,
+    });
+    assert_eq!(get_status.as_deref(), Some("406"));
+    assert_eq!(admin(&server).events("", "refused").await.len(), 5);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_ime_is_delivered_by_enterprise_desktop_app_management_and_upgraded() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let admin = admin(&server);
+    let (status, body) = admin
+        .post(
+            &format!(
+                "/beta/deviceManagement/managedDevices/{DEVICE}/requireIntuneManagementExtension"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!((status, body["queued"].as_bool()), (202, Some(true)));
+    // Asking twice queues nothing more.
+    let (_, body) = admin
+        .post(
+            &format!(
+                "/beta/deviceManagement/managedDevices/{DEVICE}/requireIntuneManagementExtension"
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(body["queued"], false);
+
+    let (client, p1, reply) = open(&server, &e, "A").await;
+    let cmds = commands(&reply);
+    assert_eq!(cmds.len(), 2);
+    let uri = "./Device/Vendor/MSFT/EnterpriseDesktopAppManagement/MSI/%7B6D2F2E4B-3C1A-4E8D-9B7F-1A2B3C4D5E6F%7D/DownloadInstall";
+    let Command::Add(add) = cmds[0] else { panic!() };
+    assert_eq!(add.items[0].target.as_ref().unwrap().loc_uri, uri);
+    let Command::Exec(exec) = cmds[1] else {
+        panic!()
+    };
+    let item = &exec.items[0];
+    assert_eq!(item.target.as_ref().unwrap().loc_uri, uri);
+    assert_eq!(item.meta.as_ref().unwrap().format.as_deref(), Some("xml"));
+    let job = MsiInstallJob::parse(item.data_text().unwrap()).unwrap();
+    assert_eq!(job.id, "{6D2F2E4B-3C1A-4E8D-9B7F-1A2B3C4D5E6F}");
+    assert_eq!(job.product_version, server::config::DEFAULT_IME_VERSION);
+
+    // The content is there, and its hash is the one in the job.
+    let msi = client
+        .get(&job.content_urls[0])
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(hex::encode_upper(Sha256::digest(&msi)), job.file_hash);
+    let package = SimulatedMsi::parse(&msi).unwrap();
+    assert_eq!(
+        package.product_name,
+        "Microsoft Intune Management Extension"
+    );
+    assert_eq!(package.product_version, job.product_version);
+
+    // Add 200, Exec 202: installing. Then a new session with the completion alert.
+    exchange(
+        &client,
+        &mdm_url(&server),
+        &answer(
+            &p1,
+            &reply,
+            "2",
+            |c| {
+                if matches!(c, Command::Exec(_)) {
+                    202
+                } else {
+                    200
+                }
+            },
+            |_| None,
+            vec![],
+        ),
+    )
+    .await;
+    let (_, device) = admin
+        .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_eq!(device["tenantless"]["imeState"], "installing");
+
+    let mut done = package1(DEVICE, "B", &mdm_url(&server), None);
+    done.body.commands.push(Command::Alert(Alert {
+        cmd_id: "5".into(),
+        data: "1226".into(),
+        items: vec![Item {
+            source: Some(Location::uri(uri)),
+            meta: Some(Meta {
+                type_: Some("Reversed-Domain-Name:com.microsoft.mdm.win32csp_install".into()),
+                format: Some("int".into()),
+                mark: Some("informational".into()),
+                ..Meta::default()
+            }),
+            data: Some(Data::Text("0".into())),
+            ..Item::default()
+        }],
+        ..Alert::default()
+    }));
+    exchange(&client, &mdm_url(&server), &done).await;
+    let (_, device) = admin
+        .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_eq!(device["tenantless"]["imeState"], "installed");
+    assert_eq!(
+        device["tenantless"]["imeVersion"],
+        server::config::DEFAULT_IME_VERSION
+    );
+    let steps: Vec<_> = admin
+        .events(DEVICE, "ime_install")
+        .await
+        .iter()
+        .map(|e| e["payload"]["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(steps, ["queued", "installing", "installed"]);
+
+    // A newer IME rolls out the same way.
+    let (status, ime) = admin
+        .put("/tenantless/ime", json!({ "version": "1.95.0.0" }))
+        .await;
+    assert_eq!((status, ime["queuedDevices"].as_i64()), (200, Some(1)));
+    let (_, _, reply) = open(&server, &e, "C").await;
+    let Command::Exec(exec) = commands(&reply)[1] else {
+        panic!()
+    };
+    let job = MsiInstallJob::parse(exec.items[0].data_text().unwrap()).unwrap();
+    assert_eq!(job.product_version, "1.95.0.0");
+    assert!(job.content_urls[0].contains("/1.95.0.0/"));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_wants_its_token_and_speaks_problem_json() {
+    let (server, _dir) = start().await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.admin_addr);
+    let r = http
+        .get(format!("{base}/beta/deviceManagement/managedDevices"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let r = http
+        .get(format!("{base}/beta/deviceManagement/managedDevices"))
+        .bearer_auth("nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let (status, body) = admin(&server)
+        .get("/beta/deviceManagement/managedDevices/NOPE")
+        .await;
+    assert_eq!((status, body["status"].as_i64()), (404, Some(404)));
+    let (status, body) = admin(&server)
+        .post(
+            "/beta/deviceManagement/managedDevices/NOPE/commands",
+            json!({ "verb": "Get" }),
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    enroll(&server, DEVICE).await;
+    let (status, body) = admin(&server)
+        .post(
+            &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
+            json!({ "verb": "Frobnicate" }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["detail"].as_str().unwrap().contains("Frobnicate"));
+    let (status, _) = admin(&server)
+        .post(
+            &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
+            json!({ "syncml": "<Get><CmdID>1" }),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let health = http
+        .get(format!("{base}/testbed/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    server.stop().await;
+}
