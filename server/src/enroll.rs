@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use base64::Engine;
 use chrono::Duration;
 use syncml::mde2::{
@@ -24,6 +24,7 @@ use crate::journal::Event;
 use crate::pki;
 use crate::state::Shared;
 use crate::storage::{CertificateRow, Device};
+use crate::tls::PeerCertificate;
 
 /// Discovery path.
 pub const DISCOVERY_PATH: &str = "/EnrollmentServer/Discovery.svc";
@@ -225,19 +226,49 @@ async fn policies(State(state): State<Shared>, body: Bytes) -> Response {
     }
 }
 
-async fn enroll(State(state): State<Shared>, body: Bytes) -> Response {
-    match enroll_inner(&state, &body).await {
+async fn enroll(
+    State(state): State<Shared>,
+    peer: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Response {
+    let peer = peer.map(|Extension(p)| p).unwrap_or_default();
+    match enroll_inner(&state, &peer, &body).await {
         Ok(response) => response,
         Err(fault) => fault.into_response(),
     }
 }
 
-async fn enroll_inner(state: &Shared, body: &[u8]) -> Result<Response, SoapFault> {
+async fn enroll_inner(
+    state: &Shared,
+    peer: &PeerCertificate,
+    body: &[u8],
+) -> Result<Response, SoapFault> {
     let fault_action = action::RSTRC;
     let env = read::<RequestSecurityToken>(state, body, fault_action).await?;
     let relates = env.header.message_id.clone();
-    let user = authenticate(state, &env.header, fault_action).await?;
     let rst = &env.body;
+    // A renewal is authenticated by the device's current certificate (no UsernameToken);
+    // anything else by the enrollment secret.
+    let renewing_device = match (&peer.0, rst.request_type.as_str()) {
+        (Some(cert), value::REQUEST_RENEW) => state
+            .store
+            .device_for_thumbprint(&pki::thumbprint(cert))
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    let user = match &renewing_device {
+        Some(device) => state
+            .store
+            .device(device)
+            .await
+            .ok()
+            .flatten()
+            .map(|d| d.user_principal_name)
+            .unwrap_or_default(),
+        None => authenticate(state, &env.header, fault_action).await?,
+    };
     let csr_fault = |reason: String| {
         SoapFault::new(
             fault_action,
@@ -295,10 +326,12 @@ async fn enroll_inner(state: &Shared, body: &[u8]) -> Result<Response, SoapFault
         }
     };
 
-    let device_id = rst
-        .context("DeviceID")
-        .filter(|id| !id.is_empty())
-        .map(str::to_uppercase)
+    let device_id = renewing_device
+        .or_else(|| {
+            rst.context("DeviceID")
+                .filter(|id| !id.is_empty())
+                .map(str::to_uppercase)
+        })
         .or_else(|| csr.device_id.clone())
         .unwrap_or_else(|| state.random_guid());
     let enrollment_type = rst.context("EnrollmentType").unwrap_or("Full").to_owned();

@@ -12,7 +12,11 @@ use crate::storage::{JournalQuery, JournalRow, Store, StoreError};
 
 /// What happened. The variant's snake_case name is the event's `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Event {
     /// A device enrolled (or re-enrolled, or renewed).
     Enrolled {

@@ -359,3 +359,37 @@ async fn the_provisioning_document_reads_back_as_emitted() {
     assert_eq!(server::pki::common_name(&cert).as_deref(), Some(DEVICE));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn renewal_is_authenticated_by_the_current_certificate() {
+    let (server, _dir) = start().await;
+    let first = enroll(&server, DEVICE).await;
+    let client = https(server.ca_pem(), Some((&first.cert_der, &first.key_pkcs8)));
+    let url = format!("{}/EnrollmentServer/Enrollment.svc", server.base_url);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut env = Envelope::<RequestSecurityToken>::parse(
+        rst(&csr(&key, DEVICE), "", SECRET, &url).as_bytes(),
+    )
+    .unwrap();
+    env.header.security = None; // no UsernameToken: the TLS client certificate speaks
+    env.body.request_type = value::REQUEST_RENEW.into();
+    let (status, _, body) = post_soap(&client, &url, env.to_xml()).await;
+    assert_eq!(status, 200, "{body}");
+    let renewed = admin(&server).events(DEVICE, "enrolled").await;
+    assert_eq!(renewed.len(), 2);
+    assert_eq!(renewed[1]["payload"]["requestType"], "Renew");
+    assert_eq!(renewed[1]["payload"]["user"], "user@contoso.com");
+
+    // Without a certificate, a renewal needs the secret like anything else.
+    let anonymous = https(server.ca_pem(), None);
+    let (status, _, body) = post_soap(&anonymous, &url, env.to_xml()).await;
+    assert_eq!(status, 500);
+    assert_eq!(
+        Envelope::<Fault>::parse(body.as_bytes())
+            .unwrap()
+            .body
+            .subcode,
+        Some(FaultSubcode::InvalidSecurity)
+    );
+    server.stop().await;
+}
