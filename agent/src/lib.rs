@@ -4,8 +4,4 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod csp;
 pub mod device;
-pub mod enroll;
-pub mod ime;
-pub mod omadm;

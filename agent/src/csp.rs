@@ -1,1 +1,0 @@
-//! The DM tree and its configuration service providers.

@@ -1,1 +1,0 @@
-//! The device model: registry, virtual C: drive, installed programs, installer runtime.

@@ -1,0 +1,216 @@
+//! The device model: a registry, a virtual `C:` drive, installed programs, hardware
+//! facts and an installer runtime, persisted in the device directory so a restart of
+//! the agent keeps them.
+//!
+//! ```text
+//! DEVICE_DIR/
+//!   profile.json     the DeviceProfile
+//!   registry.json    the registry
+//!   installer.json   installed simulated MSIs and attempt counters
+//!   state.json       the agent's own state (enrollment, schedule, DM tree) - see crate::state
+//!   C/               the C: drive
+//! ```
+
+pub mod drive;
+pub mod installer;
+pub mod profile;
+pub mod programs;
+pub mod registry;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use drive::Drive;
+pub use installer::{InstallerState, Outcome};
+pub use profile::DeviceProfile;
+pub use registry::{RegValue, Registry};
+
+/// One device's persistent model.
+#[derive(Debug)]
+pub struct Device {
+    dir: PathBuf,
+    /// Fixed facts.
+    pub profile: DeviceProfile,
+    /// The registry.
+    pub registry: Registry,
+    /// The C: drive.
+    pub drive: Drive,
+    /// What the installer runtime remembers.
+    pub installer: InstallerState,
+}
+
+impl Device {
+    /// Creates a device in `dir` (which must not hold one) from a profile.
+    pub fn create(dir: &Path, mut profile: DeviceProfile, seed: [u8; 32]) -> io::Result<Device> {
+        if dir.join("profile.json").exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{} already holds a device", dir.display()),
+            ));
+        }
+        fs::create_dir_all(dir)?;
+        profile.complete(seed);
+        let mut registry = Registry::new(&profile.user_sid());
+        seed_registry(&mut registry, &profile);
+        let device = Device {
+            dir: dir.to_owned(),
+            drive: Drive::open(dir.join("C"))?,
+            profile,
+            registry,
+            installer: InstallerState::default(),
+        };
+        for folder in [
+            r"C:\Windows\System32",
+            r"C:\Program Files",
+            r"C:\Program Files (x86)",
+            r"C:\ProgramData",
+            r"C:\Users",
+        ] {
+            device.drive.create_dir(folder)?;
+        }
+        write_json(&device.dir.join("profile.json"), &device.profile)?;
+        device.save()?;
+        Ok(device)
+    }
+
+    /// Opens the device kept in `dir`.
+    pub fn open(dir: &Path) -> io::Result<Device> {
+        let profile: DeviceProfile = read_json(&dir.join("profile.json"))?;
+        let registry = read_json(&dir.join("registry.json"))?;
+        let installer = read_json(&dir.join("installer.json")).unwrap_or_default();
+        Ok(Device {
+            dir: dir.to_owned(),
+            drive: Drive::open(dir.join("C"))?,
+            profile,
+            registry,
+            installer,
+        })
+    }
+
+    /// The device directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the registry and installer state.
+    pub fn save(&self) -> io::Result<()> {
+        write_json(&self.dir.join("registry.json"), &self.registry)?;
+        write_json(&self.dir.join("installer.json"), &self.installer)
+    }
+
+    /// The signed-in user's SID.
+    pub fn user_sid(&self) -> String {
+        self.profile.user_sid()
+    }
+
+    /// The programs installed, from the registry.
+    pub fn installed_programs(&self) -> Vec<programs::InstalledProgram> {
+        programs::installed_programs(&self.registry)
+    }
+}
+
+/// The registry values every Windows installation has that tools read.
+fn seed_registry(reg: &mut Registry, p: &DeviceProfile) {
+    let nt = r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion";
+    let build = p.build_number();
+    let revision = p
+        .os_version
+        .split('.')
+        .nth(3)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0u32);
+    reg.set(nt, "CurrentBuild", RegValue::Sz(build.to_string()));
+    reg.set(nt, "CurrentBuildNumber", RegValue::Sz(build.to_string()));
+    reg.set(nt, "UBR", RegValue::Dword(revision));
+    reg.set(
+        nt,
+        "ProductName",
+        RegValue::Sz(
+            if build >= 22000 {
+                "Windows 11 Enterprise"
+            } else {
+                "Windows 10 Enterprise"
+            }
+            .into(),
+        ),
+    );
+    reg.set(nt, "EditionID", RegValue::Sz("Enterprise".into()));
+    reg.set(nt, "DisplayVersion", RegValue::Sz("23H2".into()));
+    let computer = r"HKLM\SYSTEM\CurrentControlSet\Control\ComputerName\ComputerName";
+    reg.set(
+        computer,
+        "ComputerName",
+        RegValue::Sz(p.device_name.clone()),
+    );
+    let env = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
+    let arch = match p.architecture.to_ascii_lowercase().as_str() {
+        "x86" => "x86",
+        "arm64" => "ARM64",
+        _ => "AMD64",
+    };
+    reg.set(env, "PROCESSOR_ARCHITECTURE", RegValue::Sz(arch.into()));
+    reg.set(
+        env,
+        "NUMBER_OF_PROCESSORS",
+        RegValue::Sz(p.cpu_count.to_string()),
+    );
+}
+
+/// Writes JSON atomically (a temporary file renamed over the old one).
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    fs::write(&tmp, bytes)?;
+    fs::rename(tmp, path)
+}
+
+/// Reads JSON written by [`write_json`].
+pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
+    let bytes = fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_device_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = Device::create(dir.path(), DeviceProfile::default(), [1; 32]).unwrap();
+        d.registry
+            .set(r"HKLM\SOFTWARE\Contoso", "A", RegValue::Dword(1));
+        d.drive.write(r"C:\Temp\a.txt", b"x").unwrap();
+        d.save().unwrap();
+        let again = Device::open(dir.path()).unwrap();
+        assert_eq!(again.profile, d.profile);
+        assert_eq!(
+            again.registry.get(r"HKLM\SOFTWARE\Contoso", "A"),
+            Some(&RegValue::Dword(1))
+        );
+        assert!(again.drive.exists(r"C:\temp\A.TXT"));
+        assert_eq!(
+            again
+                .registry
+                .get_text(
+                    r"HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion",
+                    "CurrentBuild"
+                )
+                .as_deref(),
+            Some("22631")
+        );
+        assert!(
+            Device::create(dir.path(), DeviceProfile::default(), [1; 32]).is_err(),
+            "one device per directory"
+        );
+    }
+}

@@ -1,1 +1,0 @@
-//! The enrollment client: discovery, policy, certificate request.

@@ -1,1 +1,0 @@
-//! The Intune Management Extension, installed by the EnterpriseDesktopAppManagement CSP.

@@ -1,1 +1,0 @@
-//! The OMA-DM client: management sessions over HTTPS.
