@@ -453,7 +453,7 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Outcome {
             Ok(None) if Instant::now() >= deadline => {
                 #[cfg(unix)]
                 let _ = Command::new("kill")
-                    .args(["-KILL", &format!("-{}", child.id())])
+                    .args(["-s", "KILL", "--", &format!("-{}", child.id())])
                     .stderr(Stdio::null())
                     .status();
                 let _ = child.kill();
