@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::xml::{self, Element, XmlWriter};
 
 /// What to download, how to check it and how to install it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct MsiInstallJob {
     /// `id`: the product code, `{GUID}`.
     pub id: String,

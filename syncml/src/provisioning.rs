@@ -224,7 +224,7 @@ pub struct AppAuth {
 }
 
 /// `DMClient/Provider/<id>/Poll`: the device's check-in schedule.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PollSettings {
     /// `NumberOfFirstRetries`.
     pub number_of_first_retries: u32,

@@ -1,20 +1,351 @@
-//! `tenantless-agent`: one simulated Windows device.
+//! `tenantless-agent`: one simulated Windows device on the command line.
 
-use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
 
-/// A simulated Windows device that enrolls into a Tenantless server.
+use agent::clock::system_now;
+use agent::device::{DeviceProfile, RegValue};
+use agent::{Agent, AgentError, EnrollRequest};
+use clap::{Parser, Subcommand};
+
+/// A simulated Windows device: enrolls into a Tenantless server (MS-MDE2), checks in
+/// over OMA-DM, installs the IME when the server sends it, and keeps a registry, a
+/// C: drive and installed programs in its device directory.
 #[derive(Parser, Debug)]
 #[command(version, about)]
-struct Args {
-    /// Where the device keeps its state.
-    #[arg(long, default_value = "./tenantless-device")]
-    device_dir: std::path::PathBuf,
+struct Cli {
+    /// The device directory (created by `enroll`).
+    #[arg(long, global = true, default_value = "./tenantless-device")]
+    device_dir: PathBuf,
+    #[command(subcommand)]
+    command: Cmd,
 }
 
-fn main() {
-    let args = Args::parse();
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Enroll the device (creating it if the directory is empty), then check in once.
+    Enroll {
+        /// The server's base URL (https://host:port) or its discovery URL.
+        #[arg(long)]
+        server: String,
+        /// The user's e-mail address.
+        #[arg(long)]
+        user: String,
+        /// The enrollment secret.
+        #[arg(long)]
+        secret: String,
+        /// A CA certificate (PEM) to trust for the server, e.g. DATA_DIR/pki/ca.pem.
+        #[arg(long)]
+        ca: Vec<PathBuf>,
+        /// A device profile (JSON) for a new device.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// The computer name of a new device.
+        #[arg(long)]
+        device_name: Option<String>,
+        /// Use an ECDSA key instead of Windows' RSA-2048 (faster, for fleets).
+        #[arg(long)]
+        fast_keys: bool,
+        /// Authenticate management sessions with the MD5 digest, not the certificate.
+        #[arg(long)]
+        digest: bool,
+    },
+    /// Run in real time: check in on the poll schedule, until interrupted.
+    Run,
+    /// Check in now (the Company Portal's "Sync").
+    Sync,
+    /// Restart the IME service.
+    RestartIme,
+    /// Read and change the device's registry.
+    Registry {
+        #[command(subcommand)]
+        action: RegistryCmd,
+    },
+    /// Show enrollment, last session, IME version and installed programs (JSON).
+    Status,
+}
+
+#[derive(Subcommand, Debug)]
+enum RegistryCmd {
+    /// Print a value, or all of a key's values and subkeys.
+    Get {
+        /// Key path, e.g. HKLM\SOFTWARE\Microsoft\IntuneManagementExtension.
+        key: String,
+        /// Value name (omit for the whole key).
+        name: Option<String>,
+    },
+    /// Set a value.
+    Set {
+        /// Key path.
+        key: String,
+        /// Value name ("" for the default value).
+        name: String,
+        /// REG_SZ, REG_EXPAND_SZ, REG_MULTI_SZ, REG_DWORD, REG_QWORD or REG_BINARY.
+        #[arg(value_name = "TYPE")]
+        kind: String,
+        /// The data (decimal or 0x hex for numbers, hex for binary).
+        value: String,
+    },
+    /// Delete a value, or a key with everything under it.
+    Delete {
+        /// Key path.
+        key: String,
+        /// Value name (omit to delete the key).
+        name: Option<String>,
+    },
+    /// Export as a Windows Registry Editor 5.00 file.
+    Export {
+        /// The key to export (default: everything).
+        key: Option<String>,
+        /// Write UTF-16LE with a BOM to this file, as regedit does (default: print).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tenantless-agent: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tenantless-agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open(dir: &Path) -> Result<Agent, AgentError> {
+    if !Agent::exists(dir) {
+        return Err(AgentError::Config(format!(
+            "{} holds no device (run `tenantless-agent enroll` first)",
+            dir.display()
+        )));
+    }
+    Agent::open(dir)
+}
+
+fn seed() -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    seed[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    seed[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    seed
+}
+
+async fn run(cli: Cli) -> Result<(), AgentError> {
+    let dir = cli.device_dir;
+    match cli.command {
+        Cmd::Enroll {
+            server,
+            user,
+            secret,
+            ca,
+            profile,
+            device_name,
+            fast_keys,
+            digest,
+        } => {
+            let mut agent = if Agent::exists(&dir) {
+                Agent::open(&dir)?
+            } else {
+                let mut p: DeviceProfile = match profile {
+                    Some(path) => {
+                        let bytes = std::fs::read(&path)
+                            .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+                        serde_json::from_slice(&bytes)
+                            .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?
+                    }
+                    None => DeviceProfile::default(),
+                };
+                if let Some(name) = device_name {
+                    p.device_name = name;
+                }
+                p.fast_keys |= fast_keys;
+                p.user_principal_name = user.clone();
+                Agent::create(&dir, p, seed())?
+            };
+            let mut trusted = Vec::new();
+            for path in ca {
+                trusted.push(
+                    std::fs::read_to_string(&path)
+                        .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?,
+                );
+            }
+            let request = EnrollRequest {
+                server,
+                user,
+                secret,
+                trusted_ca_pem: trusted,
+                digest_only: digest,
+            };
+            agent.enroll(&request, system_now()).await?;
+            println!(
+                "enrolled {} ({})",
+                agent.device().profile.device_name,
+                agent.device().profile.device_id
+            );
+            report(agent.run_due(system_now()).await?);
+            Ok(())
+        }
+        Cmd::Run => run_forever(&dir).await,
+        Cmd::Sync => {
+            if runner_alive(&dir) {
+                std::fs::write(dir.join("sync.request"), b"")?;
+                println!("asked the running agent to check in");
+                return Ok(());
+            }
+            let mut agent = open(&dir)?;
+            report(agent.sync(system_now()).await?);
+            Ok(())
+        }
+        Cmd::RestartIme => {
+            let mut agent = open(&dir)?;
+            agent.restart_ime(system_now())?;
+            println!("IME service restarted");
+            Ok(())
+        }
+        Cmd::Registry { action } => registry(&dir, action),
+        Cmd::Status => {
+            let agent = open(&dir)?;
+            let text = serde_json::to_string_pretty(&agent.status())
+                .map_err(|e| AgentError::Config(e.to_string()))?;
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
+fn report(activities: Vec<agent::Activity>) {
+    for a in activities {
+        if let agent::Activity::Session(s) = a {
+            println!(
+                "session {}: {} message(s), {} command(s), {}",
+                s.session_id, s.messages, s.commands, s.outcome
+            );
+        }
+    }
+}
+
+fn registry(dir: &Path, action: RegistryCmd) -> Result<(), AgentError> {
+    let mut agent = open(dir)?;
+    let reg = &mut agent.device_mut().registry;
+    match action {
+        RegistryCmd::Get {
+            key,
+            name: Some(name),
+        } => {
+            let value = reg
+                .get(&key, &name)
+                .ok_or_else(|| AgentError::Config(format!("{key}\\{name}: no such value")))?;
+            println!("{}", value.to_text());
+            return Ok(());
+        }
+        RegistryCmd::Get { key, name: None } => {
+            if !reg.key_exists(&key) {
+                return Err(AgentError::Config(format!("{key}: no such key")));
+            }
+            for (name, value) in reg.values(&key) {
+                println!(
+                    "{:<32} {:<14} {}",
+                    if name.is_empty() { "(Default)" } else { &name },
+                    value.type_name(),
+                    value.to_text()
+                );
+            }
+            for sub in reg.subkeys(&key) {
+                println!("{sub}\\");
+            }
+            return Ok(());
+        }
+        RegistryCmd::Set {
+            key,
+            name,
+            kind,
+            value,
+        } => {
+            let value = RegValue::parse(&kind, &value).map_err(AgentError::Config)?;
+            if !reg.set(&key, &name, value) {
+                return Err(AgentError::Config(format!(
+                    "{key}: not under HKLM, HKU or HKCU"
+                )));
+            }
+        }
+        RegistryCmd::Delete { key, name } => {
+            let existed = match name {
+                Some(name) => reg.delete_value(&key, &name),
+                None => reg.delete_key(&key),
+            };
+            if !existed {
+                return Err(AgentError::Config(format!("{key}: nothing to delete")));
+            }
+        }
+        RegistryCmd::Export { key, out } => {
+            match out {
+                Some(path) => std::fs::write(&path, reg.export_reg_utf16(key.as_deref()))?,
+                None => print!("{}", reg.export_reg(key.as_deref()).replace("\r\n", "\n")),
+            }
+            return Ok(());
+        }
+    }
+    agent.save()
+}
+
+/// True when a `run` of this device is alive (its pid file names a live process).
+fn runner_alive(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("run.pid"))
+        .ok()
+        .and_then(|pid| pid.trim().parse::<u32>().ok())
+        .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+async fn run_forever(dir: &Path) -> Result<(), AgentError> {
+    let mut agent = open(dir)?;
+    std::fs::write(dir.join("run.pid"), std::process::id().to_string())?;
     println!(
-        "tenantless-agent: the device is not built yet (its state would live in {}).",
-        args.device_dir.display()
+        "running {} ({}); Ctrl-C to stop",
+        agent.device().profile.device_name,
+        agent.device().profile.device_id
     );
+    loop {
+        if dir.join("sync.request").exists() {
+            let _ = std::fs::remove_file(dir.join("sync.request"));
+            agent.request_sync();
+        }
+        let now = system_now();
+        if agent.next_due().is_some_and(|t| t <= now) {
+            match agent.run_due(now).await {
+                Ok(done) => report(done),
+                Err(e) => eprintln!("tenantless-agent: {e}"),
+            }
+        }
+        // Sleep until the next due moment, waking every second for sync requests.
+        let wait = agent
+            .next_due()
+            .map(|t| (t - system_now()).to_std().unwrap_or_default())
+            .unwrap_or(Duration::from_secs(60))
+            .min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    let _ = std::fs::remove_file(dir.join("run.pid"));
+    agent.save()
 }

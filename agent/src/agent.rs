@@ -1,0 +1,222 @@
+//! The agent as a library: one device, driven from outside. It says when it next
+//! wants to run ([`Agent::next_due`]) and runs what is due at a given time
+//! ([`Agent::run_due`]); nothing in it reads a clock. The real-time runner of
+//! `tenantless-agent run` and the testbed's world both drive it this way.
+
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use crate::csp::edam;
+use crate::device::programs::InstalledProgram;
+use crate::device::{self, Device, DeviceProfile};
+use crate::enroll::{self, EnrollRequest};
+use crate::error::AgentError;
+use crate::state::{AgentState, ImeService, MsiJob, SessionSummary};
+use crate::{ime, omadm};
+
+/// Something the agent did in [`Agent::run_due`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Activity {
+    /// A management session.
+    Session(SessionSummary),
+    /// EnterpriseDesktopAppManagement jobs moved on.
+    MsiJobs,
+}
+
+/// One simulated device and its agent.
+#[derive(Debug)]
+pub struct Agent {
+    device: Device,
+    state: AgentState,
+}
+
+/// What `tenantless-agent status` shows.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusReport {
+    /// Device id.
+    pub device_id: String,
+    /// Computer name.
+    pub device_name: String,
+    /// Enrolled, and where.
+    pub management_url: Option<String>,
+    /// Enrolled by.
+    pub user: Option<String>,
+    /// The last session.
+    pub last_session: Option<SessionSummary>,
+    /// When the next session is due.
+    pub next_poll: Option<DateTime<Utc>>,
+    /// The IME service.
+    pub ime: ImeService,
+    /// Installed programs.
+    pub installed_programs: Vec<InstalledProgram>,
+    /// MSI jobs of the EnterpriseDesktopAppManagement CSP.
+    pub msi_jobs: Vec<MsiJob>,
+}
+
+impl Agent {
+    /// Creates a device in `dir` from a profile (`seed` fills missing identity).
+    pub fn create(dir: &Path, profile: DeviceProfile, seed: [u8; 32]) -> Result<Agent, AgentError> {
+        let device = Device::create(dir, profile, seed)?;
+        let agent = Agent {
+            device,
+            state: AgentState::default(),
+        };
+        agent.save()?;
+        Ok(agent)
+    }
+
+    /// Opens the device kept in `dir`.
+    pub fn open(dir: &Path) -> Result<Agent, AgentError> {
+        let device = Device::open(dir)?;
+        let state = device::read_json(&dir.join("state.json")).unwrap_or_default();
+        Ok(Agent { device, state })
+    }
+
+    /// True when `dir` holds a device.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join("profile.json").exists()
+    }
+
+    /// The device model.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The device model, to change by hand (delete a registry key, uninstall ...).
+    pub fn device_mut(&mut self) -> &mut Device {
+        &mut self.device
+    }
+
+    /// The agent's state.
+    pub fn state(&self) -> &AgentState {
+        &self.state
+    }
+
+    /// Writes everything to the device directory.
+    pub fn save(&self) -> Result<(), AgentError> {
+        self.device.save()?;
+        device::write_json(&self.device.dir().join("state.json"), &self.state)?;
+        Ok(())
+    }
+
+    /// Enrolls (discovery, policy, certificate request); the first session is due at once.
+    pub async fn enroll(
+        &mut self,
+        request: &EnrollRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(), AgentError> {
+        enroll::enroll(&mut self.device, &mut self.state, request, now).await?;
+        self.save()
+    }
+
+    /// A push (or the user) asks for a session now.
+    pub fn request_sync(&mut self) {
+        self.state.sync_requested = true;
+    }
+
+    /// When the agent next wants to run: `None` if never (not enrolled). A time in the
+    /// past means "as soon as possible".
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.state.enrollment.as_ref()?;
+        let immediate = (self.state.sync_requested || !self.state.pending_alerts.is_empty())
+            .then_some(DateTime::<Utc>::MIN_UTC);
+        [immediate, self.state.next_poll, edam::next_due(&self.state)]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Runs everything due at `now`: MSI job steps, then a session if the schedule, a
+    /// sync request or a waiting alert calls for one, repeating while work falls due
+    /// (a completed install's alert goes out in a new session at once).
+    pub async fn run_due(&mut self, now: DateTime<Utc>) -> Result<Vec<Activity>, AgentError> {
+        if self.state.enrollment.is_none() {
+            return Err(AgentError::NotEnrolled);
+        }
+        let client = omadm::management_client(&self.state)?;
+        let mut done = Vec::new();
+        for _ in 0..16 {
+            let mut progressed = false;
+            if edam::next_due(&self.state).is_some_and(|t| t <= now)
+                && edam::run_due(&mut self.device, &mut self.state, &client, now).await
+            {
+                done.push(Activity::MsiJobs);
+                progressed = true;
+            }
+            let poll_due = self.state.next_poll.is_some_and(|t| t <= now);
+            if self.state.sync_requested || poll_due || !self.state.pending_alerts.is_empty() {
+                self.state.sync_requested = false;
+                match omadm::session(&mut self.device, &mut self.state, &client, now).await {
+                    Ok(summary) => {
+                        self.state.next_poll = Some(self.next_poll_after(now));
+                        done.push(Activity::Session(summary));
+                        progressed = true;
+                    }
+                    Err(e) => {
+                        self.state.next_poll = Some(now + Duration::minutes(1));
+                        self.save()?;
+                        return Err(e);
+                    }
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.save()?;
+        Ok(done)
+    }
+
+    /// A session now, and whatever else is due.
+    pub async fn sync(&mut self, now: DateTime<Utc>) -> Result<Vec<Activity>, AgentError> {
+        self.request_sync();
+        self.run_due(now).await
+    }
+
+    /// Restarts the IME service.
+    pub fn restart_ime(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
+        ime::restart(&mut self.device, &mut self.state, now)?;
+        self.save()
+    }
+
+    /// The poll schedule: the first set of sessions at the first interval, then the
+    /// second set, then the remaining interval for ever.
+    fn next_poll_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let Some(e) = &self.state.enrollment else {
+            return now + Duration::hours(8);
+        };
+        let p = &e.poll;
+        let n = self.state.sessions;
+        let minutes = if n <= p.number_of_first_retries && p.interval_for_first_set_of_retries > 0 {
+            p.interval_for_first_set_of_retries
+        } else if n <= p.number_of_first_retries + p.number_of_second_retries
+            && p.interval_for_second_set_of_retries > 0
+        {
+            p.interval_for_second_set_of_retries
+        } else if p.interval_for_remaining_scheduled_retries > 0 {
+            p.interval_for_remaining_scheduled_retries
+        } else {
+            480
+        };
+        now + Duration::minutes(i64::from(minutes))
+    }
+
+    /// What `status` shows.
+    pub fn status(&self) -> StatusReport {
+        let p = &self.device.profile;
+        StatusReport {
+            device_id: p.device_id.clone(),
+            device_name: p.device_name.clone(),
+            management_url: self.state.enrollment.as_ref().map(|e| e.addr.clone()),
+            user: self.state.enrollment.as_ref().map(|e| e.upn.clone()),
+            last_session: self.state.last_session.clone(),
+            next_poll: self.state.next_poll,
+            ime: self.state.ime.clone(),
+            installed_programs: self.device.installed_programs(),
+            msi_jobs: self.state.msi_jobs.values().cloned().collect(),
+        }
+    }
+}

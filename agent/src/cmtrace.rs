@@ -1,0 +1,150 @@
+//! CMTrace logs as the IME writes them: UTF-8 with a byte-order mark, one record per
+//! `<![LOG[...]LOG]!><time=... date=... component=... context="" type=N thread=N file="">`
+//! line, rolled over at a size limit to `<name>-YYYYMMDD-HHMMSS.log`.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::Path;
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+use crate::device::Drive;
+
+/// The IME's log folder.
+pub const LOG_DIR: &str = r"C:\ProgramData\Microsoft\IntuneManagementExtension\Logs";
+/// Default rollover size.
+pub const DEFAULT_MAX_BYTES: u64 = 2 * 1024 * 1024;
+
+/// A record's severity (`type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// 1.
+    Info = 1,
+    /// 2.
+    Warning = 2,
+    /// 3.
+    Error = 3,
+}
+
+/// One formatted CMTrace record (without line ending).
+pub fn format_line(
+    message: &str,
+    at: DateTime<Utc>,
+    component: &str,
+    severity: Severity,
+    thread: u32,
+) -> String {
+    format!(
+        "<![LOG[{message}]LOG]!><time=\"{:02}:{:02}:{:02}.{:07}\" date=\"{}-{}-{}\" component=\"{component}\" context=\"\" type=\"{}\" thread=\"{thread}\" file=\"\">",
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.nanosecond() / 100,
+        at.month(),
+        at.day(),
+        at.year(),
+        severity as u8,
+    )
+}
+
+/// Appends a record to `C:\ProgramData\Microsoft\IntuneManagementExtension\Logs\<file>`,
+/// rolling the file over first when it has reached `max_bytes`.
+pub fn append(
+    drive: &Drive,
+    file: &str,
+    line: &str,
+    at: DateTime<Utc>,
+    max_bytes: u64,
+) -> io::Result<()> {
+    let windows_path = format!(r"{LOG_DIR}\{file}");
+    drive.create_dir(LOG_DIR)?;
+    let Some(path) = drive.resolve(&windows_path) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "log path"));
+    };
+    if fs::metadata(&path).map(|m| m.len()).unwrap_or(0) >= max_bytes {
+        roll_over(&path, at)?;
+    }
+    let fresh = !path.exists();
+    let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+    if fresh {
+        f.write_all(b"\xEF\xBB\xBF")?;
+    }
+    f.write_all(line.as_bytes())?;
+    f.write_all(b"\r\n")
+}
+
+fn roll_over(path: &Path, at: DateTime<Utc>) -> io::Result<()> {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let rolled = path.with_file_name(format!("{stem}-{}.log", at.format("%Y%m%d-%H%M%S")));
+    fs::rename(path, rolled)
+}
+
+/// Reads a log's records back as messages (for tests and `status`).
+pub fn messages(drive: &Drive, file: &str) -> Vec<String> {
+    let bytes = drive
+        .read(&format!(r"{LOG_DIR}\{file}"))
+        .unwrap_or_default();
+    let text =
+        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
+    text.split("]LOG]!>")
+        .filter_map(|chunk| chunk.rsplit_once("<![LOG[").map(|(_, m)| m.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn lines_look_like_the_imes() {
+        let line = format_line(
+            "EMS Agent Started",
+            at("2026-03-04T05:06:07.1234567Z"),
+            "IntuneManagementExtension",
+            Severity::Info,
+            1,
+        );
+        assert_eq!(
+            line,
+            r#"<![LOG[EMS Agent Started]LOG]!><time="05:06:07.1234567" date="3-4-2026" component="IntuneManagementExtension" context="" type="1" thread="1" file="">"#
+        );
+    }
+
+    #[test]
+    fn files_start_with_a_bom_and_roll_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = Drive::open(dir.path().join("C")).unwrap();
+        let t = at("2026-11-24T10:00:00Z");
+        for n in 0..3 {
+            append(
+                &drive,
+                "IntuneManagementExtension.log",
+                &format_line(&format!("line {n}"), t, "x", Severity::Info, 1),
+                t,
+                200,
+            )
+            .unwrap();
+        }
+        let current = drive
+            .read(&format!(r"{LOG_DIR}\IntuneManagementExtension.log"))
+            .unwrap();
+        assert!(
+            current.starts_with(b"\xEF\xBB\xBF<![LOG[line 2]"),
+            "rolled over before the third line"
+        );
+        assert!(drive.exists(&format!(
+            r"{LOG_DIR}\IntuneManagementExtension-20261124-100000.log"
+        )));
+        assert_eq!(
+            messages(&drive, "IntuneManagementExtension.log"),
+            ["line 2"]
+        );
+    }
+}

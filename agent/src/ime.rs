@@ -1,0 +1,132 @@
+//! The Intune Management Extension on the device: installed when the
+//! EnterpriseDesktopAppManagement CSP installs its MSI, registered as the
+//! `IntuneManagementExtension` Windows service, started (and restarted on upgrade),
+//! logging to `IntuneManagementExtension.log` in CMTrace format.
+
+use chrono::{DateTime, Utc};
+use syncml::sim_msi::SimulatedMsi;
+
+use crate::cmtrace::{self, Severity};
+use crate::device::{Device, RegValue};
+use crate::error::AgentError;
+use crate::state::AgentState;
+
+/// The IME MSI's product name: how the device recognises it.
+pub const PRODUCT_NAME: &str = "Microsoft Intune Management Extension";
+/// The service's registry key.
+pub const SERVICE_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\IntuneManagementExtension";
+/// The IME's program folder.
+pub const PROGRAM_DIR: &str = r"C:\Program Files (x86)\Microsoft Intune Management Extension";
+/// The main log.
+pub const LOG: &str = "IntuneManagementExtension.log";
+
+/// Writes a line to one of the IME's logs.
+pub fn log(
+    device: &Device,
+    file: &str,
+    component: &str,
+    message: &str,
+    severity: Severity,
+    now: DateTime<Utc>,
+) {
+    let line = cmtrace::format_line(message, now, component, severity, 1);
+    if let Err(e) = cmtrace::append(&device.drive, file, &line, now, cmtrace::DEFAULT_MAX_BYTES) {
+        tracing::warn!("cannot write {file}: {e}");
+    }
+}
+
+/// Called for every MSI the CSP installs: the IME's installs (and upgrades) the
+/// service and (re)starts it.
+pub fn on_msi_installed(
+    device: &mut Device,
+    state: &mut AgentState,
+    msi: &SimulatedMsi,
+    now: DateTime<Utc>,
+) {
+    if msi.product_name != PRODUCT_NAME {
+        return;
+    }
+    if state.ime.running {
+        stop(device, state, now);
+    }
+    state.ime.installed = true;
+    state.ime.version = msi.product_version.clone();
+    let r = &mut device.registry;
+    r.set(
+        SERVICE_KEY,
+        "DisplayName",
+        RegValue::Sz(PRODUCT_NAME.into()),
+    );
+    r.set(
+        SERVICE_KEY,
+        "ImagePath",
+        RegValue::ExpandSz(format!(
+            "\"{PROGRAM_DIR}\\Microsoft.Management.Services.IntuneWindowsAgent.exe\""
+        )),
+    );
+    r.set(SERVICE_KEY, "Start", RegValue::Dword(2));
+    r.set(SERVICE_KEY, "Type", RegValue::Dword(16));
+    r.set(
+        SERVICE_KEY,
+        "ObjectName",
+        RegValue::Sz("LocalSystem".into()),
+    );
+    start(device, state, now);
+}
+
+/// Starts the service.
+pub fn start(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
+    state.ime.running = true;
+    state.ime.started_at = Some(now);
+    log(
+        device,
+        LOG,
+        "IntuneManagementExtension",
+        "EMS Agent Started",
+        Severity::Info,
+        now,
+    );
+    let version = format!(
+        "[Agent] Intune Management Extension version {}",
+        state.ime.version
+    );
+    log(
+        device,
+        LOG,
+        "IntuneManagementExtension",
+        &version,
+        Severity::Info,
+        now,
+    );
+}
+
+/// Stops the service.
+pub fn stop(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
+    state.ime.running = false;
+    log(
+        device,
+        LOG,
+        "IntuneManagementExtension",
+        "EMS Agent Stopped",
+        Severity::Info,
+        now,
+    );
+}
+
+/// Restarts the service (`Restart-Service IntuneManagementExtension`).
+pub fn restart(
+    device: &mut Device,
+    state: &mut AgentState,
+    now: DateTime<Utc>,
+) -> Result<(), AgentError> {
+    if !state.ime.installed {
+        return Err(AgentError::Config(
+            "the IME is not installed on this device".into(),
+        ));
+    }
+    if state.ime.running {
+        stop(device, state, now);
+    }
+    start(device, state, now);
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! What the agent itself remembers (beside the device model): its enrollment, session
+//! counter and schedule, the generic DM tree nodes, EnterpriseDesktopAppManagement
+//! jobs, alerts waiting to be sent and the IME service. Kept in `state.json`.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use syncml::msi_job::MsiInstallJob;
+
+/// The agent's own state.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentState {
+    /// Set once enrolled.
+    pub enrollment: Option<Enrollment>,
+    /// Management sessions started since enrollment.
+    pub sessions: u32,
+    /// When the poll schedule wants the next session.
+    pub next_poll: Option<DateTime<Utc>>,
+    /// A push or a user asked for a session now.
+    pub sync_requested: bool,
+    /// The last session's summary.
+    pub last_session: Option<SessionSummary>,
+    /// Generic DM tree nodes by URI.
+    pub nodes: BTreeMap<String, Node>,
+    /// EnterpriseDesktopAppManagement MSI jobs by product id (upper case, braces).
+    pub msi_jobs: BTreeMap<String, MsiJob>,
+    /// Alerts to send at the next session.
+    pub pending_alerts: Vec<PendingAlert>,
+    /// The IME service.
+    pub ime: ImeService,
+}
+
+/// What enrollment provisioned.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Enrollment {
+    /// The enrollment's id (the `Enrollments\<guid>` key).
+    pub id: String,
+    /// The discovery URL enrolled against.
+    pub discovery_url: String,
+    /// The management URL (provisioning ADDR).
+    pub addr: String,
+    /// The provider id.
+    pub provider_id: String,
+    /// CAs to trust for the server, PEM (the one given at enrollment and the
+    /// provisioned root).
+    pub trusted_ca_pem: Vec<String>,
+    /// The client certificate, base64 DER.
+    pub cert_b64: String,
+    /// Its private key, base64 PKCS#8.
+    pub key_b64: String,
+    /// Its thumbprint.
+    pub thumbprint: String,
+    /// APPAUTH CLIENT name, secret and current nonce (base64).
+    pub client_name: String,
+    /// APPAUTH CLIENT secret.
+    pub client_secret: String,
+    /// The nonce the next digest uses.
+    pub client_nonce: String,
+    /// Poll schedule.
+    pub poll: syncml::provisioning::PollSettings,
+    /// The user who enrolled.
+    pub upn: String,
+    /// When.
+    pub enrolled_at: DateTime<Utc>,
+    /// Use the digest instead of the client certificate on management sessions.
+    pub digest_only: bool,
+}
+
+/// A finished management session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionSummary {
+    /// When it started.
+    pub at: DateTime<Utc>,
+    /// The SessionID.
+    pub session_id: String,
+    /// Messages the device sent.
+    pub messages: u32,
+    /// Commands the server sent.
+    pub commands: u32,
+    /// `completed`, or what went wrong.
+    pub outcome: String,
+}
+
+/// A generic DM tree node.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Node {
+    /// Meta Format (`chr`, `int`, `node`, ...).
+    pub format: String,
+    /// Meta Type.
+    pub type_: String,
+    /// The value (empty for interior nodes).
+    pub data: String,
+}
+
+/// An MSI job of the EnterpriseDesktopAppManagement CSP.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct MsiJob {
+    /// `{ProductID}`, upper case with braces.
+    pub product_id: String,
+    /// `Device` or `User`.
+    pub scope: String,
+    /// The DownloadInstall URI as the server addressed it (for the completion alert).
+    pub uri: String,
+    /// The job, once Exec delivered one.
+    pub job: Option<MsiInstallJob>,
+    /// Status: 10, 20, 25, 30, 40, 48, 50, 55, 60, 70.
+    pub status: u32,
+    /// LastError (HRESULT or exit code).
+    pub last_error: i64,
+    /// LastErrorDesc.
+    pub last_error_desc: String,
+    /// Download attempts so far.
+    pub download_attempts: u32,
+    /// Install attempts so far.
+    pub install_attempts: u32,
+    /// When the next step is due.
+    pub next_attempt: Option<DateTime<Utc>>,
+    /// The URL being downloaded.
+    pub current_url: String,
+    /// Where the downloaded MSI is (Windows path).
+    pub download_path: String,
+    /// Installed product's name, publisher, version, date.
+    pub name: String,
+    /// Publisher.
+    pub publisher: String,
+    /// Version.
+    pub version: String,
+    /// InstallDate (YYYYMMDD).
+    pub install_date: String,
+}
+
+/// An alert to send in the next session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingAlert {
+    /// Alert code (1226 generic).
+    pub code: String,
+    /// Item Source LocURI.
+    pub source: String,
+    /// Meta Type.
+    pub type_: String,
+    /// Meta Format.
+    pub format: String,
+    /// Meta Mark.
+    pub mark: String,
+    /// Data.
+    pub data: String,
+}
+
+/// The IME Windows service.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ImeService {
+    /// Installed by its MSI.
+    pub installed: bool,
+    /// The installed version.
+    pub version: String,
+    /// Running.
+    pub running: bool,
+    /// When it last started.
+    pub started_at: Option<DateTime<Utc>>,
+}
