@@ -74,6 +74,25 @@ pub fn on_msi_installed(
     start(device, state, now);
 }
 
+/// Called for every MSI the CSP uninstalls: removing the IME's stops and removes the
+/// service.
+pub fn on_msi_removed(
+    device: &mut Device,
+    state: &mut AgentState,
+    product_name: &str,
+    now: DateTime<Utc>,
+) {
+    if product_name != PRODUCT_NAME {
+        return;
+    }
+    if state.ime.running {
+        stop(device, state, now);
+    }
+    state.ime.installed = false;
+    state.ime.version.clear();
+    device.registry.delete_key(SERVICE_KEY);
+}
+
 /// Starts the service.
 pub fn start(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
     state.ime.running = true;

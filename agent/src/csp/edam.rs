@@ -297,7 +297,22 @@ pub fn delete(ctx: &mut Ctx, scope: &str, rest: &str) -> StatusCode {
     if !leaf.is_empty() {
         return StatusCode::CommandNotAllowed;
     }
+    let name = ctx
+        .device
+        .installer
+        .packages
+        .iter()
+        .find(|(k, _)| k.to_uppercase() == id)
+        .map(|(_, m)| m.product_name.clone());
     let outcome = ctx.device.msi_uninstall(&id, r"C:\Windows\Temp");
+    if outcome.removed.is_some() {
+        crate::ime::on_msi_removed(
+            ctx.device,
+            ctx.state,
+            name.as_deref().unwrap_or_default(),
+            ctx.now,
+        );
+    }
     let job = ctx.state.msi_jobs.remove(&job_key(scope, &id));
     if let Some(job) = &job {
         let key = registry_key(ctx.device, job);
