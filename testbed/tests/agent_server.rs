@@ -405,6 +405,30 @@ async fn the_ime_arrives_by_enterprise_desktop_app_management_and_upgrades() {
         .await;
     assert_eq!(device["tenantless"]["imeVersion"], "1.95.0.0");
     assert_eq!(device["tenantless"]["imeState"], "installed");
+
+    // Delete of the product uninstalls it, and the service goes with it.
+    let product = format!(
+        "./Device/Vendor/MSFT/EnterpriseDesktopAppManagement/MSI/{}",
+        IME_PRODUCT.replace('{', "%7B").replace('}', "%7D")
+    );
+    let delete = env
+        .queue(
+            &a,
+            json!({ "verb": "Delete", "items": [{ "target": product }] }),
+        )
+        .await;
+    a.sync(env.advance(Duration::minutes(1))).await.unwrap();
+    assert_eq!(env.command(&a, delete).await["status"], 200);
+    assert!(a.device().installed_programs().is_empty());
+    assert!(!a.state().ime.installed && !a.state().ime.running);
+    assert!(!a
+        .device()
+        .registry
+        .key_exists(r"HKLM\SYSTEM\CurrentControlSet\Services\IntuneManagementExtension"));
+    assert!(
+        !a.device().registry.key_exists(&edam),
+        "the CSP's record is gone"
+    );
     env.server.stop().await;
 }
 
