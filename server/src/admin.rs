@@ -14,9 +14,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use syncml::dm::{Command, Container, Data, Item, ItemCommand, Meta};
 
-use crate::journal::Entry;
+use crate::journal::{Entry, Expectation, Filter};
 use crate::state::Shared;
-use crate::storage::{CommandRow, Device, JournalQuery, StoreError};
+use crate::storage::{CommandRow, Device, StoreError};
 
 /// A problem+json error.
 #[derive(Debug)]
@@ -94,12 +94,16 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/tenantless/ime", get(get_ime).put(put_ime))
         .route("/testbed/events", get(events))
+        .route("/testbed/events/count", get(count_events))
+        .route("/testbed/verify", post(verify))
+        .route("/testbed/reset", post(reset))
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer));
     Router::new()
         .route(
             "/testbed/health",
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
+        .route("/testbed/ready", get(ready))
         .merge(guarded)
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such resource") })
         .with_state(state)
@@ -401,22 +405,93 @@ struct EventsQuery {
     kind: Option<String>,
     since: Option<String>,
     until: Option<String>,
-    limit: Option<i64>,
+    app: Option<String>,
+    policy: Option<String>,
+    state: Option<String>,
+    /// A whole filter as JSON (combined with the other parameters).
+    filter: Option<String>,
+    limit: Option<usize>,
+}
+
+impl EventsQuery {
+    /// The filter, and a sequence number to start after when `since` is one.
+    fn filter(&self) -> Result<(Filter, Option<i64>), Problem> {
+        let mut f: Filter = match &self.filter {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("filter: {e}")))?,
+            None => Filter::default(),
+        };
+        let or = |a: &Option<String>, b: Option<String>| a.clone().or(b);
+        f.device = or(&self.device, f.device).map(|d| d.to_uppercase());
+        f.kind = or(&self.kind, f.kind);
+        f.until = or(&self.until, f.until);
+        f.app = or(&self.app, f.app);
+        f.policy = or(&self.policy, f.policy);
+        f.state = or(&self.state, f.state);
+        let mut after = None;
+        match &self.since {
+            Some(s) if s.parse::<i64>().is_ok() => after = s.parse().ok(),
+            Some(s) => f.since = Some(s.clone()),
+            None => {}
+        }
+        Ok((f, after))
+    }
 }
 
 async fn events(State(state): State<Shared>, Query(q): Query<EventsQuery>) -> ApiResult {
-    let mut query = JournalQuery {
-        device: q.device.map(|d| d.to_uppercase()),
-        kind: q.kind,
-        until_time: q.until,
-        limit: q.limit.unwrap_or(1000),
-        ..JournalQuery::default()
-    };
-    match q.since {
-        Some(s) if s.parse::<i64>().is_ok() => query.after_seq = s.parse().ok(),
-        Some(s) => query.since_time = Some(s),
-        None => {}
+    let (filter, after) = q.filter()?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let mut entries: Vec<Entry> = state.journal.select(&filter, usize::MAX).await?;
+    if let Some(after) = after {
+        entries.retain(|e| e.seq > after);
     }
-    let entries: Vec<Entry> = state.journal.query(&query).await?;
+    entries.truncate(limit);
     Ok(Json(json!({ "value": entries })))
+}
+
+async fn count_events(State(state): State<Shared>, Query(q): Query<EventsQuery>) -> ApiResult {
+    let (filter, after) = q.filter()?;
+    let count = match after {
+        None => state.journal.count(&filter).await?,
+        Some(after) => state
+            .journal
+            .select(&filter, usize::MAX)
+            .await?
+            .iter()
+            .filter(|e| e.seq > after)
+            .count(),
+    };
+    Ok(Json(json!({ "count": count })))
+}
+
+/// `POST /testbed/verify`: `{"filter": {...}, "expect": {"atLeast": 1}}`.
+#[derive(Debug, Deserialize)]
+struct VerifyRequest {
+    #[serde(default)]
+    filter: Filter,
+    expect: Expectation,
+}
+
+async fn verify(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResult {
+    let req: VerifyRequest = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("verification: {e}")))?;
+    let outcome = state.journal.verify(&req.filter, &req.expect).await?;
+    Ok(Json(serde_json::to_value(outcome).unwrap_or(Value::Null)))
+}
+
+async fn reset(State(state): State<Shared>) -> ApiResult {
+    state.journal.reset().await?;
+    Ok(Json(json!({ "reset": true })))
+}
+
+async fn ready(State(state): State<Shared>) -> Response {
+    if state.store.ping().await {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database does not answer",
+        )
+        .into_response()
+    }
 }

@@ -500,6 +500,23 @@ impl Store {
         rows.iter().map(JournalRow::from_row).collect()
     }
 
+    /// Deletes every journal event.
+    #[tracing::instrument(skip_all)]
+    pub async fn clear_journal(&self) -> Result<()> {
+        sqlx::query("DELETE FROM journal")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// True when the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .is_ok()
+    }
+
     // ---- settings ----
 
     /// A stored setting.

@@ -10,6 +10,10 @@ use serde_json::Value;
 use crate::clock::{self, Clock};
 use crate::storage::{JournalQuery, JournalRow, Store, StoreError};
 
+pub mod filter;
+
+pub use filter::{Expectation, Filter, NearMiss, Verification};
+
 /// What happened. The variant's snake_case name is the event's `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(
@@ -226,5 +230,64 @@ impl Journal {
             .into_iter()
             .map(Entry::from)
             .collect())
+    }
+
+    /// Calls `visit` for every event the database selects for `filter` (device, kind,
+    /// time), oldest first, a page at a time so memory stays bounded.
+    async fn scan(&self, filter: &Filter, mut visit: impl FnMut(Entry)) -> Result<(), StoreError> {
+        const PAGE: i64 = 2000;
+        let mut q = filter.query(PAGE);
+        loop {
+            let rows = self.store.journal(&q).await?;
+            let n = rows.len() as i64;
+            for row in rows {
+                q.after_seq = Some(row.seq);
+                visit(Entry::from(row));
+            }
+            if n < PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Events matching `filter`, oldest first, at most `limit`.
+    pub async fn select(&self, filter: &Filter, limit: usize) -> Result<Vec<Entry>, StoreError> {
+        let mut out = Vec::new();
+        self.scan(filter, |e| {
+            if out.len() < limit && filter.matches(&e) {
+                out.push(e);
+            }
+        })
+        .await?;
+        Ok(out)
+    }
+
+    /// How many events match `filter`.
+    pub async fn count(&self, filter: &Filter) -> Result<usize, StoreError> {
+        let mut n = 0;
+        self.scan(filter, |e| n += usize::from(filter.matches(&e)))
+            .await?;
+        Ok(n)
+    }
+
+    /// Checks an expectation; a failure names the closest events (among the same
+    /// device's events, or all when the filter names no device).
+    pub async fn verify(
+        &self,
+        filter: &Filter,
+        expectation: &Expectation,
+    ) -> Result<Verification, StoreError> {
+        let scope = Filter {
+            device: filter.device.clone(),
+            ..Filter::default()
+        };
+        let mut events = Vec::new();
+        self.scan(&scope, |e| events.push(e)).await?;
+        Ok(Verification::check(filter, expectation, &events))
+    }
+
+    /// Forgets every event (the testbed's reset).
+    pub async fn reset(&self) -> Result<(), StoreError> {
+        self.store.clear_journal().await
     }
 }
