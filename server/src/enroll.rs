@@ -453,11 +453,13 @@ async fn enroll_inner(
             data: device.server_nonce.clone(),
         },
         entdmid: device_id.clone(),
+        // Intune's cadence: every 3 minutes for 15 minutes, every 15 minutes for two
+        // hours, then every 8 hours.
         poll: PollSettings {
-            number_of_first_retries: 8,
-            interval_for_first_set_of_retries: 15,
-            number_of_second_retries: 5,
-            interval_for_second_set_of_retries: 3,
+            number_of_first_retries: 5,
+            interval_for_first_set_of_retries: 3,
+            number_of_second_retries: 8,
+            interval_for_second_set_of_retries: 15,
             number_of_remaining_scheduled_retries: 0,
             interval_for_remaining_scheduled_retries: 480,
             poll_on_login: true,

@@ -1,9 +1,10 @@
-//! The world: a Tenantless server and N simulated devices on one clock, with scenarios,
-//! journal queries and verification, and reports.
+//! The world: a Tenantless server and N simulated devices on one clock, with journal
+//! queries and verification, scenarios and reports.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod demo;
-pub mod report;
-pub mod scenario;
 pub mod world;
+
+pub use server::journal::{Expectation, Filter, Verification};
+pub use world::{World, WorldError, WorldOptions};

@@ -1,1 +1,340 @@
-//! The world clock and everything it drives.
+//! The world: one Tenantless server and any number of simulated devices in one process,
+//! on one clock that moves only when the world moves it. [`World::advance`] jumps from
+//! one due moment to the next (check-ins, retries, schedules), running everything due
+//! in a fixed order, so a week of a fleet runs in seconds and the same seed gives the
+//! same journal.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use agent::device::DeviceProfile;
+use agent::{Activity, Agent, AgentError, EnrollRequest};
+use chrono::{DateTime, Duration, Utc};
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use server::clock::{Clock, ManualClock};
+use server::journal::{Entry, Expectation, Filter, Journal, Verification};
+use server::storage::StoreError;
+
+/// Why the world could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldError {
+    /// The server would not start.
+    #[error("server: {0}")]
+    Server(#[from] server::StartError),
+    /// A device failed.
+    #[error("device {device}: {source}")]
+    Device {
+        /// The device's name.
+        device: String,
+        /// What went wrong.
+        source: AgentError,
+    },
+    /// The journal could not be read.
+    #[error("journal: {0}")]
+    Journal(#[from] StoreError),
+    /// No such device.
+    #[error("no device named {0}")]
+    NoDevice(String),
+    /// The world's folder.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// How to build a world.
+#[derive(Debug, Clone)]
+pub struct WorldOptions {
+    /// Seed for every random choice (server nonces, device identities).
+    pub seed: u64,
+    /// World time at the start.
+    pub start: DateTime<Utc>,
+    /// Where the server's data and the devices live; a temporary folder if `None`.
+    pub dir: Option<PathBuf>,
+    /// ECDSA device keys instead of RSA-2048 (much faster for fleets).
+    pub fast_keys: bool,
+}
+
+impl Default for WorldOptions {
+    fn default() -> Self {
+        WorldOptions {
+            seed: 1,
+            start: server::clock::parse("2026-11-24T09:00:00Z").unwrap_or_default(),
+            dir: None,
+            fast_keys: true,
+        }
+    }
+}
+
+/// A server and its devices on one clock.
+pub struct World {
+    server: server::RunningServer,
+    clock: Arc<ManualClock>,
+    devices: BTreeMap<String, Agent>,
+    rng: ChaCha8Rng,
+    dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    fast_keys: bool,
+    /// Errors devices met while the world ran (a device that cannot reach the server
+    /// tries again later, as a real one does).
+    pub device_errors: Vec<(DateTime<Utc>, String, String)>,
+}
+
+/// The enrollment secret inside a world.
+pub const ENROLL_SECRET: &str = "tenantless";
+/// The admin token inside a world.
+pub const ADMIN_TOKEN: &str = "tenantless-admin";
+
+impl World {
+    /// Starts the server of a new world.
+    pub async fn start(options: WorldOptions) -> Result<World, WorldError> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (dir, temp) = match options.dir {
+            Some(d) => {
+                std::fs::create_dir_all(&d)?;
+                (d, None)
+            }
+            None => {
+                let t = tempfile::tempdir()?;
+                (t.path().to_owned(), Some(t))
+            }
+        };
+        let clock = Arc::new(ManualClock::new(options.start));
+        let mut config = server::Config::for_tests(dir.join("server"));
+        config.enroll_secret = ENROLL_SECRET.into();
+        config.admin_token = ADMIN_TOKEN.into();
+        config.seed = Some(options.seed);
+        let server = server::start(config, clock.clone()).await?;
+        Ok(World {
+            server,
+            clock,
+            devices: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(options.seed),
+            dir,
+            _temp: temp,
+            fast_keys: options.fast_keys,
+            device_errors: Vec::new(),
+        })
+    }
+
+    /// World time.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The server.
+    pub fn server(&self) -> &server::RunningServer {
+        &self.server
+    }
+
+    /// The world's folder (server data in `server/`, devices in `devices/<name>`).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates a device and enrolls it now; its first session is due at once.
+    pub async fn add_device(
+        &mut self,
+        name: &str,
+        mut profile: DeviceProfile,
+    ) -> Result<&mut Agent, WorldError> {
+        let dir = self.dir.join("devices").join(name);
+        if profile.device_name.is_empty() {
+            profile.device_name = name.to_owned();
+        }
+        profile.fast_keys |= self.fast_keys;
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let failed = |source| WorldError::Device {
+            device: name.to_owned(),
+            source,
+        };
+        let mut agent = Agent::create(&dir, profile, seed).map_err(failed)?;
+        let request = EnrollRequest {
+            server: self.server.base_url.clone(),
+            user: agent.device().profile.user_principal_name.clone(),
+            secret: ENROLL_SECRET.into(),
+            trusted_ca_pem: vec![self.server.ca_pem().to_owned()],
+            digest_only: false,
+        };
+        agent.enroll(&request, self.now()).await.map_err(failed)?;
+        Ok(self.devices.entry(name.to_owned()).or_insert(agent))
+    }
+
+    /// A device by name.
+    pub fn device(&self, name: &str) -> Result<&Agent, WorldError> {
+        self.devices
+            .get(name)
+            .ok_or_else(|| WorldError::NoDevice(name.into()))
+    }
+
+    /// A device by name, to change by hand.
+    pub fn device_mut(&mut self, name: &str) -> Result<&mut Agent, WorldError> {
+        self.devices
+            .get_mut(name)
+            .ok_or_else(|| WorldError::NoDevice(name.into()))
+    }
+
+    /// The devices' names, in order.
+    pub fn device_names(&self) -> Vec<String> {
+        self.devices.keys().cloned().collect()
+    }
+
+    /// A device's id.
+    pub fn device_id(&self, name: &str) -> Result<String, WorldError> {
+        Ok(self.device(name)?.device().profile.device_id.clone())
+    }
+
+    /// Runs everything due now.
+    pub async fn settle(&mut self) -> Vec<(String, Activity)> {
+        self.advance(Duration::zero()).await
+    }
+
+    /// Moves time forward by `by`, stopping at every moment something is due and
+    /// running it (devices in name order). Returns what happened.
+    pub async fn advance(&mut self, by: Duration) -> Vec<(String, Activity)> {
+        let target = self.now() + by;
+        let mut done = Vec::new();
+        let mut rounds_at_same_time = 0;
+        let mut last_at = None;
+        loop {
+            let Some(next) = self.devices.values().filter_map(Agent::next_due).min() else {
+                break;
+            };
+            if next > target {
+                break;
+            }
+            let at = next.max(self.now());
+            if last_at == Some(at) {
+                rounds_at_same_time += 1;
+                if rounds_at_same_time > 8 {
+                    break; // nothing can make progress at this moment
+                }
+            } else {
+                rounds_at_same_time = 0;
+                last_at = Some(at);
+            }
+            self.clock.set(at);
+            for (name, agent) in self.devices.iter_mut() {
+                if !agent.next_due().is_some_and(|t| t <= at) {
+                    continue;
+                }
+                match agent.run_due(at).await {
+                    Ok(activities) => {
+                        done.extend(activities.into_iter().map(|a| (name.clone(), a)))
+                    }
+                    Err(e) => self.device_errors.push((at, name.clone(), e.to_string())),
+                }
+            }
+        }
+        if target > self.now() {
+            self.clock.set(target);
+        }
+        done
+    }
+
+    /// A push: the device checks in now.
+    pub async fn sync(&mut self, name: &str) -> Result<Vec<Activity>, WorldError> {
+        let now = self.now();
+        let agent = self.device_mut(name)?;
+        agent.sync(now).await.map_err(|source| WorldError::Device {
+            device: name.into(),
+            source,
+        })
+    }
+
+    /// Marks a device as needing the IME (the server queues its installation).
+    pub async fn require_ime(&mut self, name: &str) -> Result<bool, WorldError> {
+        let id = self.device_id(name)?;
+        Ok(server::ime::require(&self.server.state, &id).await?)
+    }
+
+    /// Queues an OMA-DM command for a device.
+    pub async fn queue(
+        &mut self,
+        name: &str,
+        command: &syncml::dm::Command,
+    ) -> Result<i64, WorldError> {
+        let id = self.device_id(name)?;
+        Ok(server::omadm::queue(&self.server.state, &id, command, "admin", None).await?)
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> JournalView<'_> {
+        JournalView {
+            journal: &self.server.state.journal,
+        }
+    }
+
+    /// The journal as (time, device, kind, payload), with what legitimately differs
+    /// between two runs of the same seed masked: the server's port (inside raw
+    /// messages and URLs) and certificate thumbprints (keys are fresh each run). Two
+    /// runs with the same seed and steps give equal fingerprints.
+    pub async fn fingerprint(
+        &self,
+    ) -> Result<Vec<(String, String, String, serde_json::Value)>, StoreError> {
+        let base = self.server.base_url.clone();
+        let events = self.journal().all().events().await?;
+        Ok(events
+            .into_iter()
+            .map(|mut e| {
+                if let Some(t) = e.payload.get_mut("thumbprint") {
+                    *t = serde_json::Value::String("(thumbprint)".into());
+                }
+                let payload = serde_json::to_string(&e.payload)
+                    .unwrap_or_default()
+                    .replace(&base, "https://tenantless");
+                let payload = serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null);
+                (e.at, e.device, e.kind, payload)
+            })
+            .collect())
+    }
+
+    /// Stops the server.
+    pub async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+/// The journal as the world's Rust API reads it.
+pub struct JournalView<'a> {
+    journal: &'a Journal,
+}
+
+impl<'a> JournalView<'a> {
+    /// Events matching a filter.
+    pub fn filter(&self, filter: Filter) -> Selection<'a> {
+        Selection {
+            journal: self.journal,
+            filter,
+        }
+    }
+
+    /// Every event.
+    pub fn all(&self) -> Selection<'a> {
+        self.filter(Filter::default())
+    }
+}
+
+/// A filtered view of the journal.
+pub struct Selection<'a> {
+    journal: &'a Journal,
+    filter: Filter,
+}
+
+impl Selection<'_> {
+    /// How many events match.
+    pub async fn count(&self) -> Result<usize, StoreError> {
+        self.journal.count(&self.filter).await
+    }
+
+    /// The matching events, oldest first.
+    pub async fn events(&self) -> Result<Vec<Entry>, StoreError> {
+        self.journal.select(&self.filter, usize::MAX).await
+    }
+
+    /// Checks an expectation (with near-miss diagnostics when it fails).
+    pub async fn verify(&self, expectation: Expectation) -> Result<Verification, StoreError> {
+        self.journal.verify(&self.filter, &expectation).await
+    }
+}

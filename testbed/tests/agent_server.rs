@@ -174,8 +174,8 @@ async fn enroll_then_first_session_records_the_device() {
         reg.get_text(&key, "UPN").as_deref(),
         Some("alice@contoso.com")
     );
-    // Next poll follows the provisioned schedule (first set: every 15 minutes).
-    assert_eq!(a.next_due(), Some(env.now() + Duration::minutes(15)));
+    // Next poll follows the provisioned schedule (first set: every 3 minutes).
+    assert_eq!(a.next_due(), Some(env.now() + Duration::minutes(3)));
     assert!(
         a.run_due(env.now()).await.unwrap().is_empty(),
         "nothing due yet"
@@ -464,7 +464,7 @@ async fn a_download_with_the_wrong_hash_ends_at_status_30() {
         "pending download retry"
     );
     assert_eq!(
-        a.next_due(),
+        a.state().msi_jobs[product].next_attempt,
         Some(start + Duration::minutes(5)),
         "RetryInterval honoured"
     );

@@ -1,1 +1,0 @@
-//! Scenario files: devices, apps, steps and expectations.

@@ -1,0 +1,125 @@
+//! The world clock: time moves only when the world moves it, everything due runs in
+//! order, and the same seed gives the same journal.
+
+use chrono::Duration;
+use testbed::{Expectation, Filter, World, WorldOptions};
+
+async fn world(seed: u64) -> World {
+    World::start(WorldOptions {
+        seed,
+        ..WorldOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_virtual_day_follows_the_poll_schedule() {
+    let mut w = world(1).await;
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.add_device("LAB-02", Default::default()).await.unwrap();
+    let start = w.now();
+    w.advance(Duration::hours(24)).await;
+    assert_eq!(w.now(), start + Duration::hours(24));
+    // After sessions 1-5 the next comes in 3 min, after 6-13 in 15 min, then in 8 h:
+    // sessions at 0, 3, 6, 9, 12, 15, 30, ..., 135 (14 so far), then 10:15 and 18:15.
+    for name in ["LAB-01", "LAB-02"] {
+        let id = w.device_id(name).unwrap();
+        let sessions = w
+            .journal()
+            .filter(Filter::kind("session_started").device(&id))
+            .count()
+            .await
+            .unwrap();
+        assert_eq!(sessions, 16, "{name}");
+    }
+    let last = w
+        .journal()
+        .filter(Filter::kind("session_started"))
+        .events()
+        .await
+        .unwrap();
+    assert_eq!(last.last().unwrap().at, "2026-11-25T03:15:00.000Z");
+    assert!(w.device_errors.is_empty(), "{:?}", w.device_errors);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_ime_reaches_a_device_at_its_next_check_in() {
+    let mut w = world(2).await;
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.settle().await;
+    w.advance(Duration::minutes(20)).await;
+    assert!(w.require_ime("LAB-01").await.unwrap());
+    let asked = w.now();
+    w.advance(Duration::hours(1)).await;
+    let id = w.device_id("LAB-01").unwrap();
+    let installed = Filter::kind("ime_install")
+        .device(&id)
+        .field("state", "installed");
+    let v = w
+        .journal()
+        .filter(installed.clone())
+        .verify(Expectation::Exactly(1))
+        .await
+        .unwrap();
+    assert!(v.ok, "{}", v.message);
+    let at = &w.journal().filter(installed).events().await.unwrap()[0].at;
+    let at = server::clock::parse(at).unwrap();
+    assert!(
+        at > asked && at <= asked + Duration::minutes(15),
+        "at the next 15-minute check-in, not before"
+    );
+    assert!(w.device("LAB-01").unwrap().state().ime.running);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_expectation_fails_with_the_closest_events() {
+    let mut w = world(3).await;
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.settle().await;
+    let id = w.device_id("LAB-01").unwrap();
+    let v = w
+        .journal()
+        .filter(
+            Filter::kind("session_ended")
+                .device(&id)
+                .field("outcome", "aborted"),
+        )
+        .verify(Expectation::AtLeast(1))
+        .await
+        .unwrap();
+    assert!(!v.ok);
+    assert_eq!(v.found, 0);
+    let closest = &v.near_misses[0];
+    assert_eq!(closest.event.kind, "session_ended");
+    assert_eq!(closest.missed, [r#"outcome = "aborted""#]);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_seed_gives_the_same_journal() {
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let mut w = world(42).await;
+        w.add_device("LAB-01", Default::default()).await.unwrap();
+        w.add_device("LAB-02", Default::default()).await.unwrap();
+        w.settle().await;
+        w.require_ime("LAB-02").await.unwrap();
+        w.advance(Duration::hours(12)).await;
+        runs.push(w.fingerprint().await.unwrap());
+        w.stop().await;
+    }
+    assert!(runs[0].len() > 50);
+    assert_eq!(runs[0], runs[1]);
+
+    let mut other = world(43).await;
+    other
+        .add_device("LAB-01", Default::default())
+        .await
+        .unwrap();
+    let different = other.device_id("LAB-01").unwrap();
+    other.stop().await;
+    assert_ne!(runs[0][0].1, different, "another seed, another device");
+}
