@@ -153,7 +153,8 @@ fn field_equals(payload: &Value, path: &str, want: &Value) -> bool {
     }
     match (here, want) {
         (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
-        (Value::Number(_) | Value::Bool(_), Value::String(s)) => here.to_string() == *s,
+        (Value::Number(n), Value::String(s)) => s.trim().parse::<f64>().ok() == n.as_f64(),
+        (Value::Bool(b), Value::String(s)) => s.trim() == if *b { "true" } else { "false" },
         _ => here == want,
     }
 }
