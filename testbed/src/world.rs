@@ -197,10 +197,7 @@ impl World {
         let mut done = Vec::new();
         let mut rounds_at_same_time = 0;
         let mut last_at = None;
-        loop {
-            let Some(next) = self.devices.values().filter_map(Agent::next_due).min() else {
-                break;
-            };
+        while let Some(next) = self.devices.values().filter_map(Agent::next_due).min() {
             if next > target {
                 break;
             }
@@ -216,7 +213,7 @@ impl World {
             }
             self.clock.set(at);
             for (name, agent) in self.devices.iter_mut() {
-                if !agent.next_due().is_some_and(|t| t <= at) {
+                if agent.next_due().is_none_or(|t| t > at) {
                     continue;
                 }
                 match agent.run_due(at).await {
