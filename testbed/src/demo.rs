@@ -1,26 +1,187 @@
-//! The demo: the README's main job.
+//! The demo, the README's main job: a device enrolls through the real protocol, the IME
+//! arrives by SyncML, and the timeline and the artefacts are shown.
 
-/// What the demo does, step by step, as it will print it.
-pub const PLAN: &[&str] = &[
-    "start a Tenantless server on loopback TLS with an embedded SQLite journal",
-    "enroll a simulated Windows device through MS-MDE2 (discovery, policy, CSR signed by the server's CA)",
-    "open OMA-DM sessions and deliver the IME through the EnterpriseDesktopAppManagement CSP",
-    "install Win32 apps, one failing with 1618 and recovering through the GRS over a virtual week",
-    "run a platform script, a remediation and inventory",
-    "print the timeline and where the registry, logs and journal are",
-];
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
 
-/// Prints the demo's plan; the steps run as the server, agent and world land.
-pub fn run() -> std::io::Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "Tenantless demo")?;
+use agent::device::DeviceProfile;
+use chrono::Duration;
+use syncml::dm::{Command, Item, ItemCommand};
+
+use crate::timeline;
+use crate::world::{World, WorldError, WorldOptions};
+use server::journal::Filter;
+
+/// Where and how the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The folder for the server's data and the device (emptied first).
+    pub dir: PathBuf,
+    /// The world's seed.
+    pub seed: u64,
+}
+
+const DEVICE: &str = "DESKTOP-DEMO01";
+
+/// Runs the demo, writing its story to `out`.
+pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), DemoError> {
+    if options.dir.exists() {
+        std::fs::remove_dir_all(&options.dir)?;
+    }
+    let mut world = World::start(WorldOptions {
+        seed: options.seed,
+        dir: Some(options.dir.clone()),
+        fast_keys: false,
+        ..WorldOptions::default()
+    })
+    .await?;
+    writeln!(out, "Tenantless demo (seed {})\n", options.seed)?;
     writeln!(
         out,
-        "The wire formats are in place (syncml); the demo will:"
+        "A server on {} (CA in {})",
+        world.server().base_url,
+        options.dir.join("server/pki/ca.pem").display()
     )?;
-    for (n, step) in PLAN.iter().enumerate() {
-        writeln!(out, "  {}. {step}", n + 1)?;
+
+    let profile = DeviceProfile {
+        user_principal_name: "alice@contoso.com".into(),
+        ..DeviceProfile::default()
+    };
+    world.add_device(DEVICE, profile).await?;
+    writeln!(
+        out,
+        "{DEVICE} enrolled with an RSA-2048 key, as Windows does, and checks in:\n"
+    )?;
+    world.settle().await;
+    world.advance(Duration::minutes(20)).await;
+
+    // Something the IME handles targets the device: the server sends the IME by SyncML.
+    world.require_ime(DEVICE).await?;
+    world
+        .queue(
+            DEVICE,
+            &Command::Get(ItemCommand {
+                items: vec![
+                    Item::target("./DevDetail/SwV"),
+                    Item::target("./DevDetail/Ext/Microsoft/DeviceName"),
+                ],
+                ..ItemCommand::default()
+            }),
+        )
+        .await?;
+    world
+        .advance(Duration::hours(24) - Duration::minutes(20))
+        .await;
+
+    let id = world.device_id(DEVICE)?;
+    let names: BTreeMap<String, String> = [(id.clone(), DEVICE.to_owned())].into();
+    let events = world
+        .journal()
+        .filter(Filter::default().device(&id))
+        .events()
+        .await?;
+    writeln!(out, "Timeline (world time, one virtual day):")?;
+    for line in timeline::render(&events, &names) {
+        writeln!(out, "  {line}")?;
     }
+
+    // The SyncML message that carried the IME.
+    let delivery = world
+        .journal()
+        .filter(Filter::kind("message_out").device(&id))
+        .events()
+        .await?
+        .into_iter()
+        .find(|e| {
+            e.payload["raw"]
+                .as_str()
+                .is_some_and(|r| r.contains("MsiInstallJob"))
+        });
+    if let Some(message) = delivery {
+        let raw = message.payload["raw"].as_str().unwrap_or_default();
+        writeln!(
+            out,
+            "\nThe SyncML commands that install the IME (EnterpriseDesktopAppManagement CSP):"
+        )?;
+        let parsed = syncml::dm::SyncMl::parse(raw.as_bytes()).ok();
+        let commands = parsed
+            .iter()
+            .flat_map(|m| m.body.commands.iter())
+            .filter(|c| matches!(c, Command::Add(_) | Command::Exec(_)));
+        for command in commands {
+            for line in syncml::xml::pretty(&command.to_xml())
+                .unwrap_or_default()
+                .lines()
+            {
+                writeln!(out, "  {line}")?;
+            }
+        }
+    }
+
+    let agent = world.device(DEVICE)?;
+    let dir = agent.device().dir().to_owned();
+    let reg_file = options.dir.join(format!("{DEVICE}.reg"));
+    std::fs::write(&reg_file, agent.device().registry.export_reg_utf16(None))?;
+    let sessions = world
+        .journal()
+        .filter(Filter::kind("session_started").device(&id))
+        .count()
+        .await?;
+    let messages = world
+        .journal()
+        .filter(Filter::kind("message_in").device(&id))
+        .count()
+        .await?;
+    writeln!(
+        out,
+        "\nIn one virtual day: {sessions} sessions, {messages} messages from the device."
+    )?;
+    writeln!(
+        out,
+        "IME on the device: {} ({})",
+        agent.state().ime.version,
+        if agent.state().ime.running {
+            "running"
+        } else {
+            "stopped"
+        }
+    )?;
+    writeln!(out, "\nArtefacts:")?;
+    writeln!(out, "  device folder      {}", dir.display())?;
+    writeln!(out, "  C: drive           {}", dir.join("C").display())?;
+    writeln!(
+        out,
+        "  IME log            {}",
+        dir.join(
+            "C/ProgramData/Microsoft/IntuneManagementExtension/Logs/IntuneManagementExtension.log"
+        )
+        .display()
+    )?;
+    writeln!(out, "  registry (.reg)    {}", reg_file.display())?;
+    writeln!(
+        out,
+        "  journal (SQLite)   {}",
+        options.dir.join("server/tenantless.db").display()
+    )?;
+    writeln!(
+        out,
+        "\nNext in Tenantless: Win32 apps with retries and the GRS, scripts, remediations and inventory."
+    )?;
+    world.stop().await;
     Ok(())
+}
+
+/// Why the demo stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The world failed.
+    #[error("{0}")]
+    World(#[from] WorldError),
+    /// The journal could not be read.
+    #[error("journal: {0}")]
+    Journal(#[from] server::storage::StoreError),
+    /// Output or files.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
 }

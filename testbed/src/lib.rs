@@ -1,9 +1,10 @@
 //! The world: a Tenantless server and N simulated devices on one clock, with journal
-//! queries and verification, scenarios and reports.
+//! queries and verification, a readable timeline, and the demo.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod demo;
+pub mod timeline;
 pub mod world;
 
 pub use server::journal::{Expectation, Filter, Verification};

@@ -4,8 +4,10 @@
 
 mod decode;
 mod dom;
+mod pretty;
 mod writer;
 
 pub use decode::decode;
 pub use dom::{parse, Element, Node, MAX_DEPTH};
+pub use pretty::pretty;
 pub use writer::{escape_text, XmlWriter};

@@ -1,5 +1,8 @@
 //! `tenantless`: the command line of the testbed.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 use clap::{Parser, Subcommand};
 
 /// Tenantless: a mock Intune-style service and simulated Windows devices.
@@ -12,20 +15,41 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Show the whole story: enroll a device, deliver the IME, install apps, report.
-    Demo,
+    /// Show the whole story: a device enrolls, the IME arrives by SyncML, the timeline.
+    Demo {
+        /// Where the demo keeps the server's data and the device (emptied first).
+        #[arg(long, default_value = "./tenantless-demo")]
+        dir: PathBuf,
+        /// The world's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Demo => testbed::demo::run(),
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tenantless: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
     };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo { dir, seed } => {
+                let mut out = std::io::stdout().lock();
+                testbed::demo::run(&testbed::demo::DemoOptions { dir, seed }, &mut out)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        }
+    });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tenantless: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
