@@ -30,6 +30,8 @@ pub enum Activity {
 pub struct Agent {
     device: Device,
     state: AgentState,
+    /// The management HTTPS client, kept so connections are reused across sessions.
+    client: Option<reqwest::Client>,
 }
 
 /// What `tenantless-agent status` shows.
@@ -63,6 +65,7 @@ impl Agent {
         let agent = Agent {
             device,
             state: AgentState::default(),
+            client: None,
         };
         agent.save()?;
         Ok(agent)
@@ -72,7 +75,11 @@ impl Agent {
     pub fn open(dir: &Path) -> Result<Agent, AgentError> {
         let device = Device::open(dir)?;
         let state = device::read_json(&dir.join("state.json")).unwrap_or_default();
-        Ok(Agent { device, state })
+        Ok(Agent {
+            device,
+            state,
+            client: None,
+        })
     }
 
     /// True when `dir` holds a device.
@@ -98,7 +105,7 @@ impl Agent {
     /// Writes everything to the device directory.
     pub fn save(&self) -> Result<(), AgentError> {
         self.device.save()?;
-        device::write_json(&self.device.dir().join("state.json"), &self.state)?;
+        self.device.write_if_changed("state.json", &self.state)?;
         Ok(())
     }
 
@@ -109,6 +116,7 @@ impl Agent {
         now: DateTime<Utc>,
     ) -> Result<(), AgentError> {
         enroll::enroll(&mut self.device, &mut self.state, request, now).await?;
+        self.client = None;
         self.save()
     }
 
@@ -136,7 +144,14 @@ impl Agent {
         if self.state.enrollment.is_none() {
             return Err(AgentError::NotEnrolled);
         }
-        let client = omadm::management_client(&self.state)?;
+        let client = match &self.client {
+            Some(c) => c.clone(),
+            None => {
+                let c = omadm::management_client(&self.state)?;
+                self.client = Some(c.clone());
+                c
+            }
+        };
         let mut done = Vec::new();
         for _ in 0..16 {
             let mut progressed = false;

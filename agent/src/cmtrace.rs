@@ -57,10 +57,12 @@ pub fn append(
     max_bytes: u64,
 ) -> io::Result<()> {
     let windows_path = format!(r"{LOG_DIR}\{file}");
-    drive.create_dir(LOG_DIR)?;
     let Some(path) = drive.resolve(&windows_path) else {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "log path"));
     };
+    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+        fs::create_dir_all(dir)?;
+    }
     if fs::metadata(&path).map(|m| m.len()).unwrap_or(0) >= max_bytes {
         roll_over(&path, at)?;
     }

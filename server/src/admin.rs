@@ -105,6 +105,10 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/testbed/ready", get(ready))
         .merge(guarded)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::app::flush_journal,
+        ))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such resource") })
         .with_state(state)
 }

@@ -68,6 +68,9 @@ impl RunningServer {
 
     /// Stops accepting connections and waits for the listeners to close.
     pub async fn stop(self) {
+        if let Err(e) = self.state.journal.flush().await {
+            tracing::error!("journal: {e}");
+        }
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -80,7 +83,24 @@ pub fn device_router(state: Shared) -> Router {
     crate::enroll::routes()
         .merge(crate::omadm::routes())
         .merge(crate::ime::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            flush_journal,
+        ))
         .with_state(state)
+}
+
+/// Writes the journal events a request recorded once it has been answered.
+pub async fn flush_journal(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let response = next.run(request).await;
+    if let Err(e) = state.journal.flush().await {
+        tracing::error!("journal: {e}");
+    }
+    response
 }
 
 /// Starts a server: creates the data dir, CA and database on first start, binds both

@@ -153,7 +153,7 @@ async fn authenticate(
         .unwrap_or_default();
     if let Some(cert) = &peer.0 {
         let thumb = pki::thumbprint(cert);
-        return Ok(match state.store.device_for_thumbprint(&thumb).await? {
+        return Ok(match state.device_for_thumbprint(&thumb).await? {
             Some(device) if claimed.is_empty() || device == claimed => Auth::Certificate(device),
             Some(device) => Auth::Refuse {
                 device: claimed.clone(),
@@ -330,10 +330,6 @@ async fn handle(state: &Shared, peer: &PeerCertificate, body: &[u8]) -> Result<S
 
     let mut live = open_session(state, &device, &msg.hdr.session_id, header_code).await?;
     keep_message(state, live.row, &device, "in", &msg.hdr.msg_id, &raw_in).await?;
-    state
-        .store
-        .set_last_sync(&device, &state.now_text())
-        .await?;
 
     let msg_id = live.next_msg_id.to_string();
     live.next_msg_id += 1;
@@ -494,6 +490,7 @@ async fn open_session(
         .store
         .create_session(device, session_id, &state.now_text(), auth)
         .await?;
+    state.store.set_last_sync(device, &state.now_text()).await?;
     record(
         state,
         device,

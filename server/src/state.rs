@@ -33,6 +33,8 @@ pub struct AppState {
     pub sessions: Mutex<HashMap<String, LiveSession>>,
     /// The IME releases the server hosts, by version; the current one is delivered.
     pub ime: Mutex<ImeRelease>,
+    /// Devices by certificate thumbprint, as looked up (certificates are never revoked).
+    cert_devices: Mutex<HashMap<String, String>>,
     rng: Mutex<ChaCha8Rng>,
 }
 
@@ -62,8 +64,32 @@ impl AppState {
             base_url,
             sessions: Mutex::new(HashMap::new()),
             ime: Mutex::new(ime),
+            cert_devices: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
         }
+    }
+
+    /// The device a certificate was issued to (cached after the first look-up).
+    pub async fn device_for_thumbprint(
+        &self,
+        thumbprint: &str,
+    ) -> Result<Option<String>, crate::storage::StoreError> {
+        if let Some(d) = self
+            .cert_devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(thumbprint)
+        {
+            return Ok(Some(d.clone()));
+        }
+        let found = self.store.device_for_thumbprint(thumbprint).await?;
+        if let Some(d) = &found {
+            self.cert_devices
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(thumbprint.to_owned(), d.clone());
+        }
+        Ok(found)
     }
 
     /// World time now.

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod demo;
+pub mod fleet;
 pub mod timeline;
 pub mod world;
 

@@ -32,6 +32,9 @@ pub use registry::{RegValue, Registry};
 /// One device's persistent model.
 #[derive(Debug)]
 pub struct Device {
+    /// A hash of what each file in the device directory last held, so unchanged state
+    /// is not written again (file creation dominates the cost of a large fleet).
+    written: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     dir: PathBuf,
     /// Fixed facts.
     pub profile: DeviceProfile,
@@ -57,6 +60,7 @@ impl Device {
         let mut registry = Registry::new(&profile.user_sid());
         seed_registry(&mut registry, &profile);
         let device = Device {
+            written: Default::default(),
             dir: dir.to_owned(),
             drive: Drive::open(dir.join("C"))?,
             profile,
@@ -83,6 +87,7 @@ impl Device {
         let registry = read_json(&dir.join("registry.json"))?;
         let installer = read_json(&dir.join("installer.json")).unwrap_or_default();
         Ok(Device {
+            written: Default::default(),
             dir: dir.to_owned(),
             drive: Drive::open(dir.join("C"))?,
             profile,
@@ -96,10 +101,26 @@ impl Device {
         &self.dir
     }
 
-    /// Writes the registry and installer state.
+    /// Writes the registry and installer state (each only if it changed).
     pub fn save(&self) -> io::Result<()> {
-        write_json(&self.dir.join("registry.json"), &self.registry)?;
-        write_json(&self.dir.join("installer.json"), &self.installer)
+        self.write_if_changed("registry.json", &self.registry)?;
+        self.write_if_changed("installer.json", &self.installer)
+    }
+
+    /// Writes a JSON file of the device directory unless it already holds this value.
+    pub fn write_if_changed<T: Serialize>(&self, file: &str, value: &T) -> io::Result<()> {
+        use std::hash::{Hash, Hasher};
+        let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut hasher);
+        let hash = hasher.finish();
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        if written.get(file) == Some(&hash) {
+            return Ok(());
+        }
+        write_bytes(&self.dir.join(file), &bytes)?;
+        written.insert(file.to_owned(), hash);
+        Ok(())
     }
 
     /// The signed-in user's SID.
@@ -163,6 +184,10 @@ fn seed_registry(reg: &mut Registry, p: &DeviceProfile) {
 /// Writes JSON atomically (a temporary file renamed over the old one).
 pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
     let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    write_bytes(path, &bytes)
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension("json.tmp");
     fs::write(&tmp, bytes)?;
     fs::rename(tmp, path)

@@ -168,7 +168,7 @@ impl Event {
 }
 
 /// A journal event as read back.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Sequence number.
     pub seq: i64,
@@ -203,26 +203,79 @@ impl From<JournalRow> for Entry {
 pub struct Journal {
     store: Store,
     clock: Arc<dyn Clock>,
+    /// Events recorded but not yet written, in order.
+    pending: Arc<std::sync::Mutex<Vec<Pending>>>,
+    /// Held while writing, so batches reach the table in the order they were recorded.
+    writing: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// An event waiting to be written.
+struct Pending {
+    at: String,
+    device: String,
+    kind: String,
+    payload: String,
+}
+
+/// Written at once when this many events are waiting.
+const FLUSH_AT: usize = 512;
 
 impl Journal {
     /// A journal over this store and clock.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Journal { store, clock }
+        Journal {
+            store,
+            clock,
+            pending: Arc::default(),
+            writing: Arc::default(),
+        }
     }
 
-    /// Records an event for a device (or `""`); returns its sequence number.
-    pub async fn record(&self, device: &str, event: &Event) -> Result<i64, StoreError> {
-        let payload = serde_json::to_string(event).unwrap_or_default();
-        let at = clock::format(self.clock.now());
+    /// Records an event for a device (or `""`), stamped with the clock's time now. It
+    /// is written with the others of its request ([`Journal::flush`]); every read
+    /// flushes first, so readers never miss an event.
+    pub async fn record(&self, device: &str, event: &Event) -> Result<(), StoreError> {
         tracing::debug!(device, kind = %event.kind(), "journal");
-        self.store
-            .append_journal(&at, device, &event.kind(), &payload)
-            .await
+        let waiting = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push(Pending {
+                at: clock::format(self.clock.now()),
+                device: device.to_owned(),
+                kind: event.kind(),
+                payload: serde_json::to_string(event).unwrap_or_default(),
+            });
+            pending.len()
+        };
+        if waiting >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the events recorded so far, in one statement per few hundred.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let _writing = self.writing.lock().await;
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for chunk in batch.chunks(200) {
+            let rows: Vec<(&str, &str, &str, &str)> = chunk
+                .iter()
+                .map(|p| {
+                    (
+                        p.at.as_str(),
+                        p.device.as_str(),
+                        p.kind.as_str(),
+                        p.payload.as_str(),
+                    )
+                })
+                .collect();
+            self.store.append_journal(&rows).await?;
+        }
+        Ok(())
     }
 
     /// Events matching the query, oldest first.
     pub async fn query(&self, q: &JournalQuery) -> Result<Vec<Entry>, StoreError> {
+        self.flush().await?;
         Ok(self
             .store
             .journal(q)
@@ -236,6 +289,7 @@ impl Journal {
     /// time), oldest first, a page at a time so memory stays bounded.
     async fn scan(&self, filter: &Filter, mut visit: impl FnMut(Entry)) -> Result<(), StoreError> {
         const PAGE: i64 = 2000;
+        self.flush().await?;
         let mut q = filter.query(PAGE);
         loop {
             let rows = self.store.journal(&q).await?;
@@ -288,6 +342,7 @@ impl Journal {
 
     /// Forgets every event (the testbed's reset).
     pub async fn reset(&self) -> Result<(), StoreError> {
+        self.flush().await?;
         self.store.clear_journal().await
     }
 }

@@ -438,24 +438,27 @@ impl Store {
 
     // ---- journal ----
 
-    /// Appends one journal event; returns its sequence number.
+    /// Appends journal events (at, device, kind, payload), in order.
     #[tracing::instrument(skip_all)]
-    pub async fn append_journal(
-        &self,
-        at: &str,
-        device_id: &str,
-        kind: &str,
-        payload: &str,
-    ) -> Result<i64> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "INSERT INTO journal (at, device_id, kind, payload) VALUES ($1, $2, $3, $4) RETURNING seq",
-        )
-        .bind(at)
-        .bind(device_id)
-        .bind(kind)
-        .bind(payload)
-        .fetch_one(&self.pool)
-        .await?)
+    pub async fn append_journal(&self, rows: &[(&str, &str, &str, &str)]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut sql = String::from("INSERT INTO journal (at, device_id, kind, payload) VALUES ");
+        for n in 0..rows.len() {
+            let b = n * 4;
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+        }
+        // Assembled only from placeholders; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (at, device, kind, payload) in rows {
+            query = query.bind(*at).bind(*device).bind(*kind).bind(*payload);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Journal events matching `filter`, oldest first, at most `filter.limit`.

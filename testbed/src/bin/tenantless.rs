@@ -1,9 +1,11 @@
 //! `tenantless`: the command line of the testbed.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use server::journal::Entry;
 
 /// Tenantless: a mock Intune-style service and simulated Windows devices.
 #[derive(Parser, Debug)]
@@ -24,32 +26,191 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Read a running server's journal as a timeline.
+    Journal {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Only this device (id).
+        #[arg(long)]
+        device: Option<String>,
+        /// Only this kind of event.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events after this sequence number, or at or after this time.
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
+        /// Print the events as JSON instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a management session's SyncML messages in order, readably.
+    Syncml {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// The session's id (from the journal or the admin API).
+        session: i64,
+    },
+    /// Enroll N devices and run them for D virtual days, printing throughput.
+    Fleet {
+        /// How many devices.
+        #[arg(long, default_value_t = 100)]
+        devices: usize,
+        /// How many virtual days.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// The world's seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// The server's admin URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The admin API's bearer token.
+    #[arg(
+        long,
+        default_value = "tenantless-admin",
+        env = "TENANTLESS_ADMIN_TOKEN"
+    )]
+    token: String,
+}
+
+impl ServerArgs {
+    async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<serde_json::Value, String> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        let response = reqwest::Client::new()
+            .get(&url)
+            .bearer_auth(&self.token)
+            .query(query)
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!(
+                "{url}: {} {}",
+                status.as_u16(),
+                body["detail"].as_str().unwrap_or_default()
+            ));
+        }
+        Ok(body)
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: the world's server and devices hand work to each other constantly,
+    // and cross-thread wake-ups cost more than they give on a small machine.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tenantless: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Demo { dir, seed } => {
-                let mut out = std::io::stdout().lock();
-                testbed::demo::run(&testbed::demo::DemoOptions { dir, seed }, &mut out)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
-        }
-    });
-    match result {
+    match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tenantless: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Demo { dir, seed } => {
+            testbed::demo::run(&testbed::demo::DemoOptions { dir, seed }, &mut out)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Journal {
+            server,
+            device,
+            kind,
+            since,
+            limit,
+            json,
+        } => {
+            let mut query = vec![("limit", limit.to_string())];
+            for (key, value) in [("device", device), ("kind", kind), ("since", since)] {
+                if let Some(v) = value {
+                    query.push((key, v));
+                }
+            }
+            let body = server.get("/testbed/events", &query).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&body["value"]).unwrap_or_default()
+                );
+                return Ok(());
+            }
+            let events: Vec<Entry> =
+                serde_json::from_value(body["value"].clone()).map_err(|e| e.to_string())?;
+            let devices = server
+                .get("/beta/deviceManagement/managedDevices", &[])
+                .await?;
+            let names: BTreeMap<String, String> = devices["value"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|d| {
+                    (
+                        d["id"].as_str().unwrap_or_default().to_owned(),
+                        d["deviceName"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect();
+            for line in testbed::timeline::render(&events, &names) {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Syncml { server, session } => {
+            let body = server
+                .get(&format!("/tenantless/sessions/{session}/messages"), &[])
+                .await?;
+            for m in body["value"].as_array().into_iter().flatten() {
+                let arrow = if m["direction"] == "in" {
+                    "device -> server"
+                } else {
+                    "server -> device"
+                };
+                println!(
+                    "── {} MsgID {} at {} ({arrow})",
+                    if m["direction"] == "in" { "▶" } else { "◀" },
+                    m["msgId"].as_str().unwrap_or_default(),
+                    m["at"].as_str().unwrap_or_default()
+                );
+                let raw = m["body"].as_str().unwrap_or_default();
+                match syncml::xml::pretty(raw) {
+                    Ok(text) => print!("{text}"),
+                    Err(_) => println!("{raw}"),
+                }
+                println!();
+            }
+            Ok(())
+        }
+        Command::Fleet {
+            devices,
+            days,
+            seed,
+        } => testbed::fleet::run(devices, days, seed, &mut out)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
     }
 }

@@ -1,0 +1,104 @@
+//! `tenantless fleet`: N devices for D virtual days, with throughput figures.
+
+use std::io::Write;
+use std::time::Instant;
+
+use chrono::Duration;
+use server::journal::Filter;
+
+use crate::world::{World, WorldError, WorldOptions};
+
+/// What a fleet run measured.
+#[derive(Debug, Clone)]
+pub struct FleetReport {
+    /// Devices.
+    pub devices: usize,
+    /// Virtual days.
+    pub days: u32,
+    /// Wall time of the simulated days (enrollment excluded), seconds.
+    pub wall_seconds: f64,
+    /// Wall time of enrolling the fleet, seconds.
+    pub enroll_seconds: f64,
+    /// Management sessions run.
+    pub sessions: usize,
+    /// Peak resident memory of the process, MiB (Linux).
+    pub peak_mib: Option<f64>,
+}
+
+impl FleetReport {
+    /// Virtual seconds simulated per wall second.
+    pub fn speed(&self) -> f64 {
+        f64::from(self.days) * 86_400.0 / self.wall_seconds.max(1e-9)
+    }
+}
+
+/// Enrolls `devices` devices (ECDSA keys), asks for the IME on all of them, and runs
+/// `days` virtual days.
+pub async fn run(
+    devices: usize,
+    days: u32,
+    seed: u64,
+    out: &mut impl Write,
+) -> Result<FleetReport, WorldError> {
+    let mut world = World::start(WorldOptions {
+        seed,
+        fast_keys: true,
+        ..WorldOptions::default()
+    })
+    .await?;
+    let started = Instant::now();
+    for n in 0..devices {
+        let name = format!("FLEET-{n:05}");
+        world.add_device(&name, Default::default()).await?;
+        world.require_ime(&name).await?;
+    }
+    let enroll_seconds = started.elapsed().as_secs_f64();
+    let _ = writeln!(out, "enrolled {devices} devices in {enroll_seconds:.1} s");
+    let started = Instant::now();
+    for day in 1..=days {
+        world.advance(Duration::days(1)).await;
+        let _ = writeln!(
+            out,
+            "  day {day}/{days} done at {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    let wall_seconds = started.elapsed().as_secs_f64();
+    let sessions = world
+        .journal()
+        .filter(Filter::kind("session_started"))
+        .count()
+        .await?;
+    let report = FleetReport {
+        devices,
+        days,
+        wall_seconds,
+        enroll_seconds,
+        sessions,
+        peak_mib: peak_memory_mib(),
+    };
+    let _ = writeln!(
+        out,
+        "{devices} devices x {days} days: {sessions} sessions in {wall_seconds:.2} s wall = {:.0} world-seconds per wall-second; peak memory {}",
+        report.speed(),
+        report.peak_mib.map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "unknown".into())
+    );
+    if !world.device_errors.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} device errors, first: {:?}",
+            world.device_errors.len(),
+            world.device_errors[0]
+        );
+    }
+    world.stop().await;
+    Ok(report)
+}
+
+/// VmHWM from /proc/self/status.
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
