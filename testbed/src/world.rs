@@ -53,6 +53,9 @@ pub struct WorldOptions {
     pub dir: Option<PathBuf>,
     /// ECDSA device keys instead of RSA-2048 (much faster for fleets).
     pub fast_keys: bool,
+    /// Where to make the temporary folder when `dir` is `None` (default: the system's
+    /// temporary folder).
+    pub scratch: Option<PathBuf>,
 }
 
 impl Default for WorldOptions {
@@ -62,6 +65,7 @@ impl Default for WorldOptions {
             start: server::clock::parse("2026-11-24T09:00:00Z").unwrap_or_default(),
             dir: None,
             fast_keys: true,
+            scratch: None,
         }
     }
 }
@@ -95,7 +99,10 @@ impl World {
                 (d, None)
             }
             None => {
-                let t = tempfile::tempdir()?;
+                let t = match &options.scratch {
+                    Some(parent) => tempfile::tempdir_in(parent)?,
+                    None => tempfile::tempdir()?,
+                };
                 (t.path().to_owned(), Some(t))
             }
         };
