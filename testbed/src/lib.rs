@@ -5,6 +5,8 @@
 
 pub mod demo;
 pub mod fleet;
+pub mod report;
+pub mod scenario;
 pub mod timeline;
 pub mod world;
 

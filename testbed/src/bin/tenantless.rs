@@ -26,6 +26,21 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Run scenario files (or folders of them); exit code 1 if an expectation fails.
+    Run {
+        /// Scenario files or folders.
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        /// Run with this seed instead of each scenario's own.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write a JUnit XML report here.
+        #[arg(long)]
+        junit: Option<PathBuf>,
+        /// Write a JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Read a running server's journal as a timeline.
     Journal {
         #[command(flatten)]
@@ -204,6 +219,12 @@ async fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
+        Command::Run {
+            scenarios,
+            seed,
+            junit,
+            json,
+        } => run_scenarios(scenarios, seed, junit, json).await,
         Command::Fleet {
             devices,
             days,
@@ -213,4 +234,94 @@ async fn run(command: Command) -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| e.to_string()),
     }
+}
+
+async fn run_scenarios(
+    paths: Vec<PathBuf>,
+    seed: Option<u64>,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+) -> Result<(), String> {
+    use testbed::scenario;
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            files.extend(scenario::find(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    if files.is_empty() {
+        return Err("no scenario files found".into());
+    }
+    let mut reports = Vec::new();
+    let mut broken = Vec::new();
+    for file in &files {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix:>40} [{bar:30}] {pos}/{len} steps")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(file.display().to_string());
+        let outcome = scenario::run(file, seed, |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+        .await;
+        bar.finish_and_clear();
+        match outcome {
+            Ok((report, world)) => {
+                world.stop().await;
+                let mark = if report.passed() { "ok  " } else { "FAIL" };
+                println!(
+                    "{mark} {} ({}) - {} expectation(s), {} ms",
+                    report.name,
+                    report.file,
+                    report.expectations.len(),
+                    report.wall_ms
+                );
+                for e in report.expectations.iter().filter(|e| !e.ok) {
+                    println!("     line {}: {}", e.line, e.description);
+                    for line in testbed::report::failure_text(e).lines() {
+                        println!("       {line}");
+                    }
+                }
+                if !report.passed() {
+                    println!("     TENANTLESS_SEED={} to replay", report.seed);
+                }
+                reports.push(report);
+            }
+            Err(e) => {
+                println!("ERR  {e}");
+                broken.push(e.to_string());
+            }
+        }
+    }
+    if let Some(path) = junit {
+        std::fs::write(&path, testbed::report::junit(&reports))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = json {
+        std::fs::write(&path, testbed::report::json(&reports))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    let expectations: usize = reports.iter().map(|r| r.expectations.len()).sum();
+    let failed: usize = reports
+        .iter()
+        .map(|r| r.expectations.iter().filter(|e| !e.ok).count())
+        .sum();
+    println!(
+        "\n{} scenario(s): {} expectation(s) passed, {failed} failed, {} scenario(s) could not run",
+        reports.len(),
+        expectations - failed,
+        broken.len()
+    );
+    if failed > 0 || !broken.is_empty() {
+        return Err(format!(
+            "{failed} expectation(s) failed, {} scenario(s) could not run",
+            broken.len()
+        ));
+    }
+    Ok(())
 }

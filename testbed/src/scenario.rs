@@ -1,0 +1,781 @@
+//! Scenario files: a world described in TOML - devices, steps, expectations - run by
+//! `tenantless run`. Errors name the file and line that is wrong.
+//!
+//! ```toml
+//! name = "The IME arrives by SyncML"
+//! seed = 7
+//!
+//! [[devices]]
+//! name = "LAB-01"
+//! user = "alice@contoso.com"
+//!
+//! [[steps]]
+//! advance = "20m"
+//!
+//! [[steps]]
+//! require_ime = "LAB-01"
+//!
+//! [[steps]]
+//! expect = { device = "LAB-01", kind = "ime_install", state = "installed", exactly = 1 }
+//! ```
+//!
+//! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `sync`,
+//! `require_ime`, `restart_ime`, `queue` (an OMA-DM command as the admin API takes it),
+//! `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
+//! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
+//! filter language plus one of `exactly`, `at_least`, `at_most`, `never`, `in_order`),
+//! `expect_registry`, `expect_log`, `expect_program`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use agent::device::{programs, DeviceProfile, RegValue};
+use chrono::Duration;
+use serde::Deserialize;
+use server::admin::CommandSpec;
+use server::journal::{Expectation, Filter, NearMiss};
+
+use crate::world::{World, WorldError, WorldOptions};
+
+/// A scenario as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Its name.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// The world's seed.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// World time at the start (RFC 3339).
+    pub start: Option<String>,
+    /// The devices.
+    #[serde(default)]
+    pub devices: Vec<DeviceSpec>,
+    /// What happens, in order.
+    #[serde(default)]
+    pub steps: Vec<toml::Spanned<Step>>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+/// A device of the scenario.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceSpec {
+    /// Its name (the computer name too).
+    pub name: String,
+    /// The signed-in user.
+    pub user: Option<String>,
+    /// `x64`, `x86`, `ARM64`.
+    pub architecture: Option<String>,
+    /// OS version, `10.0.<build>.<revision>`.
+    pub os_version: Option<String>,
+    /// Memory, MB.
+    pub memory_mb: Option<u64>,
+    /// Free disk, MB.
+    pub free_disk_mb: Option<u64>,
+    /// Processors.
+    pub cpu_count: Option<u32>,
+    /// Programs installed before enrollment.
+    #[serde(default)]
+    pub programs: Vec<ProgramSpec>,
+}
+
+/// A program installed by hand.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProgramSpec {
+    /// DisplayName.
+    pub name: String,
+    /// DisplayVersion.
+    #[serde(default)]
+    pub version: String,
+    /// Publisher.
+    #[serde(default)]
+    pub publisher: String,
+}
+
+/// One step.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Step {
+    /// Let world time pass.
+    Advance(String),
+    /// A push: the device checks in now.
+    Sync(String),
+    /// Something the IME handles targets the device.
+    RequireIme(String),
+    /// Restart the device's IME service.
+    RestartIme(String),
+    /// Queue an OMA-DM command.
+    Queue {
+        /// The device.
+        device: String,
+        /// The command, as the admin API takes it.
+        command: CommandSpec,
+    },
+    /// Set a registry value on a device.
+    SetRegistry {
+        /// The device.
+        device: String,
+        /// Key path.
+        key: String,
+        /// Value name.
+        name: String,
+        /// `REG_SZ`, `REG_DWORD` ...
+        #[serde(rename = "type")]
+        kind: String,
+        /// Data.
+        value: String,
+    },
+    /// Delete a registry key (and everything under it).
+    DeleteRegistryKey {
+        /// The device.
+        device: String,
+        /// Key path.
+        key: String,
+    },
+    /// Delete a registry value.
+    DeleteRegistryValue {
+        /// The device.
+        device: String,
+        /// Key path.
+        key: String,
+        /// Value name.
+        name: String,
+    },
+    /// Install a program by hand (an Uninstall entry, as a non-MSI installer leaves).
+    InstallProgram {
+        /// The device.
+        device: String,
+        /// The program.
+        #[serde(flatten)]
+        program: ProgramSpec,
+    },
+    /// Remove a program by hand.
+    UninstallProgram {
+        /// The device.
+        device: String,
+        /// DisplayName.
+        name: String,
+    },
+    /// A journal expectation.
+    Expect(ExpectSpec),
+    /// A registry value on a device.
+    ExpectRegistry {
+        /// The device.
+        device: String,
+        /// Key path.
+        key: String,
+        /// Value name (omit to check only that the key exists).
+        name: Option<String>,
+        /// The value, as text.
+        equals: Option<String>,
+        /// True to expect the key (or value) absent.
+        #[serde(default)]
+        absent: bool,
+    },
+    /// A line in one of the IME's logs.
+    ExpectLog {
+        /// The device.
+        device: String,
+        /// The log file, e.g. `IntuneManagementExtension.log`.
+        file: String,
+        /// Text a record must contain.
+        contains: String,
+        /// How many records (default: at least one).
+        count: Option<usize>,
+    },
+    /// A program in the device's installed programs.
+    ExpectProgram {
+        /// The device.
+        device: String,
+        /// DisplayName.
+        name: String,
+        /// Installed (default) or not.
+        #[serde(default = "yes")]
+        installed: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A journal expectation: a filter (devices by name) and what is expected of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectSpec {
+    /// The device's name.
+    pub device: Option<String>,
+    /// Event kind.
+    pub kind: Option<String>,
+    /// Shortcut for the payload's appId.
+    pub app: Option<String>,
+    /// Shortcut for the payload's policyId.
+    pub policy: Option<String>,
+    /// Shortcut for the payload's state.
+    pub state: Option<String>,
+    /// Payload fields.
+    #[serde(default)]
+    pub payload: toml::Table,
+    /// Exactly this many.
+    pub exactly: Option<usize>,
+    /// At least this many.
+    pub at_least: Option<usize>,
+    /// At most this many.
+    pub at_most: Option<usize>,
+    /// None.
+    #[serde(default)]
+    pub never: bool,
+    /// These, in order (each a filter like this one, without counts).
+    #[serde(default)]
+    pub in_order: Vec<ExpectSpec>,
+}
+
+/// Why a scenario could not be read or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Read {
+        /// The file.
+        file: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid scenario.
+    #[error("{file}: {message}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// What is wrong, with its line.
+        message: String,
+    },
+    /// A step failed to run.
+    #[error("{file}:{line}: {message}")]
+    Step {
+        /// The file.
+        file: String,
+        /// The step's line.
+        line: usize,
+        /// What went wrong.
+        message: String,
+    },
+    /// The world failed.
+    #[error("{0}")]
+    World(#[from] WorldError),
+}
+
+/// One expectation's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExpectationResult {
+    /// The line of the expectation.
+    pub line: usize,
+    /// What it expects, in words.
+    pub description: String,
+    /// Held.
+    pub ok: bool,
+    /// What was found.
+    pub message: String,
+    /// The closest events, when a journal expectation failed.
+    pub near_misses: Vec<NearMiss>,
+}
+
+/// A scenario's run.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScenarioReport {
+    /// The scenario's name.
+    pub name: String,
+    /// Its file.
+    pub file: String,
+    /// The seed it ran with.
+    pub seed: u64,
+    /// Each expectation.
+    pub expectations: Vec<ExpectationResult>,
+    /// Wall time, ms.
+    pub wall_ms: u128,
+}
+
+impl ScenarioReport {
+    /// True when every expectation held.
+    pub fn passed(&self) -> bool {
+        self.expectations.iter().all(|e| e.ok)
+    }
+}
+
+/// Reads a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ScenarioError::Invalid {
+        file,
+        message: e.to_string().trim().to_owned(),
+    })
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset)
+        .map(|t| t.matches('\n').count() + 1)
+        .unwrap_or(1)
+}
+
+/// Parses `90s`, `20m`, `8h`, `7d` (and `1h30m`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::zero();
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().ok()?;
+        number.clear();
+        total += match c {
+            's' => Duration::seconds(n),
+            'm' => Duration::minutes(n),
+            'h' => Duration::hours(n),
+            'd' => Duration::days(n),
+            'w' => Duration::weeks(n),
+            _ => return None,
+        };
+    }
+    number
+        .is_empty()
+        .then_some(total)
+        .filter(|d| *d > Duration::zero() || text.trim() == "0s")
+}
+
+/// Runs a scenario file (with `seed` in place of the file's, when given); returns the
+/// report and the world, still running, for callers that want to look further.
+pub async fn run(
+    path: &Path,
+    seed: Option<u64>,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(ScenarioReport, World), ScenarioError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let scenario: Scenario = toml::from_str(&text).map_err(|e| ScenarioError::Invalid {
+        file: file.clone(),
+        message: e.to_string().trim().to_owned(),
+    })?;
+    let started = std::time::Instant::now();
+    let seed = seed.unwrap_or(scenario.seed);
+    let mut options = WorldOptions {
+        seed,
+        ..WorldOptions::default()
+    };
+    if let Some(start) = &scenario.start {
+        options.start = server::clock::parse(start).ok_or_else(|| ScenarioError::Invalid {
+            file: file.clone(),
+            message: format!("start {start:?} is not an RFC 3339 time"),
+        })?;
+    }
+    let mut world = World::start(options).await?;
+    for d in &scenario.devices {
+        let mut profile = DeviceProfile::default();
+        if let Some(u) = &d.user {
+            profile.user_principal_name = u.clone();
+        }
+        if let Some(a) = &d.architecture {
+            profile.architecture = a.clone();
+        }
+        if let Some(v) = &d.os_version {
+            profile.os_version = v.clone();
+        }
+        profile.memory_mb = d.memory_mb.unwrap_or(profile.memory_mb);
+        profile.free_disk_mb = d.free_disk_mb.unwrap_or(profile.free_disk_mb);
+        profile.cpu_count = d.cpu_count.unwrap_or(profile.cpu_count);
+        world.add_device(&d.name, profile).await?;
+        for program in &d.programs {
+            install_by_hand(&mut world, &d.name, program)?;
+        }
+    }
+    world.settle().await;
+
+    let mut results = Vec::new();
+    let total = scenario.steps.len();
+    for (n, spanned) in scenario.steps.iter().enumerate() {
+        progress(n, total);
+        let line = line_of(&text, spanned.span().start);
+        let fail = |message: String| ScenarioError::Step {
+            file: file.clone(),
+            line,
+            message,
+        };
+        match spanned.get_ref() {
+            Step::Advance(d) => {
+                let by = parse_duration(d).ok_or_else(|| {
+                    fail(format!(
+                        "advance {d:?} is not a duration like 90s, 20m, 8h or 7d"
+                    ))
+                })?;
+                world.advance(by).await;
+            }
+            Step::Sync(device) => {
+                world.sync(device).await.map_err(|e| fail(e.to_string()))?;
+            }
+            Step::RequireIme(device) => {
+                world
+                    .require_ime(device)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::RestartIme(device) => {
+                let now = world.now();
+                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
+                agent.restart_ime(now).map_err(|e| fail(e.to_string()))?;
+            }
+            Step::Queue { device, command } => {
+                let command = command.to_command().map_err(fail)?;
+                world
+                    .queue(device, &command)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            Step::SetRegistry {
+                device,
+                key,
+                name,
+                kind,
+                value,
+            } => {
+                let value = RegValue::parse(kind, value).map_err(fail)?;
+                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
+                if !agent.device_mut().registry.set(key, name, value) {
+                    return Err(fail(format!("{key} is not under HKLM, HKU or HKCU")));
+                }
+                agent.save().map_err(|e| fail(e.to_string()))?;
+            }
+            Step::DeleteRegistryKey { device, key } => {
+                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
+                agent.device_mut().registry.delete_key(key);
+                agent.save().map_err(|e| fail(e.to_string()))?;
+            }
+            Step::DeleteRegistryValue { device, key, name } => {
+                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
+                agent.device_mut().registry.delete_value(key, name);
+                agent.save().map_err(|e| fail(e.to_string()))?;
+            }
+            Step::InstallProgram { device, program } => {
+                install_by_hand(&mut world, device, program).map_err(|e| fail(e.to_string()))?
+            }
+            Step::UninstallProgram { device, name } => {
+                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
+                let reg = &mut agent.device_mut().registry;
+                for root in [programs::UNINSTALL_KEY, programs::UNINSTALL_KEY_WOW64] {
+                    for sub in reg.subkeys(root) {
+                        let key = format!(r"{root}\{sub}");
+                        if reg.get_text(&key, "DisplayName").as_deref() == Some(name.as_str()) {
+                            reg.delete_key(&key);
+                        }
+                    }
+                }
+                agent.save().map_err(|e| fail(e.to_string()))?;
+            }
+            Step::Expect(spec) => {
+                let names = device_ids(&world);
+                let (filter, expectation) = spec.compile(&names).map_err(fail)?;
+                let v = world
+                    .journal()
+                    .filter(filter)
+                    .verify(expectation)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                results.push(ExpectationResult {
+                    line,
+                    description: spec.describe(),
+                    ok: v.ok,
+                    message: v.message,
+                    near_misses: v.near_misses,
+                });
+            }
+            Step::ExpectRegistry {
+                device,
+                key,
+                name,
+                equals,
+                absent,
+            } => {
+                let agent = world.device(device).map_err(|e| fail(e.to_string()))?;
+                let reg = &agent.device().registry;
+                let (found, shown) = match name {
+                    Some(n) => {
+                        let v = reg.get_text(key, n);
+                        (v.is_some(), v.clone().unwrap_or_else(|| "(absent)".into()))
+                    }
+                    None => (
+                        reg.key_exists(key),
+                        if reg.key_exists(key) {
+                            "(key present)".into()
+                        } else {
+                            "(absent)".into()
+                        },
+                    ),
+                };
+                let ok = if *absent {
+                    !found
+                } else {
+                    found && equals.as_ref().is_none_or(|e| shown == *e)
+                };
+                let target = format!(
+                    "{key}{}",
+                    name.as_ref().map(|n| format!("\\{n}")).unwrap_or_default()
+                );
+                let wanted = if *absent {
+                    "absent".to_owned()
+                } else {
+                    equals
+                        .clone()
+                        .map(|e| format!("= {e:?}"))
+                        .unwrap_or_else(|| "present".into())
+                };
+                results.push(ExpectationResult {
+                    line,
+                    description: format!("{device}: registry {target} {wanted}"),
+                    ok,
+                    message: format!("{target} is {shown}"),
+                    near_misses: vec![],
+                });
+            }
+            Step::ExpectLog {
+                device,
+                file: log,
+                contains,
+                count,
+            } => {
+                let agent = world.device(device).map_err(|e| fail(e.to_string()))?;
+                let found = agent::cmtrace::messages(&agent.device().drive, log)
+                    .iter()
+                    .filter(|m| m.contains(contains.as_str()))
+                    .count();
+                let ok = match count {
+                    Some(n) => found == *n,
+                    None => found > 0,
+                };
+                results.push(ExpectationResult {
+                    line,
+                    description: format!(
+                        "{device}: {log} has {} record(s) containing {contains:?}",
+                        count
+                            .map(|n| n.to_string())
+                            .unwrap_or_else(|| "some".into())
+                    ),
+                    ok,
+                    message: format!("{found} record(s) found"),
+                    near_misses: vec![],
+                });
+            }
+            Step::ExpectProgram {
+                device,
+                name,
+                installed,
+            } => {
+                let agent = world.device(device).map_err(|e| fail(e.to_string()))?;
+                let present = agent
+                    .device()
+                    .installed_programs()
+                    .iter()
+                    .any(|p| p.display_name == *name);
+                results.push(ExpectationResult {
+                    line,
+                    description: format!(
+                        "{device}: {name} {}",
+                        if *installed {
+                            "installed"
+                        } else {
+                            "not installed"
+                        }
+                    ),
+                    ok: present == *installed,
+                    message: format!(
+                        "{name} is {}",
+                        if present {
+                            "installed"
+                        } else {
+                            "not installed"
+                        }
+                    ),
+                    near_misses: vec![],
+                });
+            }
+        }
+    }
+    progress(total, total);
+    Ok((
+        ScenarioReport {
+            name: scenario.name,
+            file,
+            seed,
+            expectations: results,
+            wall_ms: started.elapsed().as_millis(),
+        },
+        world,
+    ))
+}
+
+fn install_by_hand(world: &mut World, device: &str, p: &ProgramSpec) -> Result<(), WorldError> {
+    let agent = world.device_mut(device)?;
+    let key = format!(r"{}\{}", programs::UNINSTALL_KEY, p.name);
+    let reg = &mut agent.device_mut().registry;
+    reg.set(&key, "DisplayName", RegValue::Sz(p.name.clone()));
+    reg.set(&key, "DisplayVersion", RegValue::Sz(p.version.clone()));
+    reg.set(&key, "Publisher", RegValue::Sz(p.publisher.clone()));
+    agent.save().map_err(|source| WorldError::Device {
+        device: device.into(),
+        source,
+    })
+}
+
+fn device_ids(world: &World) -> BTreeMap<String, String> {
+    world
+        .device_names()
+        .into_iter()
+        .filter_map(|n| world.device_id(&n).ok().map(|id| (n, id)))
+        .collect()
+}
+
+impl ExpectSpec {
+    fn filter(&self, names: &BTreeMap<String, String>) -> Result<Filter, String> {
+        let device = match &self.device {
+            Some(name) => Some(
+                names
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| format!("no device named {name}"))?,
+            ),
+            None => None,
+        };
+        let payload = serde_json::to_value(&self.payload).map_err(|e| e.to_string())?;
+        Ok(Filter {
+            device,
+            kind: self.kind.clone(),
+            app: self.app.clone(),
+            policy: self.policy.clone(),
+            state: self.state.clone(),
+            payload: payload.as_object().cloned().unwrap_or_default(),
+            ..Filter::default()
+        })
+    }
+
+    /// The filter with device names resolved, and the expectation.
+    pub fn compile(
+        &self,
+        names: &BTreeMap<String, String>,
+    ) -> Result<(Filter, Expectation), String> {
+        let filter = self.filter(names)?;
+        let chosen = [
+            self.exactly.is_some(),
+            self.at_least.is_some(),
+            self.at_most.is_some(),
+            self.never,
+            !self.in_order.is_empty(),
+        ];
+        if chosen.iter().filter(|c| **c).count() != 1 {
+            return Err(
+                "an expectation needs exactly one of exactly, at_least, at_most, never, in_order"
+                    .into(),
+            );
+        }
+        let expectation = if let Some(n) = self.exactly {
+            Expectation::Exactly(n)
+        } else if let Some(n) = self.at_least {
+            Expectation::AtLeast(n)
+        } else if let Some(n) = self.at_most {
+            Expectation::AtMost(n)
+        } else if self.never {
+            Expectation::Never
+        } else {
+            Expectation::InOrder(
+                self.in_order
+                    .iter()
+                    .map(|s| s.filter(names))
+                    .collect::<Result<_, _>>()?,
+            )
+        };
+        Ok((filter, expectation))
+    }
+
+    /// The expectation in words.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (k, v) in [
+            ("device", &self.device),
+            ("kind", &self.kind),
+            ("app", &self.app),
+            ("policy", &self.policy),
+            ("state", &self.state),
+        ] {
+            if let Some(v) = v {
+                parts.push(format!("{k}={v}"));
+            }
+        }
+        for (k, v) in &self.payload {
+            parts.push(format!("{k}={v}"));
+        }
+        let count = if let Some(n) = self.exactly {
+            format!("exactly {n}")
+        } else if let Some(n) = self.at_least {
+            format!("at least {n}")
+        } else if let Some(n) = self.at_most {
+            format!("at most {n}")
+        } else if self.never {
+            "never".into()
+        } else {
+            format!("{} steps in order", self.in_order.len())
+        };
+        format!("{count}: {}", parts.join(" "))
+    }
+}
+
+/// Every scenario file under a folder (`*.toml`), sorted.
+pub fn find(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(find(&p));
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Some(Duration::seconds(90)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::minutes(90)));
+        assert_eq!(parse_duration("7d"), Some(Duration::days(7)));
+        assert_eq!(parse_duration("soon"), None);
+        assert_eq!(parse_duration("10"), None);
+    }
+
+    #[test]
+    fn errors_point_at_the_line() {
+        let text = "name = \"x\"\n\n[[steps]]\nadvanse = \"1h\"\n";
+        let err = toml::from_str::<Scenario>(text).unwrap_err().to_string();
+        assert!(err.contains("line 4"), "{err}");
+        assert!(err.contains("advanse"), "{err}");
+    }
+}
