@@ -97,6 +97,18 @@ impl Agent {
         &mut self.device
     }
 
+    /// The HTTPS client of management sessions (created on first use).
+    pub fn client(&mut self) -> Result<reqwest::Client, AgentError> {
+        match &self.client {
+            Some(c) => Ok(c.clone()),
+            None => {
+                let c = omadm::management_client(&self.state)?;
+                self.client = Some(c.clone());
+                Ok(c)
+            }
+        }
+    }
+
     /// The agent's state.
     pub fn state(&self) -> &AgentState {
         &self.state
@@ -144,14 +156,7 @@ impl Agent {
         if self.state.enrollment.is_none() {
             return Err(AgentError::NotEnrolled);
         }
-        let client = match &self.client {
-            Some(c) => c.clone(),
-            None => {
-                let c = omadm::management_client(&self.state)?;
-                self.client = Some(c.clone());
-                c
-            }
-        };
+        let client = self.client()?;
         let mut done = Vec::new();
         for _ in 0..16 {
             let mut progressed = false;

@@ -20,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod ime;
 pub mod omadm;
+pub mod remote_clock;
 pub mod state;
 
 pub use agent::{Activity, Agent, StatusReport};

@@ -97,6 +97,8 @@ pub fn router(state: Shared) -> Router {
         .route("/testbed/events/count", get(count_events))
         .route("/testbed/verify", post(verify))
         .route("/testbed/reset", post(reset))
+        .route("/testbed/clock", get(crate::worldclock::get_clock))
+        .route("/testbed/clock/advance", post(crate::worldclock::advance))
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer));
     Router::new()
         .route(

@@ -83,6 +83,10 @@ pub fn device_router(state: Shared) -> Router {
     crate::enroll::routes()
         .merge(crate::omadm::routes())
         .merge(crate::ime::routes())
+        .route(
+            "/testbed/clock",
+            axum::routing::get(crate::worldclock::get_clock),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             flush_journal,

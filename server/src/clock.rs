@@ -10,6 +10,16 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 pub trait Clock: Send + Sync + 'static {
     /// The current time of the world the server lives in.
     fn now(&self) -> DateTime<Utc>;
+
+    /// Moves the clock forward; false for clocks that only follow real time.
+    fn advance(&self, _by: Duration) -> bool {
+        false
+    }
+
+    /// How the clock runs: `real`, `manual` or `scaled:N`.
+    fn mode(&self) -> String {
+        "real".into()
+    }
 }
 
 /// Real time: the only reader of the system clock in the server.
@@ -56,6 +66,74 @@ impl Clock for ManualClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn advance(&self, by: Duration) -> bool {
+        ManualClock::advance(self, by);
+        true
+    }
+
+    fn mode(&self) -> String {
+        "manual".into()
+    }
+}
+
+/// World time running `factor` times faster than real time from `start`, and
+/// advanceable like a manual clock (for labs a person watches at, say, 60x).
+#[derive(Debug)]
+pub struct ScaledClock {
+    real_origin: DateTime<Utc>,
+    world_origin: DateTime<Utc>,
+    factor: f64,
+    offset: Mutex<Duration>,
+}
+
+impl ScaledClock {
+    /// A clock that reads `start` now and runs `factor` times real time.
+    pub fn new(start: DateTime<Utc>, factor: f64) -> Self {
+        ScaledClock {
+            real_origin: SystemClock.now(),
+            world_origin: start,
+            factor,
+            offset: Mutex::new(Duration::zero()),
+        }
+    }
+}
+
+impl Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        let real = SystemClock.now() - self.real_origin;
+        let scaled = Duration::milliseconds((real.num_milliseconds() as f64 * self.factor) as i64);
+        self.world_origin + scaled + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn advance(&self, by: Duration) -> bool {
+        *self.offset.lock().unwrap_or_else(|e| e.into_inner()) += by;
+        true
+    }
+
+    fn mode(&self) -> String {
+        format!("scaled:{}", self.factor)
+    }
+}
+
+/// Builds a clock from `real`, `manual` or `scaled:N`, starting at `start` (manual and
+/// scaled clocks; default: the real time now).
+pub fn from_spec(
+    spec: &str,
+    start: Option<DateTime<Utc>>,
+) -> Result<std::sync::Arc<dyn Clock>, String> {
+    let start = start.unwrap_or_else(|| SystemClock.now());
+    match spec.trim() {
+        "real" => Ok(std::sync::Arc::new(SystemClock)),
+        "manual" => Ok(std::sync::Arc::new(ManualClock::new(start))),
+        other => match other
+            .strip_prefix("scaled:")
+            .and_then(|f| f.parse::<f64>().ok())
+        {
+            Some(f) if f > 0.0 => Ok(std::sync::Arc::new(ScaledClock::new(start, f))),
+            _ => Err(format!("--clock {other:?}: use real, manual or scaled:N")),
+        },
+    }
 }
 
 /// Formats a time as stored and shown: RFC 3339, UTC, milliseconds (sorts as text).
@@ -73,6 +151,23 @@ pub fn parse(text: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clocks_from_their_spec() {
+        let start = parse("2026-01-01T00:00:00Z").unwrap();
+        let manual = from_spec("manual", Some(start)).unwrap();
+        assert_eq!(manual.now(), start);
+        assert!(manual.advance(Duration::hours(2)));
+        assert_eq!(manual.now(), start + Duration::hours(2));
+        assert_eq!(manual.mode(), "manual");
+        let scaled = from_spec("scaled:60", Some(start)).unwrap();
+        assert!(scaled.now() >= start && scaled.now() < start + Duration::hours(1));
+        assert!(scaled.advance(Duration::days(1)));
+        assert!(scaled.now() >= start + Duration::days(1));
+        assert!(!from_spec("real", None).unwrap().advance(Duration::hours(1)));
+        assert!(from_spec("scaled:0", None).is_err());
+        assert!(from_spec("fast", None).is_err());
+    }
 
     #[test]
     fn manual_clock_moves_only_when_told() {

@@ -22,6 +22,7 @@ pub mod pki;
 pub mod state;
 pub mod storage;
 pub mod tls;
+pub mod worldclock;
 
 pub use app::{start, RunningServer, StartError};
 pub use config::Config;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub sessions: Mutex<HashMap<String, LiveSession>>,
     /// The IME releases the server hosts, by version; the current one is delivered.
     pub ime: Mutex<ImeRelease>,
+    /// Processes following the world clock (remote mode).
+    pub followers: crate::worldclock::Followers,
     /// Devices by certificate thumbprint, as looked up (certificates are never revoked).
     cert_devices: Mutex<HashMap<String, String>>,
     rng: Mutex<ChaCha8Rng>,
@@ -65,6 +67,7 @@ impl AppState {
             sessions: Mutex::new(HashMap::new()),
             ime: Mutex::new(ime),
             cert_devices: Mutex::new(HashMap::new()),
+            followers: Default::default(),
             rng: Mutex::new(rng),
         }
     }

@@ -330,30 +330,10 @@ fn line_of(text: &str, offset: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// Parses `90s`, `20m`, `8h`, `7d` (and `1h30m`).
+/// Parses `90s`, `20m`, `8h`, `7d` (and `1h30m`): the same durations the server's
+/// clock endpoint takes.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let mut total = Duration::zero();
-    let mut number = String::new();
-    for c in text.trim().chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let n: i64 = number.parse().ok()?;
-        number.clear();
-        total += match c {
-            's' => Duration::seconds(n),
-            'm' => Duration::minutes(n),
-            'h' => Duration::hours(n),
-            'd' => Duration::days(n),
-            'w' => Duration::weeks(n),
-            _ => return None,
-        };
-    }
-    number
-        .is_empty()
-        .then_some(total)
-        .filter(|d| *d > Duration::zero() || text.trim() == "0s")
+    server::worldclock::parse_duration(text).filter(|d| *d > Duration::zero())
 }
 
 /// Runs a scenario file (with `seed` in place of the file's, when given); returns the

@@ -18,6 +18,10 @@ struct Cli {
     /// The device directory (created by `enroll`).
     #[arg(long, global = true, default_value = "./tenantless-device")]
     device_dir: PathBuf,
+    /// Whose time the device lives in: `system`, or `server` (the world clock of a
+    /// server started with --clock manual or scaled:N; `run` then follows it).
+    #[arg(long, global = true, default_value = "system")]
+    clock: String,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -149,8 +153,43 @@ fn seed() -> [u8; 32] {
     seed
 }
 
+/// Where "now" comes from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClockSource {
+    System,
+    Server,
+}
+
+async fn now_for(
+    source: ClockSource,
+    agent: &mut Agent,
+) -> Result<chrono::DateTime<chrono::Utc>, AgentError> {
+    match source {
+        ClockSource::System => Ok(system_now()),
+        ClockSource::Server => {
+            let addr = agent
+                .state()
+                .enrollment
+                .as_ref()
+                .map(|e| e.addr.clone())
+                .ok_or(AgentError::NotEnrolled)?;
+            let client = agent.client()?;
+            agent::remote_clock::now(&client, &addr).await
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), AgentError> {
     let dir = cli.device_dir;
+    let source = match cli.clock.as_str() {
+        "system" => ClockSource::System,
+        "server" => ClockSource::Server,
+        other => {
+            return Err(AgentError::Config(format!(
+                "--clock {other:?}: use system or server"
+            )))
+        }
+    };
     match cli.command {
         Cmd::Enroll {
             server,
@@ -195,15 +234,24 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 trusted_ca_pem: trusted,
                 digest_only: digest,
             };
-            agent.enroll(&request, system_now()).await?;
+            let now = match source {
+                ClockSource::System => system_now(),
+                ClockSource::Server => {
+                    let client = agent::http::client(&request.trusted_ca_pem, None)?;
+                    agent::remote_clock::now(&client, &request.server).await?
+                }
+            };
+            agent.enroll(&request, now).await?;
             println!(
                 "enrolled {} ({})",
                 agent.device().profile.device_name,
                 agent.device().profile.device_id
             );
-            report(agent.run_due(system_now()).await?);
+            let now = now_for(source, &mut agent).await?;
+            report(agent.run_due(now).await?);
             Ok(())
         }
+        Cmd::Run if source == ClockSource::Server => follow_server(&dir).await,
         Cmd::Run => run_forever(&dir).await,
         Cmd::Sync => {
             if runner_alive(&dir) {
@@ -212,12 +260,14 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 return Ok(());
             }
             let mut agent = open(&dir)?;
-            report(agent.sync(system_now()).await?);
+            let now = now_for(source, &mut agent).await?;
+            report(agent.sync(now).await?);
             Ok(())
         }
         Cmd::RestartIme => {
             let mut agent = open(&dir)?;
-            agent.restart_ime(system_now())?;
+            let now = now_for(source, &mut agent).await?;
+            agent.restart_ime(now)?;
             println!("IME service restarted");
             Ok(())
         }
@@ -347,5 +397,42 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
         }
     }
     let _ = std::fs::remove_file(dir.join("run.pid"));
+    agent.save()
+}
+
+/// `run --clock server`: wait on the server's world clock for each moment the device has
+/// work, and do it at that world time.
+async fn follow_server(dir: &Path) -> Result<(), AgentError> {
+    let mut agent = open(dir)?;
+    let addr = agent
+        .state()
+        .enrollment
+        .as_ref()
+        .map(|e| e.addr.clone())
+        .ok_or(AgentError::NotEnrolled)?;
+    let follower = agent.device().profile.device_id.clone();
+    println!("following the world clock of {addr}; Ctrl-C to stop");
+    loop {
+        let client = agent.client()?;
+        let due = agent.next_due();
+        let waited = tokio::select! {
+            w = agent::remote_clock::wait(&client, &addr, &follower, due) => w,
+            _ = tokio::signal::ctrl_c() => break,
+        };
+        let now = match waited {
+            Ok(now) => now,
+            Err(e) => {
+                eprintln!("tenantless-agent: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if due.is_some_and(|t| t <= now) {
+            match agent.run_due(now).await {
+                Ok(done) => report(done),
+                Err(e) => eprintln!("tenantless-agent: {e}"),
+            }
+        }
+    }
     agent.save()
 }

@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Parser;
-use server::clock::SystemClock;
 use server::config::{Config, DEFAULT_IME_VERSION};
 
 /// The Tenantless management service: MS-MDE2 enrollment and OMA-DM sessions for
@@ -48,6 +46,14 @@ struct Args {
     /// Seed for the server's random choices, for reproducible journals.
     #[arg(long)]
     seed: Option<u64>,
+    /// The world clock: `real`, `manual` (moves only by POST /testbed/clock/advance) or
+    /// `scaled:N` (N times real time, and advanceable). Agents follow it with
+    /// `tenantless-agent --clock server run`.
+    #[arg(long, default_value = "real")]
+    clock: String,
+    /// World time at start for manual and scaled clocks (RFC 3339; default: now).
+    #[arg(long)]
+    clock_start: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -66,6 +72,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let start = match args.clock_start.as_deref().map(server::clock::parse) {
+        Some(None) => {
+            eprintln!("tenantless-server: --clock-start is not an RFC 3339 time");
+            return ExitCode::FAILURE;
+        }
+        Some(t) => t,
+        None => None,
+    };
+    let clock = match server::clock::from_spec(&args.clock, start) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tenantless-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = Config {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -78,7 +99,7 @@ fn main() -> ExitCode {
         ime_version: args.ime_version,
     };
     runtime.block_on(async move {
-        let server = match server::start(config, Arc::new(SystemClock)).await {
+        let server = match server::start(config, clock).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("tenantless-server: {e}");

@@ -1,0 +1,261 @@
+//! Remote mode: the server owns the world clock and other processes follow it.
+//!
+//! `GET /testbed/clock` tells the world time. An agent that follows the clock long-polls
+//! `GET /testbed/clock?follower=ID&until=T`, T being the moment it next has work; the
+//! answer comes when world time reaches T (or after 20 s, to poll again).
+//! `POST /testbed/clock/advance` (`{"by": "24h"}` or `{"to": "..."}`) walks the clock to
+//! its target through the followers' due moments, stopping at each until every follower
+//! due there has done its work and asked again: every check-in happens at its own world
+//! time, as in the in-process world.
+
+use std::collections::BTreeMap;
+use std::time::{Duration as StdDuration, Instant};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::admin::Problem;
+use crate::clock;
+use crate::state::Shared;
+
+/// How long a long poll waits before answering anyway.
+const LONG_POLL: StdDuration = StdDuration::from_secs(20);
+/// How long an advance waits at one stop for followers to finish their work.
+const STOP_TIMEOUT: StdDuration = StdDuration::from_secs(30);
+
+/// The processes following the clock.
+#[derive(Debug, Default)]
+pub struct Followers {
+    /// By follower id: the moment each waits for (`None` while it works).
+    waiting: std::sync::Mutex<BTreeMap<String, Option<DateTime<Utc>>>>,
+    /// Woken when the clock moves or a follower comes back.
+    changed: tokio::sync::Notify,
+}
+
+impl Followers {
+    fn set(&self, id: &str, until: Option<DateTime<Utc>>) {
+        self.waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), until);
+        self.changed.notify_waiters();
+    }
+
+    /// The earliest moment after `now` a follower waits for, and whether every follower
+    /// is waiting for a moment after `now` (none is working or due).
+    fn state(&self, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, bool) {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let idle = waiting.values().all(|u| u.is_some_and(|t| t > now));
+        let next = waiting
+            .values()
+            .flatten()
+            .filter(|t| **t > now)
+            .min()
+            .copied();
+        (next, idle)
+    }
+
+    fn forget_busy(&self, now: DateTime<Utc>) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.retain(|id, u| {
+            let keep = u.is_some_and(|t| t > now);
+            if !keep {
+                tracing::warn!(follower = %id, "a clock follower did not come back; it no longer holds the clock");
+            }
+            keep
+        });
+    }
+}
+
+/// `GET /testbed/clock` query.
+#[derive(Debug, Deserialize)]
+pub struct ClockQuery {
+    follower: Option<String>,
+    until: Option<String>,
+    /// Wait (up to the long poll) until at least this many followers are registered.
+    followers: Option<usize>,
+}
+
+fn clock_json(state: &Shared) -> Value {
+    let followers = state
+        .followers
+        .waiting
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .len();
+    json!({ "now": clock::format(state.now()), "mode": state.clock.mode(), "followers": followers })
+}
+
+/// `GET /testbed/clock`: the world time, or (for a follower) a long poll until `until`.
+pub async fn get_clock(
+    State(state): State<Shared>,
+    Query(q): Query<ClockQuery>,
+) -> Result<Json<Value>, Problem> {
+    let until = match &q.until {
+        Some(t) => Some(clock::parse(t).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("until {t:?} is not an RFC 3339 time"),
+            )
+        })?),
+        None => None,
+    };
+    let Some(id) = q.follower else {
+        if let Some(wanted) = q.followers {
+            let deadline = Instant::now() + LONG_POLL;
+            loop {
+                let changed = state.followers.changed.notified();
+                let have = state
+                    .followers
+                    .waiting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len();
+                let left = deadline.saturating_duration_since(Instant::now());
+                if have >= wanted || left.is_zero() {
+                    break;
+                }
+                let _ = tokio::time::timeout(left, changed).await;
+            }
+        }
+        return Ok(Json(clock_json(&state)));
+    };
+    // A follower with nothing due waits for ever (until the long poll ends).
+    let wait_for = until.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    state.followers.set(&id, Some(wait_for));
+    let deadline = Instant::now() + LONG_POLL;
+    loop {
+        let changed = state.followers.changed.notified();
+        let now = state.now();
+        if now >= wait_for {
+            state.followers.set(&id, None); // it goes to work
+            return Ok(Json(clock_json(&state)));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(Json(clock_json(&state)));
+        }
+        // A clock that runs by itself reaches `until` without a notification.
+        let real_wait = if state.clock.mode() == "manual" {
+            left
+        } else {
+            left.min(StdDuration::from_millis(250))
+        };
+        let _ = tokio::time::timeout(real_wait, changed).await;
+    }
+}
+
+/// `POST /testbed/clock/advance` body.
+#[derive(Debug, Deserialize)]
+pub struct AdvanceRequest {
+    by: Option<String>,
+    to: Option<String>,
+}
+
+/// Parses `90s`, `20m`, `8h`, `7d`, `1h30m`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = Duration::zero();
+    let mut number = String::new();
+    for c in text.trim().chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let n: i64 = number.parse().ok()?;
+        number.clear();
+        total += match c {
+            's' => Duration::seconds(n),
+            'm' => Duration::minutes(n),
+            'h' => Duration::hours(n),
+            'd' => Duration::days(n),
+            'w' => Duration::weeks(n),
+            _ => return None,
+        };
+    }
+    number.is_empty().then_some(total)
+}
+
+/// `POST /testbed/clock/advance`.
+pub async fn advance(
+    State(state): State<Shared>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, Problem> {
+    let req: AdvanceRequest = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("advance: {e}")))?;
+    let now = state.now();
+    let target = match (&req.by, &req.to) {
+        (Some(by), None) => {
+            now + parse_duration(by).ok_or_else(|| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("by {by:?} is not a duration like 90s, 20m, 8h, 7d"),
+                )
+            })?
+        }
+        (None, Some(to)) => clock::parse(to).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("to {to:?} is not an RFC 3339 time"),
+            )
+        })?,
+        _ => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of by and to",
+            ))
+        }
+    };
+    if target < now {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "the world clock does not go backwards",
+        ));
+    }
+    if state.clock.mode() == "real" {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "this server's clock is the real one (start it with --clock manual or scaled:N)",
+        ));
+    }
+    let mut stops = 0usize;
+    loop {
+        wait_idle(&state).await;
+        let now = state.now();
+        let (next, _) = state.followers.state(now);
+        let stop = next.filter(|t| *t < target).unwrap_or(target);
+        if stop > now {
+            state.clock.advance(stop - now);
+            state.followers.changed.notify_waiters();
+            stops += 1;
+        }
+        if stop >= target {
+            wait_idle(&state).await;
+            break;
+        }
+    }
+    let mut v = clock_json(&state);
+    v["stops"] = json!(stops);
+    Ok(Json(v))
+}
+
+/// Waits until every follower is waiting for a moment after now (none is due or working).
+async fn wait_idle(state: &Shared) {
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    loop {
+        let changed = state.followers.changed.notified();
+        let (_, idle) = state.followers.state(state.now());
+        if idle {
+            return;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            state.followers.forget_busy(state.now());
+            return;
+        }
+        let _ = tokio::time::timeout(left.min(StdDuration::from_millis(250)), changed).await;
+    }
+}

@@ -1,0 +1,175 @@
+//! Remote mode: the server and the agents as separate processes on loopback, the
+//! server owning a manual world clock that the agents follow.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// A workspace binary, built if this test run has not built it.
+fn binary(name: &str) -> PathBuf {
+    let dir = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = dir.join(name);
+    if !path.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--bin", name])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building {name}");
+    }
+    path
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the server with a manual clock; returns it and its device and admin URLs.
+fn server(dir: &Path) -> (Killed, String, String) {
+    let mut child = Command::new(binary("tenantless-server"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--clock",
+            "manual",
+        ])
+        .args(["--clock-start", "2026-11-24T09:00:00Z", "--seed", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let devices = lines.next().unwrap().unwrap();
+    let admin = lines.next().unwrap().unwrap();
+    let base = devices
+        .split("enrollment at ")
+        .nth(1)
+        .unwrap()
+        .split("/EnrollmentServer")
+        .next()
+        .unwrap()
+        .to_owned();
+    let admin = admin.trim_start_matches("admin:").trim().to_owned();
+    (Killed(child), base, admin)
+}
+
+fn agent(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(binary("tenantless-agent"));
+    cmd.arg("--device-dir")
+        .arg(dir)
+        .args(["--clock", "server"])
+        .args(args);
+    cmd
+}
+
+#[tokio::test]
+async fn agents_in_other_processes_follow_the_servers_clock() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, admin) = server(&tmp.path().join("server"));
+    let ca = tmp.path().join("server/pki/ca.pem");
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{admin}{path}");
+        async move {
+            http.get(url)
+                .bearer_auth("tenantless-admin")
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+
+    let mut runners = Vec::new();
+    for name in ["REMOTE-01", "REMOTE-02"] {
+        let dir = tmp.path().join(name);
+        let enrolled = agent(
+            &dir,
+            &[
+                "enroll",
+                "--server",
+                &base,
+                "--user",
+                "lab@contoso.com",
+                "--secret",
+                "tenantless",
+                "--fast-keys",
+                "--device-name",
+                name,
+            ],
+        )
+        .arg("--ca")
+        .arg(&ca)
+        .output()
+        .unwrap();
+        assert!(
+            enrolled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&enrolled.stderr)
+        );
+        runners.push(Killed(
+            agent(&dir, &["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+    }
+    let clock = get("/testbed/clock?followers=2".into()).await;
+    assert_eq!(
+        clock["followers"], 2,
+        "both agents follow the clock: {clock}"
+    );
+    assert_eq!(clock["now"], "2026-11-24T09:00:00.000Z");
+
+    let advanced: serde_json::Value = http
+        .post(format!("{admin}/testbed/clock/advance"))
+        .bearer_auth("tenantless-admin")
+        .json(&serde_json::json!({ "by": "24h" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(advanced["now"], "2026-11-25T09:00:00.000Z");
+
+    // Each device checked in at every moment of its schedule, stamped with world time:
+    // the enrollment's session at 09:00, every 3 min to 09:15, every 15 min to 11:15,
+    // then 19:15 and 03:15.
+    let devices = get("/beta/deviceManagement/managedDevices".into()).await;
+    assert_eq!(devices["value"].as_array().unwrap().len(), 2);
+    for d in devices["value"].as_array().unwrap() {
+        let id = d["id"].as_str().unwrap();
+        let events = get(format!("/testbed/events?device={id}&kind=session_started")).await;
+        let times: Vec<&str> = events["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["at"].as_str().unwrap())
+            .collect();
+        assert_eq!(times.len(), 16, "{id}: {times:?}");
+        assert_eq!(times[1], "2026-11-24T09:03:00.000Z");
+        assert_eq!(times[6], "2026-11-24T09:30:00.000Z");
+        assert_eq!(times[15], "2026-11-25T03:15:00.000Z");
+    }
+}
