@@ -341,6 +341,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 pub async fn run(
     path: &Path,
     seed: Option<u64>,
+    progress: impl FnMut(usize, usize),
+) -> Result<(ScenarioReport, World), ScenarioError> {
+    run_paced(path, seed, None, progress).await
+}
+
+/// [`run`], with the world running `pace` times real time when given (for a person to
+/// watch) instead of jumping.
+pub async fn run_paced(
+    path: &Path,
+    seed: Option<u64>,
+    pace: Option<f64>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(ScenarioReport, World), ScenarioError> {
     let file = path.display().to_string();
@@ -365,6 +376,7 @@ pub async fn run(
         })?;
     }
     let mut world = World::start(options).await?;
+    world.pace = pace;
     for d in &scenario.devices {
         let mut profile = DeviceProfile::default();
         if let Some(u) = &d.user {

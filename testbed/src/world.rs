@@ -79,6 +79,9 @@ pub struct World {
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
     fast_keys: bool,
+    /// When set, the world runs this many times faster than real time instead of
+    /// jumping: labs a person watches.
+    pub pace: Option<f64>,
     /// Errors devices met while the world ran (a device that cannot reach the server
     /// tries again later, as a real one does).
     pub device_errors: Vec<(DateTime<Utc>, String, String)>,
@@ -120,6 +123,7 @@ impl World {
             dir,
             _temp: temp,
             fast_keys: options.fast_keys,
+            pace: None,
             device_errors: Vec::new(),
         })
     }
@@ -209,6 +213,7 @@ impl World {
                 break;
             }
             let at = next.max(self.now());
+            self.wait_for(at).await;
             if last_at == Some(at) {
                 rounds_at_same_time += 1;
                 if rounds_at_same_time > 8 {
@@ -232,9 +237,19 @@ impl World {
             }
         }
         if target > self.now() {
+            self.wait_for(target).await;
             self.clock.set(target);
         }
         done
+    }
+
+    /// With a pace set, lets real time pass until world time `at` is due.
+    async fn wait_for(&self, at: DateTime<Utc>) {
+        let Some(pace) = self.pace.filter(|p| *p > 0.0) else {
+            return;
+        };
+        let world = (at - self.now()).num_milliseconds().max(0) as f64;
+        tokio::time::sleep(std::time::Duration::from_millis((world / pace) as u64)).await;
     }
 
     /// A push: the device checks in now.

@@ -40,6 +40,10 @@ enum Command {
         /// Write a JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Run the world N times faster than real time (e.g. 60) instead of jumping,
+        /// for a person to watch the logs and registry change.
+        #[arg(long)]
+        pace: Option<f64>,
     },
     /// Read a running server's journal as a timeline.
     Journal {
@@ -224,7 +228,8 @@ async fn run(command: Command) -> Result<(), String> {
             seed,
             junit,
             json,
-        } => run_scenarios(scenarios, seed, junit, json).await,
+            pace,
+        } => run_scenarios(scenarios, seed, junit, json, pace).await,
         Command::Fleet {
             devices,
             days,
@@ -241,6 +246,7 @@ async fn run_scenarios(
     seed: Option<u64>,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
+    pace: Option<f64>,
 ) -> Result<(), String> {
     use testbed::scenario;
     let mut files = Vec::new();
@@ -264,7 +270,7 @@ async fn run_scenarios(
                 .progress_chars("=> "),
         );
         bar.set_prefix(file.display().to_string());
-        let outcome = scenario::run(file, seed, |done, total| {
+        let outcome = scenario::run_paced(file, seed, pace, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })
