@@ -7,6 +7,7 @@
 //! - [`provisioning`]: the `wap-provisioningdoc` an enrollment returns.
 //! - [`msi_job`]: the `MsiInstallJob` of the EnterpriseDesktopAppManagement CSP.
 //! - [`sim_msi`]: the simulated MSI package format the server hosts and the agent installs.
+//! - [`intunewin`]: the encrypted `.intunewin` content package of Win32 apps.
 //!
 //! Every parser is total: any bytes in, a value or an [`Error`] out, never a panic.
 #![forbid(unsafe_code)]
@@ -14,6 +15,7 @@
 
 pub mod dm;
 pub mod error;
+pub mod intunewin;
 pub mod mde2;
 pub mod msi_job;
 pub mod provisioning;

@@ -550,6 +550,10 @@ fn every_parser(bytes: &[u8]) {
     let _ = MsiInstallJob::parse(&text);
     let _ = Command::parse(&text);
     let _ = syncml::sim_msi::SimulatedMsi::parse(bytes);
+    if let Ok(package) = syncml::intunewin::open(bytes) {
+        let _ = syncml::intunewin::decrypt(&package.encrypted, &package.detection.encryption);
+    }
+    let _ = syncml::intunewin::extract(bytes);
 }
 
 const FIXTURES: &[&str] = &[

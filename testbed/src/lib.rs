@@ -5,6 +5,7 @@
 
 pub mod demo;
 pub mod fleet;
+pub mod pack;
 pub mod report;
 pub mod scenario;
 pub mod timeline;

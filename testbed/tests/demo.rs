@@ -31,3 +31,52 @@ async fn the_demo_tells_the_story_and_leaves_artefacts() {
     let mut again = Vec::new();
     testbed::demo::run(&options, &mut again).await.unwrap();
 }
+
+#[test]
+fn pack_writes_a_package_that_opens_and_decrypts() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("app");
+    std::fs::create_dir_all(folder.join("files")).unwrap();
+    let msi = syncml::sim_msi::SimulatedMsi::new(
+        "{11111111-2222-3333-4444-555555555555}",
+        "Contoso Widget",
+        "1.2.0",
+        "Contoso",
+    );
+    std::fs::write(folder.join("widget.msi"), msi.to_bytes()).unwrap();
+    std::fs::write(folder.join("files/readme.txt"), b"hi").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .args(["pack", "--setup", "widget.msi", "--folder"])
+        .arg(&folder)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let package = std::fs::read(dir.path().join("widget.intunewin")).unwrap();
+    let opened = syncml::intunewin::open(&package).unwrap();
+    assert_eq!(opened.detection.setup_file, "widget.msi");
+    assert_eq!(
+        opened.detection.msi.as_ref().unwrap().product_code,
+        "{11111111-2222-3333-4444-555555555555}"
+    );
+    let inner =
+        syncml::intunewin::decrypt(&opened.encrypted, &opened.detection.encryption).unwrap();
+    let files = syncml::intunewin::extract(&inner).unwrap();
+    assert_eq!(
+        files.iter().map(|(p, _)| p.as_str()).collect::<Vec<_>>(),
+        ["files/readme.txt", "widget.msi"]
+    );
+
+    let missing = std::process::Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .args(["pack", "--setup", "nope.exe", "--folder"])
+        .arg(&folder)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.exe is not in"));
+}

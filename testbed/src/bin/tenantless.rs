@@ -72,6 +72,18 @@ enum Command {
         /// The session's id (from the journal or the admin API).
         session: i64,
     },
+    /// Build a .intunewin from a setup folder (as IntuneWinAppUtil does).
+    Pack {
+        /// The folder with the setup file and everything it needs.
+        #[arg(long)]
+        folder: PathBuf,
+        /// The setup file, relative to the folder.
+        #[arg(long)]
+        setup: String,
+        /// Where to write <setup>.intunewin.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
     /// Enroll N devices and run them for D virtual days, printing throughput.
     Fleet {
         /// How many devices.
@@ -230,6 +242,11 @@ async fn run(command: Command) -> Result<(), String> {
             json,
             pace,
         } => run_scenarios(scenarios, seed, junit, json, pace).await,
+        Command::Pack { folder, setup, out } => {
+            let written = testbed::pack::pack(&folder, &setup, &out)?;
+            println!("{}", written.display());
+            Ok(())
+        }
         Command::Fleet {
             devices,
             days,
