@@ -93,6 +93,7 @@ pub fn router(state: Shared) -> Router {
             get(session_messages),
         )
         .route("/tenantless/ime", get(get_ime).put(put_ime))
+        .merge(crate::apps::admin_routes())
         .route("/testbed/events", get(events))
         .route("/testbed/events/count", get(count_events))
         .route("/testbed/verify", post(verify))

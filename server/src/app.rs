@@ -83,6 +83,7 @@ pub fn device_router(state: Shared) -> Router {
     crate::enroll::routes()
         .merge(crate::omadm::routes())
         .merge(crate::ime::routes())
+        .merge(crate::apps::device_routes())
         .route(
             "/testbed/clock",
             axum::routing::get(crate::worldclock::get_clock),

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod apps;
 pub mod clock;
 pub mod config;
 pub mod enroll;

@@ -131,6 +131,41 @@ pub enum Event {
         /// Item Data.
         data: String,
     },
+    /// The IME called its gateway.
+    GatewayCall {
+        /// RequestContentType, e.g. `RequestApplication`.
+        request: String,
+        /// CheckinReason.
+        reason: String,
+    },
+    /// A device reported the state of a Win32 app.
+    AppReport {
+        /// The app.
+        app_id: String,
+        /// The app's revision the device acted on.
+        version: i64,
+        /// ComplianceState.
+        compliance: i64,
+        /// EnforcementState.
+        enforcement: i64,
+        /// The error code.
+        error_code: i64,
+    },
+    /// A device's state of a Win32 app changed.
+    AppStateChanged {
+        /// The app.
+        app_id: String,
+        /// ComplianceState before (absent on the first report).
+        old_compliance: Option<i64>,
+        /// ComplianceState now.
+        new_compliance: i64,
+        /// EnforcementState before.
+        old_enforcement: Option<i64>,
+        /// EnforcementState now.
+        new_enforcement: i64,
+        /// The error code.
+        error_code: i64,
+    },
     /// The IME's installation moved on.
     ImeInstall {
         /// `queued`, `installing`, `installed` or `failed`.

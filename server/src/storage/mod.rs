@@ -4,6 +4,7 @@
 //! differs per engine (`sqlite.sql`, `postgres.sql`). Times are stored as RFC 3339 text
 //! in UTC with milliseconds, which sorts correctly as text.
 
+mod apps;
 mod rows;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};

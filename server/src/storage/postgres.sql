@@ -81,3 +81,34 @@ CREATE TABLE IF NOT EXISTS settings (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS apps (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    revision BIGINT NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS app_content (
+    app_id TEXT PRIMARY KEY,
+    package BYTEA NOT NULL,
+    detection TEXT NOT NULL,
+    uploaded_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS app_assignments (
+    id BIGSERIAL PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    intent TEXT NOT NULL,
+    target TEXT NOT NULL,
+    start_at TEXT,
+    deadline_at TEXT
+);
+CREATE INDEX IF NOT EXISTS app_assignments_app ON app_assignments (app_id);
+CREATE TABLE IF NOT EXISTS app_status (
+    device_id TEXT NOT NULL,
+    app_id TEXT NOT NULL,
+    compliance BIGINT NOT NULL,
+    enforcement BIGINT NOT NULL,
+    error_code BIGINT NOT NULL,
+    report TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, app_id)
+);

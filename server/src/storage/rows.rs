@@ -304,3 +304,92 @@ pub struct JournalQuery {
     /// At most this many.
     pub limit: i64,
 }
+
+/// A Win32 app as stored: its Graph body and revision.
+#[derive(Debug, Clone)]
+pub struct AppRow {
+    /// The app's id (a GUID).
+    pub id: String,
+    /// The `win32LobApp` JSON.
+    pub body: String,
+    /// Bumped whenever the app or its content changes.
+    pub revision: i64,
+    /// When it was created.
+    pub created_at: String,
+}
+
+impl AppRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(AppRow {
+            id: text(r, "id")?,
+            body: text(r, "body")?,
+            revision: int(r, "revision")?,
+            created_at: text(r, "created_at")?,
+        })
+    }
+}
+
+/// An app's assignment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AssignmentRow {
+    /// Id.
+    pub id: i64,
+    /// The app.
+    pub app_id: String,
+    /// `required`, `available` or `uninstall`.
+    pub intent: String,
+    /// `allDevices`, `device:<id>` or `user:<upn>`.
+    pub target: String,
+    /// Available from (RFC 3339), if scheduled.
+    pub start_at: Option<String>,
+    /// Deadline (RFC 3339), if scheduled.
+    pub deadline_at: Option<String>,
+}
+
+impl AssignmentRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(AssignmentRow {
+            id: int(r, "id")?,
+            app_id: text(r, "app_id")?,
+            intent: text(r, "intent")?,
+            target: text(r, "target")?,
+            start_at: opt_text(r, "start_at")?,
+            deadline_at: opt_text(r, "deadline_at")?,
+        })
+    }
+}
+
+/// A device's last reported state of an app.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatusRow {
+    /// The device.
+    pub device_id: String,
+    /// The app.
+    pub app_id: String,
+    /// ComplianceState (1 installed, 2 not installed, 4 error, 5 unknown).
+    pub compliance: i64,
+    /// EnforcementState (1000 success, 2000 in progress, 5000 error, ...).
+    pub enforcement: i64,
+    /// The error code.
+    pub error_code: i64,
+    /// The report as sent (JSON).
+    pub report: String,
+    /// When it arrived.
+    pub updated_at: String,
+}
+
+impl AppStatusRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(AppStatusRow {
+            device_id: text(r, "device_id")?,
+            app_id: text(r, "app_id")?,
+            compliance: int(r, "compliance")?,
+            enforcement: int(r, "enforcement")?,
+            error_code: int(r, "error_code")?,
+            report: text(r, "report")?,
+            updated_at: text(r, "updated_at")?,
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! `/beta/deviceAppManagement/mobileApps`: Win32 apps in Graph's shape.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use crate::admin::Problem;
+use crate::state::Shared;
+use crate::storage::AssignmentRow;
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/beta/deviceAppManagement/mobileApps",
+            get(list).post(create),
+        )
+        .route("/beta/deviceAppManagement/mobileApps/{id}", get(one))
+        .route(
+            "/beta/deviceAppManagement/mobileApps/{id}/content",
+            put(upload),
+        )
+        .route(
+            "/beta/deviceAppManagement/mobileApps/{id}/assign",
+            post(assign),
+        )
+        .route(
+            "/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses",
+            get(device_statuses),
+        )
+}
+
+fn app_json(row: &crate::storage::AppRow) -> Value {
+    let mut body: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+    body["id"] = json!(row.id);
+    body["createdDateTime"] = json!(row.created_at);
+    body["tenantless"] = json!({ "revision": row.revision });
+    body
+}
+
+async fn list(State(state): State<Shared>) -> Result<Json<Value>, Problem> {
+    let apps: Vec<Value> = state.store.apps().await?.iter().map(app_json).collect();
+    Ok(Json(json!({ "value": apps })))
+}
+
+async fn one(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+    let row = state
+        .store
+        .app(&id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+    Ok(Json(app_json(&row)))
+}
+
+async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, Problem> {
+    let mut app: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+    if app["@odata.type"] != "#microsoft.graph.win32LobApp" {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "@odata.type must be #microsoft.graph.win32LobApp",
+        ));
+    }
+    for field in ["displayName", "installCommandLine"] {
+        if app[field].as_str().is_none_or(str::is_empty) {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("{field} is required"),
+            ));
+        }
+    }
+    let id = state.random_guid().to_lowercase();
+    if let Some(map) = app.as_object_mut() {
+        map.remove("id");
+    }
+    state
+        .store
+        .upsert_app(&id, &app.to_string(), &state.now_text())
+        .await?;
+    let row = state
+        .store
+        .app(&id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the app vanished"))?;
+    Ok((StatusCode::CREATED, Json(app_json(&row))).into_response())
+}
+
+/// Tenantless's content upload: the `.intunewin` as the body (Graph's content-version
+/// and Azure upload dance is left out).
+async fn upload(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, Problem> {
+    state
+        .store
+        .app(&id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+    let package = syncml::intunewin::open(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not a .intunewin: {e}")))?;
+    let detection = package.detection.to_xml();
+    state
+        .store
+        .set_app_content(&id, &body, &detection, &state.now_text())
+        .await?;
+    Ok(Json(json!({
+        "size": body.len(),
+        "setupFile": package.detection.setup_file,
+        "unencryptedContentSize": package.detection.unencrypted_content_size,
+    })))
+}
+
+/// `POST .../assign` with `mobileAppAssignments` as Graph takes them. Targets:
+/// `#microsoft.graph.allDevicesAssignmentTarget`,
+/// `#microsoft.graph.allLicensedUsersAssignmentTarget`, and Tenantless's own
+/// `#tenantless.deviceAssignmentTarget` (`deviceId`) and
+/// `#tenantless.userAssignmentTarget` (`userPrincipalName`), as Tenantless has no groups.
+async fn assign(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    state
+        .store
+        .app(&id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+    let mut rows = Vec::new();
+    for a in v["mobileAppAssignments"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+    {
+        let intent = a["intent"].as_str().unwrap_or("required").to_owned();
+        if !matches!(intent.as_str(), "required" | "available" | "uninstall") {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("intent {intent:?}: use required, available or uninstall"),
+            ));
+        }
+        let t = &a["target"];
+        let target = match t["@odata.type"].as_str().unwrap_or_default() {
+            "#microsoft.graph.allDevicesAssignmentTarget" => "allDevices".to_owned(),
+            "#microsoft.graph.allLicensedUsersAssignmentTarget" => "allUsers".to_owned(),
+            "#tenantless.deviceAssignmentTarget" => format!(
+                "device:{}",
+                t["deviceId"].as_str().unwrap_or_default().to_uppercase()
+            ),
+            "#tenantless.userAssignmentTarget" => format!(
+                "user:{}",
+                t["userPrincipalName"].as_str().unwrap_or_default()
+            ),
+            other => {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("target {other:?} is not supported"),
+                ))
+            }
+        };
+        let times = &a["settings"]["installTimeSettings"];
+        let time = |key: &str| -> Result<Option<String>, Problem> {
+            match times[key].as_str() {
+                None => Ok(None),
+                Some(t) => crate::clock::parse(t)
+                    .map(|t| Some(crate::clock::format(t)))
+                    .ok_or_else(|| {
+                        Problem::new(
+                            StatusCode::BAD_REQUEST,
+                            format!("{key} {t:?} is not an RFC 3339 time"),
+                        )
+                    }),
+            }
+        };
+        rows.push(AssignmentRow {
+            id: 0,
+            app_id: id.clone(),
+            intent,
+            target,
+            start_at: time("startDateTime")?,
+            deadline_at: time("deadlineDateTime")?,
+        });
+    }
+    state.store.set_assignments(&id, &rows).await?;
+    // Targeting a device with a Win32 app installs the IME first if it lacks it.
+    for device in super::targeted_devices(&state, &rows).await? {
+        crate::ime::require(&state, &device).await?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Graph's `installState` from the IME's compliance and enforcement states.
+pub fn install_state(compliance: i64, enforcement: i64) -> &'static str {
+    match (compliance, enforcement) {
+        (1, _) => "installed",
+        (_, 5000..=5999) | (4, _) => "failed",
+        (_, 2000..=2999) => "pendingInstall",
+        (_, 3000..=3999) => "notApplicable",
+        (2, _) => "notInstalled",
+        _ => "unknown",
+    }
+}
+
+async fn device_statuses(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    state
+        .store
+        .app(&id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+    let mut out = Vec::new();
+    for s in state.store.app_statuses(&id).await? {
+        let device = state.store.device(&s.device_id).await?;
+        out.push(json!({
+            "id": format!("{}_{}", s.device_id, id),
+            "deviceId": s.device_id,
+            "deviceName": device.as_ref().map(|d| d.device_name.clone()).unwrap_or_default(),
+            "userPrincipalName": device.as_ref().map(|d| d.user_principal_name.clone()).unwrap_or_default(),
+            "installState": install_state(s.compliance, s.enforcement),
+            "errorCode": s.error_code,
+            "lastSyncDateTime": s.updated_at,
+            "tenantless": { "complianceState": s.compliance, "enforcementState": s.enforcement },
+        }));
+    }
+    Ok(Json(json!({ "value": out })))
+}

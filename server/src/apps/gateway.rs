@@ -1,0 +1,277 @@
+//! The IME's "SideCar" gateway, shaped like the service's: discovery by client
+//! certificate, `SideCarGatewaySessions('<guid>')` PUT envelopes whose
+//! `RequestContentType` names the call, and app content.
+//!
+//! Calls: `RequestApplication` (required and uninstall apps), `GetAvailableApp`,
+//! `GetSelectedApp`, `GetContentInfo` (content URL and decryption info), and the result
+//! upload `Win32AppResult`, whose payload (not public) Tenantless defines as a JSON
+//! array of `{ApplicationId, Version, Intent, ErrorCode, ComplianceStateMessage,
+//! EnforcementStateMessage}`. App lists use the gateway's payload encoding (base64 of
+//! a length and a gzip stream). The decryption info is sent as JSON over the mutually
+//! authenticated TLS session rather than encrypted to the device certificate.
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Value};
+
+use super::policy;
+use crate::admin::Problem;
+use crate::journal::Event;
+use crate::state::Shared;
+use crate::storage::{AppStatusRow, Device};
+use crate::tls::PeerCertificate;
+
+/// The gateway's base path.
+pub const GATEWAY_PATH: &str = "/SideCar/StatelessSideCarGatewayService";
+
+pub(super) fn routes() -> Router<Shared> {
+    Router::new()
+        .route(
+            "/RestUserAuthLocationService/RestUserAuthLocationService/Certificate/ServiceAddresses",
+            get(service_addresses),
+        )
+        .route(&format!("{GATEWAY_PATH}/{{session}}"), put(session))
+        .route("/content/apps/{app}/{file}", get(content))
+}
+
+async fn device_of(
+    state: &Shared,
+    peer: Option<Extension<PeerCertificate>>,
+) -> Result<Device, Problem> {
+    let cert = peer.and_then(|Extension(p)| p.0).ok_or_else(|| {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "the gateway needs the device's client certificate",
+        )
+    })?;
+    let id = state
+        .device_for_thumbprint(&crate::pki::thumbprint(&cert))
+        .await?
+        .ok_or_else(|| {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "this certificate was not issued here",
+            )
+        })?;
+    state
+        .store
+        .device(&id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unknown device"))
+}
+
+async fn service_addresses(
+    State(state): State<Shared>,
+    peer: Option<Extension<PeerCertificate>>,
+) -> Result<Json<Value>, Problem> {
+    device_of(&state, peer).await?;
+    Ok(Json(json!([{
+        "IsPrimary": true,
+        "Services": [
+            { "ServiceName": "SideCarGatewayService", "Url": format!("{}{GATEWAY_PATH}", state.base_url) },
+        ],
+    }])))
+}
+
+async fn session(
+    State(state): State<Shared>,
+    Path(session): Path<String>,
+    peer: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let device = device_of(&state, peer).await?;
+    if !session.starts_with("SideCarGatewaySessions(") {
+        return Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            "no such gateway resource",
+        ));
+    }
+    let mut envelope: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("envelope: {e}")))?;
+    let request = envelope["RequestContentType"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let payload = envelope["RequestPayload"]
+        .as_str()
+        .unwrap_or("[]")
+        .to_owned();
+    let reason = envelope["CheckinReason"]
+        .as_str()
+        .unwrap_or("Unknown")
+        .to_owned();
+    record(
+        &state,
+        &device.id,
+        Event::GatewayCall {
+            request: request.clone(),
+            reason,
+        },
+    )
+    .await;
+    let response = match request.as_str() {
+        "RequestApplication" => policy::compress(
+            &Value::Array(super::policies_for(&state, &device, &[3, 4]).await?).to_string(),
+        ),
+        "GetAvailableApp" => policy::compress(
+            &Value::Array(super::policies_for(&state, &device, &[1]).await?).to_string(),
+        ),
+        "GetSelectedApp" => {
+            let asked: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
+            let id = asked["ApplicationId"].as_str().unwrap_or_default();
+            let all = super::policies_for(&state, &device, &[1, 3, 4]).await?;
+            policy::compress(
+                &Value::Array(all.into_iter().filter(|p| p["Id"] == id).collect()).to_string(),
+            )
+        }
+        "GetContentInfo" => content_info(&state, &payload).await?,
+        "Win32AppResult" => {
+            results(&state, &device, &payload).await?;
+            "[]".to_owned()
+        }
+        _ => "[]".to_owned(),
+    };
+    envelope["ResponsePayload"] = Value::String(response);
+    if envelope["ResponseContentType"].is_null() {
+        envelope["ResponseContentType"] = Value::String("application/json".into());
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        envelope.to_string(),
+    )
+        .into_response())
+}
+
+async fn content_info(state: &Shared, payload: &str) -> Result<String, Problem> {
+    let asked: Value = serde_json::from_str(payload).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("GetContentInfo payload: {e}"),
+        )
+    })?;
+    let id = asked["ApplicationId"].as_str().unwrap_or_default();
+    let app = state
+        .store
+        .app(id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no app {id}")))?;
+    let (package, detection) =
+        state.store.app_content(id).await?.ok_or_else(|| {
+            Problem::new(StatusCode::NOT_FOUND, format!("app {id} has no content"))
+        })?;
+    let detection = syncml::intunewin::Detection::parse(&detection)
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let opened = syncml::intunewin::open(&package)
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let e = &detection.encryption;
+    let content = json!({
+        "UploadLocation": format!("{}/content/apps/{id}/{}.intunewin.bin", state.base_url, app.revision),
+        "UnencryptedFileSize": detection.unencrypted_content_size,
+        "EncryptedFileSize": opened.encrypted.len(),
+        "SetUpFilePath": detection.setup_file,
+    });
+    let decrypt = json!({
+        "EncryptionKey": e.encryption_key,
+        "MacKey": e.mac_key,
+        "InitializationVector": e.initialization_vector,
+        "Mac": e.mac,
+        "ProfileIdentifier": e.profile_identifier,
+        "FileDigest": e.file_digest,
+        "FileDigestAlgorithm": e.file_digest_algorithm,
+    });
+    Ok(
+        json!({ "ContentInfo": content.to_string(), "DecryptInfo": decrypt.to_string() })
+            .to_string(),
+    )
+}
+
+/// Serves an app's encrypted content (`IntunePackage.intunewin`), as the content
+/// delivery network does.
+async fn content(
+    State(state): State<Shared>,
+    Path((app, _file)): Path<(String, String)>,
+) -> Result<Response, Problem> {
+    let (package, _) =
+        state.store.app_content(&app).await?.ok_or_else(|| {
+            Problem::new(StatusCode::NOT_FOUND, format!("app {app} has no content"))
+        })?;
+    let opened = syncml::intunewin::open(&package)
+        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        opened.encrypted,
+    )
+        .into_response())
+}
+
+async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), Problem> {
+    let reports: Value = serde_json::from_str(payload).map_err(|e| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("Win32AppResult payload: {e}"),
+        )
+    })?;
+    for r in reports.as_array().cloned().unwrap_or_default() {
+        let app_id = r["ApplicationId"].as_str().unwrap_or_default().to_owned();
+        let compliance = r["ComplianceStateMessage"]["ComplianceState"]
+            .as_i64()
+            .unwrap_or(5);
+        let enforcement = r["EnforcementStateMessage"]["EnforcementState"]
+            .as_i64()
+            .unwrap_or(4000);
+        let error_code = r["ErrorCode"].as_i64().unwrap_or(0);
+        let previous = state
+            .store
+            .set_app_status(&AppStatusRow {
+                device_id: device.id.clone(),
+                app_id: app_id.clone(),
+                compliance,
+                enforcement,
+                error_code,
+                report: r.to_string(),
+                updated_at: state.now_text(),
+            })
+            .await?;
+        record(
+            state,
+            &device.id,
+            Event::AppReport {
+                app_id: app_id.clone(),
+                version: r["Version"].as_i64().unwrap_or(0),
+                compliance,
+                enforcement,
+                error_code,
+            },
+        )
+        .await;
+        let changed = previous.as_ref().is_none_or(|p| {
+            p.compliance != compliance || p.enforcement != enforcement || p.error_code != error_code
+        });
+        if changed {
+            record(
+                state,
+                &device.id,
+                Event::AppStateChanged {
+                    app_id,
+                    old_compliance: previous.as_ref().map(|p| p.compliance),
+                    new_compliance: compliance,
+                    old_enforcement: previous.as_ref().map(|p| p.enforcement),
+                    new_enforcement: enforcement,
+                    error_code,
+                },
+            )
+            .await;
+        }
+    }
+    Ok(())
+}
+
+async fn record(state: &Shared, device: &str, event: Event) {
+    if let Err(e) = state.journal.record(device, &event).await {
+        tracing::error!("journal: {e}");
+    }
+}

@@ -1,0 +1,352 @@
+//! From an app in Graph's `win32LobApp` shape to the policy object the IME receives
+//! (spec section 3): field names and enum values as the IME has them, with
+//! DetectionRule, RequirementRules, ExtendedRequirementRules, InstallEx and ReturnCodes
+//! encoded as JSON strings inside the JSON, RebootEx and StartDeadlineEx as objects.
+
+use std::io::{Read, Write};
+
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+/// `DateTime.MinValue` as the IME writes it: "as soon as possible".
+pub const DATE_MIN: &str = "/Date(-62135596800000)/";
+
+fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// Graph's rule operator as the IME's number.
+pub fn operator(name: &str) -> i64 {
+    match name {
+        "equal" => 1,
+        "notEqual" => 2,
+        "greaterThan" => 4,
+        "greaterThanOrEqual" => 5,
+        "lessThan" => 8,
+        "lessThanOrEqual" => 9,
+        _ => 0,
+    }
+}
+
+/// One Graph detection rule as the IME's `{DetectionType, DetectionText}`.
+fn detection_rule(rule: &Value) -> Option<Value> {
+    let kind = s(rule, "@odata.type");
+    let (detection_type, text) = match kind {
+        "#microsoft.graph.win32LobAppProductCodeRule" => (
+            1,
+            json!({
+                "ProductCode": s(rule, "productCode"),
+                "ProductVersion": rule.get("productVersion").cloned().unwrap_or(Value::Null),
+                "ProductVersionOperator": operator(s(rule, "productVersionOperator")),
+            }),
+        ),
+        "#microsoft.graph.win32LobAppRegistryRule" => {
+            let op = match s(rule, "operationType") {
+                "doesNotExist" => 2,
+                "string" => 3,
+                "integer" => 4,
+                "version" => 5,
+                _ => 1,
+            };
+            (
+                0,
+                json!({
+                    "Check32BitOn64System": rule.get("check32BitOn64System").and_then(Value::as_bool).unwrap_or(false),
+                    "KeyPath": s(rule, "keyPath"),
+                    "ValueName": s(rule, "valueName"),
+                    "DetectionType": op,
+                    "Operator": operator(s(rule, "operator")),
+                    "DetectionValue": s(rule, "comparisonValue"),
+                }),
+            )
+        }
+        "#microsoft.graph.win32LobAppFileSystemRule" => {
+            let op = match s(rule, "operationType") {
+                "modifiedDate" => 2,
+                "createdDate" => 3,
+                "version" => 4,
+                "sizeInMB" => 5,
+                "doesNotExist" => 6,
+                _ => 1,
+            };
+            (
+                2,
+                json!({
+                    "Path": s(rule, "path"),
+                    "FileOrFolderName": s(rule, "fileOrFolderName"),
+                    "Check32BitOn64System": rule.get("check32BitOn64System").and_then(Value::as_bool).unwrap_or(false),
+                    "DetectionType": op,
+                    "Operator": operator(s(rule, "operator")),
+                    "DetectionValue": s(rule, "comparisonValue"),
+                }),
+            )
+        }
+        "#microsoft.graph.win32LobAppPowerShellScriptRule" => (
+            3,
+            json!({
+                "ScriptBody": s(rule, "scriptContent"),
+                "EnforceSignatureCheck": rule.get("enforceSignatureCheck").and_then(Value::as_bool).unwrap_or(false),
+                "RunAs32Bit": rule.get("runAs32Bit").and_then(Value::as_bool).unwrap_or(false),
+            }),
+        ),
+        _ => return None,
+    };
+    Some(json!({ "DetectionType": detection_type, "DetectionText": text.to_string() }))
+}
+
+/// Graph's `applicableArchitectures` ("x86,x64", "arm64", "neutral") as the IME's flags.
+pub fn architecture_flags(text: &str) -> i64 {
+    let mut flags = 0;
+    for part in text.split(',').map(str::trim) {
+        flags |= match part {
+            "x86" => 1,
+            "x64" => 2,
+            "arm" => 4,
+            "arm64" => 8,
+            "neutral" | "" => 63,
+            _ => 0,
+        };
+    }
+    if flags == 0 {
+        63
+    } else {
+        flags
+    }
+}
+
+/// Graph return-code types as the IME's numbers; the IME's defaults when none are set.
+fn return_codes(app: &Value) -> Value {
+    let given: Vec<Value> = app
+        .get("returnCodes")
+        .and_then(Value::as_array)
+        .map(|codes| {
+            codes
+                .iter()
+                .map(|c| {
+                    let kind = match s(c, "type") {
+                        "success" => 1,
+                        "softReboot" => 2,
+                        "hardReboot" => 3,
+                        "retry" => 4,
+                        _ => 0,
+                    };
+                    json!({ "ReturnCode": c.get("returnCode").and_then(Value::as_i64).unwrap_or(0), "Type": kind })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !given.is_empty() {
+        return Value::Array(given);
+    }
+    json!([
+        { "ReturnCode": 0, "Type": 1 },
+        { "ReturnCode": 1707, "Type": 1 },
+        { "ReturnCode": 3010, "Type": 2 },
+        { "ReturnCode": 1641, "Type": 3 },
+        { "ReturnCode": 1618, "Type": 4 },
+    ])
+}
+
+/// `/Date(ms)/` for a time, `DateTime.MinValue` for none.
+pub fn dotnet_date(t: Option<DateTime<Utc>>) -> String {
+    match t {
+        Some(t) => format!("/Date({})/", t.timestamp_millis()),
+        None => DATE_MIN.into(),
+    }
+}
+
+/// What an assignment adds to a device's policy.
+#[derive(Debug, Clone, Default)]
+pub struct Targeting {
+    /// 0 not targeted, 1 available, 3 required, 4 uninstall.
+    pub intent: i64,
+    /// 1 user, 2 device.
+    pub target_type: i64,
+    /// Available from.
+    pub start: Option<DateTime<Utc>>,
+    /// Deadline.
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// The IME's policy object for an app.
+pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Targeting) -> Value {
+    let rules: Vec<&Value> = app
+        .get("rules")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().collect())
+        .unwrap_or_default();
+    let detection: Vec<Value> = rules
+        .iter()
+        .filter(|r| s(r, "ruleType") != "requirement")
+        .filter_map(|r| detection_rule(r))
+        .collect();
+    let detection: Vec<Value> = if detection.is_empty() {
+        app.get("detectionRules")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(detection_rule).collect())
+            .unwrap_or_default()
+    } else {
+        detection
+    };
+    let experience = app.get("installExperience").cloned().unwrap_or(Value::Null);
+    let run_as = if s(&experience, "runAsAccount") == "user" {
+        2
+    } else {
+        1
+    };
+    let restart = match s(&experience, "deviceRestartBehavior") {
+        "allow" => 1,
+        "suppress" => 2,
+        "force" => 3,
+        _ => 0,
+    };
+    let install_ex = json!({
+        "RunAs": run_as,
+        "RequiresLogon": true,
+        "InstallProgramVisibility": 3,
+        "MaxRetries": 3,
+        "RetryIntervalInMinutes": 5,
+        "MaxRunTimeInMinutes": experience.get("maxRunTimeInMinutes").and_then(Value::as_i64).unwrap_or(60),
+        "DeviceRestartBehavior": restart,
+    });
+    let num = |key: &str| {
+        app.get(key)
+            .and_then(Value::as_i64)
+            .map(Value::from)
+            .unwrap_or(Value::Null)
+    };
+    let requirements = json!({
+        "RequiredOSArchitecture": architecture_flags(s(app, "applicableArchitectures")),
+        "MinimumFreeDiskSpaceInMB": num("minimumFreeDiskSpaceInMB"),
+        "MinimumWindows10BuildNumer": app.get("minimumSupportedWindowsRelease").cloned().unwrap_or(Value::Null),
+        "MinimumMemoryInMB": num("minimumMemoryInMB"),
+        "MinimumNumberOfProcessors": num("minimumNumberOfProcessors"),
+        "MinimumCpuSpeed": num("minimumCpuSpeedInMHz"),
+        "RunAs32Bit": false,
+    });
+    json!({
+        "Id": id,
+        "Name": s(app, "displayName"),
+        "Version": revision,
+        "Intent": t.intent,
+        "TargetType": t.target_type,
+        "DetectionRule": Value::Array(detection).to_string(),
+        "InstallCommandLine": s(app, "installCommandLine"),
+        "UninstallCommandLine": s(app, "uninstallCommandLine"),
+        "RequirementRules": requirements.to_string(),
+        "ExtendedRequirementRules": "[]",
+        "InstallEx": install_ex.to_string(),
+        "ReturnCodes": return_codes(app).to_string(),
+        "FlatDependencies": [],
+        "RebootEx": { "GracePeriod": -1, "Countdown": -1, "Snooze": -1 },
+        "StartDeadlineEx": { "TimeFormat": "", "StartTime": dotnet_date(t.start), "Deadline": dotnet_date(t.deadline) },
+        "InstallContext": if run_as == 2 { 1 } else { 2 },
+        "ReevaluationInterval": 480,
+        "DOPriority": 0,
+        "AssignmentFilterIds": null,
+        "ContentCacheDuration": null,
+        "SetUpFilePath": setup_file,
+        "ToastState": 0,
+        "AvailableAppEnforcement": 0,
+    })
+}
+
+/// The gateway's payload encoding for app lists: base64 of a 4-byte little-endian
+/// length, then a gzip stream of the JSON.
+pub fn compress(json: &str) -> String {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = gz.write_all(json.as_bytes());
+    let body = gz.finish().unwrap_or_default();
+    let mut out = (json.len() as u32).to_le_bytes().to_vec();
+    out.extend(body);
+    base64::engine::general_purpose::STANDARD.encode(out)
+}
+
+/// Reverses [`compress`].
+pub fn decompress(payload: &str) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload.trim())
+        .ok()?;
+    let body = bytes.get(4..)?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(body)
+        .take(64 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graph_app_becomes_the_imes_policy() {
+        let app = json!({
+            "@odata.type": "#microsoft.graph.win32LobApp",
+            "displayName": "Contoso Widget",
+            "installCommandLine": "msiexec /i widget.msi /qn",
+            "applicableArchitectures": "x64",
+            "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": "{P}", "productVersionOperator": "notConfigured" }],
+            "installExperience": { "runAsAccount": "system", "deviceRestartBehavior": "basedOnReturnCode", "maxRunTimeInMinutes": 30 },
+        });
+        let p = policy(
+            "app-1",
+            2,
+            &app,
+            "widget.msi",
+            &Targeting {
+                intent: 3,
+                target_type: 2,
+                ..Default::default()
+            },
+        );
+        assert_eq!(p["Intent"], 3);
+        assert_eq!(p["Version"], 2);
+        let detection: Value = serde_json::from_str(p["DetectionRule"].as_str().unwrap()).unwrap();
+        assert_eq!(detection[0]["DetectionType"], 1);
+        let text: Value =
+            serde_json::from_str(detection[0]["DetectionText"].as_str().unwrap()).unwrap();
+        assert_eq!(text["ProductCode"], "{P}");
+        let install: Value = serde_json::from_str(p["InstallEx"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            (
+                install["MaxRetries"].as_i64(),
+                install["RetryIntervalInMinutes"].as_i64(),
+                install["MaxRunTimeInMinutes"].as_i64()
+            ),
+            (Some(3), Some(5), Some(30))
+        );
+        let codes: Value = serde_json::from_str(p["ReturnCodes"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            codes.as_array().unwrap().len(),
+            5,
+            "the IME's default codes"
+        );
+        let req: Value = serde_json::from_str(p["RequirementRules"].as_str().unwrap()).unwrap();
+        assert_eq!(req["RequiredOSArchitecture"], 2);
+        assert_eq!(p["StartDeadlineEx"]["StartTime"], DATE_MIN);
+        assert!(p["RebootEx"].is_object());
+    }
+
+    #[test]
+    fn payloads_compress_as_the_gateway_does() {
+        let json = r#"[{"Id":"a"}]"#;
+        let packed = compress(json);
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&packed)
+            .unwrap();
+        assert_eq!(
+            u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize,
+            json.len()
+        );
+        assert_eq!(
+            &bytes[4..6],
+            &[0x1F, 0x8B],
+            "a gzip stream follows the length"
+        );
+        assert_eq!(decompress(&packed).as_deref(), Some(json));
+        assert_eq!(decompress("not base64!"), None);
+    }
+}

@@ -1,0 +1,140 @@
+//! Win32 apps: the app, its content, its assignments, and what devices report of it.
+
+use super::{AppRow, AppStatusRow, AssignmentRow, Result, Store};
+
+impl Store {
+    /// Creates or replaces an app (bumping its revision on replace).
+    pub async fn upsert_app(&self, id: &str, body: &str, at: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO apps (id, body, revision, created_at) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body, revision = apps.revision + 1",
+        )
+        .bind(id)
+        .bind(body)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One app.
+    pub async fn app(&self, id: &str) -> Result<Option<AppRow>> {
+        let row = sqlx::query("SELECT * FROM apps WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| AppRow::from_row(&r)).transpose()
+    }
+
+    /// Every app.
+    pub async fn apps(&self) -> Result<Vec<AppRow>> {
+        let rows = sqlx::query("SELECT * FROM apps ORDER BY created_at, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(AppRow::from_row).collect()
+    }
+
+    /// Stores an app's `.intunewin` and its Detection.xml, bumping the app's revision.
+    pub async fn set_app_content(
+        &self,
+        app_id: &str,
+        package: &[u8],
+        detection: &str,
+        at: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO app_content (app_id, package, detection, uploaded_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (app_id) DO UPDATE SET package = excluded.package, detection = excluded.detection, uploaded_at = excluded.uploaded_at",
+        )
+        .bind(app_id)
+        .bind(package.to_vec())
+        .bind(detection)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("UPDATE apps SET revision = revision + 1 WHERE id = $1")
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// An app's `.intunewin` and Detection.xml.
+    pub async fn app_content(&self, app_id: &str) -> Result<Option<(Vec<u8>, String)>> {
+        use sqlx::Row;
+        let row = sqlx::query("SELECT package, detection FROM app_content WHERE app_id = $1")
+            .bind(app_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => Some((
+                r.try_get::<Vec<u8>, _>("package")?,
+                r.try_get::<String, _>("detection")?,
+            )),
+            None => None,
+        })
+    }
+
+    /// Replaces an app's assignments.
+    pub async fn set_assignments(&self, app_id: &str, assignments: &[AssignmentRow]) -> Result<()> {
+        sqlx::query("DELETE FROM app_assignments WHERE app_id = $1")
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?;
+        for a in assignments {
+            sqlx::query("INSERT INTO app_assignments (app_id, intent, target, start_at, deadline_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(app_id)
+                .bind(&a.intent)
+                .bind(&a.target)
+                .bind(&a.start_at)
+                .bind(&a.deadline_at)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every assignment of every app.
+    pub async fn assignments(&self) -> Result<Vec<AssignmentRow>> {
+        let rows = sqlx::query("SELECT * FROM app_assignments ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(AssignmentRow::from_row).collect()
+    }
+
+    /// Records a device's report of an app; returns the state it replaces, if any.
+    pub async fn set_app_status(&self, s: &AppStatusRow) -> Result<Option<AppStatusRow>> {
+        let previous = sqlx::query("SELECT * FROM app_status WHERE device_id = $1 AND app_id = $2")
+            .bind(&s.device_id)
+            .bind(&s.app_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| AppStatusRow::from_row(&r))
+            .transpose()?;
+        sqlx::query(
+            "INSERT INTO app_status (device_id, app_id, compliance, enforcement, error_code, report, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (device_id, app_id) DO UPDATE SET compliance = excluded.compliance, enforcement = excluded.enforcement,
+                error_code = excluded.error_code, report = excluded.report, updated_at = excluded.updated_at",
+        )
+        .bind(&s.device_id)
+        .bind(&s.app_id)
+        .bind(s.compliance)
+        .bind(s.enforcement)
+        .bind(s.error_code)
+        .bind(&s.report)
+        .bind(&s.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(previous)
+    }
+
+    /// Every device's state of an app.
+    pub async fn app_statuses(&self, app_id: &str) -> Result<Vec<AppStatusRow>> {
+        let rows = sqlx::query("SELECT * FROM app_status WHERE app_id = $1 ORDER BY device_id")
+            .bind(app_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(AppStatusRow::from_row).collect()
+    }
+}
