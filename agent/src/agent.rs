@@ -135,6 +135,7 @@ impl Agent {
     /// A push (or the user) asks for a session now.
     pub fn request_sync(&mut self) {
         self.state.sync_requested = true;
+        ime::request_checkin(&mut self.state, "OnDemand");
     }
 
     /// When the agent next wants to run: `None` if never (not enrolled). A time in the
@@ -143,10 +144,15 @@ impl Agent {
         self.state.enrollment.as_ref()?;
         let immediate = (self.state.sync_requested || !self.state.pending_alerts.is_empty())
             .then_some(DateTime::<Utc>::MIN_UTC);
-        [immediate, self.state.next_poll, edam::next_due(&self.state)]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            immediate,
+            self.state.next_poll,
+            edam::next_due(&self.state),
+            ime::next_due(&self.state),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Runs everything due at `now`: MSI job steps, then a session if the schedule, a
@@ -177,6 +183,16 @@ impl Agent {
                     }
                     Err(e) => {
                         self.state.next_poll = Some(now + Duration::minutes(1));
+                        self.save()?;
+                        return Err(e);
+                    }
+                }
+            }
+            if ime::next_due(&self.state).is_some_and(|t| t <= now) {
+                match ime::win32::checkin(&mut self.device, &mut self.state, &client, now).await {
+                    Ok(_) => progressed = true,
+                    Err(e) => {
+                        self.state.ime.next_checkin = Some(now + Duration::minutes(5));
                         self.save()?;
                         return Err(e);
                     }

@@ -96,6 +96,34 @@ pub fn messages(drive: &Drive, file: &str) -> Vec<String> {
         .collect()
 }
 
+/// Reads a log's records back with their times (for tests and timelines).
+pub fn records(drive: &Drive, file: &str) -> Vec<(DateTime<Utc>, String)> {
+    let bytes = drive
+        .read(&format!(r"{LOG_DIR}\{file}"))
+        .unwrap_or_default();
+    let text =
+        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
+    let mut out = Vec::new();
+    for record in text.split("<![LOG[").skip(1) {
+        let Some((message, rest)) = record.split_once("]LOG]!>") else {
+            continue;
+        };
+        let attr = |name: &str| {
+            rest.split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (time, date) = (attr("time"), attr("date"));
+        let stamp = format!("{date} {}", time.get(..15).unwrap_or(&time));
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(&stamp, "%m-%d-%Y %H:%M:%S%.f") {
+            out.push((t.and_utc(), message.to_owned()));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

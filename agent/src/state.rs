@@ -151,8 +151,8 @@ pub struct PendingAlert {
 }
 
 /// The IME Windows service.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
 pub struct ImeService {
     /// Installed by its MSI.
     pub installed: bool,
@@ -162,4 +162,24 @@ pub struct ImeService {
     pub running: bool,
     /// When it last started.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the next policy check-in is due.
+    pub next_checkin: Option<DateTime<Utc>>,
+    /// The CheckinReason of the next check-in.
+    pub checkin_reason: String,
+    /// The gateway's URL, once discovered.
+    pub gateway_url: Option<String>,
+    /// Per Win32 app: retries in progress.
+    pub apps: BTreeMap<String, AppRun>,
+}
+
+/// What the IME remembers of a Win32 app between check-ins (beside the registry).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct AppRun {
+    /// Install attempts in the current retry cycle.
+    pub attempts: u32,
+    /// When the next quick retry (retry-type exit code) is due.
+    pub next_retry: Option<DateTime<Utc>>,
+    /// The last policy received.
+    pub policy: serde_json::Value,
 }

@@ -12,4 +12,4 @@ pub mod timeline;
 pub mod world;
 
 pub use server::journal::{Expectation, Filter, Verification};
-pub use world::{World, WorldError, WorldOptions};
+pub use world::{AdminBody, World, WorldError, WorldOptions};

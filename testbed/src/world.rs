@@ -278,6 +278,36 @@ impl World {
         Ok(server::omadm::queue(&self.server.state, &id, command, "admin", None).await?)
     }
 
+    /// Calls the admin API (`GET`, `POST`, `PUT` with a JSON body, or raw bytes for a
+    /// content upload) and returns the status and the JSON answer.
+    pub async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: AdminBody,
+    ) -> (u16, serde_json::Value) {
+        let url = format!("http://{}{path}", self.server.admin_addr);
+        let http = reqwest::Client::new();
+        let req = match method {
+            "POST" => http.post(url),
+            "PUT" => http.put(url),
+            _ => http.get(url),
+        }
+        .bearer_auth(ADMIN_TOKEN);
+        let req = match body {
+            AdminBody::None => req,
+            AdminBody::Json(v) => req.json(&v),
+            AdminBody::Bytes(b) => req.body(b),
+        };
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                (status, r.json().await.unwrap_or(serde_json::Value::Null))
+            }
+            Err(e) => (0, serde_json::json!({ "detail": e.to_string() })),
+        }
+    }
+
     /// The journal.
     pub fn journal(&self) -> JournalView<'_> {
         JournalView {
@@ -313,6 +343,17 @@ impl World {
     pub async fn stop(self) {
         self.server.stop().await;
     }
+}
+
+/// A body for [`World::admin`].
+#[derive(Debug, Clone)]
+pub enum AdminBody {
+    /// No body.
+    None,
+    /// JSON.
+    Json(serde_json::Value),
+    /// Raw bytes (a `.intunewin`).
+    Bytes(Vec<u8>),
 }
 
 /// The journal as the world's Rust API reads it.

@@ -3,6 +3,10 @@
 //! `IntuneManagementExtension` Windows service, started (and restarted on upgrade),
 //! logging to `IntuneManagementExtension.log` in CMTrace format.
 
+pub mod gateway;
+pub mod rules;
+pub mod win32;
+
 use chrono::{DateTime, Utc};
 use syncml::sim_msi::SimulatedMsi;
 
@@ -93,10 +97,12 @@ pub fn on_msi_removed(
     device.registry.delete_key(SERVICE_KEY);
 }
 
-/// Starts the service.
+/// Starts the service; it checks in for policy at once (CheckinReason AgentRestart).
 pub fn start(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
     state.ime.running = true;
     state.ime.started_at = Some(now);
+    state.ime.next_checkin = Some(now);
+    state.ime.checkin_reason = "AgentRestart".into();
     log(
         device,
         LOG,
@@ -148,4 +154,23 @@ pub fn restart(
     }
     start(device, state, now);
     Ok(())
+}
+
+/// When the IME next wants to run: its hourly check-in or an app's retry.
+pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
+    if !state.ime.running {
+        return None;
+    }
+    [state.ime.next_checkin, win32::next_retry(state)]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// Asks for a policy check-in now (`intunemanagementextension://syncapp`).
+pub fn request_checkin(state: &mut AgentState, reason: &str) {
+    if state.ime.running {
+        state.ime.next_checkin = Some(DateTime::<Utc>::MIN_UTC);
+        state.ime.checkin_reason = reason.into();
+    }
 }

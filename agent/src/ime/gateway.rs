@@ -1,0 +1,99 @@
+//! The IME's client of the SideCar gateway: service discovery by client certificate,
+//! then `SideCarGatewaySessions('<guid>')` PUTs carrying an envelope.
+
+use serde_json::{json, Value};
+
+use crate::error::AgentError;
+use crate::http;
+
+/// Finds the gateway's URL from the management server's service addresses.
+pub async fn discover(
+    client: &reqwest::Client,
+    management_url: &str,
+) -> Result<String, AgentError> {
+    let url = format!(
+        "{}/RestUserAuthLocationService/RestUserAuthLocationService/Certificate/ServiceAddresses",
+        crate::remote_clock::origin(management_url)
+    );
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| http::classify(&url, e))?;
+    if !response.status().is_success() {
+        return Err(AgentError::Protocol(format!(
+            "{url} answered HTTP {}",
+            response.status()
+        )));
+    }
+    let entries: Value = response.json().await.map_err(|e| http::classify(&url, e))?;
+    let entries = entries.as_array().cloned().unwrap_or_default();
+    let entry = entries
+        .iter()
+        .find(|e| e["IsPrimary"] == true)
+        .or_else(|| entries.first());
+    entry
+        .and_then(|e| e["Services"].as_array())
+        .and_then(|s| {
+            s.iter()
+                .find(|s| s["ServiceName"] == "SideCarGatewayService")
+        })
+        .and_then(|s| s["Url"].as_str())
+        .map(str::to_owned)
+        .ok_or_else(|| AgentError::Protocol(format!("{url}: no SideCarGatewayService")))
+}
+
+/// One gateway call; returns the response payload (a string, as the envelope has it).
+pub async fn call(
+    client: &reqwest::Client,
+    gateway: &str,
+    session: &str,
+    request: &str,
+    payload: &Value,
+    reason: &str,
+    client_info: &Value,
+) -> Result<String, AgentError> {
+    let url = format!("{gateway}/SideCarGatewaySessions('{session}')?api-version=1.5");
+    let envelope = json!({
+        "Key": session,
+        "SessionId": session,
+        "RequestContentType": request,
+        "RequestPayload": payload.to_string(),
+        "ResponseContentType": null,
+        "ClientInfo": client_info.to_string(),
+        "ResponsePayload": null,
+        "CheckinIntervalMinutes": 60,
+        "CheckinReason": reason,
+        "EnabledFlights": null,
+    });
+    let response = client
+        .put(&url)
+        .header("Prefer", "return-content")
+        .json(&envelope)
+        .send()
+        .await
+        .map_err(|e| http::classify(&url, e))?;
+    if !response.status().is_success() {
+        return Err(AgentError::Protocol(format!(
+            "{request}: the gateway answered HTTP {}",
+            response.status()
+        )));
+    }
+    let body: Value = response.json().await.map_err(|e| http::classify(&url, e))?;
+    Ok(body["ResponsePayload"].as_str().unwrap_or("[]").to_owned())
+}
+
+/// Decodes the gateway's compressed payload: base64 of a 4-byte length and a gzip stream.
+pub fn decompress(payload: &str) -> Option<String> {
+    use base64::Engine;
+    use std::io::Read;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(payload.trim())
+        .ok()?;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes.get(4..)?)
+        .take(64 << 20)
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
+}

@@ -1,0 +1,556 @@
+//! The IME's Win32 app engine (spec sections 4-6): a check-in asks the gateway for the
+//! required apps, and each goes through the pipeline - detection, requirements, the GRS
+//! and retry timers, content (download to `Content\Incoming`, MAC and digest check,
+//! decrypt, unzip to `C:\Windows\IMECache\<appId>_<ver>`, clean up), install under
+//! MaxRunTimeInMinutes, exit code mapped through ReturnCodes, detection again - with
+//! its state written under `Win32Apps` and reported when it changed.
+//!
+//! Retries: an exit code of type "retry" is tried 3 more times 5 minutes apart; still
+//! failing, or any other failure, puts the app in the GRS with a timestamp, and it is
+//! offered again at the first check-in 24 hours after that timestamp. Deleting the app's
+//! key and its GRS entry makes the next check-in try at once.
+
+use base64::Engine;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::gateway;
+use super::rules;
+use crate::cmtrace::Severity;
+use crate::device::{installer, Device, RegValue};
+use crate::error::AgentError;
+use crate::state::{AgentState, AppRun};
+
+/// Where the IME keeps app state.
+pub const WIN32APPS: &str = r"HKLM\SOFTWARE\Microsoft\IntuneManagementExtension\Win32Apps";
+/// The "user" of device-targeted apps.
+pub const DEVICE_USER: &str = "00000000-0000-0000-0000-000000000000";
+/// Phase 1: downloads land here.
+pub const INCOMING: &str =
+    r"C:\Program Files (x86)\Microsoft Intune Management Extension\Content\Incoming";
+/// Phase 3: content is unzipped here.
+pub const IMECACHE: &str = r"C:\Windows\IMECache";
+/// The log of Win32 app processing (newer IME builds).
+pub const APP_LOG: &str = "AppWorkload.log";
+/// Error after an install that "succeeded" but is not detected.
+pub const E_NOT_DETECTED: i64 = 0x87D1_041C_u32 as i32 as i64;
+/// Error when content cannot be downloaded or decrypted.
+pub const E_CONTENT: i64 = 0x87D3_0067_u32 as i32 as i64;
+/// The GRS's period.
+pub fn grs_period() -> Duration {
+    Duration::hours(24)
+}
+
+fn log(device: &Device, now: DateTime<Utc>, severity: Severity, message: &str) {
+    super::log(device, APP_LOG, "AppWorkload", message, severity, now);
+}
+
+/// The outcome of processing one app.
+#[derive(Debug, Clone, PartialEq)]
+struct Outcome {
+    applicability: i64,
+    compliance: i64,
+    desired: i64,
+    enforcement: i64,
+    error_code: i64,
+    exit_code: Option<i64>,
+}
+
+impl Outcome {
+    fn state(compliance: i64, enforcement: i64, error_code: i64) -> Self {
+        Outcome {
+            applicability: 0,
+            compliance,
+            desired: 2,
+            enforcement,
+            error_code,
+            exit_code: None,
+        }
+    }
+}
+
+fn app_key(user: &str, app_id: &str, rev: i64) -> String {
+    format!(r"{WIN32APPS}\{user}\{app_id}_{rev}")
+}
+
+/// The GRS key of an app's subgraph: a base64 (URL alphabet) hash of the app ids in it.
+pub fn grs_key(user: &str, app_id: &str) -> String {
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(app_id.to_lowercase().as_bytes()));
+    format!(r"{WIN32APPS}\{user}\GRS\{hash}")
+}
+
+const GRS_FORMAT: &str = "%m/%d/%Y %H:%M:%S";
+
+fn grs_time(device: &Device, user: &str, app_id: &str) -> Option<DateTime<Utc>> {
+    let text = device.registry.get_text(&grs_key(user, app_id), app_id)?;
+    NaiveDateTime::parse_from_str(&text, GRS_FORMAT)
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+fn set_grs(device: &mut Device, user: &str, app_id: &str, now: DateTime<Utc>) {
+    let stamp = now.format(GRS_FORMAT).to_string();
+    device
+        .registry
+        .set(&grs_key(user, app_id), app_id, RegValue::Sz(stamp));
+}
+
+fn clear_grs(device: &mut Device, user: &str, app_id: &str) {
+    device.registry.delete_key(&grs_key(user, app_id));
+}
+
+/// Writes the app's key: Intent, LastUpdatedTimeUtc, ExitCode, and the two state
+/// messages, each a same-named value holding JSON in a same-named subkey.
+fn write_state(
+    device: &mut Device,
+    key: &str,
+    intent: i64,
+    target_type: i64,
+    o: &Outcome,
+    product_version: &Value,
+    now: DateTime<Utc>,
+) -> (Value, Value) {
+    let compliance = json!({
+        "Applicability": o.applicability,
+        "ComplianceState": o.compliance,
+        "DesiredState": o.desired,
+        "ErrorCode": o.error_code,
+        "TargetingMethod": 0,
+        "InstallContext": 2,
+        "TargetType": target_type,
+        "ProductVersion": product_version,
+        "AssignmentFilterIds": null,
+    });
+    let enforcement = json!({ "EnforcementState": o.enforcement, "ErrorCode": o.error_code, "TargetingMethod": 0 });
+    let r = &mut device.registry;
+    r.set(key, "Intent", RegValue::Dword(intent as u32));
+    r.set(
+        key,
+        "LastUpdatedTimeUtc",
+        RegValue::Sz(now.format(GRS_FORMAT).to_string()),
+    );
+    if let Some(code) = o.exit_code {
+        r.set(key, "ExitCode", RegValue::Dword(code as u32));
+    }
+    r.set(
+        &format!(r"{key}\ComplianceStateMessage"),
+        "ComplianceStateMessage",
+        RegValue::Sz(compliance.to_string()),
+    );
+    r.set(
+        &format!(r"{key}\EnforcementStateMessage"),
+        "EnforcementStateMessage",
+        RegValue::Sz(enforcement.to_string()),
+    );
+    (compliance, enforcement)
+}
+
+/// When the next retry of any app is due.
+pub fn next_retry(state: &AgentState) -> Option<DateTime<Utc>> {
+    state.ime.apps.values().filter_map(|a| a.next_retry).min()
+}
+
+/// One policy check-in: fetch the required apps and process each.
+pub async fn checkin(
+    device: &mut Device,
+    state: &mut AgentState,
+    client: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> Result<usize, AgentError> {
+    let management = state
+        .enrollment
+        .as_ref()
+        .map(|e| e.addr.clone())
+        .ok_or(AgentError::NotEnrolled)?;
+    let gateway = match &state.ime.gateway_url {
+        Some(g) => g.clone(),
+        None => {
+            let g = gateway::discover(client, &management).await?;
+            state.ime.gateway_url = Some(g.clone());
+            g
+        }
+    };
+    let reason = if state.ime.checkin_reason.is_empty() {
+        "MaintenanceTimer".to_owned()
+    } else {
+        std::mem::take(&mut state.ime.checkin_reason)
+    };
+    let session = uuid::Builder::from_random_bytes(
+        Sha256::digest(format!("{}{now}", device.profile.device_id).as_bytes())[..16]
+            .try_into()
+            .unwrap_or([0; 16]),
+    )
+    .into_uuid()
+    .to_string();
+    let info = json!({
+        "DeviceName": device.profile.device_name,
+        "OperatingSystemVersion": device.profile.os_version,
+        "SideCarAgentVersion": state.ime.version,
+    });
+    log(device, now, Severity::Info, &format!("[Win32App] ..................... Processing user session 1, userId: {DEVICE_USER}, userSID: S-1-5-18 ....................."));
+    let payload = gateway::call(
+        client,
+        &gateway,
+        &session,
+        "RequestApplication",
+        &json!([]),
+        &reason,
+        &info,
+    )
+    .await?;
+    let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Get policies = {text}"),
+    );
+    let policies: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+    let mut reports = Vec::new();
+    for policy in &policies {
+        if let Some(report) = process(
+            device, state, client, &gateway, &session, &info, policy, now,
+        )
+        .await
+        {
+            reports.push(report);
+        }
+    }
+    if !reports.is_empty() {
+        log(
+            device,
+            now,
+            Severity::Info,
+            &format!(
+                "[Win32App][ReportingManager] Sending {} app state report(s)",
+                reports.len()
+            ),
+        );
+        gateway::call(
+            client,
+            &gateway,
+            &session,
+            "Win32AppResult",
+            &Value::Array(reports),
+            "Unknown",
+            &info,
+        )
+        .await?;
+    }
+    state.ime.next_checkin = Some(now + Duration::minutes(60));
+    Ok(policies.len())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn process(
+    device: &mut Device,
+    state: &mut AgentState,
+    client: &reqwest::Client,
+    gateway: &str,
+    session: &str,
+    info: &Value,
+    policy: &Value,
+    now: DateTime<Utc>,
+) -> Option<Value> {
+    let id = policy["Id"].as_str().unwrap_or_default().to_owned();
+    let rev = policy["Version"].as_i64().unwrap_or(1);
+    let intent = policy["Intent"].as_i64().unwrap_or(0);
+    let target_type = policy["TargetType"].as_i64().unwrap_or(2);
+    let user = DEVICE_USER;
+    let key = app_key(user, &id, rev);
+    if intent != 3 {
+        return None; // available and uninstall intents are not processed yet
+    }
+    if !device.registry.key_exists(&key) {
+        // A new app, or its key was deleted (the Ripley maneuver): start afresh.
+        state.ime.apps.remove(&id);
+    }
+    let detection = policy["DetectionRule"].as_str().unwrap_or("[]").to_owned();
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!(
+            "[Win32App] ProcessDetectionRules for app {id} ({})",
+            policy["Name"].as_str().unwrap_or_default()
+        ),
+    );
+    let outcome = if rules::detected(device, &detection) {
+        log(
+            device,
+            now,
+            Severity::Info,
+            &format!("[Win32App] Checked detection for app {id}: detected"),
+        );
+        clear_grs(device, user, &id);
+        state.ime.apps.remove(&id);
+        Outcome::state(1, 1000, 0)
+    } else if let Err(code) = rules::requirements(
+        &device.profile,
+        policy["RequirementRules"].as_str().unwrap_or("{}"),
+    ) {
+        log(
+            device,
+            now,
+            Severity::Info,
+            &format!("[Win32App] Requirements not met for app {id}: applicability {code}"),
+        );
+        Outcome {
+            applicability: code,
+            ..Outcome::state(2, 3000, 0)
+        }
+    } else {
+        let run = state.ime.apps.entry(id.clone()).or_default().clone();
+        if let Some(t) = run.next_retry.filter(|t| *t > now) {
+            log(
+                device,
+                now,
+                Severity::Info,
+                &format!("[Win32App] App {id} waits for its retry at {t}"),
+            );
+            return None;
+        }
+        if run.next_retry.is_none() {
+            if let Some(stamp) = grs_time(device, user, &id) {
+                if stamp + grs_period() > now {
+                    log(device, now, Severity::Info, &format!("[Win32App][GRSManager] App with id: {id} is not expired, will be skipped."));
+                    return None;
+                }
+                log(device, now, Severity::Info, &format!("[Win32App][GRSManager] App with id: {id} has expired in GRS, will be retried."));
+            }
+        }
+        enforce(
+            device, state, client, gateway, session, info, policy, &id, rev, &detection, now,
+        )
+        .await
+    };
+    let product_version = Value::Null;
+    let (compliance, enforcement) = write_state(
+        device,
+        &key,
+        intent,
+        target_type,
+        &outcome,
+        &product_version,
+        now,
+    );
+    // Report when the state changed since the last report (Reporting\...\LastHashValue).
+    let report = json!({
+        "ApplicationId": id,
+        "Version": rev,
+        "Intent": intent,
+        "ErrorCode": outcome.error_code,
+        "ComplianceStateMessage": compliance,
+        "EnforcementStateMessage": enforcement,
+    });
+    let hash = hex::encode(Sha256::digest(
+        json!([compliance, enforcement]).to_string().as_bytes(),
+    ));
+    let cache = format!(r"{WIN32APPS}\Reporting\{user}\{id}\ReportCache\{user}");
+    if device.registry.get_text(&cache, "LastHashValue").as_deref() == Some(hash.as_str()) {
+        return None;
+    }
+    device
+        .registry
+        .set(&cache, "LastHashValue", RegValue::Sz(hash));
+    Some(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn enforce(
+    device: &mut Device,
+    state: &mut AgentState,
+    client: &reqwest::Client,
+    gateway: &str,
+    session: &str,
+    info: &Value,
+    policy: &Value,
+    id: &str,
+    rev: i64,
+    detection: &str,
+    now: DateTime<Utc>,
+) -> Outcome {
+    let user = DEVICE_USER;
+    let cache = format!(r"{IMECACHE}\{id}_{rev}");
+    if !device.drive.exists(&cache) {
+        if let Err(e) =
+            fetch_content(device, client, gateway, session, info, id, rev, &cache, now).await
+        {
+            log(
+                device,
+                now,
+                Severity::Error,
+                &format!("[Win32App] Content for app {id} failed: {e}"),
+            );
+            set_grs(device, user, id, now);
+            return Outcome::state(4, 5003, E_CONTENT);
+        }
+    }
+    let install_ex: Value =
+        serde_json::from_str(policy["InstallEx"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    let max_retries = install_ex["MaxRetries"].as_u64().unwrap_or(3) as u32;
+    let interval = install_ex["RetryIntervalInMinutes"].as_i64().unwrap_or(5);
+    let max_run = install_ex["MaxRunTimeInMinutes"].as_u64().unwrap_or(60);
+    let line = policy["InstallCommandLine"].as_str().unwrap_or_default();
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Launch Win32AppInstaller in machine session, command line: {line}"),
+    );
+    let run = device.run(
+        line,
+        &cache,
+        std::time::Duration::from_secs(max_run * 60),
+        now,
+    );
+    let code = run.exit_code;
+    let codes: Vec<Value> =
+        serde_json::from_str(policy["ReturnCodes"].as_str().unwrap_or("[]")).unwrap_or_default();
+    let kind = codes
+        .iter()
+        .find(|c| c["ReturnCode"].as_i64() == Some(code))
+        .and_then(|c| c["Type"].as_i64())
+        .unwrap_or(0);
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] lpExitCode {code}, the result type of the exit code is {kind}"),
+    );
+    let attempt = state.ime.apps.get(id).map(|a| a.attempts).unwrap_or(0) + 1;
+    let mut outcome = match kind {
+        1..=3 => {
+            // Success (or a reboot, which the reboot manager will handle): detect again.
+            state.ime.apps.remove(id);
+            if rules::detected(device, detection) {
+                clear_grs(device, user, id);
+                Outcome::state(1, 1000, 0)
+            } else {
+                log(
+                    device,
+                    now,
+                    Severity::Error,
+                    &format!("[Win32App] App {id} is not detected after a successful install"),
+                );
+                set_grs(device, user, id, now);
+                Outcome::state(4, 5000, E_NOT_DETECTED)
+            }
+        }
+        4 if attempt <= max_retries => {
+            let next = now + Duration::minutes(interval);
+            state.ime.apps.insert(
+                id.to_owned(),
+                AppRun {
+                    attempts: attempt,
+                    next_retry: Some(next),
+                    policy: policy.clone(),
+                },
+            );
+            log(
+                device,
+                now,
+                Severity::Warning,
+                &format!(
+                    "[Win32App] Retry code {code}: attempt {attempt} of {}, next at {next}",
+                    max_retries + 1
+                ),
+            );
+            Outcome::state(2, 5006, code)
+        }
+        _ => {
+            state.ime.apps.remove(id);
+            set_grs(device, user, id, now);
+            log(device, now, Severity::Error, &format!("[Win32App][GRSManager] App with id: {id} failed with {code}; added to GRS at {now}"));
+            Outcome::state(4, 5000, code)
+        }
+    };
+    outcome.exit_code = Some(code);
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn fetch_content(
+    device: &mut Device,
+    client: &reqwest::Client,
+    gateway: &str,
+    session: &str,
+    info: &Value,
+    id: &str,
+    rev: i64,
+    cache: &str,
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    let payload = gateway::call(
+        client,
+        gateway,
+        session,
+        "GetContentInfo",
+        &json!({ "ApplicationId": id, "ApplicationVersion": rev }),
+        "Unknown",
+        info,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let answer: Value = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
+    let content: Value = serde_json::from_str(answer["ContentInfo"].as_str().unwrap_or("{}"))
+        .map_err(|e| e.to_string())?;
+    let keys: Value = serde_json::from_str(answer["DecryptInfo"].as_str().unwrap_or("{}"))
+        .map_err(|e| e.to_string())?;
+    let url = content["UploadLocation"]
+        .as_str()
+        .ok_or("no content location")?;
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Downloading app {id} content from {url}"),
+    );
+    let bytes = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .bytes()
+        .await
+        .map_err(|e| e.to_string())?;
+    let staging = format!(r"{INCOMING}\{id}_{rev}.bin");
+    device
+        .drive
+        .write(&staging, &bytes)
+        .map_err(|e| e.to_string())?;
+    let s = |k: &str| keys[k].as_str().unwrap_or_default().to_owned();
+    let info = syncml::intunewin::EncryptionInfo {
+        encryption_key: s("EncryptionKey"),
+        mac_key: s("MacKey"),
+        initialization_vector: s("InitializationVector"),
+        mac: s("Mac"),
+        profile_identifier: s("ProfileIdentifier"),
+        file_digest: s("FileDigest"),
+        file_digest_algorithm: s("FileDigestAlgorithm"),
+    };
+    let decrypted = syncml::intunewin::decrypt(&bytes, &info);
+    let _ = device.drive.remove(&staging);
+    let inner = decrypted.map_err(|e| e.to_string())?;
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Decryption succeeded for app {id}; unzipping to {cache}"),
+    );
+    let files = syncml::intunewin::extract(&inner).map_err(|e| e.to_string())?;
+    for (path, bytes) in files {
+        device
+            .drive
+            .write(&format!(r"{cache}\{}", path.replace('/', "\\")), &bytes)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Exit codes with their IME meaning, for tests and logs.
+pub fn is_install_success(code: i64) -> bool {
+    installer::is_success(code)
+}

@@ -1,0 +1,400 @@
+//! The IME's Win32 app engine end to end on the world clock: the registry, the logs and
+//! the journal for a first-try install, the seed's retry timeline, a plain failure, a
+//! detection that holds before anything runs, the Ripley maneuver and tampered content.
+
+use agent::ime::win32::{self, DEVICE_USER, WIN32APPS};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{json, Value};
+use syncml::sim_msi::SimulatedMsi;
+use testbed::{AdminBody, Expectation, Filter, World, WorldOptions};
+
+const PRODUCT: &str = "{7E2D3C1A-9B8F-4E6D-A5C4-3B2A1F0E9D8C}";
+
+fn keys() -> syncml::intunewin::Keys {
+    syncml::intunewin::Keys {
+        encryption_key: [5; 32],
+        mac_key: [6; 32],
+        iv: [7; 16],
+    }
+}
+
+fn package(exit_codes: Vec<u32>) -> Vec<u8> {
+    let mut msi = SimulatedMsi::new(PRODUCT, "Contoso Widget", "1.2.0", "Contoso");
+    msi.exit_codes = exit_codes;
+    msi.files.push(syncml::sim_msi::MsiFile {
+        path: r"C:\Program Files\Contoso\widget.exe".into(),
+        content: "widget".into(),
+    });
+    syncml::intunewin::pack(
+        &[("widget.msi".into(), msi.to_bytes())],
+        "widget.msi",
+        &keys(),
+        None,
+    )
+    .unwrap()
+}
+
+/// A world with one device whose IME is installed, and a required app with this content.
+async fn world_with_app(content: Vec<u8>) -> (World, String) {
+    let mut w = World::start(WorldOptions::default()).await.unwrap();
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.settle().await;
+    let (status, app) = w
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.win32LobApp",
+                "displayName": "Contoso Widget",
+                "publisher": "Contoso",
+                "installCommandLine": "msiexec /i widget.msi /qn",
+                "uninstallCommandLine": format!("msiexec /x {PRODUCT} /qn"),
+                "applicableArchitectures": "x64,x86",
+                "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": PRODUCT, "productVersionOperator": "notConfigured" }],
+                "installExperience": { "runAsAccount": "system", "deviceRestartBehavior": "basedOnReturnCode", "maxRunTimeInMinutes": 60 },
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{app}");
+    let id = app["id"].as_str().unwrap().to_owned();
+    let (status, body) = w
+        .admin(
+            "PUT",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
+            AdminBody::Bytes(content),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    (w, id)
+}
+
+async fn assign(w: &World, id: &str) {
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+fn app_key(w: &World, id: &str) -> String {
+    let agent = w.device("LAB-01").unwrap();
+    let key = format!(r"{WIN32APPS}\{DEVICE_USER}");
+    let sub = agent
+        .device()
+        .registry
+        .subkeys(&key)
+        .into_iter()
+        .find(|k| k.starts_with(id))
+        .unwrap_or_else(|| panic!("no {id}_<rev> under {key}"));
+    format!(r"{key}\{sub}")
+}
+
+fn state_message(w: &World, id: &str, which: &str) -> Value {
+    let key = format!(r"{}\{which}", app_key(w, id));
+    let text = w
+        .device("LAB-01")
+        .unwrap()
+        .device()
+        .registry
+        .get_text(&key, which)
+        .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Times at which the installer ran (from AppWorkload.log, as a person reads it).
+fn install_times(w: &World) -> Vec<DateTime<Utc>> {
+    agent::cmtrace::records(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG)
+        .into_iter()
+        .filter(|(_, m)| m.starts_with("[Win32App] lpExitCode"))
+        .map(|(t, _)| t)
+        .collect()
+}
+
+fn program_installed(w: &World) -> bool {
+    w.device("LAB-01")
+        .unwrap()
+        .device()
+        .installed_programs()
+        .iter()
+        .any(|p| p.display_name == "Contoso Widget")
+}
+
+#[tokio::test]
+async fn a_required_app_installs_on_the_first_try() {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(1)).await;
+
+    assert!(program_installed(&w));
+    assert_eq!(install_times(&w).len(), 1);
+    let compliance = state_message(&w, &id, "ComplianceStateMessage");
+    assert_eq!(
+        (
+            compliance["ComplianceState"].as_i64(),
+            compliance["Applicability"].as_i64(),
+            compliance["DesiredState"].as_i64()
+        ),
+        (Some(1), Some(0), Some(2))
+    );
+    assert_eq!(
+        state_message(&w, &id, "EnforcementStateMessage")["EnforcementState"],
+        1000
+    );
+    let agent = w.device("LAB-01").unwrap();
+    let drive = &agent.device().drive;
+    let rev = app_key(&w, &id).rsplit('_').next().unwrap().to_owned();
+    assert!(
+        drive.exists(&format!(r"C:\Windows\IMECache\{id}_{rev}\widget.msi")),
+        "phase 3: unzipped to IMECache"
+    );
+    assert!(
+        !drive.exists(&format!(r"{}\{id}_{rev}.bin", win32::INCOMING)),
+        "staging cleaned up"
+    );
+    let log = agent::cmtrace::messages(drive, win32::APP_LOG);
+    assert!(
+        log.iter()
+            .any(|m| m.starts_with("[Win32App] Get policies = [{")),
+        "the policy JSON is logged"
+    );
+
+    let dev = w.device_id("LAB-01").unwrap();
+    let installed = Filter::kind("app_state_changed")
+        .device(&dev)
+        .field("appId", id.as_str())
+        .field("newCompliance", 1);
+    assert!(
+        w.journal()
+            .filter(installed)
+            .verify(Expectation::Exactly(1))
+            .await
+            .unwrap()
+            .ok
+    );
+    let (_, statuses) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(statuses["value"][0]["installState"], "installed");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_seeds_retry_timeline_1618_four_times_then_success_after_24_hours() {
+    let (mut w, id) = world_with_app(package(vec![1618, 1618, 1618, 1618, 0])).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(23)).await;
+    let times = install_times(&w);
+    assert_eq!(times.len(), 4, "{times:?}");
+    let t = times[0];
+    assert_eq!(
+        times,
+        [
+            t,
+            t + Duration::minutes(5),
+            t + Duration::minutes(10),
+            t + Duration::minutes(15)
+        ]
+    );
+    assert!(!program_installed(&w));
+    let agent = w.device("LAB-01").unwrap();
+    let grs = win32::grs_key(DEVICE_USER, &id);
+    let stamp = agent
+        .device()
+        .registry
+        .get_text(&grs, &id)
+        .expect("a GRS entry named after the app");
+    assert_eq!(
+        stamp,
+        (t + Duration::minutes(15))
+            .format("%m/%d/%Y %H:%M:%S")
+            .to_string()
+    );
+    assert_eq!(
+        state_message(&w, &id, "EnforcementStateMessage")["EnforcementState"],
+        5000
+    );
+    let log = agent::cmtrace::messages(&agent.device().drive, win32::APP_LOG);
+    assert!(log
+        .iter()
+        .any(|m| m.contains("[Win32App][GRSManager] App with id: ")
+            && m.ends_with("is not expired, will be skipped.")));
+
+    w.advance(Duration::hours(3)).await;
+    let times = install_times(&w);
+    assert_eq!(times.len(), 5);
+    let last = times[4];
+    assert!(
+        last >= t + Duration::minutes(15) + Duration::hours(24)
+            && last <= t + Duration::minutes(15) + Duration::hours(25),
+        "retried at the first check-in after the GRS expired: {last}"
+    );
+    assert!(program_installed(&w));
+    assert_eq!(
+        state_message(&w, &id, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    assert!(
+        w.device("LAB-01")
+            .unwrap()
+            .device()
+            .registry
+            .get_text(&grs, &id)
+            .is_none(),
+        "success clears the GRS"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_failure_is_retried_every_24_hours() {
+    let (mut w, id) = world_with_app(package(vec![1603])).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(74)).await;
+    let times = install_times(&w);
+    assert_eq!(times.len(), 4, "{times:?}");
+    for pair in times.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= Duration::hours(24) && gap <= Duration::hours(25),
+            "{gap}"
+        );
+    }
+    let enforcement = state_message(&w, &id, "EnforcementStateMessage");
+    assert_eq!(
+        (
+            enforcement["EnforcementState"].as_i64(),
+            enforcement["ErrorCode"].as_i64()
+        ),
+        (Some(5000), Some(1603))
+    );
+    assert_eq!(
+        state_message(&w, &id, "ComplianceStateMessage")["ComplianceState"],
+        4
+    );
+    let (_, statuses) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(
+        (
+            statuses["value"][0]["installState"].as_str(),
+            statuses["value"][0]["errorCode"].as_i64()
+        ),
+        (Some("failed"), Some(1603))
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_detection_that_holds_before_anything_runs() {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    let agent = w.device_mut("LAB-01").unwrap();
+    agent::device::programs::register_msi(
+        &mut agent.device_mut().registry,
+        PRODUCT,
+        "Contoso Widget",
+        "1.0.0",
+        "Contoso",
+        "20260101",
+    );
+    agent.save().unwrap();
+    assign(&w, &id).await;
+    w.advance(Duration::hours(1)).await;
+    assert!(install_times(&w).is_empty(), "nothing ran");
+    assert_eq!(
+        state_message(&w, &id, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    let agent = w.device("LAB-01").unwrap();
+    assert!(
+        !agent.device().drive.exists(r"C:\Windows\IMECache"),
+        "no content was downloaded"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_ripley_maneuver_retries_at_the_next_check_in() {
+    let (mut w, id) = world_with_app(package(vec![1603, 0])).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(2)).await;
+    assert_eq!(install_times(&w).len(), 1);
+    assert!(!program_installed(&w));
+    // Delete the app's key and its GRS key, then sync.
+    let key = app_key(&w, &id);
+    let agent = w.device_mut("LAB-01").unwrap();
+    agent.device_mut().registry.delete_key(&key);
+    agent
+        .device_mut()
+        .registry
+        .delete_key(&win32::grs_key(DEVICE_USER, &id));
+    agent.save().unwrap();
+    w.sync("LAB-01").await.unwrap();
+    assert_eq!(
+        install_times(&w).len(),
+        2,
+        "retried at once, not 24 hours later"
+    );
+    assert!(program_installed(&w));
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_tampered_package_is_refused_with_a_content_error() {
+    // The keys Detection.xml gives do not match the content's MAC.
+    let good = package(vec![0]);
+    let mut opened = syncml::intunewin::open(&good).unwrap();
+    opened.detection.encryption.mac_key = syncml::intunewin::encrypt(
+        b"other",
+        &syncml::intunewin::Keys {
+            mac_key: [9; 32],
+            ..keys()
+        },
+    )
+    .1
+    .mac_key;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    use std::io::Write;
+    zip.start_file(syncml::intunewin::CONTENT_PATH, stored)
+        .unwrap();
+    zip.write_all(&opened.encrypted).unwrap();
+    zip.start_file(syncml::intunewin::DETECTION_PATH, stored)
+        .unwrap();
+    zip.write_all(opened.detection.to_xml().as_bytes()).unwrap();
+    let tampered = zip.finish().unwrap().into_inner();
+
+    let (mut w, id) = world_with_app(tampered).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(1)).await;
+    assert!(
+        install_times(&w).is_empty(),
+        "nothing was installed from tampered content"
+    );
+    assert!(!program_installed(&w));
+    let enforcement = state_message(&w, &id, "EnforcementStateMessage");
+    assert_eq!(
+        (
+            enforcement["EnforcementState"].as_i64(),
+            enforcement["ErrorCode"].as_i64()
+        ),
+        (Some(5003), Some(win32::E_CONTENT))
+    );
+    let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    assert!(
+        log.iter().any(|m| m.contains("MAC does not match")),
+        "{log:?}"
+    );
+    w.stop().await;
+}
