@@ -33,6 +33,11 @@ pub struct AppState {
     pub sessions: Mutex<HashMap<String, LiveSession>>,
     /// The IME releases the server hosts, by version; the current one is delivered.
     pub ime: Mutex<ImeRelease>,
+    /// All app assignments, cached until they change.
+    pub assignments_cache: Mutex<Option<Vec<crate::storage::AssignmentRow>>>,
+    /// Devices by certificate thumbprint, for the gateway (a certificate's device and its
+    /// user never change: re-enrollment issues a new certificate).
+    pub gateway_devices: Mutex<HashMap<String, crate::storage::Device>>,
     /// Processes following the world clock (remote mode).
     pub followers: crate::worldclock::Followers,
     /// Devices by certificate thumbprint, as looked up (certificates are never revoked).
@@ -68,6 +73,8 @@ impl AppState {
             ime: Mutex::new(ime),
             cert_devices: Mutex::new(HashMap::new()),
             followers: Default::default(),
+            assignments_cache: Mutex::new(None),
+            gateway_devices: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
         }
     }
@@ -93,6 +100,26 @@ impl AppState {
                 .insert(thumbprint.to_owned(), d.clone());
         }
         Ok(found)
+    }
+
+    /// Every app assignment (from the cache when it is current).
+    pub async fn assignments(
+        &self,
+    ) -> Result<Vec<crate::storage::AssignmentRow>, crate::storage::StoreError> {
+        if let Some(a) = self
+            .assignments_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            return Ok(a.clone());
+        }
+        let fresh = self.store.assignments().await?;
+        *self
+            .assignments_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
+        Ok(fresh)
     }
 
     /// World time now.

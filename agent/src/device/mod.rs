@@ -35,6 +35,8 @@ pub struct Device {
     /// A hash of what each file in the device directory last held, so unchanged state
     /// is not written again (file creation dominates the cost of a large fleet).
     written: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// The registry's change count when it was last written.
+    registry_saved: std::sync::Mutex<Option<u64>>,
     dir: PathBuf,
     /// Fixed facts.
     pub profile: DeviceProfile,
@@ -61,6 +63,7 @@ impl Device {
         seed_registry(&mut registry, &profile);
         let device = Device {
             written: Default::default(),
+            registry_saved: Default::default(),
             dir: dir.to_owned(),
             drive: Drive::open(dir.join("C"))?,
             profile,
@@ -88,6 +91,7 @@ impl Device {
         let installer = read_json(&dir.join("installer.json")).unwrap_or_default();
         Ok(Device {
             written: Default::default(),
+            registry_saved: Default::default(),
             dir: dir.to_owned(),
             drive: Drive::open(dir.join("C"))?,
             profile,
@@ -101,9 +105,21 @@ impl Device {
         &self.dir
     }
 
-    /// Writes the registry and installer state (each only if it changed).
+    /// Writes the registry and installer state (each only if it changed; the
+    /// registry, the largest file, is not even serialised when it has not changed).
     pub fn save(&self) -> io::Result<()> {
-        self.write_if_changed("registry.json", &self.registry)?;
+        let changes = self.registry.changes();
+        let saved = *self
+            .registry_saved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if saved != Some(changes) {
+            self.write_if_changed("registry.json", &self.registry)?;
+            *self
+                .registry_saved
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(changes);
+        }
         self.write_if_changed("installer.json", &self.installer)
     }
 

@@ -98,6 +98,9 @@ pub struct Registry {
     keys: BTreeMap<String, Key>,
     /// The SID `HKCU` stands for.
     current_user_sid: String,
+    /// Bumped by every change, so a save can tell whether there is anything to write.
+    #[serde(skip)]
+    changes: u64,
 }
 
 impl Registry {
@@ -106,11 +109,17 @@ impl Registry {
         let mut r = Registry {
             keys: BTreeMap::new(),
             current_user_sid: current_user_sid.into(),
+            changes: 0,
         };
         r.create_key("HKEY_LOCAL_MACHINE\\SOFTWARE");
         r.create_key("HKEY_LOCAL_MACHINE\\SYSTEM");
         r.create_key(&format!("HKEY_USERS\\{current_user_sid}\\Software"));
         r
+    }
+
+    /// How many changes the registry has seen since it was loaded.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// The canonical spelling of a key path: full hive name, single backslashes, no
@@ -156,6 +165,7 @@ impl Registry {
                 // Keep the spelling the key was created with.
                 Some(path) => so_far = path,
                 None => {
+                    self.changes += 1;
                     self.keys.insert(
                         id,
                         Key {
@@ -184,8 +194,15 @@ impl Registry {
             return false;
         };
         if let Some(key) = self.keys.get_mut(&id) {
-            key.values
-                .insert(name.to_lowercase(), (name.to_owned(), value));
+            let lower = name.to_lowercase();
+            if key
+                .values
+                .get(&lower)
+                .is_none_or(|(n, v)| n != name || *v != value)
+            {
+                key.values.insert(lower, (name.to_owned(), value));
+                self.changes += 1;
+            }
         }
         true
     }
@@ -232,9 +249,12 @@ impl Registry {
         let Some((id, _)) = self.key_id(path) else {
             return false;
         };
-        self.keys
+        let removed = self
+            .keys
             .get_mut(&id)
-            .is_some_and(|k| k.values.remove(&name.to_lowercase()).is_some())
+            .is_some_and(|k| k.values.remove(&name.to_lowercase()).is_some());
+        self.changes += u64::from(removed);
+        removed
     }
 
     /// Deletes a key and everything under it; true if it existed.
@@ -245,6 +265,7 @@ impl Registry {
         let existed = self.keys.remove(&id).is_some();
         let prefix = format!("{id}\\");
         self.keys.retain(|k, _| !k.starts_with(&prefix));
+        self.changes += 1;
         existed
     }
 

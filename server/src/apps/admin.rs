@@ -187,6 +187,10 @@ async fn assign(
         });
     }
     state.store.set_assignments(&id, &rows).await?;
+    *state
+        .assignments_cache
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = None;
     // Targeting a device with a Win32 app installs the IME first if it lacks it.
     for device in super::targeted_devices(&state, &rows).await? {
         crate::ime::require(&state, &device).await?;

@@ -48,8 +48,17 @@ async fn device_of(
             "the gateway needs the device's client certificate",
         )
     })?;
+    let thumbprint = crate::pki::thumbprint(&cert);
+    if let Some(d) = state
+        .gateway_devices
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&thumbprint)
+    {
+        return Ok(d.clone());
+    }
     let id = state
-        .device_for_thumbprint(&crate::pki::thumbprint(&cert))
+        .device_for_thumbprint(&thumbprint)
         .await?
         .ok_or_else(|| {
             Problem::new(
@@ -57,11 +66,17 @@ async fn device_of(
                 "this certificate was not issued here",
             )
         })?;
-    state
+    let device = state
         .store
         .device(&id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unknown device"))
+        .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unknown device"))?;
+    state
+        .gateway_devices
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(thumbprint, device.clone());
+    Ok(device)
 }
 
 async fn service_addresses(

@@ -93,8 +93,11 @@ pub async fn policies_for(
     device: &Device,
     intents: &[i64],
 ) -> Result<Vec<Value>, StoreError> {
-    let assignments = state.store.assignments().await?;
+    let assignments = state.assignments().await?;
     let mut out = Vec::new();
+    if assignments.is_empty() {
+        return Ok(out);
+    }
     for app in state.store.apps().await? {
         let Some(t) = targeting(&app.id, &assignments, device) else {
             continue;
