@@ -180,6 +180,8 @@ pub struct AppRun {
     pub attempts: u32,
     /// When the next quick retry (retry-type exit code) is due.
     pub next_retry: Option<DateTime<Utc>>,
+    /// When the app's start time or deadline comes (the IME wakes for it).
+    pub wake_at: Option<DateTime<Utc>>,
     /// The last policy received.
     pub policy: serde_json::Value,
 }

@@ -398,3 +398,81 @@ async fn a_tampered_package_is_refused_with_a_content_error() {
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_scheduled_assignment_detects_before_the_start_downloads_between_and_installs_at_the_deadline(
+) {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    let t0 = w.now();
+    let start = t0 + Duration::hours(12);
+    let deadline = t0 + Duration::hours(24);
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{
+                "intent": "required",
+                "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
+                "settings": { "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
+                    "installTimeSettings": { "useLocalTime": false, "startDateTime": fmt(start), "deadlineDateTime": fmt(deadline) } },
+            }] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let downloads = |w: &World| {
+        agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG)
+            .iter()
+            .filter(|m| m.starts_with(&format!("[Win32App] Downloading app {id}")))
+            .count()
+    };
+
+    // Before the start: the policy is evaluated, detection runs and is reported, nothing else.
+    w.advance(Duration::hours(11)).await;
+    assert_eq!(downloads(&w), 0);
+    assert!(install_times(&w).is_empty());
+    assert_eq!(
+        state_message(&w, &id, "ComplianceStateMessage")["ComplianceState"],
+        2,
+        "reported NotInstalled"
+    );
+    let dev = w.device_id("LAB-01").unwrap();
+    let reported = Filter::kind("app_report")
+        .device(&dev)
+        .field("appId", id.as_str())
+        .field("compliance", 2);
+    assert!(
+        w.journal()
+            .filter(reported)
+            .verify(Expectation::AtLeast(1))
+            .await
+            .unwrap()
+            .ok
+    );
+
+    // Between start and deadline: downloaded and cached, still not installed, pending.
+    w.advance(Duration::hours(2)).await;
+    assert_eq!(downloads(&w), 1);
+    assert!(install_times(&w).is_empty());
+    let enforcement = state_message(&w, &id, "EnforcementStateMessage");
+    assert_eq!(enforcement["EnforcementState"], 2009);
+    let (_, statuses) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(statuses["value"][0]["installState"], "pendingInstall");
+
+    // At the deadline: installed, without downloading again.
+    w.advance(Duration::hours(12)).await;
+    assert_eq!(
+        install_times(&w),
+        [deadline],
+        "installed at the deadline itself"
+    );
+    assert_eq!(downloads(&w), 1, "no second download");
+    assert!(program_installed(&w));
+    w.stop().await;
+}

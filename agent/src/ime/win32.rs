@@ -147,9 +147,30 @@ fn write_state(
     (compliance, enforcement)
 }
 
-/// When the next retry of any app is due.
+/// When the next retry, start time or deadline of any app is due.
 pub fn next_retry(state: &AgentState) -> Option<DateTime<Utc>> {
-    state.ime.apps.values().filter_map(|a| a.next_retry).min()
+    state
+        .ime
+        .apps
+        .values()
+        .flat_map(|a| [a.next_retry, a.wake_at])
+        .flatten()
+        .min()
+}
+
+/// Reads `/Date(ms)/`; `DateTime.MinValue` (and anything unreadable) is "as soon as
+/// possible", i.e. none.
+pub fn dotnet_date(v: &Value) -> Option<DateTime<Utc>> {
+    let ms: i64 = v
+        .as_str()?
+        .strip_prefix("/Date(")?
+        .strip_suffix(")/")?
+        .parse()
+        .ok()?;
+    if ms <= -62_135_596_800_000 {
+        return None;
+    }
+    DateTime::from_timestamp_millis(ms)
 }
 
 /// One policy check-in: fetch the required apps and process each.
@@ -302,6 +323,60 @@ async fn process(
             ..Outcome::state(2, 3000, 0)
         }
     } else {
+        let start = dotnet_date(&policy["StartDeadlineEx"]["StartTime"]);
+        let deadline = dotnet_date(&policy["StartDeadlineEx"]["Deadline"]);
+        if let Some(start) = start.filter(|s| *s > now) {
+            // Before the start time: detection and a report, nothing else.
+            log(
+                device,
+                now,
+                Severity::Info,
+                &format!("[Win32App] App {id} is not available until {start}; detection only"),
+            );
+            state.ime.apps.entry(id.clone()).or_default().wake_at = Some(start);
+            return report_state(
+                device,
+                &key,
+                intent,
+                target_type,
+                &Outcome::state(2, 6000, 0),
+                &id,
+                rev,
+                now,
+            );
+        }
+        if let Some(deadline) = deadline.filter(|d| *d > now) {
+            // Between the start time and the deadline: download and cache the content.
+            let cache = format!(r"{IMECACHE}\{id}_{rev}");
+            state.ime.apps.entry(id.clone()).or_default().wake_at = Some(deadline);
+            let outcome = if device.drive.exists(&cache) {
+                Outcome::state(2, 2009, 0)
+            } else {
+                match fetch_content(
+                    device, client, gateway, session, info, &id, rev, &cache, now,
+                )
+                .await
+                {
+                    Ok(()) => {
+                        log(device, now, Severity::Info, &format!("[Win32App] App {id} content cached; install pending until the deadline {deadline}"));
+                        Outcome::state(2, 2009, 0)
+                    }
+                    Err(e) => {
+                        log(
+                            device,
+                            now,
+                            Severity::Error,
+                            &format!("[Win32App] Content for app {id} failed: {e}"),
+                        );
+                        Outcome::state(4, 5003, E_CONTENT)
+                    }
+                }
+            };
+            return report_state(device, &key, intent, target_type, &outcome, &id, rev, now);
+        }
+        if let Some(run) = state.ime.apps.get_mut(&id) {
+            run.wake_at = None;
+        }
         let run = state.ime.apps.entry(id.clone()).or_default().clone();
         if let Some(t) = run.next_retry.filter(|t| *t > now) {
             log(
@@ -326,13 +401,30 @@ async fn process(
         )
         .await
     };
+    report_state(device, &key, intent, target_type, &outcome, &id, rev, now)
+}
+
+/// Writes an app's state and returns its report when it changed since the last one
+/// (`Reporting\...\ReportCache\<user>` LastHashValue; deleting it forces a report).
+#[allow(clippy::too_many_arguments)]
+fn report_state(
+    device: &mut Device,
+    key: &str,
+    intent: i64,
+    target_type: i64,
+    outcome: &Outcome,
+    id: &str,
+    rev: i64,
+    now: DateTime<Utc>,
+) -> Option<Value> {
+    let user = DEVICE_USER;
     let product_version = Value::Null;
     let (compliance, enforcement) = write_state(
         device,
-        &key,
+        key,
         intent,
         target_type,
-        &outcome,
+        outcome,
         &product_version,
         now,
     );
@@ -447,6 +539,7 @@ async fn enforce(
                     attempts: attempt,
                     next_retry: Some(next),
                     policy: policy.clone(),
+                    wake_at: None,
                 },
             );
             log(
