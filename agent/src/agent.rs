@@ -212,6 +212,20 @@ impl Agent {
         self.run_due(now).await
     }
 
+    /// Restarts the device: pending reboots are done, the IME service starts again (and
+    /// checks in), and the device checks in with its management server.
+    pub fn reboot(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
+        self.state.ime.reboot_pending = false;
+        if self.state.ime.installed {
+            if self.state.ime.running {
+                ime::stop(&mut self.device, &mut self.state, now);
+            }
+            ime::start(&mut self.device, &mut self.state, now);
+        }
+        self.state.sync_requested = self.state.enrollment.is_some();
+        self.save()
+    }
+
     /// Restarts the IME service.
     pub fn restart_ime(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
         ime::restart(&mut self.device, &mut self.state, now)?;

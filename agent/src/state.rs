@@ -170,6 +170,8 @@ pub struct ImeService {
     pub gateway_url: Option<String>,
     /// Per Win32 app: retries in progress.
     pub apps: BTreeMap<String, AppRun>,
+    /// An app's hard-reboot exit code: no further Win32 installs until the device restarts.
+    pub reboot_pending: bool,
 }
 
 /// What the IME remembers of a Win32 app between check-ins (beside the registry).

@@ -262,6 +262,17 @@ impl World {
         })
     }
 
+    /// Restarts a device (a pending hard reboot is done; the IME and MDM check in).
+    pub fn reboot(&mut self, name: &str) -> Result<(), WorldError> {
+        let now = self.now();
+        self.device_mut(name)?
+            .reboot(now)
+            .map_err(|source| WorldError::Device {
+                device: name.into(),
+                source,
+            })
+    }
+
     /// Marks a device as needing the IME (the server queues its installation).
     pub async fn require_ime(&mut self, name: &str) -> Result<bool, WorldError> {
         let id = self.device_id(name)?;

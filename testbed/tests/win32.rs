@@ -476,3 +476,92 @@ async fn a_scheduled_assignment_detects_before_the_start_downloads_between_and_i
     assert!(program_installed(&w));
     w.stop().await;
 }
+
+/// Adds a second required app (its own product) with this exit-code plan.
+async fn add_required_app(w: &World, name: &str, product: &str, exit_codes: Vec<u32>) -> String {
+    let mut msi = SimulatedMsi::new(product, name, "1.0.0", "Contoso");
+    msi.exit_codes = exit_codes;
+    let content = syncml::intunewin::pack(
+        &[("setup.msi".into(), msi.to_bytes())],
+        "setup.msi",
+        &keys(),
+        None,
+    )
+    .unwrap();
+    let (_, app) = w
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.win32LobApp",
+                "displayName": name,
+                "installCommandLine": "msiexec /i setup.msi /qn",
+                "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": product, "productVersionOperator": "notConfigured" }],
+            })),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_owned();
+    w.admin(
+        "PUT",
+        &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
+        AdminBody::Bytes(content),
+    )
+    .await;
+    assign(w, &id).await;
+    id
+}
+
+#[tokio::test]
+async fn a_hard_reboot_blocks_the_next_install_until_the_device_restarts() {
+    let (mut w, _unassigned) = world_with_app(package(vec![0])).await;
+    // The first app asks for a hard reboot; the second arrives while it is pending.
+    let first = add_required_app(
+        &w,
+        "Needs Reboot",
+        "{AAAAAAAA-0000-4000-8000-000000000001}",
+        vec![1641],
+    )
+    .await;
+    w.advance(Duration::hours(2)).await;
+    let second = add_required_app(
+        &w,
+        "Waits",
+        "{AAAAAAAA-0000-4000-8000-000000000002}",
+        vec![0],
+    )
+    .await;
+    w.advance(Duration::hours(3)).await;
+    let installed = |w: &World, name: &str| {
+        w.device("LAB-01")
+            .unwrap()
+            .device()
+            .installed_programs()
+            .iter()
+            .any(|p| p.display_name == name)
+    };
+    assert!(
+        installed(&w, "Needs Reboot"),
+        "1641 is a success that needs a reboot"
+    );
+    assert_eq!(
+        state_message(&w, &first, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    assert!(!installed(&w, "Waits"), "blocked by the pending reboot");
+    assert_eq!(
+        state_message(&w, &second, "EnforcementStateMessage")["EnforcementState"],
+        2003
+    );
+
+    w.reboot("LAB-01").unwrap();
+    w.settle().await;
+    assert!(
+        installed(&w, "Waits"),
+        "installed once the device restarted"
+    );
+    assert_eq!(
+        state_message(&w, &second, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    w.stop().await;
+}

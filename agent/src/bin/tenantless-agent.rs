@@ -61,6 +61,8 @@ enum Cmd {
     Sync,
     /// Restart the IME service.
     RestartIme,
+    /// Restart the device (clears a pending hard reboot; the IME and MDM check in).
+    Reboot,
     /// Read and change the device's registry.
     Registry {
         #[command(subcommand)]
@@ -262,6 +264,13 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let mut agent = open(&dir)?;
             let now = now_for(source, &mut agent).await?;
             report(agent.sync(now).await?);
+            Ok(())
+        }
+        Cmd::Reboot => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            agent.reboot(now)?;
+            println!("device restarted");
             Ok(())
         }
         Cmd::RestartIme => {

@@ -480,6 +480,15 @@ async fn enforce(
             return Outcome::state(4, 5003, E_CONTENT);
         }
     }
+    if state.ime.reboot_pending {
+        log(
+            device,
+            now,
+            Severity::Info,
+            &format!("[Win32App] A hard reboot is pending; app {id} waits for it"),
+        );
+        return Outcome::state(2, 2003, 0);
+    }
     let install_ex: Value =
         serde_json::from_str(policy["InstallEx"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
     let max_retries = install_ex["MaxRetries"].as_u64().unwrap_or(3) as u32;
@@ -515,8 +524,12 @@ async fn enforce(
     let attempt = state.ime.apps.get(id).map(|a| a.attempts).unwrap_or(0) + 1;
     let mut outcome = match kind {
         1..=3 => {
-            // Success (or a reboot, which the reboot manager will handle): detect again.
+            // Success (or a reboot, which the reboot manager handles): detect again.
             state.ime.apps.remove(id);
+            if kind == 3 {
+                state.ime.reboot_pending = true;
+                log(device, now, Severity::Warning, &format!("[Win32App] App {id} asked for a hard reboot ({code}); no further installs until the device restarts"));
+            }
             if rules::detected(device, detection) {
                 clear_grs(device, user, id);
                 Outcome::state(1, 1000, 0)
