@@ -212,6 +212,26 @@ impl Agent {
         self.run_due(now).await
     }
 
+    /// The user installs an available app (by id or display name); false if no available
+    /// app has that name.
+    pub async fn install_available(
+        &mut self,
+        app: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, AgentError> {
+        if !self.state.ime.running {
+            return Err(AgentError::Config(
+                "the IME is not running on this device".into(),
+            ));
+        }
+        let client = self.client()?;
+        let found =
+            ime::win32::install_available(&mut self.device, &mut self.state, &client, app, now)
+                .await?;
+        self.save()?;
+        Ok(found)
+    }
+
     /// Restarts the device: pending reboots are done, the IME service starts again (and
     /// checks in), and the device checks in with its management server.
     pub fn reboot(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {

@@ -262,6 +262,18 @@ impl World {
         })
     }
 
+    /// A user installs an available app on a device; false if none has that name.
+    pub async fn install_available(&mut self, name: &str, app: &str) -> Result<bool, WorldError> {
+        let now = self.now();
+        self.device_mut(name)?
+            .install_available(app, now)
+            .await
+            .map_err(|source| WorldError::Device {
+                device: name.into(),
+                source,
+            })
+    }
+
     /// Restarts a device (a pending hard reboot is done; the IME and MDM check in).
     pub fn reboot(&mut self, name: &str) -> Result<(), WorldError> {
         let now = self.now();

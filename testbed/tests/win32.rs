@@ -565,3 +565,71 @@ async fn a_hard_reboot_blocks_the_next_install_until_the_device_restarts() {
     );
     w.stop().await;
 }
+
+async fn assign_intent(w: &World, id: &str, intent: &str) {
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": intent, "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+#[tokio::test]
+async fn an_available_app_installs_only_when_the_user_asks() {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    assign_intent(&w, &id, "available").await;
+    w.advance(Duration::hours(6)).await;
+    assert!(!program_installed(&w), "not installed on its own");
+    assert!(!w.install_available("LAB-01", "No Such App").await.unwrap());
+    assert!(w
+        .install_available("LAB-01", "Contoso Widget")
+        .await
+        .unwrap());
+    assert!(program_installed(&w));
+    assert_eq!(
+        state_message(&w, &id, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    let (_, statuses) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(statuses["value"][0]["installState"], "installed");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_uninstall_intent_removes_an_installed_app() {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    assign_intent(&w, &id, "required").await;
+    w.advance(Duration::hours(1)).await;
+    assert!(program_installed(&w));
+    assign_intent(&w, &id, "uninstall").await;
+    w.advance(Duration::hours(1)).await;
+    assert!(!program_installed(&w), "uninstalled");
+    assert!(!w
+        .device("LAB-01")
+        .unwrap()
+        .device()
+        .drive
+        .exists(r"C:\Program Files\Contoso\widget.exe"));
+    let compliance = state_message(&w, &id, "ComplianceStateMessage");
+    assert_eq!(
+        (
+            compliance["ComplianceState"].as_i64(),
+            compliance["DesiredState"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+    let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    assert!(log
+        .iter()
+        .any(|m| m.starts_with("[Win32App] Uninstalling app")));
+    w.stop().await;
+}

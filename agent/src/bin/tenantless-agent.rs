@@ -63,6 +63,11 @@ enum Cmd {
     RestartIme,
     /// Restart the device (clears a pending hard reboot; the IME and MDM check in).
     Reboot,
+    /// Install an available app, as a user does in Company Portal.
+    InstallAvailable {
+        /// The app's id or display name.
+        app: String,
+    },
     /// Read and change the device's registry.
     Registry {
         #[command(subcommand)]
@@ -264,6 +269,17 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let mut agent = open(&dir)?;
             let now = now_for(source, &mut agent).await?;
             report(agent.sync(now).await?);
+            Ok(())
+        }
+        Cmd::InstallAvailable { app } => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            if !agent.install_available(&app, now).await? {
+                return Err(AgentError::Config(format!(
+                    "no available app named {app:?}"
+                )));
+            }
+            println!("{app}: processed (see AppWorkload.log and the Win32Apps registry key)");
             Ok(())
         }
         Cmd::Reboot => {

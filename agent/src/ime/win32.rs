@@ -281,8 +281,15 @@ async fn process(
     let target_type = policy["TargetType"].as_i64().unwrap_or(2);
     let user = DEVICE_USER;
     let key = app_key(user, &id, rev);
-    if intent != 3 {
-        return None; // available and uninstall intents are not processed yet
+    if intent == 1 && policy["Tenantless.Requested"] != true {
+        return None; // available apps install only when the user asks
+    }
+    if intent == 4 {
+        let outcome = uninstall(device, policy, &id, now);
+        return report_state(device, &key, intent, target_type, &outcome, &id, rev, now);
+    }
+    if !matches!(intent, 1 | 3) {
+        return None;
     }
     if !device.registry.key_exists(&key) {
         // A new app, or its key was deleted (the Ripley maneuver): start afresh.
@@ -448,6 +455,126 @@ fn report_state(
         .registry
         .set(&cache, "LastHashValue", RegValue::Sz(hash));
     Some(report)
+}
+
+/// The uninstall intent: if the app is detected, run its uninstall command line and
+/// check that it is gone (DesiredState 1, not present).
+fn uninstall(device: &mut Device, policy: &Value, id: &str, now: DateTime<Utc>) -> Outcome {
+    let detection = policy["DetectionRule"].as_str().unwrap_or("[]");
+    let gone = Outcome {
+        desired: 1,
+        ..Outcome::state(2, 1000, 0)
+    };
+    if !rules::detected(device, detection) {
+        return gone;
+    }
+    let line = policy["UninstallCommandLine"].as_str().unwrap_or_default();
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Uninstalling app {id}, command line: {line}"),
+    );
+    let run = device.run(
+        line,
+        r"C:\Windows\Temp",
+        std::time::Duration::from_secs(3600),
+        now,
+    );
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Uninstall lpExitCode {}", run.exit_code),
+    );
+    if installer::is_success(run.exit_code) && !rules::detected(device, detection) {
+        return Outcome {
+            exit_code: Some(run.exit_code),
+            ..gone
+        };
+    }
+    let code = if installer::is_success(run.exit_code) {
+        E_NOT_DETECTED
+    } else {
+        run.exit_code
+    };
+    Outcome {
+        desired: 1,
+        exit_code: Some(run.exit_code),
+        ..Outcome::state(1, 5000, code)
+    }
+}
+
+/// The user asks for an available app (Company Portal's "Install"): the IME fetches the
+/// available apps, picks the one named (by id or display name) and processes it.
+pub async fn install_available(
+    device: &mut Device,
+    state: &mut AgentState,
+    client: &reqwest::Client,
+    app: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, AgentError> {
+    let management = state
+        .enrollment
+        .as_ref()
+        .map(|e| e.addr.clone())
+        .ok_or(AgentError::NotEnrolled)?;
+    let gateway = match &state.ime.gateway_url {
+        Some(g) => g.clone(),
+        None => gateway::discover(client, &management).await?,
+    };
+    let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
+    let session = uuid::Builder::from_random_bytes(
+        Sha256::digest(format!("{app}{now}").as_bytes())[..16]
+            .try_into()
+            .unwrap_or([0; 16]),
+    )
+    .into_uuid()
+    .to_string();
+    let payload = gateway::call(
+        client,
+        &gateway,
+        &session,
+        "GetAvailableApp",
+        &json!([]),
+        "OnDemand",
+        &info,
+    )
+    .await?;
+    let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Get available apps = {text}"),
+    );
+    let policies: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+    let Some(mut policy) = policies.into_iter().find(|p| {
+        p["Id"]
+            .as_str()
+            .is_some_and(|i| i.eq_ignore_ascii_case(app))
+            || p["Name"].as_str() == Some(app)
+    }) else {
+        return Ok(false);
+    };
+    policy["Tenantless.Requested"] = Value::Bool(true);
+    if let Some(report) = process(
+        device, state, client, &gateway, &session, &info, &policy, now,
+    )
+    .await
+    {
+        gateway::call(
+            client,
+            &gateway,
+            &session,
+            "Win32AppResult",
+            &Value::Array(vec![report]),
+            "OnDemand",
+            &info,
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 #[allow(clippy::too_many_arguments)]
