@@ -633,3 +633,129 @@ async fn the_uninstall_intent_removes_an_installed_app() {
         .any(|m| m.starts_with("[Win32App] Uninstalling app")));
     w.stop().await;
 }
+
+/// Creates an app (not assigned) with its own product and content.
+async fn create_app(w: &World, name: &str, product: &str) -> String {
+    let msi = SimulatedMsi::new(product, name, "1.0.0", "Contoso");
+    let content = syncml::intunewin::pack(
+        &[("setup.msi".into(), msi.to_bytes())],
+        "setup.msi",
+        &keys(),
+        None,
+    )
+    .unwrap();
+    let (_, app) = w
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.win32LobApp",
+                "displayName": name,
+                "installCommandLine": "msiexec /i setup.msi /qn",
+                "uninstallCommandLine": format!("msiexec /x {product} /qn"),
+                "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": product, "productVersionOperator": "notConfigured" }],
+            })),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_owned();
+    w.admin(
+        "PUT",
+        &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
+        AdminBody::Bytes(content),
+    )
+    .await;
+    id
+}
+
+fn installed_named(w: &World, name: &str) -> bool {
+    w.device("LAB-01")
+        .unwrap()
+        .device()
+        .installed_programs()
+        .iter()
+        .any(|p| p.display_name == name)
+}
+
+#[tokio::test]
+async fn a_dependency_is_installed_before_its_parent() {
+    let (mut w, _unassigned) = world_with_app(package(vec![0])).await;
+    let runtime = create_app(
+        &w,
+        "Contoso Runtime",
+        "{BBBBBBBB-0000-4000-8000-000000000001}",
+    )
+    .await;
+    let app = create_app(&w, "Contoso App", "{BBBBBBBB-0000-4000-8000-000000000002}").await;
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{app}/updateRelationships"),
+            AdminBody::Json(json!({ "relationships": [{ "@odata.type": "#microsoft.graph.mobileAppDependency", "targetId": runtime, "dependencyType": "autoInstall" }] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assign_intent(&w, &app, "required").await; // only the parent is assigned
+    w.advance(Duration::hours(1)).await;
+    assert!(installed_named(&w, "Contoso Runtime") && installed_named(&w, "Contoso App"));
+    let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    let dependency_first = log
+        .iter()
+        .position(|m| m == &format!("[Win32App] Installing dependency {runtime} first"))
+        .expect("the dependency went first");
+    let launches: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.starts_with("[Win32App] Launch Win32AppInstaller"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(launches.len(), 2);
+    assert!(
+        dependency_first < launches[0],
+        "the dependency's install is the first launched"
+    );
+    assert_eq!(
+        state_message(&w, &runtime, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    assert_eq!(
+        state_message(&w, &app, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_replacing_app_uninstalls_the_one_it_supersedes() {
+    let (mut w, _unassigned) = world_with_app(package(vec![0])).await;
+    let old = create_app(
+        &w,
+        "Contoso Classic",
+        "{CCCCCCCC-0000-4000-8000-000000000001}",
+    )
+    .await;
+    assign_intent(&w, &old, "required").await;
+    w.advance(Duration::hours(1)).await;
+    assert!(installed_named(&w, "Contoso Classic"));
+
+    let new = create_app(&w, "Contoso Next", "{CCCCCCCC-0000-4000-8000-000000000002}").await;
+    w.admin(
+        "POST",
+        &format!("/beta/deviceAppManagement/mobileApps/{new}/updateRelationships"),
+        AdminBody::Json(json!({ "relationships": [{ "@odata.type": "#microsoft.graph.mobileAppSupersedence", "targetId": old, "supersedenceType": "replace" }] })),
+    )
+    .await;
+    w.admin(
+        "POST",
+        &format!("/beta/deviceAppManagement/mobileApps/{old}/assign"),
+        AdminBody::Json(json!({ "mobileAppAssignments": [] })),
+    )
+    .await;
+    assign_intent(&w, &new, "required").await;
+    w.advance(Duration::hours(1)).await;
+    assert!(installed_named(&w, "Contoso Next"));
+    assert!(
+        !installed_named(&w, "Contoso Classic"),
+        "the superseded app was uninstalled"
+    );
+    w.stop().await;
+}

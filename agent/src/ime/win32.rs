@@ -231,13 +231,16 @@ pub async fn checkin(
     let policies: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
     let mut reports = Vec::new();
     for policy in &policies {
-        if let Some(report) = process(
-            device, state, client, &gateway, &session, &info, policy, now,
-        )
-        .await
-        {
-            reports.push(report);
+        if policy["Intent"] == 0 {
+            continue; // a dependency or superseded app, processed with its parent
         }
+        let mut extra = Vec::new();
+        let report = process(
+            device, state, client, &gateway, &session, &info, policy, &policies, &mut extra, now,
+        )
+        .await;
+        reports.extend(extra);
+        reports.extend(report);
     }
     if !reports.is_empty() {
         log(
@@ -273,6 +276,8 @@ async fn process(
     session: &str,
     info: &Value,
     policy: &Value,
+    all: &[Value],
+    extra: &mut Vec<Value>,
     now: DateTime<Utc>,
 ) -> Option<Value> {
     let id = policy["Id"].as_str().unwrap_or_default().to_owned();
@@ -403,12 +408,126 @@ async fn process(
                 log(device, now, Severity::Info, &format!("[Win32App][GRSManager] App with id: {id} has expired in GRS, will be retried."));
             }
         }
-        enforce(
-            device, state, client, gateway, session, info, policy, &id, rev, &detection, now,
+        match dependencies(
+            device, state, client, gateway, session, info, policy, all, extra, now,
         )
         .await
+        {
+            Err(blocked) => blocked,
+            Ok(()) => {
+                let outcome = enforce(
+                    device, state, client, gateway, session, info, policy, &id, rev, &detection,
+                    now,
+                )
+                .await;
+                if outcome.compliance == 1 {
+                    supersede(device, policy, all, now);
+                }
+                outcome
+            }
+        }
     };
     report_state(device, &key, intent, target_type, &outcome, &id, rev, now)
+}
+
+/// Installs an app's auto-install dependencies first, deepest level first; `Err` holds
+/// the parent's outcome when a dependency is missing or did not install (6001: not
+/// attempted because of a dependency).
+#[allow(clippy::too_many_arguments)]
+async fn dependencies(
+    device: &mut Device,
+    state: &mut AgentState,
+    client: &reqwest::Client,
+    gateway: &str,
+    session: &str,
+    info: &Value,
+    policy: &Value,
+    all: &[Value],
+    extra: &mut Vec<Value>,
+    now: DateTime<Utc>,
+) -> Result<(), Outcome> {
+    let mut deps: Vec<&Value> = policy["FlatDependencies"]
+        .as_array()
+        .map(|d| d.iter().filter(|d| d["Type"] == 0).collect())
+        .unwrap_or_default();
+    deps.sort_by_key(|d| std::cmp::Reverse(d["Level"].as_i64().unwrap_or(0)));
+    for dep in deps {
+        let child_id = dep["ChildId"].as_str().unwrap_or_default();
+        let Some(child) = all.iter().find(|p| p["Id"].as_str() == Some(child_id)) else {
+            log(
+                device,
+                now,
+                Severity::Error,
+                &format!("[Win32App] Dependency {child_id} has no policy"),
+            );
+            return Err(Outcome::state(2, 6001, 0));
+        };
+        let child_detection = child["DetectionRule"].as_str().unwrap_or("[]").to_owned();
+        if rules::detected(device, &child_detection) {
+            continue;
+        }
+        if dep["Action"] != 10 {
+            log(
+                device,
+                now,
+                Severity::Info,
+                &format!("[Win32App] Dependency {child_id} is not detected and is detect-only"),
+            );
+            return Err(Outcome::state(2, 6001, 0));
+        }
+        log(
+            device,
+            now,
+            Severity::Info,
+            &format!("[Win32App] Installing dependency {child_id} first"),
+        );
+        let child_rev = child["Version"].as_i64().unwrap_or(1);
+        let outcome = enforce(
+            device,
+            state,
+            client,
+            gateway,
+            session,
+            info,
+            child,
+            child_id,
+            child_rev,
+            &child_detection,
+            now,
+        )
+        .await;
+        let key = app_key(DEVICE_USER, child_id, child_rev);
+        extra.extend(report_state(
+            device, &key, 0, 2, &outcome, child_id, child_rev, now,
+        ));
+        if outcome.compliance != 1 {
+            return Err(Outcome::state(2, 6001, 0));
+        }
+    }
+    Ok(())
+}
+
+/// After an app installs, uninstalls the apps it replaces (supersedence Action 110).
+fn supersede(device: &mut Device, policy: &Value, all: &[Value], now: DateTime<Utc>) {
+    for rel in policy["FlatDependencies"].as_array().into_iter().flatten() {
+        if rel["Type"] != 1 || rel["Action"] != 110 {
+            continue;
+        }
+        let old_id = rel["ChildId"].as_str().unwrap_or_default();
+        let Some(old) = all.iter().find(|p| p["Id"].as_str() == Some(old_id)) else {
+            continue;
+        };
+        log(
+            device,
+            now,
+            Severity::Info,
+            &format!(
+                "[Win32App] App {} supersedes {old_id}; uninstalling it",
+                policy["Id"].as_str().unwrap_or_default()
+            ),
+        );
+        let _ = uninstall(device, old, old_id, now);
+    }
 }
 
 /// Writes an app's state and returns its report when it changed since the last one
@@ -548,27 +667,42 @@ pub async fn install_available(
         Severity::Info,
         &format!("[Win32App] Get available apps = {text}"),
     );
-    let policies: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
-    let Some(mut policy) = policies.into_iter().find(|p| {
-        p["Id"]
-            .as_str()
-            .is_some_and(|i| i.eq_ignore_ascii_case(app))
-            || p["Name"].as_str() == Some(app)
-    }) else {
+    let all: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+    let Some(mut policy) = all
+        .iter()
+        .find(|p| {
+            p["Id"]
+                .as_str()
+                .is_some_and(|i| i.eq_ignore_ascii_case(app))
+                || p["Name"].as_str() == Some(app)
+        })
+        .cloned()
+    else {
         return Ok(false);
     };
     policy["Tenantless.Requested"] = Value::Bool(true);
-    if let Some(report) = process(
-        device, state, client, &gateway, &session, &info, &policy, now,
+    let mut reports = Vec::new();
+    let report = process(
+        device,
+        state,
+        client,
+        &gateway,
+        &session,
+        &info,
+        &policy,
+        &all,
+        &mut reports,
+        now,
     )
-    .await
-    {
+    .await;
+    reports.extend(report);
+    if !reports.is_empty() {
         gateway::call(
             client,
             &gateway,
             &session,
             "Win32AppResult",
-            &Value::Array(vec![report]),
+            &Value::Array(reports),
             "OnDemand",
             &info,
         )

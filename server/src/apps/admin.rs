@@ -28,6 +28,10 @@ pub(super) fn routes() -> Router<Shared> {
             post(assign),
         )
         .route(
+            "/beta/deviceAppManagement/mobileApps/{id}/updateRelationships",
+            post(update_relationships),
+        )
+        .route(
             "/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses",
             get(device_statuses),
         )
@@ -195,6 +199,55 @@ async fn assign(
     for device in super::targeted_devices(&state, &rows).await? {
         crate::ime::require(&state, &device).await?;
     }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST .../updateRelationships` with `relationships`: `#microsoft.graph.mobileAppDependency`
+/// (`targetId`, `dependencyType` autoInstall or detect) and
+/// `#microsoft.graph.mobileAppSupersedence` (`targetId`, `supersedenceType` update or replace).
+async fn update_relationships(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, Problem> {
+    let row = state
+        .store
+        .app(&id)
+        .await?
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+    let relationships = v["relationships"].as_array().cloned().unwrap_or_default();
+    for r in &relationships {
+        let target = r["targetId"].as_str().unwrap_or_default();
+        if target == id {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                "an app cannot depend on or supersede itself",
+            ));
+        }
+        if state.store.app(target).await?.is_none() {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("targetId {target:?} is not an app"),
+            ));
+        }
+        if !matches!(
+            r["@odata.type"].as_str(),
+            Some("#microsoft.graph.mobileAppDependency" | "#microsoft.graph.mobileAppSupersedence")
+        ) {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("relationship {} is not supported", r["@odata.type"]),
+            ));
+        }
+    }
+    let mut app: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+    app["relationships"] = Value::Array(relationships);
+    state
+        .store
+        .upsert_app(&id, &app.to_string(), &row.created_at)
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -87,7 +87,9 @@ pub fn targeting(
     })
 }
 
-/// The policy objects the IME of `device` receives for apps of `intents`.
+/// The policy objects the IME of `device` receives for apps of `intents`, followed by
+/// the apps they depend on or supersede (Intent 0: not targeted themselves), whose
+/// relationships are flattened into each parent's FlatDependencies with their level.
 pub async fn policies_for(
     state: &Shared,
     device: &Device,
@@ -98,23 +100,114 @@ pub async fn policies_for(
     if assignments.is_empty() {
         return Ok(out);
     }
-    for app in state.store.apps().await? {
+    let apps: std::collections::BTreeMap<String, crate::storage::AppRow> = state
+        .store
+        .apps()
+        .await?
+        .into_iter()
+        .map(|a| (a.id.clone(), a))
+        .collect();
+    let mut related = Vec::new();
+    for app in apps.values() {
         let Some(t) = targeting(&app.id, &assignments, device) else {
             continue;
         };
         if !intents.contains(&t.intent) {
             continue;
         }
-        let Some((_, detection)) = state.store.app_content(&app.id).await? else {
+        let flat = flatten(&app.id, &apps);
+        related.extend(
+            flat.iter()
+                .filter_map(|d| d["ChildId"].as_str().map(str::to_owned)),
+        );
+        if let Some(p) = app_policy(state, app, &t, flat).await? {
+            out.push(p);
+        }
+    }
+    for child in related {
+        if out.iter().any(|p| p["Id"] == child.as_str()) {
+            continue;
+        }
+        let Some(app) = apps.get(&child) else {
             continue;
         };
-        let setup = syncml::intunewin::Detection::parse(&detection)
-            .map(|d| d.setup_file)
-            .unwrap_or_default();
-        let body: Value = serde_json::from_str(&app.body).unwrap_or(Value::Null);
-        out.push(policy::policy(&app.id, app.revision, &body, &setup, &t));
+        let t = Targeting {
+            intent: 0,
+            target_type: 2,
+            ..Targeting::default()
+        };
+        if let Some(p) = app_policy(state, app, &t, flatten(&app.id, &apps)).await? {
+            out.push(p);
+        }
     }
     Ok(out)
+}
+
+async fn app_policy(
+    state: &Shared,
+    app: &crate::storage::AppRow,
+    t: &Targeting,
+    flat: Vec<Value>,
+) -> Result<Option<Value>, StoreError> {
+    let Some((_, detection)) = state.store.app_content(&app.id).await? else {
+        return Ok(None);
+    };
+    let setup = syncml::intunewin::Detection::parse(&detection)
+        .map(|d| d.setup_file)
+        .unwrap_or_default();
+    let body: Value = serde_json::from_str(&app.body).unwrap_or(Value::Null);
+    let mut p = policy::policy(&app.id, app.revision, &body, &setup, t);
+    p["FlatDependencies"] = Value::Array(flat);
+    Ok(Some(p))
+}
+
+/// An app's relationships, flattened: dependencies (Type 0; Action 10 auto-install, 0
+/// detect only) of every level, and the apps it supersedes (Type 1; Action 110 replace
+/// = uninstall the old one, 100 update).
+pub fn flatten(
+    app_id: &str,
+    apps: &std::collections::BTreeMap<String, crate::storage::AppRow>,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut frontier = vec![(app_id.to_owned(), 0i64)];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((parent, level)) = frontier.pop() {
+        if !seen.insert(parent.clone()) || level > 10 {
+            continue;
+        }
+        let Some(row) = apps.get(&parent) else {
+            continue;
+        };
+        let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+        for r in body["relationships"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let child = r["targetId"].as_str().unwrap_or_default().to_owned();
+            match r["@odata.type"].as_str().unwrap_or_default() {
+                "#microsoft.graph.mobileAppDependency" => {
+                    let action = if r["dependencyType"] == "autoInstall" {
+                        10
+                    } else {
+                        0
+                    };
+                    out.push(serde_json::json!({ "Action": action, "AppId": parent, "ChildId": child, "Type": 0, "Level": level }));
+                    frontier.push((child, level + 1));
+                }
+                "#microsoft.graph.mobileAppSupersedence" if level == 0 => {
+                    let action = if r["supersedenceType"] == "replace" {
+                        110
+                    } else {
+                        100
+                    };
+                    out.push(serde_json::json!({ "Action": action, "AppId": parent, "ChildId": child, "Type": 1, "Level": level }));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
 }
 
 /// Devices an app's assignments reach.
