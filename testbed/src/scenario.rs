@@ -35,7 +35,8 @@ use serde::Deserialize;
 use server::admin::CommandSpec;
 use server::journal::{Expectation, Filter, NearMiss};
 
-use crate::world::{World, WorldError, WorldOptions};
+use crate::world::{AdminBody, World, WorldError, WorldOptions};
+use serde_json::json;
 
 /// A scenario as written.
 #[derive(Debug, Deserialize)]
@@ -54,6 +55,9 @@ pub struct Scenario {
     /// The devices.
     #[serde(default)]
     pub devices: Vec<DeviceSpec>,
+    /// Win32 apps (created, with their content, before the steps; assigned by steps).
+    #[serde(default)]
+    pub apps: Vec<AppSpec>,
     /// What happens, in order.
     #[serde(default)]
     pub steps: Vec<toml::Spanned<Step>>,
@@ -84,6 +88,56 @@ pub struct DeviceSpec {
     /// Programs installed before enrollment.
     #[serde(default)]
     pub programs: Vec<ProgramSpec>,
+}
+
+/// A Win32 app of the scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppSpec {
+    /// Display name (steps name apps by it).
+    pub name: String,
+    /// Publisher.
+    #[serde(default)]
+    pub publisher: String,
+    /// A simulated MSI made on the fly as the setup file.
+    pub msi: Option<MsiSpec>,
+    /// Or a folder (relative to the scenario file) packed into a .intunewin on the fly.
+    pub folder: Option<String>,
+    /// The setup file (default `setup.msi`).
+    pub setup: Option<String>,
+    /// Install command line (default `msiexec /i <setup> /qn`).
+    pub install: Option<String>,
+    /// Uninstall command line (default `msiexec /x <product code> /qn`).
+    pub uninstall: Option<String>,
+    /// Detection rules in Graph's shape (default: the MSI's product code).
+    #[serde(default)]
+    pub rules: Vec<toml::Value>,
+    /// Graph's `applicableArchitectures` (default `x64,x86`).
+    pub architectures: Option<String>,
+    /// Apps (by name) installed first, automatically.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Apps (by name) this one replaces (uninstalling them).
+    #[serde(default)]
+    pub supersedes: Vec<String>,
+}
+
+/// A simulated MSI described in a scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MsiSpec {
+    /// `{GUID}`.
+    pub product_code: String,
+    /// ProductVersion (default 1.0.0).
+    #[serde(default = "one")]
+    pub version: String,
+    /// The exit codes of successive attempts, e.g. `[1618, 1618, 1618, 1618, 0]`.
+    #[serde(default)]
+    pub exit_codes: Vec<u32>,
+}
+
+fn one() -> String {
+    "1.0.0".into()
 }
 
 /// A program installed by hand.
@@ -164,6 +218,29 @@ pub enum Step {
         /// DisplayName.
         name: String,
     },
+    /// Assign an app.
+    Assign {
+        /// The app's name.
+        app: String,
+        /// `required` (default), `available` or `uninstall`.
+        #[serde(default = "required")]
+        intent: String,
+        /// A device's name, or all devices when absent.
+        device: Option<String>,
+        /// Available from (a duration from now, e.g. `12h`).
+        start: Option<String>,
+        /// Deadline (a duration from now).
+        deadline: Option<String>,
+    },
+    /// A user installs an available app (Company Portal).
+    InstallAvailable {
+        /// The device.
+        device: String,
+        /// The app's name.
+        app: String,
+    },
+    /// Restart a device.
+    Reboot(String),
     /// A journal expectation.
     Expect(ExpectSpec),
     /// A registry value on a device.
@@ -176,6 +253,8 @@ pub enum Step {
         name: Option<String>,
         /// The value, as text.
         equals: Option<String>,
+        /// Text the value must contain (e.g. `"ComplianceState":1` in a state message).
+        contains: Option<String>,
         /// True to expect the key (or value) absent.
         #[serde(default)]
         absent: bool,
@@ -205,6 +284,10 @@ pub enum Step {
 
 fn yes() -> bool {
     true
+}
+
+fn required() -> String {
+    "required".into()
 }
 
 /// A journal expectation: a filter (devices by name) and what is expected of it.
@@ -396,6 +479,17 @@ pub async fn run_paced(
             install_by_hand(&mut world, &d.name, program)?;
         }
     }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut apps: BTreeMap<String, String> = BTreeMap::new();
+    for app in &scenario.apps {
+        let id = create_app(&world, app, base, &apps)
+            .await
+            .map_err(|message| ScenarioError::Invalid {
+                file: file.clone(),
+                message: format!("app {:?}: {message}", app.name),
+            })?;
+        apps.insert(app.name.clone(), id);
+    }
     world.settle().await;
 
     let mut results = Vec::new();
@@ -453,6 +547,7 @@ pub async fn run_paced(
                 agent.save().map_err(|e| fail(e.to_string()))?;
             }
             Step::DeleteRegistryKey { device, key } => {
+                let key = &expand(key, &world, device, &apps).map_err(fail)?;
                 let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
                 agent.device_mut().registry.delete_key(key);
                 agent.save().map_err(|e| fail(e.to_string()))?;
@@ -478,8 +573,70 @@ pub async fn run_paced(
                 }
                 agent.save().map_err(|e| fail(e.to_string()))?;
             }
+            Step::Assign {
+                app,
+                intent,
+                device,
+                start,
+                deadline,
+            } => {
+                let id = apps
+                    .get(app)
+                    .ok_or_else(|| fail(format!("no app named {app}")))?;
+                let target = match device {
+                    Some(d) => {
+                        json!({ "@odata.type": "#tenantless.deviceAssignmentTarget", "deviceId": world.device_id(d).map_err(|e| fail(e.to_string()))? })
+                    }
+                    None => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
+                };
+                let at = |d: &Option<String>| -> Result<Option<String>, ScenarioError> {
+                    match d {
+                        None => Ok(None),
+                        Some(d) => {
+                            let by = parse_duration(d)
+                                .ok_or_else(|| fail(format!("{d:?} is not a duration")))?;
+                            Ok(Some(
+                                (world.now() + by)
+                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            ))
+                        }
+                    }
+                };
+                let mut settings = serde_json::Map::new();
+                if let Some(s) = at(start)? {
+                    settings.insert("startDateTime".into(), json!(s));
+                }
+                if let Some(d) = at(deadline)? {
+                    settings.insert("deadlineDateTime".into(), json!(d));
+                }
+                let body = json!({ "mobileAppAssignments": [{ "intent": intent, "target": target, "settings": { "installTimeSettings": settings } }] });
+                let (status, answer) = world
+                    .admin(
+                        "POST",
+                        &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+                        AdminBody::Json(body),
+                    )
+                    .await;
+                if status != 204 {
+                    return Err(fail(format!("assign: {status} {}", answer["detail"])));
+                }
+            }
+            Step::InstallAvailable { device, app } => {
+                if !world
+                    .install_available(device, app)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?
+                {
+                    return Err(fail(format!("no available app named {app} on {device}")));
+                }
+            }
+            Step::Reboot(device) => world.reboot(device).map_err(|e| fail(e.to_string()))?,
             Step::Expect(spec) => {
                 let names = device_ids(&world);
+                let mut spec = spec.clone();
+                if let Some(name) = &spec.app {
+                    spec.app = Some(apps.get(name).cloned().unwrap_or_else(|| name.clone()));
+                }
                 let (filter, expectation) = spec.compile(&names).map_err(fail)?;
                 let v = world
                     .journal()
@@ -500,8 +657,14 @@ pub async fn run_paced(
                 key,
                 name,
                 equals,
+                contains,
                 absent,
             } => {
+                let key = &expand(key, &world, device, &apps).map_err(fail)?;
+                let name = &match name {
+                    Some(n) => Some(expand(n, &world, device, &apps).map_err(fail)?),
+                    None => None,
+                };
                 let agent = world.device(device).map_err(|e| fail(e.to_string()))?;
                 let reg = &agent.device().registry;
                 let (found, shown) = match name {
@@ -521,7 +684,9 @@ pub async fn run_paced(
                 let ok = if *absent {
                     !found
                 } else {
-                    found && equals.as_ref().is_none_or(|e| shown == *e)
+                    found
+                        && equals.as_ref().is_none_or(|e| shown == *e)
+                        && contains.as_ref().is_none_or(|c| shown.contains(c.as_str()))
                 };
                 let target = format!(
                     "{key}{}",
@@ -530,10 +695,11 @@ pub async fn run_paced(
                 let wanted = if *absent {
                     "absent".to_owned()
                 } else {
-                    equals
-                        .clone()
-                        .map(|e| format!("= {e:?}"))
-                        .unwrap_or_else(|| "present".into())
+                    match (equals, contains) {
+                        (Some(e), _) => format!("= {e:?}"),
+                        (None, Some(c)) => format!("contains {c:?}"),
+                        _ => "present".into(),
+                    }
                 };
                 results.push(ExpectationResult {
                     line,
@@ -617,6 +783,158 @@ pub async fn run_paced(
         },
         world,
     ))
+}
+
+/// `{app:NAME}` (the app's id), `{app-key:NAME}` (its Win32Apps key on the device) and
+/// `{grs-key:NAME}` (its GRS key) in a registry path.
+fn expand(
+    text: &str,
+    world: &World,
+    device: &str,
+    apps: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut out = text.to_owned();
+    while let Some(start) = out.find('{') {
+        let Some(len) = out[start..].find('}') else {
+            break;
+        };
+        let inner = &out[start + 1..start + len];
+        let Some((kind, name)) = inner.split_once(':') else {
+            break;
+        };
+        let id = apps
+            .get(name)
+            .ok_or_else(|| format!("no app named {name}"))?
+            .clone();
+        let user = agent::ime::win32::DEVICE_USER;
+        let value = match kind {
+            "app" => id,
+            "grs-key" => agent::ime::win32::grs_key(user, &id),
+            "app-key" => {
+                let root = format!(r"{}\{user}", agent::ime::win32::WIN32APPS);
+                let reg = &world
+                    .device(device)
+                    .map_err(|e| e.to_string())?
+                    .device()
+                    .registry;
+                let sub = reg
+                    .subkeys(&root)
+                    .into_iter()
+                    .find(|k| k.starts_with(&id))
+                    .unwrap_or_else(|| format!("{id}_1"));
+                format!(r"{root}\{sub}")
+            }
+            _ => break,
+        };
+        out.replace_range(start..start + len + 1, &value);
+    }
+    Ok(out)
+}
+
+/// Creates an app and uploads its content (a simulated MSI or a folder, packed).
+async fn create_app(
+    world: &World,
+    app: &AppSpec,
+    base: &Path,
+    known: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let setup = app.setup.clone().unwrap_or_else(|| "setup.msi".into());
+    let mut files = match &app.folder {
+        Some(folder) => {
+            crate::pack::read_folder(&base.join(folder)).map_err(|e| format!("{folder}: {e}"))?
+        }
+        None => Vec::new(),
+    };
+    let product = app.msi.as_ref().map(|m| m.product_code.clone());
+    if let Some(m) = &app.msi {
+        let mut msi = syncml::sim_msi::SimulatedMsi::new(
+            &m.product_code,
+            &app.name,
+            &m.version,
+            &app.publisher,
+        );
+        msi.exit_codes = m.exit_codes.clone();
+        files.retain(|(p, _)| !p.eq_ignore_ascii_case(&setup));
+        files.push((setup.clone(), msi.to_bytes()));
+    }
+    if files.is_empty() {
+        return Err("needs an msi or a folder".into());
+    }
+    let mut rules: Vec<serde_json::Value> = app
+        .rules
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    if rules.is_empty() {
+        let code = product
+            .clone()
+            .ok_or("needs detection rules (or an msi, whose product code is detected)")?;
+        rules.push(json!({ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": code, "productVersionOperator": "notConfigured" }));
+    }
+    let body = json!({
+        "@odata.type": "#microsoft.graph.win32LobApp",
+        "displayName": app.name,
+        "publisher": app.publisher,
+        "installCommandLine": app.install.clone().unwrap_or_else(|| format!("msiexec /i {setup} /qn")),
+        "uninstallCommandLine": app.uninstall.clone().unwrap_or_else(|| format!("msiexec /x {} /qn", product.clone().unwrap_or_default())),
+        "applicableArchitectures": app.architectures.clone().unwrap_or_else(|| "x64,x86".into()),
+        "rules": rules,
+    });
+    let (status, created) = world
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(body),
+        )
+        .await;
+    if status != 201 {
+        return Err(format!("{status} {}", created["detail"]));
+    }
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    // Fixed keys: scenario runs replay byte for byte.
+    let keys = syncml::intunewin::Keys {
+        encryption_key: [0x42; 32],
+        mac_key: [0x24; 32],
+        iv: [0x11; 16],
+    };
+    let package =
+        syncml::intunewin::pack(&files, &setup, &keys, None).map_err(|e| e.to_string())?;
+    let (status, answer) = world
+        .admin(
+            "PUT",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
+            AdminBody::Bytes(package),
+        )
+        .await;
+    if status != 200 {
+        return Err(format!("content: {status} {}", answer["detail"]));
+    }
+    let mut relationships = Vec::new();
+    for (names, kind) in [
+        (&app.depends_on, "dependency"),
+        (&app.supersedes, "supersedence"),
+    ] {
+        for name in names {
+            let target = known
+                .get(name)
+                .ok_or_else(|| format!("{name} must be declared before {}", app.name))?;
+            relationships.push(if kind == "dependency" {
+                json!({ "@odata.type": "#microsoft.graph.mobileAppDependency", "targetId": target, "dependencyType": "autoInstall" })
+            } else {
+                json!({ "@odata.type": "#microsoft.graph.mobileAppSupersedence", "targetId": target, "supersedenceType": "replace" })
+            });
+        }
+    }
+    if !relationships.is_empty() {
+        world
+            .admin(
+                "POST",
+                &format!("/beta/deviceAppManagement/mobileApps/{id}/updateRelationships"),
+                AdminBody::Json(json!({ "relationships": relationships })),
+            )
+            .await;
+    }
+    Ok(id)
 }
 
 fn install_by_hand(world: &mut World, device: &str, p: &ProgramSpec) -> Result<(), WorldError> {
