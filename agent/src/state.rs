@@ -172,6 +172,8 @@ pub struct ImeService {
     pub apps: BTreeMap<String, AppRun>,
     /// An app's hard-reboot exit code: no further Win32 installs until the device restarts.
     pub reboot_pending: bool,
+    /// When each installed app's subgraph was last evaluated (ReevaluationScheduleManager).
+    pub evaluated: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// What the IME remembers of a Win32 app between check-ins (beside the registry).

@@ -759,3 +759,77 @@ async fn a_replacing_app_uninstalls_the_one_it_supersedes() {
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn an_app_removed_by_hand_returns_at_the_next_reevaluation_and_logs_roll_over() {
+    let mut w = World::start(WorldOptions::default()).await.unwrap();
+    let profile = agent::device::DeviceProfile {
+        log_max_kb: 4,
+        ..Default::default()
+    };
+    w.add_device("LAB-01", profile).await.unwrap();
+    w.settle().await;
+    let id = create_app(&w, "Contoso Widget", PRODUCT).await;
+    assign_intent(&w, &id, "required").await;
+    w.advance(Duration::hours(1)).await;
+    assert!(program_installed(&w));
+    w.advance(Duration::minutes(30)).await; // a check-in finds it detected: evaluated now
+
+    // The user removes it by hand.
+    let now = w.now();
+    let agent = w.device_mut("LAB-01").unwrap();
+    assert_eq!(
+        agent
+            .device_mut()
+            .run(
+                &format!("msiexec /x {PRODUCT} /qn"),
+                r"C:\Windows\Temp",
+                std::time::Duration::from_secs(5),
+                now
+            )
+            .exit_code,
+        0
+    );
+    agent.save().unwrap();
+    w.advance(Duration::hours(3)).await;
+    assert!(
+        !program_installed(&w),
+        "not before the subgraph's reevaluation"
+    );
+    let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    assert!(log
+        .iter()
+        .any(|m| m.starts_with("[Win32App][ReevaluationScheduleManager] Subgraph of app")));
+    assert!(log
+        .iter()
+        .any(|m| m.starts_with("[Win32App][ActionProcessor] App with id:")));
+    w.advance(Duration::hours(6)).await;
+    assert!(
+        program_installed(&w),
+        "reinstalled within the 480-minute reevaluation interval"
+    );
+
+    // With a 4 KB limit the logs rolled over, named as the IME names them.
+    let logs = w
+        .device("LAB-01")
+        .unwrap()
+        .device()
+        .drive
+        .resolve(agent::cmtrace::LOG_DIR)
+        .unwrap();
+    let names: Vec<String> = std::fs::read_dir(logs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let rolled = names
+        .iter()
+        .filter(|n| n.starts_with("AppWorkload-") && n.ends_with(".log"))
+        .count();
+    assert!(rolled >= 1, "{names:?}");
+    assert!(
+        names.iter().all(|n| !n.starts_with("AppWorkload-")
+            || n.len() == "AppWorkload-20261124-090000.log".len()),
+        "{names:?}"
+    );
+    w.stop().await;
+}

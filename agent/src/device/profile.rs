@@ -41,6 +41,8 @@ pub struct DeviceProfile {
     pub hw_dev_id: String,
     /// Use an ECDSA P-256 key instead of Windows' RSA-2048 (much faster for fleets).
     pub fast_keys: bool,
+    /// The IME's logs roll over at this size, KB (the IME's default is about 2 MB).
+    pub log_max_kb: u64,
 }
 
 impl Default for DeviceProfile {
@@ -63,6 +65,7 @@ impl Default for DeviceProfile {
             mac_addresses: vec!["00-15-5D-01-02-03".into()],
             hw_dev_id: String::new(),
             fast_keys: false,
+            log_max_kb: 2048,
         }
     }
 }

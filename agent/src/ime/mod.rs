@@ -34,7 +34,11 @@ pub fn log(
     now: DateTime<Utc>,
 ) {
     let line = cmtrace::format_line(message, now, component, severity, 1);
-    if let Err(e) = cmtrace::append(&device.drive, file, &line, now, cmtrace::DEFAULT_MAX_BYTES) {
+    let max = match device.profile.log_max_kb {
+        0 => cmtrace::DEFAULT_MAX_BYTES,
+        kb => kb * 1024,
+    };
+    if let Err(e) = cmtrace::append(&device.drive, file, &line, now, max) {
         tracing::warn!("cannot write {file}: {e}");
     }
 }

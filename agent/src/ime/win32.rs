@@ -299,6 +299,23 @@ async fn process(
     if !device.registry.key_exists(&key) {
         // A new app, or its key was deleted (the Ripley maneuver): start afresh.
         state.ime.apps.remove(&id);
+        state.ime.evaluated.remove(&id);
+    }
+    let intent_name = match intent {
+        1 => "AvailableInstall",
+        4 => "RequiredUninstall",
+        _ => "RequiredInstall",
+    };
+    log(device, now, Severity::Info, &format!("[Win32App][ActionProcessor] App with id: {id}, targeted intent: {intent_name}, desired state: {}", if intent == 4 { "NotPresent" } else { "Present" }));
+    // An installed app's subgraph is evaluated again only when its reevaluation
+    // interval (480 minutes) has passed since the last evaluation.
+    let interval = Duration::minutes(policy["ReevaluationInterval"].as_i64().unwrap_or(480));
+    if let Some(last) = state.ime.evaluated.get(&id).copied() {
+        if last + interval > now && policy["Tenantless.Requested"] != true {
+            log(device, now, Severity::Info, &format!("[Win32App][ReevaluationScheduleManager] Subgraph of app {id} was evaluated at {last}; next evaluation at {}", last + interval));
+            return None;
+        }
+        log(device, now, Severity::Info, &format!("[Win32App][ReevaluationScheduleManager] Reevaluating the subgraph of app {id} (last evaluated at {last})"));
     }
     let detection = policy["DetectionRule"].as_str().unwrap_or("[]").to_owned();
     log(
@@ -319,6 +336,9 @@ async fn process(
         );
         clear_grs(device, user, &id);
         state.ime.apps.remove(&id);
+        if intent != 4 {
+            state.ime.evaluated.insert(id.clone(), now);
+        }
         Outcome::state(1, 1000, 0)
     } else if let Err(code) = rules::requirements(
         &device.profile,
