@@ -833,3 +833,97 @@ async fn an_app_removed_by_hand_returns_at_the_next_reevaluation_and_logs_roll_o
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_requirement_rule_holds_back_an_app_and_a_detection_script_confirms_it() {
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // The detection script is PowerShell to Windows; its shebang makes it run under sh
+    // here. It finds the file the MSI lays down.
+    let probe = "#!/bin/sh\n# Detect Contoso Widget\nif [ -f \"$TENANTLESS_C_DRIVE/Program Files/Contoso/widget.exe\" ]; then\n  echo \"Contoso Widget found\"\nfi\nexit 0\n";
+    let mut w = World::start(WorldOptions::default()).await.unwrap();
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.settle().await;
+    let (status, app) = w
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.win32LobApp",
+                "displayName": "Contoso Widget",
+                "installCommandLine": "msiexec /i widget.msi /qn",
+                "rules": [
+                    { "@odata.type": "#microsoft.graph.win32LobAppPowerShellScriptRule", "ruleType": "detection", "scriptContent": b64(probe), "enforceSignatureCheck": false, "runAs32Bit": false },
+                    { "@odata.type": "#microsoft.graph.win32LobAppRegistryRule", "ruleType": "requirement", "keyPath": r"HKEY_LOCAL_MACHINE\SOFTWARE\Contoso", "valueName": "Ring", "operationType": "string", "operator": "equal", "comparisonValue": "pilot" },
+                ],
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{app}");
+    let id = app["id"].as_str().unwrap().to_owned();
+    w.admin(
+        "PUT",
+        &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
+        AdminBody::Bytes(package(vec![0])),
+    )
+    .await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(1)).await;
+
+    // The device is not in the pilot ring: requirements not met (registry rule, 1007).
+    assert!(!program_installed(&w));
+    let compliance = state_message(&w, &id, "ComplianceStateMessage");
+    assert_eq!(compliance["Applicability"], 1007, "{compliance}");
+    assert_eq!(
+        state_message(&w, &id, "EnforcementStateMessage")["EnforcementState"],
+        3000
+    );
+    assert!(install_times(&w).is_empty());
+
+    // Put it in the ring: the next hourly check-in installs, and the script detects.
+    w.device_mut("LAB-01").unwrap().device_mut().registry.set(
+        r"HKLM\SOFTWARE\Contoso",
+        "Ring",
+        agent::device::RegValue::Sz("pilot".into()),
+    );
+    w.advance(Duration::hours(1)).await;
+    assert!(program_installed(&w));
+    let compliance = state_message(&w, &id, "ComplianceStateMessage");
+    assert_eq!(
+        (
+            compliance["ComplianceState"].as_i64(),
+            compliance["Applicability"].as_i64()
+        ),
+        (Some(1), Some(0)),
+        "{compliance}"
+    );
+    let dev = w.device_id("LAB-01").unwrap();
+    let installed = Filter::kind("app_state_changed")
+        .device(&dev)
+        .field("appId", id.as_str())
+        .field("newCompliance", 1);
+    assert!(
+        w.journal()
+            .filter(installed)
+            .verify(Expectation::Exactly(1))
+            .await
+            .unwrap()
+            .ok
+    );
+
+    // Remove the file: the script no longer detects the app, and the next reevaluation
+    // (8 hours on) installs it again.
+    w.device_mut("LAB-01")
+        .unwrap()
+        .device_mut()
+        .drive
+        .remove(r"C:\Program Files\Contoso\widget.exe")
+        .unwrap();
+    w.advance(Duration::hours(9)).await;
+    assert_eq!(
+        install_times(&w).len(),
+        2,
+        "installed again after the script missed it"
+    );
+    w.stop().await;
+}

@@ -1,8 +1,9 @@
 //! The installer runtime: runs an install or uninstall command line the way Windows
 //! would. `msiexec /i X.msi` and `msiexec /x {ProductCode}` act on simulated MSIs
 //! (see `syncml::sim_msi`); `.sh` scripts run with `sh`, and `.ps1` scripts with `pwsh`
-//! when it is on the machine. Scripts run in the content folder, with environment
-//! variables that lead them to the device, under a timeout.
+//! when it is on the machine (a `.ps1` whose first line is a shebang runs with `sh`).
+//! Scripts run in the content folder, with environment variables that lead them to the
+//! device, under a timeout.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -191,6 +192,21 @@ impl Device {
         Outcome::code(INVALID_COMMAND_LINE, "msiexec needs /i or /x")
     }
 
+    /// Runs a script file (a Windows path; `.sh` under `sh`, anything else as PowerShell)
+    /// in its own folder, stopping it after `timeout`.
+    pub fn run_script(&mut self, script: &str, timeout: Duration) -> Outcome {
+        let kind = if script.to_ascii_lowercase().ends_with(".sh") {
+            ScriptKind::Shell
+        } else {
+            ScriptKind::PowerShell
+        };
+        let folder = script
+            .rsplit_once('\\')
+            .map(|(f, _)| f.to_owned())
+            .unwrap_or_default();
+        self.script(kind, script, &[], &folder, timeout)
+    }
+
     /// Installs a simulated MSI at a Windows path.
     pub fn msi_install(&mut self, package_path: &str, now: DateTime<Utc>) -> Outcome {
         let bytes = match self.drive.read(package_path) {
@@ -312,6 +328,16 @@ impl Device {
                 format!("{script}: the system cannot find the file specified"),
             );
         };
+        // A PowerShell script whose first line is a shebang (a comment to PowerShell)
+        // runs under `sh`: labs can write scripts that run on any machine.
+        let shebang = std::fs::read(&host_script)
+            .map(|b| {
+                b.strip_prefix(b"\xEF\xBB\xBF")
+                    .unwrap_or(&b)
+                    .starts_with(b"#!")
+            })
+            .unwrap_or(false);
+        let kind = if shebang { ScriptKind::Shell } else { kind };
         let interpreter = match kind {
             ScriptKind::Shell => "sh".to_owned(),
             ScriptKind::PowerShell => match find_on_path("pwsh") {

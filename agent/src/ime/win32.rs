@@ -343,7 +343,13 @@ async fn process(
     } else if let Err(code) = rules::requirements(
         &device.profile,
         policy["RequirementRules"].as_str().unwrap_or("{}"),
-    ) {
+    )
+    .and_then(|()| {
+        rules::extended_requirements(
+            device,
+            policy["ExtendedRequirementRules"].as_str().unwrap_or("[]"),
+        )
+    }) {
         log(
             device,
             now,

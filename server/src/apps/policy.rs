@@ -29,11 +29,44 @@ pub fn operator(name: &str) -> i64 {
     }
 }
 
-/// One Graph detection rule as the IME's `{DetectionType, DetectionText}`.
-fn detection_rule(rule: &Value) -> Option<Value> {
-    let kind = s(rule, "@odata.type");
-    let (detection_type, text) = match kind {
-        "#microsoft.graph.win32LobAppProductCodeRule" => (
+/// Graph's rule kind (registry, file system, script: detection `*Rule` and
+/// `*Detection` or requirement `*Requirement` shapes) as the IME's type number.
+fn rule_kind(odata_type: &str) -> Option<i64> {
+    let name = odata_type.strip_prefix("#microsoft.graph.win32LobApp")?;
+    let kind = ["Rule", "Detection", "Requirement"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))?;
+    match kind {
+        "Registry" => Some(0),
+        "ProductCode" => Some(1),
+        "FileSystem" => Some(2),
+        "PowerShellScript" => Some(3),
+        _ => None,
+    }
+}
+
+/// The operation a rule checks: `operationType` on `rules`, `detectionType` on the
+/// older detection and requirement shapes.
+fn operation(rule: &Value) -> &str {
+    match s(rule, "operationType") {
+        "" => s(rule, "detectionType"),
+        op => op,
+    }
+}
+
+/// The value a rule compares with (`comparisonValue` or `detectionValue`).
+fn comparison(rule: &Value) -> &str {
+    match s(rule, "comparisonValue") {
+        "" => s(rule, "detectionValue"),
+        v => v,
+    }
+}
+
+/// One Graph rule's text in the IME's shape (the `DetectionText` or `RequirementText`).
+fn rule_text(rule: &Value) -> Option<(i64, Value)> {
+    let flag = |key: &str| rule.get(key).and_then(Value::as_bool).unwrap_or(false);
+    let (detection_type, text) = match rule_kind(s(rule, "@odata.type"))? {
+        1 => (
             1,
             json!({
                 "ProductCode": s(rule, "productCode"),
@@ -41,8 +74,8 @@ fn detection_rule(rule: &Value) -> Option<Value> {
                 "ProductVersionOperator": operator(s(rule, "productVersionOperator")),
             }),
         ),
-        "#microsoft.graph.win32LobAppRegistryRule" => {
-            let op = match s(rule, "operationType") {
+        0 => {
+            let op = match operation(rule) {
                 "doesNotExist" => 2,
                 "string" => 3,
                 "integer" => 4,
@@ -52,17 +85,17 @@ fn detection_rule(rule: &Value) -> Option<Value> {
             (
                 0,
                 json!({
-                    "Check32BitOn64System": rule.get("check32BitOn64System").and_then(Value::as_bool).unwrap_or(false),
+                    "Check32BitOn64System": flag("check32BitOn64System"),
                     "KeyPath": s(rule, "keyPath"),
                     "ValueName": s(rule, "valueName"),
                     "DetectionType": op,
                     "Operator": operator(s(rule, "operator")),
-                    "DetectionValue": s(rule, "comparisonValue"),
+                    "DetectionValue": comparison(rule),
                 }),
             )
         }
-        "#microsoft.graph.win32LobAppFileSystemRule" => {
-            let op = match s(rule, "operationType") {
+        2 => {
+            let op = match operation(rule) {
                 "modifiedDate" => 2,
                 "createdDate" => 3,
                 "version" => 4,
@@ -75,24 +108,52 @@ fn detection_rule(rule: &Value) -> Option<Value> {
                 json!({
                     "Path": s(rule, "path"),
                     "FileOrFolderName": s(rule, "fileOrFolderName"),
-                    "Check32BitOn64System": rule.get("check32BitOn64System").and_then(Value::as_bool).unwrap_or(false),
+                    "Check32BitOn64System": flag("check32BitOn64System"),
                     "DetectionType": op,
                     "Operator": operator(s(rule, "operator")),
-                    "DetectionValue": s(rule, "comparisonValue"),
+                    "DetectionValue": comparison(rule),
                 }),
             )
         }
-        "#microsoft.graph.win32LobAppPowerShellScriptRule" => (
-            3,
-            json!({
-                "ScriptBody": s(rule, "scriptContent"),
-                "EnforceSignatureCheck": rule.get("enforceSignatureCheck").and_then(Value::as_bool).unwrap_or(false),
-                "RunAs32Bit": rule.get("runAs32Bit").and_then(Value::as_bool).unwrap_or(false),
-            }),
-        ),
-        _ => return None,
+        _ => {
+            // The output type of a requirement script.
+            let output = match operation(rule) {
+                "string" => 1,
+                "dateTime" => 2,
+                "integer" => 3,
+                "float" => 4,
+                "version" => 5,
+                "boolean" => 6,
+                _ => 0,
+            };
+            (
+                3,
+                json!({
+                    "ScriptBody": s(rule, "scriptContent"),
+                    "EnforceSignatureCheck": flag("enforceSignatureCheck"),
+                    "RunAs32Bit": flag("runAs32Bit"),
+                    "RunAsAccount": if s(rule, "runAsAccount") == "user" { 2 } else { 1 },
+                    "DetectionType": output,
+                    "Operator": operator(s(rule, "operator")),
+                    "DetectionValue": comparison(rule),
+                }),
+            )
+        }
     };
-    Some(json!({ "DetectionType": detection_type, "DetectionText": text.to_string() }))
+    Some((detection_type, text))
+}
+
+/// One Graph detection rule as the IME's `{DetectionType, DetectionText}`.
+fn detection_rule(rule: &Value) -> Option<Value> {
+    let (kind, text) = rule_text(rule)?;
+    Some(json!({ "DetectionType": kind, "DetectionText": text.to_string() }))
+}
+
+/// One Graph requirement rule (registry, file system or script) as the IME's
+/// `{Type, RequirementText}` in ExtendedRequirementRules.
+fn requirement_rule(rule: &Value) -> Option<Value> {
+    let (kind, text) = rule_text(rule).filter(|(kind, _)| *kind != 1)?;
+    Some(json!({ "Type": kind, "RequirementText": text.to_string() }))
 }
 
 /// Graph's `applicableArchitectures` ("x86,x64", "arm64", "neutral") as the IME's flags.
@@ -189,6 +250,18 @@ pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Target
     } else {
         detection
     };
+    let extended: Vec<Value> = rules
+        .iter()
+        .filter(|r| s(r, "ruleType") == "requirement")
+        .copied()
+        .chain(
+            app.get("requirementRules")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten(),
+        )
+        .filter_map(requirement_rule)
+        .collect();
     let experience = app.get("installExperience").cloned().unwrap_or(Value::Null);
     let run_as = if s(&experience, "runAsAccount") == "user" {
         2
@@ -235,7 +308,7 @@ pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Target
         "InstallCommandLine": s(app, "installCommandLine"),
         "UninstallCommandLine": s(app, "uninstallCommandLine"),
         "RequirementRules": requirements.to_string(),
-        "ExtendedRequirementRules": "[]",
+        "ExtendedRequirementRules": Value::Array(extended).to_string(),
         "InstallEx": install_ex.to_string(),
         "ReturnCodes": return_codes(app).to_string(),
         "FlatDependencies": [],
@@ -328,6 +401,54 @@ mod tests {
         assert_eq!(req["RequiredOSArchitecture"], 2);
         assert_eq!(p["StartDeadlineEx"]["StartTime"], DATE_MIN);
         assert!(p["RebootEx"].is_object());
+    }
+
+    #[test]
+    fn requirement_rules_become_extended_requirement_rules() {
+        let app = json!({
+            "displayName": "Contoso Widget",
+            "rules": [
+                { "@odata.type": "#microsoft.graph.win32LobAppPowerShellScriptRule", "ruleType": "detection", "scriptContent": "ZWNobyB5ZXM=", "enforceSignatureCheck": false, "runAs32Bit": false },
+                { "@odata.type": "#microsoft.graph.win32LobAppRegistryRule", "ruleType": "requirement", "keyPath": "HKLM\\SOFTWARE\\Contoso", "valueName": "Ring", "operationType": "string", "operator": "equal", "comparisonValue": "pilot" },
+            ],
+            "requirementRules": [
+                { "@odata.type": "#microsoft.graph.win32LobAppPowerShellScriptRequirement", "scriptContent": "ZWNobyA0Mg==", "detectionType": "integer", "operator": "greaterThanOrEqual", "detectionValue": "40", "runAsAccount": "system" },
+                { "@odata.type": "#microsoft.graph.win32LobAppFileSystemRequirement", "path": "C:\\Contoso", "fileOrFolderName": "license.txt", "detectionType": "exists" },
+            ],
+        });
+        let p = policy("app-1", 1, &app, "setup.exe", &Targeting::default());
+        let detection: Value = serde_json::from_str(p["DetectionRule"].as_str().unwrap()).unwrap();
+        assert_eq!(detection.as_array().unwrap().len(), 1, "{detection}");
+        assert_eq!(detection[0]["DetectionType"], 3);
+        let ext: Value =
+            serde_json::from_str(p["ExtendedRequirementRules"].as_str().unwrap()).unwrap();
+        let kinds: Vec<i64> = ext
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["Type"].as_i64().unwrap())
+            .collect();
+        assert_eq!(kinds, [0, 3, 2]);
+        let text = |i: usize| -> Value {
+            serde_json::from_str(ext[i]["RequirementText"].as_str().unwrap()).unwrap()
+        };
+        assert_eq!(
+            (
+                text(0)["DetectionType"].clone(),
+                text(0)["Operator"].clone(),
+                text(0)["DetectionValue"].clone()
+            ),
+            (json!(3), json!(1), json!("pilot"))
+        );
+        assert_eq!(
+            (
+                text(1)["DetectionType"].clone(),
+                text(1)["Operator"].clone(),
+                text(1)["ScriptBody"].clone()
+            ),
+            (json!(3), json!(5), json!("ZWNobyA0Mg=="))
+        );
+        assert_eq!(text(2)["FileOrFolderName"], "license.txt");
     }
 
     #[test]
