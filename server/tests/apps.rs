@@ -202,7 +202,7 @@ async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back(
     let info = syncml::intunewin::EncryptionInfo {
         encryption_key: decrypt["EncryptionKey"].as_str().unwrap().into(),
         mac_key: decrypt["MacKey"].as_str().unwrap().into(),
-        initialization_vector: decrypt["InitializationVector"].as_str().unwrap().into(),
+        initialization_vector: decrypt["IV"].as_str().unwrap().into(),
         mac: decrypt["Mac"].as_str().unwrap().into(),
         profile_identifier: decrypt["ProfileIdentifier"].as_str().unwrap().into(),
         file_digest: decrypt["FileDigest"].as_str().unwrap().into(),

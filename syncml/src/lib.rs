@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cms;
 pub mod dm;
 pub mod error;
 pub mod intunewin;

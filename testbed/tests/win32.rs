@@ -927,3 +927,88 @@ async fn a_requirement_rule_holds_back_an_app_and_a_detection_script_confirms_it
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn the_decryption_info_is_sealed_to_the_device_certificate() {
+    // RSA device keys, as Windows has: the keys travel in a CMS EnvelopedData.
+    let mut w = World::start(WorldOptions {
+        fast_keys: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.settle().await;
+    let id = add_required_app(&w, "Sealed Widget", PRODUCT, vec![0]).await;
+    w.advance(Duration::hours(1)).await;
+    assert!(
+        installed_named(&w, "Sealed Widget"),
+        "content opened and installed"
+    );
+
+    let agent = w.device("LAB-01").unwrap();
+    let line = agent::cmtrace::messages(&agent.device().drive, win32::APP_LOG)
+        .into_iter()
+        .find_map(|m| {
+            m.strip_prefix("[Win32App] Get content info from service,ret = ")
+                .map(str::to_owned)
+        })
+        .expect("the content info is logged, as the IME logs it");
+    let ret: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(ret["ApplicationId"], id.as_str());
+    let decrypt_info = ret["DecryptInfo"].as_str().unwrap();
+    assert!(
+        decrypt_info.starts_with("<EncryptedMessage>") && !decrypt_info.contains("EncryptionKey"),
+        "sealed, not in the clear: {decrypt_info}"
+    );
+
+    // Anyone with the device's key opens it with standard CMS tools.
+    let Ok(openssl) = which_openssl() else {
+        eprintln!("openssl is not installed; the interop half of this test is skipped");
+        w.stop().await;
+        return;
+    };
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let message = syncml::xml::parse(decrypt_info).unwrap();
+    let der = b64
+        .decode(message.child_text("EncryptedContent").unwrap())
+        .unwrap();
+    let enrollment = agent.state().enrollment.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("m.der"), der).unwrap();
+    std::fs::write(
+        dir.path().join("key.der"),
+        b64.decode(&enrollment.key_b64).unwrap(),
+    )
+    .unwrap();
+    let out = std::process::Command::new(openssl)
+        .args(["cms", "-decrypt", "-inform", "DER", "-in", "m.der"])
+        .args(["-inkey", "key.der", "-keyform", "DER"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys: Value = serde_json::from_slice(&out.stdout).unwrap();
+    for field in ["EncryptionKey", "MacKey", "IV", "Mac", "FileDigest"] {
+        assert!(
+            keys[field].as_str().is_some_and(|v| !v.is_empty()),
+            "{field} in {keys}"
+        );
+    }
+    w.stop().await;
+}
+
+fn which_openssl() -> Result<std::path::PathBuf, ()> {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|d| d.join("openssl"))
+                .find(|p| p.is_file())
+        })
+        .ok_or(())
+}

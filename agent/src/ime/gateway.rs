@@ -97,3 +97,40 @@ pub fn decompress(payload: &str) -> Option<String> {
         .ok()?;
     Some(text)
 }
+
+/// Reads `DecryptInfo` from `GetContentInfo`: an `<EncryptedMessage>` whose
+/// `EncryptedContent` is a CMS EnvelopedData sealed to the device certificate (opened
+/// with the device's RSA key, base64 PKCS #8), or, for Tenantless's fast-keys devices,
+/// the JSON itself.
+pub fn open_decrypt_info(text: &str, device_key_b64: Option<&str>) -> Result<Value, String> {
+    use base64::Engine;
+    use rsa::pkcs8::DecodePrivateKey;
+    let text = text.trim_start();
+    if !text.starts_with('<') {
+        return serde_json::from_str(text).map_err(|e| format!("DecryptInfo: {e}"));
+    }
+    let message = syncml::xml::parse(text).map_err(|e| format!("DecryptInfo: {e}"))?;
+    let content = message
+        .child_text("EncryptedContent")
+        .ok_or("DecryptInfo has no EncryptedContent")?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let der = b64
+        .decode(content.trim())
+        .map_err(|e| format!("EncryptedContent: {e}"))?;
+    let envelope = syncml::cms::parse(&der).map_err(|e| format!("EncryptedContent: {e}"))?;
+    let key_der = b64
+        .decode(device_key_b64.ok_or("the device is not enrolled")?)
+        .map_err(|e| format!("the device key: {e}"))?;
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(&key_der)
+        .map_err(|_| "the device key is not RSA; it cannot open DecryptInfo".to_owned())?;
+    // The recipient info for this device's key is the one whose key unwraps.
+    let content_key = envelope
+        .recipients
+        .iter()
+        .find_map(|r| key.decrypt(rsa::Pkcs1v15Encrypt, &r.encrypted_key).ok())
+        .ok_or("DecryptInfo is not sealed to this device's certificate")?;
+    let plain = envelope
+        .decrypt(&content_key)
+        .map_err(|e| format!("DecryptInfo: {e}"))?;
+    serde_json::from_slice(&plain).map_err(|e| format!("DecryptInfo content: {e}"))
+}

@@ -390,8 +390,9 @@ async fn process(
             let outcome = if device.drive.exists(&cache) {
                 Outcome::state(2, 2009, 0)
             } else {
+                let key = state.enrollment.as_ref().map(|e| e.key_b64.as_str());
                 match fetch_content(
-                    device, client, gateway, session, info, &id, rev, &cache, now,
+                    device, client, gateway, session, info, key, &id, rev, &cache, now,
                 )
                 .await
                 {
@@ -754,8 +755,11 @@ async fn enforce(
     let user = DEVICE_USER;
     let cache = format!(r"{IMECACHE}\{id}_{rev}");
     if !device.drive.exists(&cache) {
-        if let Err(e) =
-            fetch_content(device, client, gateway, session, info, id, rev, &cache, now).await
+        let key = state.enrollment.as_ref().map(|e| e.key_b64.as_str());
+        if let Err(e) = fetch_content(
+            device, client, gateway, session, info, key, id, rev, &cache, now,
+        )
+        .await
         {
             log(
                 device,
@@ -871,6 +875,7 @@ async fn fetch_content(
     gateway: &str,
     session: &str,
     info: &Value,
+    device_key: Option<&str>,
     id: &str,
     rev: i64,
     cache: &str,
@@ -890,8 +895,14 @@ async fn fetch_content(
     let answer: Value = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
     let content: Value = serde_json::from_str(answer["ContentInfo"].as_str().unwrap_or("{}"))
         .map_err(|e| e.to_string())?;
-    let keys: Value = serde_json::from_str(answer["DecryptInfo"].as_str().unwrap_or("{}"))
-        .map_err(|e| e.to_string())?;
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Get content info from service,ret = {payload}"),
+    );
+    let keys =
+        gateway::open_decrypt_info(answer["DecryptInfo"].as_str().unwrap_or("{}"), device_key)?;
     let url = content["UploadLocation"]
         .as_str()
         .ok_or("no content location")?;
@@ -918,7 +929,10 @@ async fn fetch_content(
     let info = syncml::intunewin::EncryptionInfo {
         encryption_key: s("EncryptionKey"),
         mac_key: s("MacKey"),
-        initialization_vector: s("InitializationVector"),
+        initialization_vector: match s("IV") {
+            iv if iv.is_empty() => s("InitializationVector"),
+            iv => iv,
+        },
         mac: s("Mac"),
         profile_identifier: s("ProfileIdentifier"),
         file_digest: s("FileDigest"),

@@ -7,8 +7,8 @@
 //! upload `Win32AppResult`, whose payload (not public) Tenantless defines as a JSON
 //! array of `{ApplicationId, Version, Intent, ErrorCode, ComplianceStateMessage,
 //! EnforcementStateMessage}`. App lists use the gateway's payload encoding (base64 of
-//! a length and a gzip stream). The decryption info is sent as JSON over the mutually
-//! authenticated TLS session rather than encrypted to the device certificate.
+//! a length and a gzip stream). The decryption info is sealed to the device
+//! certificate (see `sealing`).
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -98,6 +98,7 @@ async fn session(
     peer: Option<Extension<PeerCertificate>>,
     body: Bytes,
 ) -> Result<Response, Problem> {
+    let cert = peer.as_ref().and_then(|Extension(p)| p.0.clone());
     let device = device_of(&state, peer).await?;
     if !session.starts_with("SideCarGatewaySessions(") {
         return Err(Problem::new(
@@ -143,7 +144,9 @@ async fn session(
                 &Value::Array(all.into_iter().filter(|p| p["Id"] == id).collect()).to_string(),
             )
         }
-        "GetContentInfo" => content_info(&state, &payload).await?,
+        "GetContentInfo" => {
+            content_info(&state, &payload, cert.as_deref().map(Vec::as_slice)).await?
+        }
         "Win32AppResult" => {
             results(&state, &device, &payload).await?;
             "[]".to_owned()
@@ -161,7 +164,11 @@ async fn session(
         .into_response())
 }
 
-async fn content_info(state: &Shared, payload: &str) -> Result<String, Problem> {
+async fn content_info(
+    state: &Shared,
+    payload: &str,
+    cert: Option<&[u8]>,
+) -> Result<String, Problem> {
     let asked: Value = serde_json::from_str(payload).map_err(|e| {
         Problem::new(
             StatusCode::BAD_REQUEST,
@@ -192,16 +199,25 @@ async fn content_info(state: &Shared, payload: &str) -> Result<String, Problem> 
     let decrypt = json!({
         "EncryptionKey": e.encryption_key,
         "MacKey": e.mac_key,
-        "InitializationVector": e.initialization_vector,
+        "IV": e.initialization_vector,
         "Mac": e.mac,
         "ProfileIdentifier": e.profile_identifier,
         "FileDigest": e.file_digest,
         "FileDigestAlgorithm": e.file_digest_algorithm,
     });
-    Ok(
-        json!({ "ContentInfo": content.to_string(), "DecryptInfo": decrypt.to_string() })
-            .to_string(),
+    let sealed = super::sealing::decrypt_info(
+        cert,
+        &decrypt.to_string(),
+        &state.random_bytes::<32>(),
+        &state.random_bytes::<16>(),
     )
+    .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e))?;
+    Ok(json!({
+        "ApplicationId": id,
+        "ContentInfo": content.to_string(),
+        "DecryptInfo": sealed,
+    })
+    .to_string())
 }
 
 /// Serves an app's encrypted content (`IntunePackage.intunewin`), as the content

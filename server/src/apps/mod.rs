@@ -4,6 +4,7 @@
 mod admin;
 pub mod gateway;
 pub mod policy;
+pub mod sealing;
 
 use axum::Router;
 use chrono::{DateTime, Utc};
