@@ -601,6 +601,20 @@ async fn an_available_app_installs_only_when_the_user_asks() {
         )
         .await;
     assert_eq!(statuses["value"][0]["installState"], "installed");
+    // Company Portal's flow: the list of available apps, then the one the user picked.
+    let dev = w.device_id("LAB-01").unwrap();
+    let selected = Filter::kind("gateway_call")
+        .device(&dev)
+        .field("request", "GetSelectedApp");
+    assert!(
+        w.journal()
+            .filter(selected)
+            .verify(Expectation::Exactly(1))
+            .await
+            .unwrap()
+            .ok,
+        "one GetSelectedApp, for the app that exists"
+    );
     w.stop().await;
 }
 

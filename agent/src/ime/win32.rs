@@ -695,7 +695,7 @@ pub async fn install_available(
         &format!("[Win32App] Get available apps = {text}"),
     );
     let all: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
-    let Some(mut policy) = all
+    let Some(id) = all
         .iter()
         .find(|p| {
             p["Id"]
@@ -703,8 +703,30 @@ pub async fn install_available(
                 .is_some_and(|i| i.eq_ignore_ascii_case(app))
                 || p["Name"].as_str() == Some(app)
         })
-        .cloned()
+        .and_then(|p| p["Id"].as_str())
     else {
+        return Ok(false);
+    };
+    // The user picked it (Company Portal): the IME asks for that app's policy alone.
+    let payload = gateway::call(
+        client,
+        &gateway,
+        &session,
+        "GetSelectedApp",
+        &json!({ "ApplicationId": id }),
+        "OnDemand",
+        &info,
+    )
+    .await?;
+    let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] Get selected app = {text}"),
+    );
+    let selected: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
+    let Some(mut policy) = selected.into_iter().next() else {
         return Ok(false);
     };
     policy["Tenantless.Requested"] = Value::Bool(true);
