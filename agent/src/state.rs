@@ -174,6 +174,20 @@ pub struct ImeService {
     pub reboot_pending: bool,
     /// When each installed app's subgraph was last evaluated (ReevaluationScheduleManager).
     pub evaluated: BTreeMap<String, DateTime<Utc>>,
+    /// Per platform script: the version last run and how it went.
+    pub scripts: BTreeMap<String, ScriptRun>,
+}
+
+/// What the IME remembers of a platform script.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ScriptRun {
+    /// SHA-256 of the script text last run.
+    pub hash: String,
+    /// Runs of this text.
+    pub runs: u32,
+    /// Whether the last run succeeded.
+    pub succeeded: bool,
 }
 
 /// What the IME remembers of a Win32 app between check-ins (beside the registry).

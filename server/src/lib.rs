@@ -20,6 +20,7 @@ pub mod ime;
 pub mod journal;
 pub mod omadm;
 pub mod pki;
+pub mod scripts;
 pub mod state;
 pub mod storage;
 pub mod tls;

@@ -301,8 +301,8 @@ impl World {
         Ok(server::omadm::queue(&self.server.state, &id, command, "admin", None).await?)
     }
 
-    /// Calls the admin API (`GET`, `POST`, `PUT` with a JSON body, or raw bytes for a
-    /// content upload) and returns the status and the JSON answer.
+    /// Calls the admin API with any method (`GET`, `POST`, `PUT`, `PATCH`, ...) and a
+    /// JSON body or raw bytes (a content upload); returns the status and the JSON answer.
     pub async fn admin(
         &self,
         method: &str,
@@ -311,12 +311,9 @@ impl World {
     ) -> (u16, serde_json::Value) {
         let url = format!("http://{}{path}", self.server.admin_addr);
         let http = reqwest::Client::new();
-        let req = match method {
-            "POST" => http.post(url),
-            "PUT" => http.put(url),
-            _ => http.get(url),
-        }
-        .bearer_auth(ADMIN_TOKEN);
+        let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+            .unwrap_or(reqwest::Method::GET);
+        let req = http.request(method, url).bearer_auth(ADMIN_TOKEN);
         let req = match body {
             AdminBody::None => req,
             AdminBody::Json(v) => req.json(&v),

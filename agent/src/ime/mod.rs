@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod rules;
+pub mod scripts;
 pub mod win32;
 
 use chrono::{DateTime, Utc};

@@ -210,6 +210,11 @@ pub async fn checkin(
         "OperatingSystemVersion": device.profile.os_version,
         "SideCarAgentVersion": state.ime.version,
     });
+    // Scripts run before Win32 apps.
+    super::scripts::checkin(
+        device, state, client, &gateway, &session, &info, &reason, now,
+    )
+    .await?;
     log(device, now, Severity::Info, &format!("[Win32App] ..................... Processing user session 1, userId: {DEVICE_USER}, userSID: S-1-5-18 ....................."));
     let payload = gateway::call(
         client,

@@ -118,6 +118,29 @@ async fn upload(
     })))
 }
 
+/// An assignment target as Tenantless stores it: `allDevices`, `allUsers`,
+/// `device:<ID>` or `user:<upn>`.
+pub(crate) fn parse_target(t: &Value) -> Result<String, Problem> {
+    Ok(match t["@odata.type"].as_str().unwrap_or_default() {
+        "#microsoft.graph.allDevicesAssignmentTarget" => "allDevices".to_owned(),
+        "#microsoft.graph.allLicensedUsersAssignmentTarget" => "allUsers".to_owned(),
+        "#tenantless.deviceAssignmentTarget" => format!(
+            "device:{}",
+            t["deviceId"].as_str().unwrap_or_default().to_uppercase()
+        ),
+        "#tenantless.userAssignmentTarget" => format!(
+            "user:{}",
+            t["userPrincipalName"].as_str().unwrap_or_default()
+        ),
+        other => {
+            return Err(Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("target {other:?} is not supported"),
+            ))
+        }
+    })
+}
+
 /// `POST .../assign` with `mobileAppAssignments` as Graph takes them. Targets:
 /// `#microsoft.graph.allDevicesAssignmentTarget`,
 /// `#microsoft.graph.allLicensedUsersAssignmentTarget`, and Tenantless's own
@@ -148,25 +171,7 @@ async fn assign(
                 format!("intent {intent:?}: use required, available or uninstall"),
             ));
         }
-        let t = &a["target"];
-        let target = match t["@odata.type"].as_str().unwrap_or_default() {
-            "#microsoft.graph.allDevicesAssignmentTarget" => "allDevices".to_owned(),
-            "#microsoft.graph.allLicensedUsersAssignmentTarget" => "allUsers".to_owned(),
-            "#tenantless.deviceAssignmentTarget" => format!(
-                "device:{}",
-                t["deviceId"].as_str().unwrap_or_default().to_uppercase()
-            ),
-            "#tenantless.userAssignmentTarget" => format!(
-                "user:{}",
-                t["userPrincipalName"].as_str().unwrap_or_default()
-            ),
-            other => {
-                return Err(Problem::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("target {other:?} is not supported"),
-                ))
-            }
-        };
+        let target = parse_target(&a["target"])?;
         let times = &a["settings"]["installTimeSettings"];
         let time = |key: &str| -> Result<Option<String>, Problem> {
             match times[key].as_str() {

@@ -144,6 +144,13 @@ async fn session(
                 &Value::Array(all.into_iter().filter(|p| p["Id"] == id).collect()).to_string(),
             )
         }
+        "PolicyRequest" => {
+            Value::Array(crate::scripts::policies_for(&state, &device).await?).to_string()
+        }
+        "PolicyResult" => {
+            crate::scripts::results(&state, &device, &payload).await?;
+            "[]".to_owned()
+        }
         "GetContentInfo" => {
             content_info(&state, &payload, cert.as_deref().map(Vec::as_slice)).await?
         }

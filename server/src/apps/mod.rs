@@ -1,7 +1,7 @@
 //! Win32 apps: the admin API in Graph's `win32LobApp` shape, content (`.intunewin`),
 //! assignments, the IME's SideCar gateway that serves them, and what devices report.
 
-mod admin;
+pub(crate) mod admin;
 pub mod gateway;
 pub mod policy;
 pub mod sealing;

@@ -166,6 +166,15 @@ pub enum Event {
         /// The error code.
         error_code: i64,
     },
+    /// A device reported the result of a platform script.
+    ScriptResult {
+        /// The script.
+        policy_id: String,
+        /// `Success` or `Failed`.
+        result: String,
+        /// The script's exit code, or the IME's error.
+        error_code: i64,
+    },
     /// The IME's installation moved on.
     ImeInstall {
         /// `queued`, `installing`, `installed` or `failed`.

@@ -6,6 +6,7 @@
 
 mod apps;
 mod rows;
+mod scripts;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

@@ -393,3 +393,34 @@ impl AppStatusRow {
         })
     }
 }
+
+/// A device's last reported result of a platform script.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScriptStateRow {
+    /// The device.
+    pub device_id: String,
+    /// The script.
+    pub script_id: String,
+    /// `Success` or `Failed`, as the IME reports it.
+    pub result: String,
+    /// The script's exit code (or the IME's error).
+    pub error_code: i64,
+    /// The ResultDetails JSON (ExecutionMsg, output).
+    pub details: String,
+    /// When it was reported.
+    pub updated_at: String,
+}
+
+impl ScriptStateRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(ScriptStateRow {
+            device_id: text(r, "device_id")?,
+            script_id: text(r, "script_id")?,
+            result: text(r, "result")?,
+            error_code: int(r, "error_code")?,
+            details: text(r, "details")?,
+            updated_at: text(r, "updated_at")?,
+        })
+    }
+}

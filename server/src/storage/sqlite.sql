@@ -112,3 +112,23 @@ CREATE TABLE IF NOT EXISTS app_status (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (device_id, app_id)
 );
+CREATE TABLE IF NOT EXISTS scripts (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS script_assignments (
+    script_id TEXT NOT NULL,
+    target TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS script_assignments_script ON script_assignments (script_id);
+CREATE TABLE IF NOT EXISTS script_states (
+    device_id TEXT NOT NULL,
+    script_id TEXT NOT NULL,
+    result TEXT NOT NULL,
+    error_code INTEGER NOT NULL,
+    details TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, script_id)
+);

@@ -1,0 +1,300 @@
+//! Platform scripts (spec section 7): at each check-in, before Win32 apps, the IME asks
+//! the gateway for its scripts (`PolicyRequest`) and hands each to AgentExecutor, which
+//! writes it to `Policies\Scripts\<user>_<policy>.ps1`, runs it under a 30-minute
+//! timeout and removes it. A script runs once; it runs again only when its text
+//! changes; a failure is retried at each of the next 3 check-ins and then left alone.
+//! Scripts over 200 KB, and unsigned scripts under EnforceSignatureCheck, fail without
+//! running. Results go to `Policies\<user>\<policy>` and back to the server
+//! (`PolicyResult`).
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use super::gateway;
+use super::win32::DEVICE_USER;
+use crate::cmtrace::Severity;
+use crate::device::{Device, RegValue};
+use crate::error::AgentError;
+use crate::state::{AgentState, ScriptRun};
+
+/// Where script results are kept.
+pub const POLICIES_KEY: &str = r"HKLM\SOFTWARE\Microsoft\IntuneManagementExtension\Policies";
+/// Where scripts are written before they run.
+pub const SCRIPTS_DIR: &str =
+    r"C:\Program Files (x86)\Microsoft Intune Management Extension\Policies\Scripts";
+/// AgentExecutor's log.
+pub const EXECUTOR_LOG: &str = "AgentExecutor.log";
+/// How long a script may run.
+pub const TIMEOUT: StdDuration = StdDuration::from_secs(30 * 60);
+/// The largest script the IME runs.
+pub const MAX_BYTES: usize = 200 * 1024;
+/// Failed runs retried at the next check-ins.
+pub const MAX_RETRIES: u32 = 3;
+/// The line that opens a PowerShell signature block.
+const SIGNATURE_BLOCK: &str = "# SIG # Begin signature block";
+
+fn ime_log(device: &Device, now: DateTime<Utc>, severity: Severity, message: &str) {
+    super::log(
+        device,
+        super::LOG,
+        "IntuneManagementExtension",
+        message,
+        severity,
+        now,
+    );
+}
+
+fn executor_log(device: &Device, now: DateTime<Utc>, message: &str) {
+    super::log(
+        device,
+        EXECUTOR_LOG,
+        "AgentExecutor",
+        message,
+        Severity::Info,
+        now,
+    );
+}
+
+/// What one run gave.
+struct RunResult {
+    success: bool,
+    error_code: i64,
+    message: String,
+    output: String,
+}
+
+/// Runs the scripts due at this check-in and reports them; returns how many ran.
+#[allow(clippy::too_many_arguments)]
+pub async fn checkin(
+    device: &mut Device,
+    state: &mut AgentState,
+    client: &reqwest::Client,
+    gateway_url: &str,
+    session: &str,
+    info: &Value,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<usize, AgentError> {
+    let payload = gateway::call(
+        client,
+        gateway_url,
+        session,
+        "PolicyRequest",
+        &json!([]),
+        reason,
+        info,
+    )
+    .await?;
+    let policies: Vec<Value> = serde_json::from_str(&payload).unwrap_or_default();
+    let mut reports = Vec::new();
+    for policy in &policies {
+        let Some(id) = policy["PolicyId"].as_str() else {
+            continue;
+        };
+        let user = if policy["ExecutionContext"] == 1 && !device.profile.user_object_id.is_empty() {
+            device.profile.user_object_id.clone()
+        } else {
+            DEVICE_USER.to_owned()
+        };
+        ime_log(
+            device,
+            now,
+            Severity::Info,
+            &format!("[PowerShell] Processing policy with id = {id} for user = {user}"),
+        );
+        let body = policy["PolicyBody"].as_str().unwrap_or_default();
+        let hash = hex::encode(Sha256::digest(body.as_bytes()));
+        let run = state.ime.scripts.entry(id.to_owned()).or_default();
+        if run.hash != hash {
+            if !run.hash.is_empty() {
+                ime_log(
+                    device,
+                    now,
+                    Severity::Info,
+                    &format!("[PowerShell] Policy {id} changed; it runs again"),
+                );
+            }
+            *run = ScriptRun {
+                hash,
+                ..ScriptRun::default()
+            };
+        } else if run.succeeded {
+            ime_log(
+                device,
+                now,
+                Severity::Info,
+                &format!(
+                    "[PowerShell] Policy {id} ran successfully before and has not changed; skipped"
+                ),
+            );
+            continue;
+        } else if run.runs > MAX_RETRIES {
+            ime_log(
+                device,
+                now,
+                Severity::Info,
+                &format!(
+                    "[PowerShell] Policy {id} failed {} times; no more retries until it changes",
+                    run.runs
+                ),
+            );
+            continue;
+        }
+        let result = execute(device, policy, id, &user, body, now);
+        let run = state.ime.scripts.entry(id.to_owned()).or_default();
+        run.runs += 1;
+        run.succeeded = result.success;
+        let details =
+            json!({ "ExecutionMsg": result.message, "Output": result.output }).to_string();
+        record(device, &user, id, policy, &result, &details, now);
+        reports.push(json!({
+            "PolicyId": id,
+            "UserId": user,
+            "Result": if result.success { "Success" } else { "Failed" },
+            "ErrorCode": result.error_code,
+            "ResultDetails": details,
+        }));
+    }
+    if !reports.is_empty() {
+        gateway::call(
+            client,
+            gateway_url,
+            session,
+            "PolicyResult",
+            &Value::Array(reports.clone()),
+            reason,
+            info,
+        )
+        .await?;
+        ime_log(
+            device,
+            now,
+            Severity::Info,
+            "[PowerShell] Policy results are successfully sent.",
+        );
+    }
+    Ok(reports.len())
+}
+
+/// AgentExecutor: checks, writes, runs and removes one script.
+fn execute(
+    device: &mut Device,
+    policy: &Value,
+    id: &str,
+    user: &str,
+    body: &str,
+    now: DateTime<Utc>,
+) -> RunResult {
+    let path = format!(r"{SCRIPTS_DIR}\{user}_{id}.ps1");
+    let fail = |message: String| RunResult {
+        success: false,
+        error_code: -1,
+        message,
+        output: String::new(),
+    };
+    if body.len() > MAX_BYTES {
+        executor_log(
+            device,
+            now,
+            &format!(
+                "The script {path} is {} bytes, over the 200 KB limit; not run",
+                body.len()
+            ),
+        );
+        return fail(format!(
+            "The script is larger than the {MAX_BYTES}-byte limit."
+        ));
+    }
+    let enforce = policy["EnforceSignatureCheck"] == true;
+    executor_log(
+        device,
+        now,
+        &format!(
+            "ExecutionPolicy is {}",
+            if enforce { "AllSigned" } else { "Bypass" }
+        ),
+    );
+    if enforce && !body.contains(SIGNATURE_BLOCK) {
+        let message = format!("File {path} cannot be loaded. The file {path} is not digitally signed. You cannot run this script on the current system.");
+        executor_log(device, now, &message);
+        return fail(message);
+    }
+    if let Err(e) = device.drive.write(&path, body.as_bytes()) {
+        return fail(format!("writing {path}: {e}"));
+    }
+    executor_log(
+        device,
+        now,
+        &format!(
+            "cmd line for running powershell is -NoProfile -executionPolicy {} -file \"{path}\"",
+            if enforce { "allsigned" } else { "bypass" }
+        ),
+    );
+    let outcome = device.run_script(&path, TIMEOUT);
+    let _ = device.drive.remove(&path);
+    executor_log(
+        device,
+        now,
+        &format!("Powershell exit code is {}", outcome.exit_code),
+    );
+    executor_log(
+        device,
+        now,
+        &format!(
+            "write output done. output = {}, error = {}",
+            outcome.stdout.trim_end(),
+            outcome.stderr.trim_end()
+        ),
+    );
+    RunResult {
+        success: outcome.exit_code == 0 && !outcome.timed_out,
+        error_code: outcome.exit_code,
+        message: if outcome.timed_out {
+            "The script did not finish within 30 minutes.".to_owned()
+        } else {
+            outcome.stderr.trim_end().to_owned()
+        },
+        output: outcome.stdout.trim_end().to_owned(),
+    }
+}
+
+/// Writes the result under `Policies\<user>\<policy>`.
+fn record(
+    device: &mut Device,
+    user: &str,
+    id: &str,
+    policy: &Value,
+    result: &RunResult,
+    details: &str,
+    now: DateTime<Utc>,
+) {
+    let key = format!(r"{POLICIES_KEY}\{user}\{id}");
+    let downloads = match device.registry.get(&key, "DownloadCount") {
+        Some(RegValue::Dword(n)) => *n,
+        _ => 0,
+    };
+    let reg = &mut device.registry;
+    let outcome = if result.success { "Success" } else { "Failed" };
+    reg.set(&key, "Result", RegValue::Sz(outcome.into()));
+    reg.set(
+        &key,
+        "ErrorCode",
+        RegValue::Dword(result.error_code as i32 as u32),
+    );
+    reg.set(&key, "DownloadCount", RegValue::Dword(downloads + 1));
+    reg.set(
+        &key,
+        "LastUpdatedTimeUtc",
+        RegValue::Sz(now.format("%m/%d/%Y %H:%M:%S").to_string()),
+    );
+    let account = if policy["ExecutionContext"] == 1 {
+        "User"
+    } else {
+        "System"
+    };
+    reg.set(&key, "RunAsAccount", RegValue::Sz(account.into()));
+    reg.set(&key, "ResultDetails", RegValue::Sz(details.into()));
+}
