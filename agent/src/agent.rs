@@ -188,7 +188,7 @@ impl Agent {
                     }
                 }
             }
-            if ime::next_due(&self.state).is_some_and(|t| t <= now) {
+            if ime::checkin_due(&self.state).is_some_and(|t| t <= now) {
                 match ime::win32::checkin(&mut self.device, &mut self.state, &client, now).await {
                     Ok(_) => progressed = true,
                     Err(e) => {
@@ -196,6 +196,28 @@ impl Agent {
                         self.save()?;
                         return Err(e);
                     }
+                }
+            }
+            // Inventory after the check-in, so it sees what the check-in installed.
+            if ime::inventory::due(&self.state, now) {
+                if let Some(gateway) = self.state.ime.gateway_url.clone() {
+                    if let Err(e) = ime::inventory::run(
+                        &mut self.device,
+                        &mut self.state,
+                        &client,
+                        &gateway,
+                        now,
+                    )
+                    .await
+                    {
+                        self.state.ime.inventory_due = Some(now + Duration::minutes(5));
+                        self.save()?;
+                        return Err(e);
+                    }
+                    progressed = true;
+                } else {
+                    // No gateway yet: the next check-in finds it.
+                    self.state.ime.inventory_due = Some(now + Duration::minutes(5));
                 }
             }
             if !progressed {

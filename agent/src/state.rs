@@ -176,6 +176,10 @@ pub struct ImeService {
     pub evaluated: BTreeMap<String, DateTime<Utc>>,
     /// Per platform script: the version last run and how it went.
     pub scripts: BTreeMap<String, ScriptRun>,
+    /// When the next inventory is due (at service start, then every 24 hours).
+    pub inventory_due: Option<DateTime<Utc>>,
+    /// When the last full inventory was taken.
+    pub last_full_inventory: Option<DateTime<Utc>>,
 }
 
 /// What the IME remembers of a platform script.

@@ -95,6 +95,7 @@ pub fn router(state: Shared) -> Router {
         .route("/tenantless/ime", get(get_ime).put(put_ime))
         .merge(crate::apps::admin_routes())
         .merge(crate::scripts::admin_routes())
+        .merge(crate::inventory::admin_routes())
         .route("/testbed/events", get(events))
         .route("/testbed/events/count", get(count_events))
         .route("/testbed/verify", post(verify))

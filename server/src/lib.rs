@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 pub mod enroll;
 pub mod ime;
+pub mod inventory;
 pub mod journal;
 pub mod omadm;
 pub mod pki;

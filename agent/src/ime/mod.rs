@@ -4,6 +4,7 @@
 //! logging to `IntuneManagementExtension.log` in CMTrace format.
 
 pub mod gateway;
+pub mod inventory;
 pub mod rules;
 pub mod scripts;
 pub mod win32;
@@ -108,6 +109,7 @@ pub fn start(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
     state.ime.started_at = Some(now);
     state.ime.next_checkin = Some(now);
     state.ime.checkin_reason = "AgentRestart".into();
+    state.ime.inventory_due = Some(now);
     log(
         device,
         LOG,
@@ -163,6 +165,17 @@ pub fn restart(
 
 /// When the IME next wants to run: its hourly check-in or an app's retry.
 pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
+    if !state.ime.running {
+        return None;
+    }
+    [checkin_due(state), state.ime.inventory_due]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// When the IME next wants a policy check-in (its schedule, or an app's retry).
+pub fn checkin_due(state: &AgentState) -> Option<DateTime<Utc>> {
     if !state.ime.running {
         return None;
     }

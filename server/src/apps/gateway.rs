@@ -144,6 +144,10 @@ async fn session(
                 &Value::Array(all.into_iter().filter(|p| p["Id"] == id).collect()).to_string(),
             )
         }
+        "ApplicationInventory" => {
+            crate::inventory::upload(&state, &device, &payload).await?;
+            "[]".to_owned()
+        }
         "PolicyRequest" => {
             Value::Array(crate::scripts::policies_for(&state, &device).await?).to_string()
         }

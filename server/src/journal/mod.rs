@@ -175,6 +175,17 @@ pub enum Event {
         /// The script's exit code, or the IME's error.
         error_code: i64,
     },
+    /// A device uploaded its application inventory.
+    Inventory {
+        /// `Full` or `Delta`.
+        inventory_type: String,
+        /// Programs the service did not have for the device (names).
+        added: Vec<String>,
+        /// Programs gone from the device (names; only a full inventory removes).
+        removed: Vec<String>,
+        /// Programs the device now has, as the service knows them.
+        programs: usize,
+    },
     /// The IME's installation moved on.
     ImeInstall {
         /// `queued`, `installing`, `installed` or `failed`.

@@ -5,8 +5,10 @@
 //! in UTC with milliseconds, which sorts correctly as text.
 
 mod apps;
+mod inventory;
 mod rows;
 mod scripts;
+pub use inventory::InventoryRow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

@@ -132,3 +132,12 @@ CREATE TABLE IF NOT EXISTS script_states (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (device_id, script_id)
 );
+CREATE TABLE IF NOT EXISTS device_inventory (
+    device_id TEXT NOT NULL,
+    program_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    publisher TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, program_id)
+);
