@@ -4,9 +4,10 @@ use std::io::Write;
 use std::time::Instant;
 
 use chrono::Duration;
+use serde_json::json;
 use server::journal::Filter;
 
-use crate::world::{World, WorldError, WorldOptions};
+use crate::world::{AdminBody, World, WorldError, WorldOptions};
 
 /// What a fleet run measured.
 #[derive(Debug, Clone)]
@@ -21,6 +22,12 @@ pub struct FleetReport {
     pub enroll_seconds: f64,
     /// Management sessions run.
     pub sessions: usize,
+    /// Devices that reported the workload's app installed.
+    pub app_installs: usize,
+    /// Script results reported.
+    pub script_results: usize,
+    /// Inventories uploaded.
+    pub inventories: usize,
     /// Peak resident memory of the process, MiB (Linux).
     pub peak_mib: Option<f64>,
 }
@@ -32,8 +39,81 @@ impl FleetReport {
     }
 }
 
-/// Enrolls `devices` devices (ECDSA keys), asks for the IME on all of them, and runs
-/// `days` virtual days.
+/// The fleet's workload, assigned to all devices: a required Win32 app whose first
+/// install exits 1618 (one retry path) and a platform script. The IME itself
+/// inventories every day.
+async fn assign_workload(world: &World) -> Result<(), WorldError> {
+    use base64::Engine;
+    let product = "{F1EE7000-0000-4000-8000-000000000001}";
+    let mut msi = syncml::sim_msi::SimulatedMsi::new(product, "Fleet App", "1.0.0", "Tenantless");
+    msi.exit_codes = vec![1618, 0];
+    let keys = syncml::intunewin::Keys {
+        encryption_key: [1; 32],
+        mac_key: [2; 32],
+        iv: [3; 16],
+    };
+    let content = syncml::intunewin::pack(
+        &[("app.msi".into(), msi.to_bytes())],
+        "app.msi",
+        &keys,
+        None,
+    )
+    .map_err(|e| std::io::Error::other(format!("packing the fleet app: {e}")))?;
+    let all = json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" });
+    let (_, app) = world
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.win32LobApp",
+                "displayName": "Fleet App",
+                "installCommandLine": "msiexec /i app.msi /qn",
+                "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": product }],
+            })),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap_or_default().to_owned();
+    world
+        .admin(
+            "PUT",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
+            AdminBody::Bytes(content),
+        )
+        .await;
+    world
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(
+                json!({ "mobileAppAssignments": [{ "intent": "required", "target": all }] }),
+            ),
+        )
+        .await;
+    let script = base64::engine::general_purpose::STANDARD.encode(
+        "#!/bin/sh
+echo compliant
+",
+    );
+    let (_, created) = world
+        .admin(
+            "POST",
+            "/beta/deviceManagement/deviceManagementScripts",
+            AdminBody::Json(json!({ "displayName": "Fleet script", "scriptContent": script, "runAsAccount": "system" })),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap_or_default().to_owned();
+    world
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/deviceManagementScripts/{id}/assign"),
+            AdminBody::Json(json!({ "deviceManagementScriptAssignments": [{ "target": all }] })),
+        )
+        .await;
+    Ok(())
+}
+
+/// Enrolls `devices` devices (ECDSA keys), asks for the IME on all of them, assigns the
+/// workload (`assign_workload`) and runs `days` virtual days.
 pub async fn run(
     devices: usize,
     days: u32,
@@ -57,6 +137,7 @@ pub async fn run(
         world.add_device(&name, Default::default()).await?;
         world.require_ime(&name).await?;
     }
+    assign_workload(&world).await?;
     let enroll_seconds = started.elapsed().as_secs_f64();
     let _ = writeln!(out, "enrolled {devices} devices in {enroll_seconds:.1} s");
     let started = Instant::now();
@@ -74,12 +155,31 @@ pub async fn run(
         .filter(Filter::kind("session_started"))
         .count()
         .await?;
+    let installed = Filter::kind("app_state_changed").field("newCompliance", 1);
+    let installs = world.journal().filter(installed).count().await?;
+    let scripts = world
+        .journal()
+        .filter(Filter::kind("script_result"))
+        .count()
+        .await?;
+    let inventories = world
+        .journal()
+        .filter(Filter::kind("inventory"))
+        .count()
+        .await?;
+    let _ = writeln!(
+        out,
+        "workload: {installs} app installs (after one 1618 retry each), {scripts} script results, {inventories} inventories"
+    );
     let report = FleetReport {
         devices,
         days,
         wall_seconds,
         enroll_seconds,
         sessions,
+        app_installs: installs,
+        script_results: scripts,
+        inventories,
         peak_mib: peak_memory_mib(),
     };
     let _ = writeln!(
