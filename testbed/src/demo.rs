@@ -70,8 +70,24 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
             }),
         )
         .await?;
+    // An app whose installer answers 1618 (another installation in progress) four
+    // times, then succeeds: three quick retries, the GRS, and success a day later.
+    // And a platform script. The IME inventories what is installed.
+    let app = crate::workload::required_app(
+        &world,
+        "Contoso Widget",
+        "{0C0A7E1D-5E3B-4C2A-9F1E-2D3C4B5A6978}",
+        vec![1618, 1618, 1618, 1618, 0],
+    )
+    .await?;
+    crate::workload::script(
+        &world,
+        "Contoso baseline",
+        "#!/bin/sh\n# PowerShell on Windows; sh here (the shebang is a comment there)\necho baseline applied\n",
+    )
+    .await?;
     world
-        .advance(Duration::hours(24) - Duration::minutes(20))
+        .advance(Duration::days(7) - Duration::minutes(20))
         .await;
 
     let id = world.device_id(DEVICE)?;
@@ -81,7 +97,11 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
         .filter(Filter::default().device(&id))
         .events()
         .await?;
-    writeln!(out, "Timeline (world time, one virtual day):")?;
+    writeln!(
+        out,
+        "Timeline (world time, a virtual week; Win32 app {} is Contoso Widget):",
+        app.get(..8).unwrap_or(&app)
+    )?;
     for line in timeline::render(&events, &names) {
         writeln!(out, "  {line}")?;
     }
@@ -135,7 +155,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
         .await?;
     writeln!(
         out,
-        "\nIn one virtual day: {sessions} sessions, {messages} messages from the device."
+        "\nIn a virtual week: {sessions} sessions, {messages} messages from the device."
     )?;
     writeln!(
         out,
@@ -164,10 +184,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
         "  journal (SQLite)   {}",
         options.dir.join("server/tenantless.db").display()
     )?;
-    writeln!(
-        out,
-        "\nNext in Tenantless: Win32 apps with retries and the GRS, scripts, remediations and inventory."
-    )?;
+    writeln!(out, "\nNext in Tenantless: remediations and client health.")?;
     world.stop().await;
     Ok(())
 }

@@ -4,10 +4,9 @@ use std::io::Write;
 use std::time::Instant;
 
 use chrono::Duration;
-use serde_json::json;
 use server::journal::Filter;
 
-use crate::world::{AdminBody, World, WorldError, WorldOptions};
+use crate::world::{World, WorldError, WorldOptions};
 
 /// What a fleet run measured.
 #[derive(Debug, Clone)]
@@ -39,81 +38,9 @@ impl FleetReport {
     }
 }
 
-/// The fleet's workload, assigned to all devices: a required Win32 app whose first
-/// install exits 1618 (one retry path) and a platform script. The IME itself
-/// inventories every day.
-async fn assign_workload(world: &World) -> Result<(), WorldError> {
-    use base64::Engine;
-    let product = "{F1EE7000-0000-4000-8000-000000000001}";
-    let mut msi = syncml::sim_msi::SimulatedMsi::new(product, "Fleet App", "1.0.0", "Tenantless");
-    msi.exit_codes = vec![1618, 0];
-    let keys = syncml::intunewin::Keys {
-        encryption_key: [1; 32],
-        mac_key: [2; 32],
-        iv: [3; 16],
-    };
-    let content = syncml::intunewin::pack(
-        &[("app.msi".into(), msi.to_bytes())],
-        "app.msi",
-        &keys,
-        None,
-    )
-    .map_err(|e| std::io::Error::other(format!("packing the fleet app: {e}")))?;
-    let all = json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" });
-    let (_, app) = world
-        .admin(
-            "POST",
-            "/beta/deviceAppManagement/mobileApps",
-            AdminBody::Json(json!({
-                "@odata.type": "#microsoft.graph.win32LobApp",
-                "displayName": "Fleet App",
-                "installCommandLine": "msiexec /i app.msi /qn",
-                "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": product }],
-            })),
-        )
-        .await;
-    let id = app["id"].as_str().unwrap_or_default().to_owned();
-    world
-        .admin(
-            "PUT",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
-            AdminBody::Bytes(content),
-        )
-        .await;
-    world
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(
-                json!({ "mobileAppAssignments": [{ "intent": "required", "target": all }] }),
-            ),
-        )
-        .await;
-    let script = base64::engine::general_purpose::STANDARD.encode(
-        "#!/bin/sh
-echo compliant
-",
-    );
-    let (_, created) = world
-        .admin(
-            "POST",
-            "/beta/deviceManagement/deviceManagementScripts",
-            AdminBody::Json(json!({ "displayName": "Fleet script", "scriptContent": script, "runAsAccount": "system" })),
-        )
-        .await;
-    let id = created["id"].as_str().unwrap_or_default().to_owned();
-    world
-        .admin(
-            "POST",
-            &format!("/beta/deviceManagement/deviceManagementScripts/{id}/assign"),
-            AdminBody::Json(json!({ "deviceManagementScriptAssignments": [{ "target": all }] })),
-        )
-        .await;
-    Ok(())
-}
-
 /// Enrolls `devices` devices (ECDSA keys), asks for the IME on all of them, assigns the
-/// workload (`assign_workload`) and runs `days` virtual days.
+/// workload (a required app whose first install exits 1618, a platform script; the
+/// IME inventories daily) and runs `days` virtual days.
 pub async fn run(
     devices: usize,
     days: u32,
@@ -137,7 +64,14 @@ pub async fn run(
         world.add_device(&name, Default::default()).await?;
         world.require_ime(&name).await?;
     }
-    assign_workload(&world).await?;
+    crate::workload::required_app(
+        &world,
+        "Fleet App",
+        "{F1EE7000-0000-4000-8000-000000000001}",
+        vec![1618, 0],
+    )
+    .await?;
+    crate::workload::script(&world, "Fleet script", "#!/bin/sh\necho compliant\n").await?;
     let enroll_seconds = started.elapsed().as_secs_f64();
     let _ = writeln!(out, "enrolled {devices} devices in {enroll_seconds:.1} s");
     let started = Instant::now();

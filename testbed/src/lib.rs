@@ -9,6 +9,7 @@ pub mod pack;
 pub mod report;
 pub mod scenario;
 pub mod timeline;
+pub mod workload;
 pub mod world;
 
 pub use server::journal::{Expectation, Filter, Verification};

@@ -82,6 +82,54 @@ pub fn describe(e: &Entry) -> Option<String> {
                 .unwrap_or_default();
             format!("IME {} {}{code}", s(p, "version"), s(p, "state"))
         }
+        "gateway_call" | "app_report" => return None,
+        "app_state_changed" => {
+            let num = |k: &str| p.get(k).and_then(Value::as_i64);
+            let was = |k: &str| num(k).map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+            let error = match num("errorCode") {
+                Some(0) | None => String::new(),
+                Some(code) => format!(", error 0x{:08X}", code as i32 as u32),
+            };
+            format!(
+                "Win32 app {}: compliance {} -> {}, enforcement {} -> {}{error}",
+                short(s(p, "appId"), 8),
+                was("oldCompliance"),
+                was("newCompliance"),
+                was("oldEnforcement"),
+                was("newEnforcement")
+            )
+        }
+        "script_result" => format!(
+            "script {}: {} (exit {})",
+            short(s(p, "policyId"), 8),
+            s(p, "result"),
+            p.get("errorCode").unwrap_or(&Value::Null)
+        ),
+        "inventory" => {
+            let names = |k: &str| {
+                p.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default()
+            };
+            let mut line = format!(
+                "{} inventory: {} program(s)",
+                s(p, "inventoryType"),
+                p.get("programs").unwrap_or(&Value::Null)
+            );
+            for (label, key) in [("added", "added"), ("removed", "removed")] {
+                let list = names(key);
+                if !list.is_empty() {
+                    line.push_str(&format!("; {label} {list}"));
+                }
+            }
+            line
+        }
         other => format!("{other} {}", short(&p.to_string(), 100)),
     })
 }

@@ -1,4 +1,5 @@
-//! The README's main job: the demo tells the story and leaves its artefacts.
+//! The README's main job: the demo tells the story (the IME by SyncML, an app through
+//! 1618 retries and the GRS, a script, inventory) and leaves its artefacts.
 
 #[tokio::test]
 async fn the_demo_tells_the_story_and_leaves_artefacts() {
@@ -16,6 +17,10 @@ async fn the_demo_tells_the_story_and_leaves_artefacts() {
         "IME 1.93.102.0 installed (code 0)",
         "<MsiInstallJob id=\"{6D2F2E4B-3C1A-4E8D-9B7F-1A2B3C4D5E6F}\">",
         "IME on the device: 1.93.102.0 (running)",
+        "enforcement 5006 -> 5000, error 0x00000652",
+        "compliance 4 -> 1, enforcement 5000 -> 1000",
+        ": Success (exit 0)",
+        "Delta inventory: 2 program(s); added Contoso Widget",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

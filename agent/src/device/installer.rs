@@ -328,6 +328,11 @@ impl Device {
                 format!("{script}: the system cannot find the file specified"),
             );
         };
+        // The script runs in its own folder: every path it is given must be absolute
+        // (a device folder may be relative to where the agent started).
+        let absolute =
+            |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        let host_script = absolute(&host_script);
         // A PowerShell script whose first line is a shebang (a comment to PowerShell)
         // runs under `sh`: labs can write scripts that run on any machine.
         let shebang = std::fs::read(&host_script)
@@ -367,8 +372,8 @@ impl Device {
         cmd.arg(&host_script)
             .args(args)
             .current_dir(cwd)
-            .env("TENANTLESS_DEVICE_DIR", self.dir())
-            .env("TENANTLESS_C_DRIVE", self.drive.root())
+            .env("TENANTLESS_DEVICE_DIR", absolute(self.dir()))
+            .env("TENANTLESS_C_DRIVE", absolute(self.drive.root()))
             .env("TENANTLESS_USER_SID", self.user_sid())
             .env("COMPUTERNAME", &self.profile.device_name)
             .stdin(Stdio::null())

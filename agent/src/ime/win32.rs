@@ -180,6 +180,7 @@ pub async fn checkin(
     client: &reqwest::Client,
     now: DateTime<Utc>,
 ) -> Result<usize, AgentError> {
+    let scheduled = state.ime.next_checkin.is_some_and(|t| t <= now);
     let management = state
         .enrollment
         .as_ref()
@@ -210,11 +211,13 @@ pub async fn checkin(
         "OperatingSystemVersion": device.profile.os_version,
         "SideCarAgentVersion": state.ime.version,
     });
-    // Scripts run before Win32 apps.
-    super::scripts::checkin(
-        device, state, client, &gateway, &session, &info, &reason, now,
-    )
-    .await?;
+    // Scripts run before Win32 apps, at scheduled check-ins (not at an app's retry).
+    if scheduled {
+        super::scripts::checkin(
+            device, state, client, &gateway, &session, &info, &reason, now,
+        )
+        .await?;
+    }
     log(device, now, Severity::Info, &format!("[Win32App] ..................... Processing user session 1, userId: {DEVICE_USER}, userSID: S-1-5-18 ....................."));
     let payload = gateway::call(
         client,

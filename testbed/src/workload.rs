@@ -1,0 +1,107 @@
+//! Work to give devices through the admin API, as an administrator would: a required
+//! Win32 app (a simulated MSI with an exit-code plan, packed on the fly) and a platform
+//! script, each assigned to all devices. Used by `demo` and `fleet`.
+
+use base64::Engine;
+use serde_json::json;
+
+use crate::world::{AdminBody, World, WorldError};
+
+fn all_devices() -> serde_json::Value {
+    json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" })
+}
+
+fn failed(what: &str, status: u16, body: &serde_json::Value) -> WorldError {
+    WorldError::Io(std::io::Error::other(format!(
+        "{what}: HTTP {status} {body}"
+    )))
+}
+
+/// Creates, uploads and assigns (required, all devices) an app; returns its id.
+pub async fn required_app(
+    world: &World,
+    name: &str,
+    product_code: &str,
+    exit_codes: Vec<u32>,
+) -> Result<String, WorldError> {
+    let mut msi = syncml::sim_msi::SimulatedMsi::new(product_code, name, "1.0.0", "Contoso");
+    msi.exit_codes = exit_codes;
+    let keys = syncml::intunewin::Keys {
+        encryption_key: [1; 32],
+        mac_key: [2; 32],
+        iv: [3; 16],
+    };
+    let content = syncml::intunewin::pack(
+        &[("setup.msi".into(), msi.to_bytes())],
+        "setup.msi",
+        &keys,
+        None,
+    )
+    .map_err(|e| std::io::Error::other(format!("packing {name}: {e}")))?;
+    let (status, app) = world
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.win32LobApp",
+                "displayName": name,
+                "publisher": "Contoso",
+                "installCommandLine": "msiexec /i setup.msi /qn",
+                "uninstallCommandLine": format!("msiexec /x {product_code} /qn"),
+                "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": product_code }],
+            })),
+        )
+        .await;
+    let Some(id) = app["id"].as_str().map(str::to_owned) else {
+        return Err(failed("creating the app", status, &app));
+    };
+    let (status, body) = world
+        .admin(
+            "PUT",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
+            AdminBody::Bytes(content),
+        )
+        .await;
+    if status != 200 {
+        return Err(failed("uploading the app's content", status, &body));
+    }
+    let (status, body) = world
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": all_devices() }] })),
+        )
+        .await;
+    if status != 204 {
+        return Err(failed("assigning the app", status, &body));
+    }
+    Ok(id)
+}
+
+/// Creates and assigns (all devices) a platform script; returns its id.
+pub async fn script(world: &World, name: &str, text: &str) -> Result<String, WorldError> {
+    let content = base64::engine::general_purpose::STANDARD.encode(text);
+    let (status, created) = world
+        .admin(
+            "POST",
+            "/beta/deviceManagement/deviceManagementScripts",
+            AdminBody::Json(json!({ "displayName": name, "scriptContent": content, "runAsAccount": "system", "fileName": "script.ps1" })),
+        )
+        .await;
+    let Some(id) = created["id"].as_str().map(str::to_owned) else {
+        return Err(failed("creating the script", status, &created));
+    };
+    let (status, body) = world
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/deviceManagementScripts/{id}/assign"),
+            AdminBody::Json(
+                json!({ "deviceManagementScriptAssignments": [{ "target": all_devices() }] }),
+            ),
+        )
+        .await;
+    if status != 204 {
+        return Err(failed("assigning the script", status, &body));
+    }
+    Ok(id)
+}
