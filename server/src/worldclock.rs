@@ -9,7 +9,7 @@
 //! time, as in the in-process world.
 
 use std::collections::BTreeMap;
-use std::time::{Duration as StdDuration, Instant};
+use std::time::Duration as StdDuration;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -106,46 +106,57 @@ pub async fn get_clock(
     };
     let Some(id) = q.follower else {
         if let Some(wanted) = q.followers {
-            let deadline = Instant::now() + LONG_POLL;
-            loop {
-                let changed = state.followers.changed.notified();
-                let have = state
+            let enough = || {
+                state
                     .followers
                     .waiting
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .len();
-                let left = deadline.saturating_duration_since(Instant::now());
-                if have >= wanted || left.is_zero() {
-                    break;
-                }
-                let _ = tokio::time::timeout(left, changed).await;
-            }
+                    .len()
+                    >= wanted
+            };
+            wait_for(&state, LONG_POLL, None, enough).await;
         }
         return Ok(Json(clock_json(&state)));
     };
     // A follower with nothing due waits for ever (until the long poll ends).
-    let wait_for = until.unwrap_or(DateTime::<Utc>::MAX_UTC);
-    state.followers.set(&id, Some(wait_for));
-    let deadline = Instant::now() + LONG_POLL;
+    let wait_for_time = until.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    state.followers.set(&id, Some(wait_for_time));
+    // A clock that runs by itself reaches `until` without a notification.
+    let tick = (state.clock.mode() != "manual").then_some(StdDuration::from_millis(250));
+    if wait_for(&state, LONG_POLL, tick, || state.now() >= wait_for_time).await {
+        state.followers.set(&id, None); // it goes to work
+    }
+    Ok(Json(clock_json(&state)))
+}
+
+/// Waits (in real time: a network long poll, not world time) until `done` holds or
+/// `limit` has passed, checking again at every follower change and, with `tick`, at
+/// least that often. Says whether `done` held.
+async fn wait_for(
+    state: &Shared,
+    limit: StdDuration,
+    tick: Option<StdDuration>,
+    done: impl Fn() -> bool,
+) -> bool {
+    let give_up = tokio::time::sleep(limit);
+    tokio::pin!(give_up);
     loop {
         let changed = state.followers.changed.notified();
-        let now = state.now();
-        if now >= wait_for {
-            state.followers.set(&id, None); // it goes to work
-            return Ok(Json(clock_json(&state)));
+        if done() {
+            return true;
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Ok(Json(clock_json(&state)));
-        }
-        // A clock that runs by itself reaches `until` without a notification.
-        let real_wait = if state.clock.mode() == "manual" {
-            left
-        } else {
-            left.min(StdDuration::from_millis(250))
+        let tick = async {
+            match tick {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
         };
-        let _ = tokio::time::timeout(real_wait, changed).await;
+        tokio::select! {
+            _ = &mut give_up => return done(),
+            _ = changed => {}
+            _ = tick => {}
+        }
     }
 }
 
@@ -244,18 +255,9 @@ pub async fn advance(
 
 /// Waits until every follower is waiting for a moment after now (none is due or working).
 async fn wait_idle(state: &Shared) {
-    let deadline = Instant::now() + STOP_TIMEOUT;
-    loop {
-        let changed = state.followers.changed.notified();
-        let (_, idle) = state.followers.state(state.now());
-        if idle {
-            return;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            state.followers.forget_busy(state.now());
-            return;
-        }
-        let _ = tokio::time::timeout(left.min(StdDuration::from_millis(250)), changed).await;
+    let idle = || state.followers.state(state.now()).1;
+    let tick = Some(StdDuration::from_millis(250));
+    if !wait_for(state, STOP_TIMEOUT, tick, idle).await {
+        state.followers.forget_busy(state.now());
     }
 }

@@ -410,10 +410,11 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
                 Err(e) => eprintln!("tenantless-agent: {e}"),
             }
         }
-        // Sleep until the next due moment, waking every second for sync requests.
+        // Sleep until the next due moment, waking every second for sync requests (the
+        // work just done took well under that, so `now` still measures the wait).
         let wait = agent
             .next_due()
-            .map(|t| (t - system_now()).to_std().unwrap_or_default())
+            .map(|t| (t - now).to_std().unwrap_or_default())
             .unwrap_or(Duration::from_secs(60))
             .min(Duration::from_secs(1));
         tokio::select! {
