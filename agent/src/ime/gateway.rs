@@ -134,3 +134,36 @@ pub fn open_decrypt_info(text: &str, device_key_b64: Option<&str>) -> Result<Val
         .map_err(|e| format!("DecryptInfo: {e}"))?;
     serde_json::from_slice(&plain).map_err(|e| format!("DecryptInfo content: {e}"))
 }
+
+/// One conversation with the gateway: what every call of a check-in shares.
+pub struct Session<'a> {
+    /// The HTTPS client holding the device certificate.
+    pub client: &'a reqwest::Client,
+    /// The gateway's URL.
+    pub url: &'a str,
+    /// The `SideCarGatewaySessions` id.
+    pub id: &'a str,
+    /// The client info every envelope carries.
+    pub info: &'a Value,
+}
+
+impl Session<'_> {
+    /// One call in this session (see [`call`]).
+    pub async fn call(
+        &self,
+        request: &str,
+        payload: &Value,
+        reason: &str,
+    ) -> Result<String, AgentError> {
+        call(
+            self.client,
+            self.url,
+            self.id,
+            request,
+            payload,
+            reason,
+            self.info,
+        )
+        .await
+    }
+}

@@ -136,14 +136,16 @@ pub async fn run(
     )
     .to_string();
     let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
-    gateway::call(
+    let gw = gateway::Session {
         client,
-        gateway_url,
-        &session,
+        url: gateway_url,
+        id: &session,
+        info: &info,
+    };
+    gw.call(
         "ApplicationInventory",
         &json!({ "InventoryType": kind, "Programs": sent }),
         "Inventory",
-        &info,
     )
     .await?;
     let stamp = now.format("%m/%d/%Y %H:%M:%S").to_string();

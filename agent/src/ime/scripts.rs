@@ -67,27 +67,14 @@ struct RunResult {
 }
 
 /// Runs the scripts due at this check-in and reports them; returns how many ran.
-#[allow(clippy::too_many_arguments)]
 pub async fn checkin(
     device: &mut Device,
     state: &mut AgentState,
-    client: &reqwest::Client,
-    gateway_url: &str,
-    session: &str,
-    info: &Value,
+    gw: &gateway::Session<'_>,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, AgentError> {
-    let payload = gateway::call(
-        client,
-        gateway_url,
-        session,
-        "PolicyRequest",
-        &json!([]),
-        reason,
-        info,
-    )
-    .await?;
+    let payload = gw.call("PolicyRequest", &json!([]), reason).await?;
     let policies: Vec<Value> = serde_json::from_str(&payload).unwrap_or_default();
     let mut reports = Vec::new();
     for policy in &policies {
@@ -159,16 +146,8 @@ pub async fn checkin(
         }));
     }
     if !reports.is_empty() {
-        gateway::call(
-            client,
-            gateway_url,
-            session,
-            "PolicyResult",
-            &Value::Array(reports.clone()),
-            reason,
-            info,
-        )
-        .await?;
+        gw.call("PolicyResult", &Value::Array(reports.clone()), reason)
+            .await?;
         ime_log(
             device,
             now,

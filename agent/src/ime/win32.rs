@@ -173,6 +173,28 @@ pub fn dotnet_date(v: &Value) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
 
+/// Asks the gateway for app policies (a compressed list), logs them as the IME does
+/// (`[Win32App] <label> = [...]`) and parses them.
+async fn fetch_policies(
+    device: &Device,
+    now: DateTime<Utc>,
+    gw: &gateway::Session<'_>,
+    request: &str,
+    payload: &Value,
+    reason: &str,
+    label: &str,
+) -> Result<Vec<Value>, AgentError> {
+    let payload = gw.call(request, payload, reason).await?;
+    let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[Win32App] {label} = {text}"),
+    );
+    Ok(serde_json::from_str(&text).unwrap_or_default())
+}
+
 /// One policy check-in: fetch the required apps and process each.
 pub async fn checkin(
     device: &mut Device,
@@ -211,42 +233,34 @@ pub async fn checkin(
         "OperatingSystemVersion": device.profile.os_version,
         "SideCarAgentVersion": state.ime.version,
     });
+    let gw = gateway::Session {
+        client,
+        url: &gateway,
+        id: &session,
+        info: &info,
+    };
     // Scripts run before Win32 apps, at scheduled check-ins (not at an app's retry).
     if scheduled {
-        super::scripts::checkin(
-            device, state, client, &gateway, &session, &info, &reason, now,
-        )
-        .await?;
+        super::scripts::checkin(device, state, &gw, &reason, now).await?;
     }
     log(device, now, Severity::Info, &format!("[Win32App] ..................... Processing user session 1, userId: {DEVICE_USER}, userSID: S-1-5-18 ....................."));
-    let payload = gateway::call(
-        client,
-        &gateway,
-        &session,
+    let policies = fetch_policies(
+        device,
+        now,
+        &gw,
         "RequestApplication",
         &json!([]),
         &reason,
-        &info,
+        "Get policies",
     )
     .await?;
-    let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Get policies = {text}"),
-    );
-    let policies: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
     let mut reports = Vec::new();
     for policy in &policies {
         if policy["Intent"] == 0 {
             continue; // a dependency or superseded app, processed with its parent
         }
         let mut extra = Vec::new();
-        let report = process(
-            device, state, client, &gateway, &session, &info, policy, &policies, &mut extra, now,
-        )
-        .await;
+        let report = process(device, state, &gw, policy, &policies, &mut extra, now).await;
         reports.extend(extra);
         reports.extend(report);
     }
@@ -260,29 +274,17 @@ pub async fn checkin(
                 reports.len()
             ),
         );
-        gateway::call(
-            client,
-            &gateway,
-            &session,
-            "Win32AppResult",
-            &Value::Array(reports),
-            "Unknown",
-            &info,
-        )
-        .await?;
+        gw.call("Win32AppResult", &Value::Array(reports), "Unknown")
+            .await?;
     }
     state.ime.next_checkin = Some(now + Duration::minutes(60));
     Ok(policies.len())
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn process(
     device: &mut Device,
     state: &mut AgentState,
-    client: &reqwest::Client,
-    gateway: &str,
-    session: &str,
-    info: &Value,
+    gw: &gateway::Session<'_>,
     policy: &Value,
     all: &[Value],
     extra: &mut Vec<Value>,
@@ -399,11 +401,7 @@ async fn process(
                 Outcome::state(2, 2009, 0)
             } else {
                 let key = state.enrollment.as_ref().map(|e| e.key_b64.as_str());
-                match fetch_content(
-                    device, client, gateway, session, info, key, &id, rev, &cache, now,
-                )
-                .await
-                {
+                match fetch_content(device, gw, key, &id, rev, &cache, now).await {
                     Ok(()) => {
                         log(device, now, Severity::Info, &format!("[Win32App] App {id} content cached; install pending until the deadline {deadline}"));
                         Outcome::state(2, 2009, 0)
@@ -443,18 +441,10 @@ async fn process(
                 log(device, now, Severity::Info, &format!("[Win32App][GRSManager] App with id: {id} has expired in GRS, will be retried."));
             }
         }
-        match dependencies(
-            device, state, client, gateway, session, info, policy, all, extra, now,
-        )
-        .await
-        {
+        match dependencies(device, state, gw, policy, all, extra, now).await {
             Err(blocked) => blocked,
             Ok(()) => {
-                let outcome = enforce(
-                    device, state, client, gateway, session, info, policy, &id, rev, &detection,
-                    now,
-                )
-                .await;
+                let outcome = enforce(device, state, gw, policy, &id, rev, &detection, now).await;
                 if outcome.compliance == 1 {
                     supersede(device, policy, all, now);
                 }
@@ -468,14 +458,10 @@ async fn process(
 /// Installs an app's auto-install dependencies first, deepest level first; `Err` holds
 /// the parent's outcome when a dependency is missing or did not install (6001: not
 /// attempted because of a dependency).
-#[allow(clippy::too_many_arguments)]
 async fn dependencies(
     device: &mut Device,
     state: &mut AgentState,
-    client: &reqwest::Client,
-    gateway: &str,
-    session: &str,
-    info: &Value,
+    gw: &gateway::Session<'_>,
     policy: &Value,
     all: &[Value],
     extra: &mut Vec<Value>,
@@ -520,10 +506,7 @@ async fn dependencies(
         let outcome = enforce(
             device,
             state,
-            client,
-            gateway,
-            session,
-            info,
+            gw,
             child,
             child_id,
             child_rev,
@@ -685,24 +668,22 @@ pub async fn install_available(
     )
     .into_uuid()
     .to_string();
-    let payload = gateway::call(
+    let gw = gateway::Session {
         client,
-        &gateway,
-        &session,
+        url: &gateway,
+        id: &session,
+        info: &info,
+    };
+    let all = fetch_policies(
+        device,
+        now,
+        &gw,
         "GetAvailableApp",
         &json!([]),
         "OnDemand",
-        &info,
+        "Get available apps",
     )
     .await?;
-    let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Get available apps = {text}"),
-    );
-    let all: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
     let Some(id) = all
         .iter()
         .find(|p| {
@@ -716,54 +697,26 @@ pub async fn install_available(
         return Ok(false);
     };
     // The user picked it (Company Portal): the IME asks for that app's policy alone.
-    let payload = gateway::call(
-        client,
-        &gateway,
-        &session,
+    let selected = fetch_policies(
+        device,
+        now,
+        &gw,
         "GetSelectedApp",
         &json!({ "ApplicationId": id }),
         "OnDemand",
-        &info,
+        "Get selected app",
     )
     .await?;
-    let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Get selected app = {text}"),
-    );
-    let selected: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
     let Some(mut policy) = selected.into_iter().next() else {
         return Ok(false);
     };
     policy["Tenantless.Requested"] = Value::Bool(true);
     let mut reports = Vec::new();
-    let report = process(
-        device,
-        state,
-        client,
-        &gateway,
-        &session,
-        &info,
-        &policy,
-        &all,
-        &mut reports,
-        now,
-    )
-    .await;
+    let report = process(device, state, &gw, &policy, &all, &mut reports, now).await;
     reports.extend(report);
     if !reports.is_empty() {
-        gateway::call(
-            client,
-            &gateway,
-            &session,
-            "Win32AppResult",
-            &Value::Array(reports),
-            "OnDemand",
-            &info,
-        )
-        .await?;
+        gw.call("Win32AppResult", &Value::Array(reports), "OnDemand")
+            .await?;
     }
     Ok(true)
 }
@@ -772,10 +725,7 @@ pub async fn install_available(
 async fn enforce(
     device: &mut Device,
     state: &mut AgentState,
-    client: &reqwest::Client,
-    gateway: &str,
-    session: &str,
-    info: &Value,
+    gw: &gateway::Session<'_>,
     policy: &Value,
     id: &str,
     rev: i64,
@@ -786,11 +736,7 @@ async fn enforce(
     let cache = format!(r"{IMECACHE}\{id}_{rev}");
     if !device.drive.exists(&cache) {
         let key = state.enrollment.as_ref().map(|e| e.key_b64.as_str());
-        if let Err(e) = fetch_content(
-            device, client, gateway, session, info, key, id, rev, &cache, now,
-        )
-        .await
-        {
+        if let Err(e) = fetch_content(device, gw, key, id, rev, &cache, now).await {
             log(
                 device,
                 now,
@@ -898,30 +844,23 @@ async fn enforce(
     outcome
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn fetch_content(
     device: &mut Device,
-    client: &reqwest::Client,
-    gateway: &str,
-    session: &str,
-    info: &Value,
+    gw: &gateway::Session<'_>,
     device_key: Option<&str>,
     id: &str,
     rev: i64,
     cache: &str,
     now: DateTime<Utc>,
 ) -> Result<(), String> {
-    let payload = gateway::call(
-        client,
-        gateway,
-        session,
-        "GetContentInfo",
-        &json!({ "ApplicationId": id, "ApplicationVersion": rev }),
-        "Unknown",
-        info,
-    )
-    .await
-    .map_err(|e| e.to_string())?;
+    let payload = gw
+        .call(
+            "GetContentInfo",
+            &json!({ "ApplicationId": id, "ApplicationVersion": rev }),
+            "Unknown",
+        )
+        .await
+        .map_err(|e| e.to_string())?;
     let answer: Value = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
     let content: Value = serde_json::from_str(answer["ContentInfo"].as_str().unwrap_or("{}"))
         .map_err(|e| e.to_string())?;
@@ -942,7 +881,8 @@ async fn fetch_content(
         Severity::Info,
         &format!("[Win32App] Downloading app {id} content from {url}"),
     );
-    let bytes = client
+    let bytes = gw
+        .client
         .get(url)
         .send()
         .await
