@@ -1,11 +1,22 @@
 //! Storage: one [`Store`] over sqlx's `Any` driver serves SQLite (the default, in WAL
 //! mode) and PostgreSQL (by URL). Queries are runtime queries written once in the SQL
-//! both engines accept (`$N` parameters, `RETURNING`, `ON CONFLICT`); only the schema
-//! differs per engine (`sqlite.sql`, `postgres.sql`). Times are stored as RFC 3339 text
+//! both engines accept (`$N` parameters, `RETURNING`, `ON CONFLICT`). The schema is
+//! written once (`schema.sql`, SQLite's dialect) and translated for PostgreSQL. Times are stored as RFC 3339 text
 //! in UTC with milliseconds, which sorts correctly as text.
 
 mod apps;
 mod inventory;
+
+/// The schema, in SQLite's dialect.
+const SCHEMA: &str = include_str!("schema.sql");
+
+/// The schema in PostgreSQL's dialect: 64-bit integers, `BIGSERIAL` keys, `BYTEA`.
+static POSTGRES_SCHEMA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    SCHEMA
+        .replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY")
+        .replace("BLOB", "BYTEA")
+        .replace("INTEGER", "BIGINT")
+});
 mod rows;
 mod scripts;
 pub use inventory::InventoryRow;
@@ -91,9 +102,9 @@ impl Store {
                 sqlx::query("PRAGMA journal_mode = WAL")
                     .execute(&self.pool)
                     .await?;
-                include_str!("sqlite.sql")
+                SCHEMA
             }
-            Backend::Postgres => include_str!("postgres.sql"),
+            Backend::Postgres => POSTGRES_SCHEMA.as_str(),
         };
         for statement in schema.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             sqlx::query(statement).execute(&self.pool).await?;
