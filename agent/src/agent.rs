@@ -198,6 +198,22 @@ impl Agent {
                     }
                 }
             }
+            if ime::remediations::due(&self.state, now) {
+                let gateway = self.state.ime.gateway_url.clone().unwrap_or_default();
+                if let Err(e) = ime::remediations::run_due(
+                    &mut self.device,
+                    &mut self.state,
+                    &client,
+                    &gateway,
+                    now,
+                )
+                .await
+                {
+                    self.save()?;
+                    return Err(e);
+                }
+                progressed = true;
+            }
             // Inventory after the check-in, so it sees what the check-in installed.
             if ime::inventory::due(&self.state, now) {
                 if let Some(gateway) = self.state.ime.gateway_url.clone() {

@@ -176,10 +176,26 @@ pub struct ImeService {
     pub evaluated: BTreeMap<String, DateTime<Utc>>,
     /// Per platform script: the version last run and how it went.
     pub scripts: BTreeMap<String, ScriptRun>,
+    /// Per remediation: the policy as last received and its schedule.
+    pub remediations: BTreeMap<String, RemediationRun>,
+    /// When the next client health evaluation is due (daily, after a random delay).
+    pub health_due: Option<DateTime<Utc>>,
     /// When the next inventory is due (at service start, then every 24 hours).
     pub inventory_due: Option<DateTime<Utc>>,
     /// When the last full inventory was taken.
     pub last_full_inventory: Option<DateTime<Utc>>,
+}
+
+/// What the IME remembers of a remediation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RemediationRun {
+    /// The policy as `GetScript` last gave it (a change reschedules it).
+    pub policy: serde_json::Value,
+    /// When it next runs (`None`: a run-once remediation that ran).
+    pub next_run: Option<DateTime<Utc>>,
+    /// Runs of this version.
+    pub runs: u32,
 }
 
 /// What the IME remembers of a platform script.

@@ -179,7 +179,11 @@ async fn list_devices(State(state): State<Shared>) -> ApiResult {
 }
 
 async fn get_device(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
-    Ok(Json(managed_device(&device_or_404(&state, &id).await?)))
+    let device = device_or_404(&state, &id).await?;
+    let health = state.store.agent_health(&device.id).await?;
+    let mut v = managed_device(&device);
+    v["tenantless"]["agentHealth"] = crate::health::agent_health_json(health.as_ref());
+    Ok(Json(v))
 }
 
 fn command_json(c: &CommandRow) -> Value {

@@ -16,6 +16,7 @@ pub mod apps;
 pub mod clock;
 pub mod config;
 pub mod enroll;
+pub mod health;
 pub mod ime;
 pub mod inventory;
 pub mod journal;

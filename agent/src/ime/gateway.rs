@@ -135,6 +135,18 @@ pub fn open_decrypt_info(text: &str, device_key_b64: Option<&str>) -> Result<Val
     serde_json::from_slice(&plain).map_err(|e| format!("DecryptInfo content: {e}"))
 }
 
+/// A `SideCarGatewaySessions` id for a conversation: derived from what it is for and
+/// when (world time), so the same world gives the same ids.
+pub fn session_id(purpose: &str, now: chrono::DateTime<chrono::Utc>) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{purpose}{now}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .to_string()
+}
+
 /// One conversation with the gateway: what every call of a check-in shares.
 pub struct Session<'a> {
     /// The HTTPS client holding the device certificate.

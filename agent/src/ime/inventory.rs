@@ -129,12 +129,7 @@ pub async fn run(
             sent.len()
         ),
     );
-    let session = uuid::Uuid::from_bytes(
-        Sha256::digest(format!("inventory{}{now}", device.profile.device_id).as_bytes())[..16]
-            .try_into()
-            .unwrap_or([0; 16]),
-    )
-    .to_string();
+    let session = gateway::session_id(&format!("inventory{}", device.profile.device_id), now);
     let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
     let gw = gateway::Session {
         client,

@@ -5,6 +5,7 @@
 
 pub mod gateway;
 pub mod inventory;
+pub mod remediations;
 pub mod rules;
 pub mod scripts;
 pub mod win32;
@@ -163,15 +164,20 @@ pub fn restart(
     Ok(())
 }
 
-/// When the IME next wants to run: its hourly check-in or an app's retry.
+/// When the IME next wants to run: its hourly check-in, an app's retry, an inventory or
+/// a remediation.
 pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
     if !state.ime.running {
         return None;
     }
-    [checkin_due(state), state.ime.inventory_due]
-        .into_iter()
-        .flatten()
-        .min()
+    [
+        checkin_due(state),
+        state.ime.inventory_due,
+        remediations::next_due(state),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
 }
 
 /// When the IME next wants a policy check-in (its schedule, or an app's retry).

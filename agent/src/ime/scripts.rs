@@ -196,8 +196,7 @@ fn execute(
             if enforce { "AllSigned" } else { "Bypass" }
         ),
     );
-    if enforce && !body.contains(SIGNATURE_BLOCK) {
-        let message = format!("File {path} cannot be loaded. The file {path} is not digitally signed. You cannot run this script on the current system.");
+    if let Some(message) = signature_refusal(device, &path, body, enforce) {
         executor_log(device, now, &message);
         return fail(message);
     }
@@ -238,6 +237,19 @@ fn execute(
         },
         output: outcome.stdout.trim_end().to_owned(),
     }
+}
+
+/// Why a script may not run under the execution policy, or `None` when it may: with
+/// EnforceSignatureCheck (AllSigned) it must carry a signature.
+pub(super) fn signature_refusal(
+    _device: &Device,
+    path: &str,
+    body: &str,
+    enforce: bool,
+) -> Option<String> {
+    (enforce && !body.contains(SIGNATURE_BLOCK)).then(|| {
+        format!("File {path} cannot be loaded. The file {path} is not digitally signed. You cannot run this script on the current system.")
+    })
 }
 
 /// Writes the result under `Policies\<user>\<policy>`.

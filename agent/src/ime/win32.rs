@@ -221,13 +221,7 @@ pub async fn checkin(
     } else {
         std::mem::take(&mut state.ime.checkin_reason)
     };
-    let session = uuid::Builder::from_random_bytes(
-        Sha256::digest(format!("{}{now}", device.profile.device_id).as_bytes())[..16]
-            .try_into()
-            .unwrap_or([0; 16]),
-    )
-    .into_uuid()
-    .to_string();
+    let session = gateway::session_id(&device.profile.device_id, now);
     let info = json!({
         "DeviceName": device.profile.device_name,
         "OperatingSystemVersion": device.profile.os_version,
@@ -239,9 +233,11 @@ pub async fn checkin(
         id: &session,
         info: &info,
     };
-    // Scripts run before Win32 apps, at scheduled check-ins (not at an app's retry).
+    // Scripts run (and remediations are fetched) before Win32 apps, at scheduled
+    // check-ins (not at an app's retry).
     if scheduled {
         super::scripts::checkin(device, state, &gw, &reason, now).await?;
+        super::remediations::fetch(device, state, &gw, &reason, now).await?;
     }
     log(device, now, Severity::Info, &format!("[Win32App] ..................... Processing user session 1, userId: {DEVICE_USER}, userSID: S-1-5-18 ....................."));
     let policies = fetch_policies(
@@ -661,13 +657,7 @@ pub async fn install_available(
         None => gateway::discover(client, &management).await?,
     };
     let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
-    let session = uuid::Builder::from_random_bytes(
-        Sha256::digest(format!("{app}{now}").as_bytes())[..16]
-            .try_into()
-            .unwrap_or([0; 16]),
-    )
-    .into_uuid()
-    .to_string();
+    let session = gateway::session_id(app, now);
     let gw = gateway::Session {
         client,
         url: &gateway,

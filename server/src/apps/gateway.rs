@@ -149,10 +149,22 @@ async fn session(
             "[]".to_owned()
         }
         "PolicyRequest" => {
-            Value::Array(crate::scripts::policies_for(&state, &device).await?).to_string()
+            Value::Array(crate::scripts::platform::policies_for(&state, &device).await?).to_string()
         }
         "PolicyResult" => {
-            crate::scripts::results(&state, &device, &payload).await?;
+            crate::scripts::platform::results(&state, &device, &payload).await?;
+            "[]".to_owned()
+        }
+        "GetScript" => {
+            Value::Array(crate::scripts::remediation::policies_for(&state, &device).await?)
+                .to_string()
+        }
+        "HealthScriptResult" => {
+            crate::scripts::remediation::results(&state, &device, &payload).await?;
+            "[]".to_owned()
+        }
+        "AgentStatusReport" => {
+            crate::health::report(&state, &device, &payload).await?;
             "[]".to_owned()
         }
         "GetContentInfo" => {

@@ -175,6 +175,25 @@ pub enum Event {
         /// The script's exit code, or the IME's error.
         error_code: i64,
     },
+    /// A device reported a run of a remediation (detect, remediate, detect again).
+    RemediationResult {
+        /// The remediation (`deviceHealthScript`).
+        policy_id: String,
+        /// Graph's detection state: `success`, `fail` or `scriptError`.
+        detection_state: String,
+        /// Graph's remediation state: `skipped`, `success`, `remediationFailed` or
+        /// `scriptError`.
+        remediation_state: String,
+    },
+    /// A device's client health evaluation sent an agent status report.
+    HealthReport {
+        /// The IME version.
+        ime_version: String,
+        /// Whether the IME service was running when the evaluation began.
+        service_was_running: bool,
+        /// Whether the evaluation (re)started the service.
+        restarted: bool,
+    },
     /// A device uploaded its application inventory.
     Inventory {
         /// `Full` or `Delta`.

@@ -1,11 +1,17 @@
 //! Storage: one [`Store`] over sqlx's `Any` driver serves SQLite (the default, in WAL
 //! mode) and PostgreSQL (by URL). Queries are runtime queries written once in the SQL
 //! both engines accept (`$N` parameters, `RETURNING`, `ON CONFLICT`). The schema is
-//! written once (`schema.sql`, SQLite's dialect) and translated for PostgreSQL. Times are stored as RFC 3339 text
-//! in UTC with milliseconds, which sorts correctly as text.
+//! written once (`schema.sql`, SQLite's dialect) and translated for PostgreSQL. Times
+//! are stored as RFC 3339 text in UTC with milliseconds, which sorts correctly as text.
 
 mod apps;
+mod health;
 mod inventory;
+mod rows;
+mod scripts;
+pub use health::{AgentHealthRow, RemediationStateRow};
+pub use inventory::InventoryRow;
+pub use scripts::{ScriptAssignment, ScriptKind};
 
 /// The schema, in SQLite's dialect.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -17,9 +23,6 @@ static POSTGRES_SCHEMA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
         .replace("BLOB", "BYTEA")
         .replace("INTEGER", "BIGINT")
 });
-mod rows;
-mod scripts;
-pub use inventory::InventoryRow;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};

@@ -132,6 +132,35 @@ CREATE TABLE IF NOT EXISTS script_states (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (device_id, script_id)
 );
+CREATE TABLE IF NOT EXISTS health_scripts (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS health_script_assignments (
+    script_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    settings TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS health_script_assignments_script ON health_script_assignments (script_id);
+CREATE TABLE IF NOT EXISTS health_script_states (
+    device_id TEXT NOT NULL,
+    script_id TEXT NOT NULL,
+    detection_state TEXT NOT NULL,
+    remediation_state TEXT NOT NULL,
+    result TEXT NOT NULL,
+    runs INTEGER NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, script_id)
+);
+CREATE TABLE IF NOT EXISTS agent_health (
+    device_id TEXT PRIMARY KEY,
+    ime_version TEXT NOT NULL,
+    health_state TEXT NOT NULL,
+    report TEXT NOT NULL,
+    reported_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS device_inventory (
     device_id TEXT NOT NULL,
     program_id TEXT NOT NULL,

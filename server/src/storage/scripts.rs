@@ -1,15 +1,61 @@
-//! Platform scripts: the script, its assignments, and what devices report of it. A
-//! script is stored like an app (`AppRow`: id, Graph JSON body, revision).
+//! Platform scripts and remediations: the script, its assignments, and what devices
+//! report of a platform script. A script is stored like an app (`AppRow`: id, Graph
+//! JSON body, revision); the two kinds live in their own tables.
 
 use super::{AppRow, Result, ScriptStateRow, Store};
 
+/// Which kind of script a call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// `deviceManagementScripts`: platform scripts.
+    Platform,
+    /// `deviceHealthScripts`: remediations (detection + remediation script).
+    Remediation,
+}
+
+// Table names in the queries below come from this closed enum, never from input.
+impl ScriptKind {
+    fn table(self) -> &'static str {
+        match self {
+            ScriptKind::Platform => "scripts",
+            ScriptKind::Remediation => "health_scripts",
+        }
+    }
+
+    fn assignments(self) -> &'static str {
+        match self {
+            ScriptKind::Platform => "script_assignments",
+            ScriptKind::Remediation => "health_script_assignments",
+        }
+    }
+}
+
+/// One assignment of a script: its target, and (remediations) its settings JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScriptAssignment {
+    /// The script.
+    pub script_id: String,
+    /// `allDevices`, `device:<id>` or `user:<upn>`.
+    pub target: String,
+    /// The assignment's settings (a remediation's schedule), JSON; `{}` for platform
+    /// scripts.
+    pub settings: String,
+}
+
 impl Store {
     /// Creates or replaces a script (bumping its revision on replace).
-    pub async fn upsert_script(&self, id: &str, body: &str, at: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO scripts (id, body, revision, created_at) VALUES ($1, $2, 1, $3)
-             ON CONFLICT (id) DO UPDATE SET body = excluded.body, revision = scripts.revision + 1",
-        )
+    pub async fn upsert_script(
+        &self,
+        kind: ScriptKind,
+        id: &str,
+        body: &str,
+        at: &str,
+    ) -> Result<()> {
+        let table = kind.table();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (id, body, revision, created_at) VALUES ($1, $2, 1, $3)
+             ON CONFLICT (id) DO UPDATE SET body = excluded.body, revision = {table}.revision + 1"
+        )))
         .bind(id)
         .bind(body)
         .bind(at)
@@ -19,50 +65,86 @@ impl Store {
     }
 
     /// One script.
-    pub async fn script(&self, id: &str) -> Result<Option<AppRow>> {
-        let row = sqlx::query("SELECT * FROM scripts WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn script(&self, kind: ScriptKind, id: &str) -> Result<Option<AppRow>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM {} WHERE id = $1",
+            kind.table()
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| AppRow::from_row(&r)).transpose()
     }
 
-    /// Every script.
-    pub async fn scripts(&self) -> Result<Vec<AppRow>> {
-        let rows = sqlx::query("SELECT * FROM scripts ORDER BY created_at, id")
-            .fetch_all(&self.pool)
-            .await?;
+    /// Every script of a kind.
+    pub async fn scripts(&self, kind: ScriptKind) -> Result<Vec<AppRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT * FROM {} ORDER BY created_at, id",
+            kind.table()
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(AppRow::from_row).collect()
     }
 
-    /// Replaces a script's assignment targets.
-    pub async fn set_script_assignments(&self, script_id: &str, targets: &[String]) -> Result<()> {
-        sqlx::query("DELETE FROM script_assignments WHERE script_id = $1")
-            .bind(script_id)
-            .execute(&self.pool)
-            .await?;
-        for t in targets {
-            sqlx::query("INSERT INTO script_assignments (script_id, target) VALUES ($1, $2)")
-                .bind(script_id)
-                .bind(t)
-                .execute(&self.pool)
-                .await?;
+    /// Replaces a script's assignments.
+    pub async fn set_script_assignments(
+        &self,
+        kind: ScriptKind,
+        script_id: &str,
+        assignments: &[ScriptAssignment],
+    ) -> Result<()> {
+        let table = kind.assignments();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE script_id = $1"
+        )))
+        .bind(script_id)
+        .execute(&self.pool)
+        .await?;
+        for a in assignments {
+            let query = match kind {
+                ScriptKind::Platform => {
+                    "INSERT INTO script_assignments (script_id, target) VALUES ($1, $2)"
+                }
+                ScriptKind::Remediation => {
+                    "INSERT INTO health_script_assignments (script_id, target, settings)
+                     VALUES ($1, $2, $3)"
+                }
+            };
+            let mut q = sqlx::query(query).bind(script_id).bind(&a.target);
+            if kind == ScriptKind::Remediation {
+                q = q.bind(&a.settings);
+            }
+            q.execute(&self.pool).await?;
         }
         Ok(())
     }
 
-    /// Every script assignment, as (script, target).
-    pub async fn script_assignments(&self) -> Result<Vec<(String, String)>> {
+    /// Every assignment of every script of a kind.
+    pub async fn script_assignments(&self, kind: ScriptKind) -> Result<Vec<ScriptAssignment>> {
         use sqlx::Row;
-        let rows = sqlx::query("SELECT script_id, target FROM script_assignments")
-            .fetch_all(&self.pool)
-            .await?;
+        let settings = match kind {
+            ScriptKind::Platform => "CAST('{}' AS TEXT)",
+            ScriptKind::Remediation => "settings",
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT script_id, target, {settings} AS settings FROM {}",
+            kind.assignments()
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("script_id")?, r.try_get("target")?)))
+            .map(|r| {
+                Ok(ScriptAssignment {
+                    script_id: r.try_get("script_id")?,
+                    target: r.try_get("target")?,
+                    settings: r.try_get("settings")?,
+                })
+            })
             .collect()
     }
 
-    /// Records a device's report of a script.
+    /// Records a device's report of a platform script.
     pub async fn set_script_state(&self, s: &ScriptStateRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO script_states (device_id, script_id, result, error_code, details, updated_at)
@@ -81,7 +163,7 @@ impl Store {
         Ok(())
     }
 
-    /// Every device's report of a script.
+    /// Every device's report of a platform script.
     pub async fn script_states(&self, script_id: &str) -> Result<Vec<ScriptStateRow>> {
         let rows =
             sqlx::query("SELECT * FROM script_states WHERE script_id = $1 ORDER BY device_id")

@@ -1,0 +1,240 @@
+//! Scripts the IME runs: platform scripts (`deviceManagementScripts`, delivered by
+//! `PolicyRequest`) and remediations (`deviceHealthScripts`, delivered by `GetScript`).
+//! Both share the admin CRUD here: Graph JSON kept as given, base64 contents checked,
+//! a new revision on each change. Targets are read as for apps.
+
+pub mod platform;
+pub mod remediation;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine;
+use serde_json::{json, Value};
+
+use crate::admin::Problem;
+use crate::state::Shared;
+use crate::storage::{AppRow, AssignmentRow, Device, ScriptKind, StoreError};
+
+/// The admin routes of both kinds.
+pub fn admin_routes() -> Router<Shared> {
+    Router::new()
+        .merge(crud::<Platform>())
+        .merge(crud::<Remediation>())
+        .merge(platform::admin_routes())
+        .merge(remediation::admin_routes())
+}
+
+/// What differs between the two kinds' admin resources.
+trait Kind: Send + Sync + 'static {
+    const PATH: &'static str;
+    const ODATA_TYPE: &'static str;
+    const NOUN: &'static str;
+    const STORE: ScriptKind;
+    /// Fields that must hold base64 (and at least the first must be present).
+    const CONTENTS: &'static [&'static str];
+}
+
+struct Platform;
+impl Kind for Platform {
+    const PATH: &'static str = platform::PATH;
+    const ODATA_TYPE: &'static str = "#microsoft.graph.deviceManagementScript";
+    const NOUN: &'static str = "device management script";
+    const STORE: ScriptKind = ScriptKind::Platform;
+    const CONTENTS: &'static [&'static str] = &["scriptContent"];
+}
+
+struct Remediation;
+impl Kind for Remediation {
+    const PATH: &'static str = remediation::PATH;
+    const ODATA_TYPE: &'static str = "#microsoft.graph.deviceHealthScript";
+    const NOUN: &'static str = "device health script";
+    const STORE: ScriptKind = ScriptKind::Remediation;
+    const CONTENTS: &'static [&'static str] =
+        &["detectionScriptContent", "remediationScriptContent"];
+}
+
+fn crud<K: Kind>() -> Router<Shared> {
+    Router::new()
+        .route(K::PATH, get(list::<K>).post(create::<K>))
+        .route(
+            &format!("{}/{{id}}", K::PATH),
+            get(one::<K>).patch(update::<K>),
+        )
+}
+
+fn script_json<K: Kind>(row: &AppRow) -> Value {
+    let mut body: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+    body["@odata.type"] = json!(K::ODATA_TYPE);
+    body["id"] = json!(row.id);
+    body["createdDateTime"] = json!(row.created_at);
+    body["tenantless"] = json!({ "revision": row.revision });
+    body
+}
+
+fn not_found<K: Kind>(id: &str) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, format!("no {} {id}", K::NOUN))
+}
+
+/// Checks a script body as Graph would take it; the contents must be base64.
+fn validate<K: Kind>(script: &Value) -> Result<(), Problem> {
+    if script["displayName"].as_str().is_none_or(str::is_empty) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "displayName is required",
+        ));
+    }
+    for (i, field) in K::CONTENTS.iter().enumerate() {
+        let content = match &script[*field] {
+            Value::Null if i > 0 => continue,
+            v => v.as_str().unwrap_or_default(),
+        };
+        decode(content).map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("{field} is not base64: {e}"),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// A base64 script content as text.
+fn decode(content: &str) -> Result<String, base64::DecodeError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(content)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// A script's content field as text (empty when missing or not base64).
+pub(crate) fn content(body: &Value, field: &str) -> String {
+    decode(body[field].as_str().unwrap_or_default()).unwrap_or_default()
+}
+
+/// Loads a script or answers 404.
+async fn load<K: Kind>(state: &Shared, id: &str) -> Result<AppRow, Problem> {
+    state
+        .store
+        .script(K::STORE, id)
+        .await?
+        .ok_or_else(|| not_found::<K>(id))
+}
+
+async fn list<K: Kind>(State(state): State<Shared>) -> Result<Json<Value>, Problem> {
+    let scripts: Vec<Value> = state
+        .store
+        .scripts(K::STORE)
+        .await?
+        .iter()
+        .map(script_json::<K>)
+        .collect();
+    Ok(Json(json!({ "value": scripts })))
+}
+
+async fn one<K: Kind>(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Problem> {
+    Ok(Json(script_json::<K>(&load::<K>(&state, &id).await?)))
+}
+
+fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+    serde_json::from_slice(body)
+        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))
+}
+
+async fn create<K: Kind>(State(state): State<Shared>, body: Bytes) -> Result<Response, Problem> {
+    let mut script = parse_json(&body)?;
+    validate::<K>(&script)?;
+    if let Some(map) = script.as_object_mut() {
+        map.remove("id");
+    }
+    let id = state.random_guid().to_lowercase();
+    state
+        .store
+        .upsert_script(K::STORE, &id, &script.to_string(), &state.now_text())
+        .await?;
+    let row = load::<K>(&state, &id).await?;
+    Ok((StatusCode::CREATED, Json(script_json::<K>(&row))).into_response())
+}
+
+/// `PATCH`: changed fields replace the old ones; a new revision.
+async fn update<K: Kind>(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, Problem> {
+    let row = load::<K>(&state, &id).await?;
+    let changes = parse_json(&body)?;
+    let mut script: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+    if let (Some(to), Some(from)) = (script.as_object_mut(), changes.as_object()) {
+        for (k, v) in from {
+            if k != "id" {
+                to.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    validate::<K>(&script)?;
+    state
+        .store
+        .upsert_script(K::STORE, &id, &script.to_string(), &state.now_text())
+        .await?;
+    Ok(Json(script_json::<K>(&load::<K>(&state, &id).await?)))
+}
+
+/// Script targets in the shape `apps::targets` reads.
+fn as_assignment(target: &str) -> AssignmentRow {
+    AssignmentRow {
+        id: 0,
+        app_id: String::new(),
+        intent: "required".into(),
+        target: target.to_owned(),
+        start_at: None,
+        deadline_at: None,
+    }
+}
+
+/// The scripts of a kind assigned to a device, each with the settings of the first
+/// assignment that targets it.
+async fn assigned_to(
+    state: &Shared,
+    kind: ScriptKind,
+    device: &Device,
+) -> Result<Vec<(AppRow, Value)>, StoreError> {
+    let assignments = state.store.script_assignments(kind).await?;
+    let mut out = Vec::new();
+    for script in state.store.scripts(kind).await? {
+        let hit = assignments.iter().find(|a| {
+            a.script_id == script.id && crate::apps::targets(&as_assignment(&a.target), device)
+        });
+        if let Some(a) = hit {
+            let settings = serde_json::from_str(&a.settings).unwrap_or(json!({}));
+            out.push((script, settings));
+        }
+    }
+    Ok(out)
+}
+
+/// Stores a script's assignments and installs the IME on targeted devices that lack it.
+async fn assign_targets(
+    state: &Shared,
+    kind: ScriptKind,
+    id: &str,
+    assignments: Vec<crate::storage::ScriptAssignment>,
+) -> Result<(), Problem> {
+    state
+        .store
+        .set_script_assignments(kind, id, &assignments)
+        .await?;
+    let rows: Vec<AssignmentRow> = assignments
+        .iter()
+        .map(|a| as_assignment(&a.target))
+        .collect();
+    for device in crate::apps::targeted_devices(state, &rows).await? {
+        crate::ime::require(state, &device).await?;
+    }
+    Ok(())
+}
