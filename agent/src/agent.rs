@@ -172,6 +172,16 @@ impl Agent {
                 done.push(Activity::MsiJobs);
                 progressed = true;
             }
+            // Client health first: a service it restarts checks in below.
+            if ime::health::due(&self.state, now) {
+                if let Err(e) =
+                    ime::health::evaluate(&mut self.device, &mut self.state, &client, now).await
+                {
+                    self.save()?;
+                    return Err(e);
+                }
+                progressed = true;
+            }
             let poll_due = self.state.next_poll.is_some_and(|t| t <= now);
             if self.state.sync_requested || poll_due || !self.state.pending_alerts.is_empty() {
                 self.state.sync_requested = false;
@@ -281,6 +291,15 @@ impl Agent {
             ime::start(&mut self.device, &mut self.state, now);
         }
         self.state.sync_requested = self.state.enrollment.is_some();
+        self.save()
+    }
+
+    /// Stops the IME service (`Stop-Service IntuneManagementExtension`); it stays stopped
+    /// until the device restarts, someone starts it, or the health check does.
+    pub fn stop_ime(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
+        if self.state.ime.running {
+            ime::stop(&mut self.device, &mut self.state, now);
+        }
         self.save()
     }
 

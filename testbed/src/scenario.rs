@@ -20,7 +20,7 @@
 //! ```
 //!
 //! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `sync`,
-//! `require_ime`, `restart_ime`, `queue` (an OMA-DM command as the admin API takes it),
+//! `require_ime`, `restart_ime`, `stop_ime`, `queue` (an OMA-DM command as the admin API takes it),
 //! `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
 //! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
 //! filter language plus one of `exactly`, `at_least`, `at_most`, `never`, `in_order`),
@@ -166,6 +166,8 @@ pub enum Step {
     RequireIme(String),
     /// Restart the device's IME service.
     RestartIme(String),
+    /// Stop the device's IME service (client health starts it again).
+    StopIme(String),
     /// Queue an OMA-DM command.
     Queue {
         /// The device.
@@ -524,6 +526,11 @@ pub async fn run_paced(
                 let now = world.now();
                 let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
                 agent.restart_ime(now).map_err(|e| fail(e.to_string()))?;
+            }
+            Step::StopIme(device) => {
+                let now = world.now();
+                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
+                agent.stop_ime(now).map_err(|e| fail(e.to_string()))?;
             }
             Step::Queue { device, command } => {
                 let command = command.to_command().map_err(fail)?;

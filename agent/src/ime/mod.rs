@@ -4,6 +4,7 @@
 //! logging to `IntuneManagementExtension.log` in CMTrace format.
 
 pub mod gateway;
+pub mod health;
 pub mod inventory;
 pub mod remediations;
 pub mod rules;
@@ -82,6 +83,7 @@ pub fn on_msi_installed(
         "ObjectName",
         RegValue::Sz("LocalSystem".into()),
     );
+    health::install(device, state, now);
     start(device, state, now);
 }
 
@@ -101,6 +103,7 @@ pub fn on_msi_removed(
     }
     state.ime.installed = false;
     state.ime.version.clear();
+    state.ime.health_due = None;
     device.registry.delete_key(SERVICE_KEY);
 }
 
@@ -111,6 +114,9 @@ pub fn start(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
     state.ime.next_checkin = Some(now);
     state.ime.checkin_reason = "AgentRestart".into();
     state.ime.inventory_due = Some(now);
+    if state.ime.health_due.is_none() {
+        state.ime.health_due = Some(health::next_evaluation(&device.profile.device_id, now));
+    }
     log(
         device,
         LOG,
@@ -165,15 +171,15 @@ pub fn restart(
 }
 
 /// When the IME next wants to run: its hourly check-in, an app's retry, an inventory or
-/// a remediation.
+/// a remediation (while the service runs), or the daily health evaluation (while it is
+/// installed).
 pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
-    if !state.ime.running {
-        return None;
-    }
+    let service = |t: Option<DateTime<Utc>>| t.filter(|_| state.ime.running);
     [
         checkin_due(state),
-        state.ime.inventory_due,
-        remediations::next_due(state),
+        service(state.ime.inventory_due),
+        service(remediations::next_due(state)),
+        health::next_due(state),
     ]
     .into_iter()
     .flatten()
