@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod pack;
 pub mod report;
 pub mod scenario;
+pub mod sign;
 pub mod timeline;
 pub mod workload;
 pub mod world;

@@ -105,3 +105,20 @@ pub async fn script(world: &World, name: &str, text: &str) -> Result<String, Wor
     }
     Ok(id)
 }
+
+/// Makes a device trust a script publisher: the RootCATrustedCertificates Add that
+/// `tenantless sign` prints, queued for the device's next session.
+pub async fn trust_publisher(
+    world: &mut World,
+    device: &str,
+    publisher: &agent::ime::signature::Publisher,
+) -> Result<i64, WorldError> {
+    let spec: server::admin::CommandSpec =
+        serde_json::from_value(crate::sign::trust_command(publisher)).map_err(|e| {
+            WorldError::Io(std::io::Error::other(format!("the trust command: {e}")))
+        })?;
+    let command = spec
+        .to_command()
+        .map_err(|e| WorldError::Io(std::io::Error::other(e)))?;
+    world.queue(device, &command).await
+}

@@ -3,6 +3,7 @@
 //! retries, and signature enforcement.
 
 use agent::ime::scripts::{EXECUTOR_LOG, POLICIES_KEY};
+use agent::ime::signature::{Publisher, TRUSTED_PUBLISHER_KEY};
 use agent::ime::win32::DEVICE_USER;
 use base64::Engine;
 use chrono::Duration;
@@ -69,6 +70,17 @@ fn runs(w: &World) -> Vec<String> {
         .and_then(|p| std::fs::read_to_string(p).ok())
         .map(|t| t.lines().map(str::to_owned).collect())
         .unwrap_or_default()
+}
+
+/// The ExecutionMsg of a script's result.
+fn message(w: &World, id: &str) -> String {
+    let details: Value =
+        serde_json::from_str(&result_value(w, id, "ResultDetails").unwrap_or_default())
+            .unwrap_or_default();
+    details["ExecutionMsg"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn result_value(w: &World, id: &str, name: &str) -> Option<String> {
@@ -173,7 +185,7 @@ async fn a_failing_script_is_retried_at_the_next_three_check_ins_then_never() {
 }
 
 #[tokio::test]
-async fn an_unsigned_script_is_refused_under_signature_enforcement_and_a_signed_one_runs() {
+async fn under_signature_enforcement_only_scripts_signed_by_a_trusted_publisher_run() {
     let mut w = world().await;
     let unsigned = add_script(&w, &script("unsigned", 0), true).await;
     w.advance(Duration::hours(1)).await;
@@ -192,16 +204,47 @@ async fn an_unsigned_script_is_refused_under_signature_enforcement_and_a_signed_
         "{details}"
     );
 
-    let signed = format!(
-        "{}# SIG # Begin signature block\n# MIIFtAYJKoZIhvcNAQcCoIIFpTCCBaECAQExCzAJ\n# SIG # End signature block\n",
-        script("signed", 0)
+    // Signed, but by a publisher the device does not trust yet: refused.
+    let publisher = Publisher::create("Contoso Scripts", w.now()).unwrap();
+    let signed = publisher.sign(&script("signed", 0)).unwrap();
+    let untrusted = add_script(&w, &signed, true).await;
+    w.advance(Duration::hours(1)).await;
+    assert!(runs(&w).is_empty());
+    assert!(
+        message(&w, &untrusted)
+            .contains("is published by CN=Contoso Scripts. This publisher is not trusted"),
+        "{}",
+        message(&w, &untrusted)
     );
-    let signed_id = add_script(&w, &signed, true).await;
+
+    // Trusted (the RootCATrustedCertificates Add `tenantless sign` prints): the failed
+    // script's retry at the next check-in runs it.
+    testbed::workload::trust_publisher(&mut w, "LAB-01", &publisher)
+        .await
+        .unwrap();
+    w.sync("LAB-01").await.unwrap();
+    let store = format!(r"{TRUSTED_PUBLISHER_KEY}\{}", publisher.thumbprint());
+    assert!(w
+        .device("LAB-01")
+        .unwrap()
+        .device()
+        .registry
+        .key_exists(&store));
     w.advance(Duration::hours(1)).await;
     assert_eq!(runs(&w), ["signed"]);
     assert_eq!(
-        result_value(&w, &signed_id, "Result").as_deref(),
+        result_value(&w, &untrusted, "Result").as_deref(),
         Some("Success")
+    );
+
+    // Changed after signing: refused, with PowerShell's hash mismatch.
+    let tampered = add_script(&w, &signed.replace("ran signed", "ran tampered"), true).await;
+    w.advance(Duration::hours(1)).await;
+    assert_eq!(runs(&w), ["signed"]);
+    assert!(
+        message(&w, &tampered).contains("does not match the hash stored in the digital signature"),
+        "{}",
+        message(&w, &tampered)
     );
     w.stop().await;
 }

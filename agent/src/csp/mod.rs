@@ -4,11 +4,13 @@
 //! - `./DevInfo`, `./DevDetail`: read-only facts from the device profile.
 //! - `./Vendor/MSFT/DMClient`: the poll schedule and provider nodes.
 //! - `./[Device|User]/Vendor/MSFT/EnterpriseDesktopAppManagement`: MSI installs.
+//! - `./Vendor/MSFT/RootCATrustedCertificates`: the device's certificate stores.
 //! - anything else: the generic node store (Add/Replace/Get/Delete).
 //!
 //! `./Device/Vendor/...` and `./Vendor/...` name the same nodes.
 
 mod builtin;
+pub mod certstore;
 pub mod edam;
 mod generic;
 
@@ -84,6 +86,7 @@ enum Route {
     DevDetail(String),
     DmClient(String),
     Edam { scope: &'static str, rest: String },
+    CertStore(String),
     Generic(String),
 }
 
@@ -125,6 +128,9 @@ fn route(uri: &str) -> Route {
             rest: r,
         };
     }
+    if let Some(r) = rest(certstore::ROOT) {
+        return Route::CertStore(r);
+    }
     if let Some(r) = rest("Vendor/MSFT/DMClient") {
         if builtin::dmclient_owns(&r) {
             return Route::DmClient(r);
@@ -139,6 +145,7 @@ fn get(ctx: &mut Ctx, uri: &str) -> Result<Value, StatusCode> {
         Route::DevDetail(r) => builtin::devdetail(ctx, &r),
         Route::DmClient(r) => builtin::dmclient_get(ctx, &r),
         Route::Edam { scope, rest } => edam::get(ctx, scope, &rest),
+        Route::CertStore(r) => certstore::get(ctx, &r),
         Route::Generic(n) => generic::get(ctx.state, &n),
     }
 }
@@ -149,6 +156,7 @@ fn add(ctx: &mut Ctx, uri: &str, item: &Item, meta: Option<&syncml::dm::Meta>) -
             StatusCode::CommandNotAllowed
         }
         Route::Edam { scope, rest } => edam::add(ctx, scope, &rest, uri),
+        Route::CertStore(r) => certstore::put(ctx, &r, item, false),
         Route::Generic(n) => generic::add(ctx.state, &n, item, meta),
     }
 }
@@ -159,6 +167,7 @@ fn replace(ctx: &mut Ctx, uri: &str, item: &Item, meta: Option<&syncml::dm::Meta
             StatusCode::CommandNotAllowed
         }
         Route::DmClient(r) => builtin::dmclient_replace(ctx, &r, item),
+        Route::CertStore(r) => certstore::put(ctx, &r, item, true),
         Route::Generic(n) => generic::replace(ctx.state, &n, item, meta),
     }
 }
@@ -169,6 +178,7 @@ fn delete(ctx: &mut Ctx, uri: &str) -> StatusCode {
             StatusCode::CommandNotAllowed
         }
         Route::Edam { scope, rest } => edam::delete(ctx, scope, &rest),
+        Route::CertStore(r) => certstore::delete(ctx, &r),
         Route::Generic(n) => generic::delete(ctx.state, &n),
     }
 }

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod remediations;
 pub mod rules;
 pub mod scripts;
+pub mod signature;
 pub mod win32;
 
 use chrono::{DateTime, Utc};

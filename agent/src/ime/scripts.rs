@@ -3,8 +3,9 @@
 //! writes it to `Policies\Scripts\<user>_<policy>.ps1`, runs it under a 30-minute
 //! timeout and removes it. A script runs once; it runs again only when its text
 //! changes; a failure is retried at each of the next 3 check-ins and then left alone.
-//! Scripts over 200 KB, and unsigned scripts under EnforceSignatureCheck, fail without
-//! running. Results go to `Policies\<user>\<policy>` and back to the server
+//! Scripts over 200 KB, and under EnforceSignatureCheck scripts that are unsigned,
+//! changed since signing or signed by a publisher the device does not trust, fail
+//! without running. Results go to `Policies\<user>\<policy>` and back to the server
 //! (`PolicyResult`).
 
 use std::time::Duration as StdDuration;
@@ -14,6 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::gateway;
+use super::signature::{self, Verdict};
 use super::win32::DEVICE_USER;
 use crate::cmtrace::Severity;
 use crate::device::{Device, RegValue};
@@ -33,8 +35,6 @@ pub const TIMEOUT: StdDuration = StdDuration::from_secs(30 * 60);
 pub const MAX_BYTES: usize = 200 * 1024;
 /// Failed runs retried at the next check-ins.
 pub const MAX_RETRIES: u32 = 3;
-/// The line that opens a PowerShell signature block.
-const SIGNATURE_BLOCK: &str = "# SIG # Begin signature block";
 
 fn ime_log(device: &Device, now: DateTime<Utc>, severity: Severity, message: &str) {
     super::log(
@@ -240,16 +240,23 @@ fn execute(
 }
 
 /// Why a script may not run under the execution policy, or `None` when it may: with
-/// EnforceSignatureCheck (AllSigned) it must carry a signature.
+/// EnforceSignatureCheck (AllSigned) it must carry a valid signature from a publisher
+/// the device trusts (see [`super::signature`]). The messages are PowerShell's.
 pub(super) fn signature_refusal(
-    _device: &Device,
+    device: &Device,
     path: &str,
     body: &str,
     enforce: bool,
 ) -> Option<String> {
-    (enforce && !body.contains(SIGNATURE_BLOCK)).then(|| {
-        format!("File {path} cannot be loaded. The file {path} is not digitally signed. You cannot run this script on the current system.")
-    })
+    if !enforce {
+        return None;
+    }
+    match signature::verify(body, |t| signature::is_trusted(device, t)) {
+        Verdict::Trusted { .. } => None,
+        Verdict::NotSigned => Some(format!("File {path} cannot be loaded. The file {path} is not digitally signed. You cannot run this script on the current system.")),
+        Verdict::HashMismatch => Some(format!("File {path} cannot be loaded. The contents of file {path} might have been changed by an unauthorized user or process, because the hash of the file does not match the hash stored in the digital signature. The script cannot run on the specified system.")),
+        Verdict::Untrusted { subject } => Some(format!("File {path} cannot be loaded. The file {path} is published by {subject}. This publisher is not trusted on your system. Only scripts from trusted publishers can be run.")),
+    }
 }
 
 /// Writes the result under `Policies\<user>\<policy>`.

@@ -84,6 +84,20 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Sign PowerShell scripts (in place) for EnforceSignatureCheck, with the publisher
+    /// kept in --publisher (created there on first use); prints how to make a device
+    /// trust it.
+    Sign {
+        /// The scripts.
+        #[arg(required = true)]
+        scripts: Vec<PathBuf>,
+        /// The folder holding publisher.key and publisher.cer.
+        #[arg(long, default_value = "./tenantless-publisher")]
+        publisher: PathBuf,
+        /// The common name of a new publisher's certificate.
+        #[arg(long, default_value = "Tenantless Script Signing")]
+        subject: String,
+    },
     /// Enroll N devices and run them for D virtual days, printing throughput.
     Fleet {
         /// How many devices.
@@ -247,6 +261,11 @@ async fn run(command: Command) -> Result<(), String> {
             println!("{}", written.display());
             Ok(())
         }
+        Command::Sign {
+            scripts,
+            publisher,
+            subject,
+        } => sign(&scripts, &publisher, &subject),
         Command::Fleet {
             devices,
             days,
@@ -346,5 +365,25 @@ async fn run_scenarios(
             broken.len()
         ));
     }
+    Ok(())
+}
+
+fn sign(scripts: &[PathBuf], dir: &std::path::Path, subject: &str) -> Result<(), String> {
+    use testbed::sign;
+    let (publisher, created) = sign::load_or_create(dir, subject, agent::clock::system_now())?;
+    println!(
+        "publisher {} (thumbprint {}){}",
+        dir.display(),
+        publisher.thumbprint(),
+        if created { ", created" } else { "" }
+    );
+    for script in scripts {
+        sign::sign_file(&publisher, script)?;
+        println!("signed {}", script.display());
+    }
+    println!(
+        "\nTo make a device trust this publisher, queue this command for it\n(POST /beta/deviceManagement/managedDevices/{{id}}/commands):\n{}",
+        sign::trust_command(&publisher)
+    );
     Ok(())
 }
