@@ -86,8 +86,30 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
         "#!/bin/sh\n# PowerShell on Windows; sh here (the shebang is a comment there)\necho baseline applied\n",
     )
     .await?;
+    // A remediation every morning at 09:00: the first finds the marker missing and
+    // puts it there; the later ones find nothing to fix.
+    crate::workload::remediation(
+        &world,
+        "Contoso marker",
+        "#!/bin/sh\nif [ -f \"$TENANTLESS_C_DRIVE/ProgramData/Contoso/marker\" ]; then echo compliant; exit 0; fi\necho 'marker missing'\nexit 1\n",
+        "#!/bin/sh\nmkdir -p \"$TENANTLESS_C_DRIVE/ProgramData/Contoso\"\ntouch \"$TENANTLESS_C_DRIVE/ProgramData/Contoso/marker\"\necho 'marker written'\n",
+        serde_json::json!({
+            "@odata.type": "#microsoft.graph.deviceHealthScriptDailySchedule",
+            "interval": 1,
+            "time": "09:00:00",
+            "useUtc": true,
+        }),
+    )
+    .await?;
+    // On day 3 someone stops the IME; that night's client health check starts it again.
+    world.advance(Duration::days(3)).await;
+    let now = world.now();
+    world.device_mut(DEVICE)?.stop_ime(now).map_err(|source| WorldError::Device {
+        device: DEVICE.into(),
+        source,
+    })?;
     world
-        .advance(Duration::days(7) - Duration::minutes(20))
+        .advance(Duration::days(4) - Duration::minutes(20))
         .await;
 
     let id = world.device_id(DEVICE)?;
@@ -184,7 +206,6 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
         "  journal (SQLite)   {}",
         options.dir.join("server/tenantless.db").display()
     )?;
-    writeln!(out, "\nNext in Tenantless: remediations and client health.")?;
     world.stop().await;
     Ok(())
 }

@@ -105,6 +105,21 @@ pub fn describe(e: &Entry) -> Option<String> {
             s(p, "result"),
             p.get("errorCode").unwrap_or(&Value::Null)
         ),
+        "remediation_result" => format!(
+            "remediation {}: detection {}, remediation {}",
+            short(s(p, "policyId"), 8),
+            s(p, "detectionState"),
+            s(p, "remediationState")
+        ),
+        "health_report" => format!(
+            "client health: IME {} {}",
+            s(p, "imeVersion"),
+            if p.get("restarted") == Some(&Value::Bool(true)) {
+                "was stopped; restarted"
+            } else {
+                "running"
+            }
+        ),
         "inventory" => {
             let names = |k: &str| {
                 p.get(k)

@@ -106,6 +106,49 @@ pub async fn script(world: &World, name: &str, text: &str) -> Result<String, Wor
     Ok(id)
 }
 
+/// Creates and assigns (all devices, remediation on) a remediation with a Graph
+/// `runSchedule`; returns its id.
+pub async fn remediation(
+    world: &World,
+    name: &str,
+    detection: &str,
+    remediation: &str,
+    run_schedule: serde_json::Value,
+) -> Result<String, WorldError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (status, created) = world
+        .admin(
+            "POST",
+            "/beta/deviceManagement/deviceHealthScripts",
+            AdminBody::Json(json!({
+                "displayName": name,
+                "publisher": "Contoso IT",
+                "detectionScriptContent": b64.encode(detection),
+                "remediationScriptContent": b64.encode(remediation),
+                "runAsAccount": "system",
+            })),
+        )
+        .await;
+    let Some(id) = created["id"].as_str().map(str::to_owned) else {
+        return Err(failed("creating the remediation", status, &created));
+    };
+    let (status, body) = world
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/deviceHealthScripts/{id}/assign"),
+            AdminBody::Json(json!({ "deviceHealthScriptAssignments": [{
+                "target": all_devices(),
+                "runRemediationScript": true,
+                "runSchedule": run_schedule,
+            }] })),
+        )
+        .await;
+    if status != 204 {
+        return Err(failed("assigning the remediation", status, &body));
+    }
+    Ok(id)
+}
+
 /// Makes a device trust a script publisher: the RootCATrustedCertificates Add that
 /// `tenantless sign` prints, queued for the device's next session.
 pub async fn trust_publisher(

@@ -1,5 +1,6 @@
 //! The README's main job: the demo tells the story (the IME by SyncML, an app through
-//! 1618 retries and the GRS, a script, inventory) and leaves its artefacts.
+//! 1618 retries and the GRS, a script, inventory, a daily remediation, client health
+//! restarting a stopped IME) and leaves its artefacts.
 
 #[tokio::test]
 async fn the_demo_tells_the_story_and_leaves_artefacts() {
@@ -21,6 +22,11 @@ async fn the_demo_tells_the_story_and_leaves_artefacts() {
         "compliance 4 -> 1, enforcement 5000 -> 1000",
         ": Success (exit 0)",
         "Delta inventory: 2 program(s); added Contoso Widget",
+        "09:00:00  DESKTOP-DEMO01   remediation ",
+        ": detection fail, remediation success",
+        ": detection success, remediation skipped",
+        "client health: IME 1.93.102.0 running",
+        "client health: IME 1.93.102.0 was stopped; restarted",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
