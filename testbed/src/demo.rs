@@ -104,10 +104,13 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
     // On day 3 someone stops the IME; that night's client health check starts it again.
     world.advance(Duration::days(3)).await;
     let now = world.now();
-    world.device_mut(DEVICE)?.stop_ime(now).map_err(|source| WorldError::Device {
-        device: DEVICE.into(),
-        source,
-    })?;
+    world
+        .device_mut(DEVICE)?
+        .stop_ime(now)
+        .map_err(|source| WorldError::Device {
+            device: DEVICE.into(),
+            source,
+        })?;
     world
         .advance(Duration::days(4) - Duration::minutes(20))
         .await;

@@ -25,6 +25,10 @@
 //! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
 //! filter language plus one of `exactly`, `at_least`, `at_most`, `never`, `in_order`),
 //! `expect_registry`, `expect_log`, `expect_program`.
+//!
+//! Before the steps, `[[apps]]` are created with their content (steps assign them) and
+//! `[[remediations]]` (name, detection, remediation, schedule: `hourly`, `every Nh`,
+//! `daily HH:MM`, `every Nd HH:MM`, `once`) are created and assigned to every device.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -58,6 +62,9 @@ pub struct Scenario {
     /// Win32 apps (created, with their content, before the steps; assigned by steps).
     #[serde(default)]
     pub apps: Vec<AppSpec>,
+    /// Remediations (created and assigned to every device before the steps).
+    #[serde(default)]
+    pub remediations: Vec<RemediationSpec>,
     /// What happens, in order.
     #[serde(default)]
     pub steps: Vec<toml::Spanned<Step>>,
@@ -120,6 +127,68 @@ pub struct AppSpec {
     /// Apps (by name) this one replaces (uninstalling them).
     #[serde(default)]
     pub supersedes: Vec<String>,
+}
+
+/// A remediation of the scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RemediationSpec {
+    /// Display name.
+    pub name: String,
+    /// The detection script's text.
+    pub detection: String,
+    /// The remediation script's text (none: detection only).
+    #[serde(default)]
+    pub remediation: String,
+    /// `hourly`, `every 4h`, `daily 09:00`, `every 2d 09:00` or `once` (default
+    /// `daily 00:00`).
+    pub schedule: Option<String>,
+}
+
+impl RemediationSpec {
+    /// The schedule as Graph's `runSchedule`.
+    pub fn run_schedule(&self) -> Result<serde_json::Value, String> {
+        let text = self.schedule.as_deref().unwrap_or("daily 00:00").trim();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let graph = |kind: &str, interval: i64, time: Option<&str>| {
+            let time = match time {
+                None => "00:00:00".to_owned(),
+                Some(t) if chrono::NaiveTime::parse_from_str(t, "%H:%M").is_ok() => {
+                    format!("{t}:00")
+                }
+                Some(t) => return Err(format!("schedule {text:?}: {t:?} is not HH:MM")),
+            };
+            Ok(serde_json::json!({
+                "@odata.type": format!("#microsoft.graph.deviceHealthScript{kind}Schedule"),
+                "interval": interval,
+                "time": time,
+                "useUtc": true,
+            }))
+        };
+        let every = |n: &str, unit: char| {
+            n.strip_suffix(unit)
+                .and_then(|n| n.parse::<i64>().ok())
+                .filter(|n| *n > 0)
+        };
+        match words.as_slice() {
+            ["hourly"] => graph("Hourly", 1, None),
+            ["once"] => graph("RunOnce", 1, None),
+            ["daily"] => graph("Daily", 1, None),
+            ["daily", at] => graph("Daily", 1, Some(at)),
+            ["every", n] if every(n, 'h').is_some() => {
+                graph("Hourly", every(n, 'h').unwrap_or(1), None)
+            }
+            ["every", n] if every(n, 'd').is_some() => {
+                graph("Daily", every(n, 'd').unwrap_or(1), None)
+            }
+            ["every", n, at] if every(n, 'd').is_some() => {
+                graph("Daily", every(n, 'd').unwrap_or(1), Some(at))
+            }
+            _ => Err(format!(
+                "schedule {text:?}: use hourly, every Nh, daily HH:MM, every Nd HH:MM or once"
+            )),
+        }
+    }
 }
 
 /// A simulated MSI described in a scenario.
@@ -491,6 +560,16 @@ pub async fn run_paced(
                 message: format!("app {:?}: {message}", app.name),
             })?;
         apps.insert(app.name.clone(), id);
+    }
+    for r in &scenario.remediations {
+        let invalid = |message: String| ScenarioError::Invalid {
+            file: file.clone(),
+            message: format!("remediation {:?}: {message}", r.name),
+        };
+        let schedule = r.run_schedule().map_err(invalid)?;
+        crate::workload::remediation(&world, &r.name, &r.detection, &r.remediation, schedule)
+            .await
+            .map_err(|e| invalid(e.to_string()))?;
     }
     world.settle().await;
 
@@ -1094,5 +1173,46 @@ mod tests {
         let err = toml::from_str::<Scenario>(text).unwrap_err().to_string();
         assert!(err.contains("line 4"), "{err}");
         assert!(err.contains("advanse"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod remediation_schedule_tests {
+    use super::RemediationSpec;
+
+    fn schedule(text: &str) -> Result<serde_json::Value, String> {
+        RemediationSpec {
+            name: "r".into(),
+            detection: String::new(),
+            remediation: String::new(),
+            schedule: Some(text.into()),
+        }
+        .run_schedule()
+    }
+
+    #[test]
+    fn schedules_read_as_graph_run_schedules() {
+        let s = schedule("every 2d 09:30").unwrap();
+        assert_eq!(
+            s["@odata.type"],
+            "#microsoft.graph.deviceHealthScriptDailySchedule"
+        );
+        assert_eq!(
+            (s["interval"].as_i64(), s["time"].as_str()),
+            (Some(2), Some("09:30:00"))
+        );
+        let s = schedule("every 4h").unwrap();
+        assert_eq!(
+            s["@odata.type"],
+            "#microsoft.graph.deviceHealthScriptHourlySchedule"
+        );
+        assert_eq!(s["interval"], 4);
+        assert_eq!(
+            schedule("once").unwrap()["@odata.type"],
+            "#microsoft.graph.deviceHealthScriptRunOnceSchedule"
+        );
+        for bad in ["weekly", "every 0h", "daily 25:00", "every 3x"] {
+            assert!(schedule(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -126,7 +126,8 @@ fn parts(schedule: &Value) -> (&str, i64, NaiveTime) {
 }
 
 /// When a newly received remediation first runs: hourly ones at once, daily ones at
-/// their next time of day, run-once ones at their date and time (at once if passed).
+/// their next time of day, run-once ones at their date and time (at once if passed or
+/// not given).
 pub fn first_run(schedule: &Value, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let (kind, _, time) = parts(schedule);
     let at_time = |date: NaiveDate| date.and_time(time).and_utc();
@@ -136,10 +137,7 @@ pub fn first_run(schedule: &Value, now: DateTime<Utc>) -> Option<DateTime<Utc>> 
             let date = schedule["Date"]
                 .as_str()
                 .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
-            Some(match date {
-                Some(d) => at_time(d).max(now),
-                None => next_time_of_day(now, time),
-            })
+            Some(date.map_or(now, |d| at_time(d).max(now)))
         }
         _ => Some(next_time_of_day(now, time)),
     }
