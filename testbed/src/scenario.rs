@@ -26,9 +26,10 @@
 //! filter language plus one of `exactly`, `at_least`, `at_most`, `never`, `in_order`),
 //! `expect_registry`, `expect_log`, `expect_program`.
 //!
-//! Before the steps, `[[apps]]` are created with their content (steps assign them) and
-//! `[[remediations]]` (name, detection, remediation, schedule: `hourly`, `every Nh`,
-//! `daily HH:MM`, `every Nd HH:MM`, `once`) are created and assigned to every device.
+//! Before the steps, `[[apps]]` are created with their content (steps assign them), and
+//! `[[scripts]]` (name, content, enforce_signature) and `[[remediations]]` (name,
+//! detection, remediation, schedule: `hourly`, `every Nh`, `daily HH:MM`,
+//! `every Nd HH:MM`, `once`) are created and assigned to every device.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,9 @@ pub struct Scenario {
     /// Win32 apps (created, with their content, before the steps; assigned by steps).
     #[serde(default)]
     pub apps: Vec<AppSpec>,
+    /// Platform scripts (created and assigned to every device before the steps).
+    #[serde(default)]
+    pub scripts: Vec<ScriptSpec>,
     /// Remediations (created and assigned to every device before the steps).
     #[serde(default)]
     pub remediations: Vec<RemediationSpec>,
@@ -127,6 +131,19 @@ pub struct AppSpec {
     /// Apps (by name) this one replaces (uninstalling them).
     #[serde(default)]
     pub supersedes: Vec<String>,
+}
+
+/// A platform script of the scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScriptSpec {
+    /// Display name.
+    pub name: String,
+    /// The script's text.
+    pub content: String,
+    /// EnforceSignatureCheck.
+    #[serde(default)]
+    pub enforce_signature: bool,
 }
 
 /// A remediation of the scenario.
@@ -560,6 +577,19 @@ pub async fn run_paced(
                 message: format!("app {:?}: {message}", app.name),
             })?;
         apps.insert(app.name.clone(), id);
+    }
+    for script in &scenario.scripts {
+        crate::workload::script_with(
+            &world,
+            &script.name,
+            &script.content,
+            script.enforce_signature,
+        )
+        .await
+        .map_err(|e| ScenarioError::Invalid {
+            file: file.clone(),
+            message: format!("script {:?}: {e}", script.name),
+        })?;
     }
     for r in &scenario.remediations {
         let invalid = |message: String| ScenarioError::Invalid {

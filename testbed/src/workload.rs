@@ -80,12 +80,29 @@ pub async fn required_app(
 
 /// Creates and assigns (all devices) a platform script; returns its id.
 pub async fn script(world: &World, name: &str, text: &str) -> Result<String, WorldError> {
+    script_with(world, name, text, false).await
+}
+
+/// Creates and assigns (all devices) a platform script, with or without signature
+/// enforcement; returns its id.
+pub async fn script_with(
+    world: &World,
+    name: &str,
+    text: &str,
+    enforce_signature: bool,
+) -> Result<String, WorldError> {
     let content = base64::engine::general_purpose::STANDARD.encode(text);
     let (status, created) = world
         .admin(
             "POST",
             "/beta/deviceManagement/deviceManagementScripts",
-            AdminBody::Json(json!({ "displayName": name, "scriptContent": content, "runAsAccount": "system", "fileName": "script.ps1" })),
+            AdminBody::Json(json!({
+                "displayName": name,
+                "scriptContent": content,
+                "runAsAccount": "system",
+                "enforceSignatureCheck": enforce_signature,
+                "fileName": "script.ps1",
+            })),
         )
         .await;
     let Some(id) = created["id"].as_str().map(str::to_owned) else {
