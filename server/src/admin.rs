@@ -93,6 +93,7 @@ pub fn router(state: Shared) -> Router {
             get(session_messages),
         )
         .route("/tenantless/ime", get(get_ime).put(put_ime))
+        .route("/tenantless/server", get(server_info))
         .merge(crate::apps::admin_routes())
         .merge(crate::scripts::admin_routes())
         .merge(crate::inventory::admin_routes())
@@ -492,9 +493,62 @@ async fn verify(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResu
     Ok(Json(serde_json::to_value(outcome).unwrap_or(Value::Null)))
 }
 
-async fn reset(State(state): State<Shared>) -> ApiResult {
+/// `POST /testbed/reset` body (optional): `{"everything": true, "now": "..."}`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct ResetRequest {
+    /// Forget devices, apps, scripts, assignments and states too, not only the journal.
+    everything: bool,
+    /// Set the (manual) world clock to this time, backwards too.
+    now: Option<String>,
+}
+
+/// `POST /testbed/reset`: forgets the journal; with `everything`, the whole world (a
+/// fresh start for the next scenario on a server that keeps running: the CA, the
+/// configuration and the IME release stay).
+async fn reset(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResult {
+    let req: ResetRequest = if body.is_empty() {
+        ResetRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("reset: {e}")))?
+    };
+    let now = match &req.now {
+        None => None,
+        Some(t) => Some(crate::clock::parse(t).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                format!("now {t:?} is not an RFC 3339 time"),
+            )
+        })?),
+    };
+    if let Some(now) = now {
+        if !state.clock.set(now) {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "only a manual world clock can be set (start the server with --clock manual)",
+            ));
+        }
+    }
     state.journal.reset().await?;
-    Ok(Json(json!({ "reset": true })))
+    if req.everything {
+        state.store.wipe().await?;
+        state.forget_cached();
+    }
+    Ok(Json(
+        json!({ "reset": true, "everything": req.everything, "now": crate::clock::format(state.now()) }),
+    ))
+}
+
+/// `GET /tenantless/server`: what a remote testbed needs to bring devices to this
+/// server: the URL devices use, the CA they must trust, the clock's mode.
+async fn server_info(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(json!({
+        "deviceBaseUrl": state.base_url,
+        "caPem": state.ca.cert_pem(),
+        "clock": state.clock.mode(),
+        "now": crate::clock::format(state.now()),
+    })))
 }
 
 async fn ready(State(state): State<Shared>) -> Response {

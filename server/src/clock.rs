@@ -20,6 +20,12 @@ pub trait Clock: Send + Sync + 'static {
     fn mode(&self) -> String {
         "real".into()
     }
+
+    /// Sets the time, backwards too (a testbed starting a new world); false for clocks
+    /// that only follow real time or run by themselves.
+    fn set(&self, _to: DateTime<Utc>) -> bool {
+        false
+    }
 }
 
 /// Real time: the only reader of the system clock in the server.
@@ -74,6 +80,11 @@ impl Clock for ManualClock {
 
     fn mode(&self) -> String {
         "manual".into()
+    }
+
+    fn set(&self, to: DateTime<Utc>) -> bool {
+        ManualClock::set(self, to);
+        true
     }
 }
 

@@ -122,6 +122,22 @@ impl AppState {
         Ok(fresh)
     }
 
+    /// Forgets what is cached from the database (after the testbed wipes it).
+    pub fn forget_cached(&self) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        *self
+            .assignments_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.gateway_devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// World time now.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

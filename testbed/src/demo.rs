@@ -40,7 +40,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
     writeln!(
         out,
         "A server on {} (CA in {})",
-        world.server().base_url,
+        world.base_url(),
         options.dir.join("server/pki/ca.pem").display()
     )?;
 

@@ -6,6 +6,7 @@
 pub mod demo;
 pub mod fleet;
 pub mod pack;
+pub mod remote_server;
 pub mod report;
 pub mod scenario;
 pub mod sign;

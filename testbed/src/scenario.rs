@@ -514,17 +514,32 @@ pub async fn run(
     seed: Option<u64>,
     progress: impl FnMut(usize, usize),
 ) -> Result<(ScenarioReport, World), ScenarioError> {
-    run_paced(path, seed, None, progress).await
+    let options = RunOptions {
+        seed,
+        ..RunOptions::default()
+    };
+    run_with(path, &options, progress).await
 }
 
-/// [`run`], with the world running `pace` times real time when given (for a person to
-/// watch) instead of jumping.
-pub async fn run_paced(
+/// How to run a scenario.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The seed instead of the scenario's own.
+    pub seed: Option<u64>,
+    /// Run the world this many times faster than real time (for a person to watch)
+    /// instead of jumping.
+    pub pace: Option<f64>,
+    /// Against this running server (reset first) instead of one in-process.
+    pub remote: Option<crate::remote_server::RemoteOptions>,
+}
+
+/// [`run`] with every option.
+pub async fn run_with(
     path: &Path,
-    seed: Option<u64>,
-    pace: Option<f64>,
+    options: &RunOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(ScenarioReport, World), ScenarioError> {
+    let (seed, pace) = (options.seed, options.pace);
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
         file: file.clone(),
@@ -536,17 +551,19 @@ pub async fn run_paced(
     })?;
     let started = std::time::Instant::now();
     let seed = seed.unwrap_or(scenario.seed);
-    let mut options = WorldOptions {
+    let mut world_options = WorldOptions {
         seed,
+        remote: options.remote.clone(),
         ..WorldOptions::default()
     };
     if let Some(start) = &scenario.start {
-        options.start = server::clock::parse(start).ok_or_else(|| ScenarioError::Invalid {
-            file: file.clone(),
-            message: format!("start {start:?} is not an RFC 3339 time"),
-        })?;
+        world_options.start =
+            server::clock::parse(start).ok_or_else(|| ScenarioError::Invalid {
+                file: file.clone(),
+                message: format!("start {start:?} is not an RFC 3339 time"),
+            })?;
     }
-    let mut world = World::start(options).await?;
+    let mut world = World::start(world_options).await?;
     world.pace = pace;
     for d in &scenario.devices {
         let mut profile = DeviceProfile::default();

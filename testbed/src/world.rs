@@ -14,8 +14,10 @@ use chrono::{DateTime, Duration, Utc};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use server::clock::{Clock, ManualClock};
-use server::journal::{Entry, Expectation, Filter, Journal, Verification};
+use server::journal::{Entry, Expectation, Filter, Verification};
 use server::storage::StoreError;
+
+use crate::remote_server::{RemoteOptions, RemoteServer};
 
 /// Why the world could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,9 @@ pub enum WorldError {
     /// The world's folder.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A remote server said no or could not be reached.
+    #[error("remote server: {0}")]
+    Remote(String),
 }
 
 /// How to build a world.
@@ -56,6 +61,9 @@ pub struct WorldOptions {
     /// Where to make the temporary folder when `dir` is `None` (default: the system's
     /// temporary folder).
     pub scratch: Option<PathBuf>,
+    /// Use this running server (`--clock manual`) instead of starting one in-process.
+    /// It is reset to an empty world at `start`.
+    pub remote: Option<RemoteOptions>,
 }
 
 impl Default for WorldOptions {
@@ -66,13 +74,20 @@ impl Default for WorldOptions {
             dir: None,
             fast_keys: true,
             scratch: None,
+            remote: None,
         }
     }
 }
 
+/// The world's server: in this process, or elsewhere.
+enum Backend {
+    Local(server::RunningServer),
+    Remote(RemoteServer),
+}
+
 /// A server and its devices on one clock.
 pub struct World {
-    server: server::RunningServer,
+    server: Backend,
     clock: Arc<ManualClock>,
     devices: BTreeMap<String, Agent>,
     rng: ChaCha8Rng,
@@ -110,11 +125,20 @@ impl World {
             }
         };
         let clock = Arc::new(ManualClock::new(options.start));
-        let mut config = server::Config::for_tests(dir.join("server"));
-        config.enroll_secret = ENROLL_SECRET.into();
-        config.admin_token = ADMIN_TOKEN.into();
-        config.seed = Some(options.seed);
-        let server = server::start(config, clock.clone()).await?;
+        let server = match options.remote {
+            Some(remote) => Backend::Remote(
+                RemoteServer::connect(remote, options.start)
+                    .await
+                    .map_err(WorldError::Remote)?,
+            ),
+            None => {
+                let mut config = server::Config::for_tests(dir.join("server"));
+                config.enroll_secret = ENROLL_SECRET.into();
+                config.admin_token = ADMIN_TOKEN.into();
+                config.seed = Some(options.seed);
+                Backend::Local(server::start(config, clock.clone()).await?)
+            }
+        };
         Ok(World {
             server,
             clock,
@@ -133,9 +157,30 @@ impl World {
         self.clock.now()
     }
 
-    /// The server.
-    pub fn server(&self) -> &server::RunningServer {
-        &self.server
+    /// The server, when it runs in this process.
+    pub fn server(&self) -> Option<&server::RunningServer> {
+        match &self.server {
+            Backend::Local(s) => Some(s),
+            Backend::Remote(_) => None,
+        }
+    }
+
+    /// The URL devices reach the server at.
+    pub fn base_url(&self) -> &str {
+        match &self.server {
+            Backend::Local(s) => &s.base_url,
+            Backend::Remote(r) => &r.base_url,
+        }
+    }
+
+    /// Sets world time, on the server too.
+    async fn set_clock(&mut self, at: DateTime<Utc>) {
+        self.clock.set(at);
+        if let Backend::Remote(r) = &self.server {
+            if let Err(e) = r.set_clock(at).await {
+                self.device_errors.push((at, "(server)".into(), e));
+            }
+        }
     }
 
     /// The world's folder (server data in `server/`, devices in `devices/<name>`).
@@ -161,11 +206,15 @@ impl World {
             source,
         };
         let mut agent = Agent::create(&dir, profile, seed).map_err(failed)?;
+        let (secret, ca_pem) = match &self.server {
+            Backend::Local(s) => (ENROLL_SECRET.to_owned(), s.ca_pem().to_owned()),
+            Backend::Remote(r) => (r.enroll_secret().to_owned(), r.ca_pem.clone()),
+        };
         let request = EnrollRequest {
-            server: self.server.base_url.clone(),
+            server: self.base_url().to_owned(),
             user: agent.device().profile.user_principal_name.clone(),
-            secret: ENROLL_SECRET.into(),
-            trusted_ca_pem: vec![self.server.ca_pem().to_owned()],
+            secret,
+            trusted_ca_pem: vec![ca_pem],
             digest_only: false,
         };
         agent.enroll(&request, self.now()).await.map_err(failed)?;
@@ -223,7 +272,7 @@ impl World {
                 rounds_at_same_time = 0;
                 last_at = Some(at);
             }
-            self.clock.set(at);
+            self.set_clock(at).await;
             for (name, agent) in self.devices.iter_mut() {
                 if agent.next_due().is_none_or(|t| t > at) {
                     continue;
@@ -238,7 +287,7 @@ impl World {
         }
         if target > self.now() {
             self.wait_for(target).await;
-            self.clock.set(target);
+            self.set_clock(target).await;
         }
         done
     }
@@ -288,7 +337,10 @@ impl World {
     /// Marks a device as needing the IME (the server queues its installation).
     pub async fn require_ime(&mut self, name: &str) -> Result<bool, WorldError> {
         let id = self.device_id(name)?;
-        Ok(server::ime::require(&self.server.state, &id).await?)
+        match &self.server {
+            Backend::Local(s) => Ok(server::ime::require(&s.state, &id).await?),
+            Backend::Remote(r) => r.require_ime(&id).await.map_err(WorldError::Remote),
+        }
     }
 
     /// Queues an OMA-DM command for a device.
@@ -298,7 +350,12 @@ impl World {
         command: &syncml::dm::Command,
     ) -> Result<i64, WorldError> {
         let id = self.device_id(name)?;
-        Ok(server::omadm::queue(&self.server.state, &id, command, "admin", None).await?)
+        match &self.server {
+            Backend::Local(s) => {
+                Ok(server::omadm::queue(&s.state, &id, command, "admin", None).await?)
+            }
+            Backend::Remote(r) => r.queue(&id, command).await.map_err(WorldError::Remote),
+        }
     }
 
     /// Calls the admin API with any method (`GET`, `POST`, `PUT`, `PATCH`, ...) and a
@@ -309,7 +366,11 @@ impl World {
         path: &str,
         body: AdminBody,
     ) -> (u16, serde_json::Value) {
-        let url = format!("http://{}{path}", self.server.admin_addr);
+        let server = match &self.server {
+            Backend::Local(s) => s,
+            Backend::Remote(r) => return r.request(method, path, body).await,
+        };
+        let url = format!("http://{}{path}", server.admin_addr);
         let http = reqwest::Client::new();
         let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::GET);
@@ -331,7 +392,7 @@ impl World {
     /// The journal.
     pub fn journal(&self) -> JournalView<'_> {
         JournalView {
-            journal: &self.server.state.journal,
+            server: &self.server,
         }
     }
 
@@ -341,8 +402,8 @@ impl World {
     /// runs with the same seed and steps give equal fingerprints.
     pub async fn fingerprint(
         &self,
-    ) -> Result<Vec<(String, String, String, serde_json::Value)>, StoreError> {
-        let base = self.server.base_url.clone();
+    ) -> Result<Vec<(String, String, String, serde_json::Value)>, WorldError> {
+        let base = self.base_url().to_owned();
         let events = self.journal().all().events().await?;
         Ok(events
             .into_iter()
@@ -359,9 +420,11 @@ impl World {
             .collect())
     }
 
-    /// Stops the server.
+    /// Stops the server (a remote one keeps running).
     pub async fn stop(self) {
-        self.server.stop().await;
+        if let Backend::Local(s) = self.server {
+            s.stop().await;
+        }
     }
 }
 
@@ -378,14 +441,14 @@ pub enum AdminBody {
 
 /// The journal as the world's Rust API reads it.
 pub struct JournalView<'a> {
-    journal: &'a Journal,
+    server: &'a Backend,
 }
 
 impl<'a> JournalView<'a> {
     /// Events matching a filter.
     pub fn filter(&self, filter: Filter) -> Selection<'a> {
         Selection {
-            journal: self.journal,
+            server: self.server,
             filter,
         }
     }
@@ -398,23 +461,35 @@ impl<'a> JournalView<'a> {
 
 /// A filtered view of the journal.
 pub struct Selection<'a> {
-    journal: &'a Journal,
+    server: &'a Backend,
     filter: Filter,
 }
 
 impl Selection<'_> {
     /// How many events match.
-    pub async fn count(&self) -> Result<usize, StoreError> {
-        self.journal.count(&self.filter).await
+    pub async fn count(&self) -> Result<usize, WorldError> {
+        match self.server {
+            Backend::Local(s) => Ok(s.state.journal.count(&self.filter).await?),
+            Backend::Remote(_) => Ok(self.events().await?.len()),
+        }
     }
 
     /// The matching events, oldest first.
-    pub async fn events(&self) -> Result<Vec<Entry>, StoreError> {
-        self.journal.select(&self.filter, usize::MAX).await
+    pub async fn events(&self) -> Result<Vec<Entry>, WorldError> {
+        match self.server {
+            Backend::Local(s) => Ok(s.state.journal.select(&self.filter, usize::MAX).await?),
+            Backend::Remote(r) => r.events(&self.filter).await.map_err(WorldError::Remote),
+        }
     }
 
     /// Checks an expectation (with near-miss diagnostics when it fails).
-    pub async fn verify(&self, expectation: Expectation) -> Result<Verification, StoreError> {
-        self.journal.verify(&self.filter, &expectation).await
+    pub async fn verify(&self, expectation: Expectation) -> Result<Verification, WorldError> {
+        match self.server {
+            Backend::Local(s) => Ok(s.state.journal.verify(&self.filter, &expectation).await?),
+            Backend::Remote(r) => r
+                .verify(&self.filter, &expectation)
+                .await
+                .map_err(WorldError::Remote),
+        }
     }
 }

@@ -173,3 +173,34 @@ async fn agents_in_other_processes_follow_the_servers_clock() {
         assert_eq!(times[15], "2026-11-25T03:15:00.000Z");
     }
 }
+
+#[test]
+fn scenarios_run_against_a_remote_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, _base, admin) = server(&dir.path().join("server"));
+    let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/labs");
+    // Two labs in a row: the server is reset (and its clock set back) between them.
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .arg("run")
+        .arg(labs.join("01-ime-arrives-by-syncml"))
+        .arg(labs.join("07-scripts-remediations-and-client-health"))
+        .args(["--server", &admin])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("2 scenario(s)"), "{stdout}");
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+
+    // The journal stayed on the server: the last lab's events are there to read.
+    let events = Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .args(["journal", "--server", &admin, "--kind", "health_report"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&events.stdout);
+    assert!(text.contains("client health"), "{text}");
+}

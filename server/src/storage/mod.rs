@@ -530,6 +530,23 @@ impl Store {
         Ok(())
     }
 
+    /// Deletes every row of every table but `settings` (the testbed's full reset): a
+    /// fresh world on a server that keeps running, its CA and configuration intact.
+    pub async fn wipe(&self) -> Result<()> {
+        let tables = SCHEMA
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("CREATE TABLE IF NOT EXISTS "))
+            .filter_map(|rest| rest.split_whitespace().next())
+            .filter(|t| *t != "settings");
+        for table in tables {
+            // Table names come from our own schema, never from input.
+            sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query_scalar::<_, i64>("SELECT 1")

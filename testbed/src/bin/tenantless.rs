@@ -44,6 +44,20 @@ enum Command {
         /// for a person to watch the logs and registry change.
         #[arg(long)]
         pace: Option<f64>,
+        /// Run against this tenantless-server's admin URL (started with `--clock
+        /// manual`; it is reset before each scenario) instead of one in-process.
+        #[arg(long)]
+        server: Option<String>,
+        /// The remote server's admin token.
+        #[arg(
+            long,
+            default_value = "tenantless-admin",
+            env = "TENANTLESS_ADMIN_TOKEN"
+        )]
+        token: String,
+        /// The remote server's enrollment secret.
+        #[arg(long, default_value = "tenantless", env = "TENANTLESS_ENROLL_SECRET")]
+        enroll_secret: String,
     },
     /// Read a running server's journal as a timeline.
     Journal {
@@ -255,7 +269,21 @@ async fn run(command: Command) -> Result<(), String> {
             junit,
             json,
             pace,
-        } => run_scenarios(scenarios, seed, junit, json, pace).await,
+            server,
+            token,
+            enroll_secret,
+        } => {
+            let options = testbed::scenario::RunOptions {
+                seed,
+                pace,
+                remote: server.map(|admin_url| testbed::remote_server::RemoteOptions {
+                    admin_url,
+                    admin_token: token,
+                    enroll_secret,
+                }),
+            };
+            run_scenarios(scenarios, &options, junit, json).await
+        }
         Command::Pack { folder, setup, out } => {
             let written = testbed::pack::pack(&folder, &setup, &out)?;
             println!("{}", written.display());
@@ -279,10 +307,9 @@ async fn run(command: Command) -> Result<(), String> {
 
 async fn run_scenarios(
     paths: Vec<PathBuf>,
-    seed: Option<u64>,
+    options: &testbed::scenario::RunOptions,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
-    pace: Option<f64>,
 ) -> Result<(), String> {
     use testbed::scenario;
     let mut files = Vec::new();
@@ -306,7 +333,7 @@ async fn run_scenarios(
                 .progress_chars("=> "),
         );
         bar.set_prefix(file.display().to_string());
-        let outcome = scenario::run_paced(file, seed, pace, |done, total| {
+        let outcome = scenario::run_with(file, options, |done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         })
