@@ -71,6 +71,7 @@ pub async fn serve(
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let mut stop = shutdown.clone();
         tokio::spawn(async move {
             let tls_stream = match acceptor.accept(stream).await {
                 Ok(s) => s,
@@ -92,10 +93,19 @@ pub async fn serve(
                 req.extensions_mut().insert(peer.clone());
                 app.clone().oneshot(req)
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls_stream), service)
-                .await
-            {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(tls_stream), service);
+            tokio::pin!(connection);
+            // A stopped server closes its kept-alive connections too (after the
+            // requests in flight), so clients see it gone.
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer_addr, "connection ended: {e}");
             }
         });

@@ -20,8 +20,8 @@
 //! ```
 //!
 //! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `sync`,
-//! `require_ime`, `restart_ime`, `stop_ime`, `queue` (an OMA-DM command as the admin API takes it),
-//! `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
+//! `require_ime`, `restart_ime`, `stop_ime`, `stop_server`, `start_server`, `queue` (an
+//! OMA-DM command as the admin API takes it), `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
 //! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
 //! filter language plus one of `exactly`, `at_least`, `at_most`, `never`, `in_order`),
 //! `expect_registry`, `expect_log`, `expect_program`.
@@ -254,6 +254,10 @@ pub enum Step {
     RestartIme(String),
     /// Stop the device's IME service (client health starts it again).
     StopIme(String),
+    /// Stop the server (`true`); devices fail to reach it and try again later.
+    StopServer(bool),
+    /// Start the stopped server again (`true`).
+    StartServer(bool),
     /// Queue an OMA-DM command.
     Queue {
         /// The device.
@@ -392,6 +396,10 @@ pub struct ExpectSpec {
     pub policy: Option<String>,
     /// Shortcut for the payload's state.
     pub state: Option<String>,
+    /// Only events at or after this world time (RFC 3339).
+    pub since: Option<String>,
+    /// Only events before this world time (RFC 3339).
+    pub until: Option<String>,
     /// Payload fields.
     #[serde(default)]
     pub payload: toml::Table,
@@ -653,6 +661,12 @@ pub async fn run_with(
                 let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
                 agent.restart_ime(now).map_err(|e| fail(e.to_string()))?;
             }
+            Step::StopServer(true) => world.stop_server().await.map_err(|e| fail(e.to_string()))?,
+            Step::StartServer(true) => world
+                .start_server()
+                .await
+                .map_err(|e| fail(e.to_string()))?,
+            Step::StopServer(false) | Step::StartServer(false) => {}
             Step::StopIme(device) => {
                 let now = world.now();
                 let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
@@ -1103,14 +1117,20 @@ impl ExpectSpec {
             None => None,
         };
         let payload = serde_json::to_value(&self.payload).map_err(|e| e.to_string())?;
+        for t in [&self.since, &self.until].into_iter().flatten() {
+            if server::clock::parse(t).is_none() {
+                return Err(format!("{t:?} is not an RFC 3339 time"));
+            }
+        }
         Ok(Filter {
             device,
             kind: self.kind.clone(),
+            since: self.since.clone(),
+            until: self.until.clone(),
             app: self.app.clone(),
             policy: self.policy.clone(),
             state: self.state.clone(),
             payload: payload.as_object().cloned().unwrap_or_default(),
-            ..Filter::default()
         })
     }
 

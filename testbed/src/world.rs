@@ -45,6 +45,9 @@ pub enum WorldError {
     /// A remote server said no or could not be reached.
     #[error("remote server: {0}")]
     Remote(String),
+    /// The server cannot do that now (stopped, or not in this process).
+    #[error("server: {0}")]
+    Unavailable(String),
 }
 
 /// How to build a world.
@@ -79,15 +82,37 @@ impl Default for WorldOptions {
     }
 }
 
-/// The world's server: in this process, or elsewhere.
+/// The world's server: in this process (running or stopped), or elsewhere.
 enum Backend {
     Local(server::RunningServer),
+    /// Stopped by [`World::stop_server`]: how to start it again on the same addresses.
+    Stopped {
+        config: server::Config,
+        base_url: String,
+        ca_pem: String,
+    },
     Remote(RemoteServer),
+}
+
+impl Backend {
+    /// The in-process server, while it runs.
+    fn running(&self) -> Result<&server::RunningServer, WorldError> {
+        match self {
+            Backend::Local(s) => Ok(s),
+            Backend::Stopped { .. } => Err(WorldError::Unavailable("the server is stopped".into())),
+            Backend::Remote(_) => Err(WorldError::Unavailable(
+                "the server runs elsewhere; use the admin API".into(),
+            )),
+        }
+    }
 }
 
 /// A server and its devices on one clock.
 pub struct World {
     server: Backend,
+    /// The in-process server's configuration (to start it again after a stop).
+    config: Option<server::Config>,
+    restarts: u64,
     clock: Arc<ManualClock>,
     devices: BTreeMap<String, Agent>,
     rng: ChaCha8Rng,
@@ -125,6 +150,7 @@ impl World {
             }
         };
         let clock = Arc::new(ManualClock::new(options.start));
+        let mut kept_config = None;
         let server = match options.remote {
             Some(remote) => Backend::Remote(
                 RemoteServer::connect(remote, options.start)
@@ -136,11 +162,18 @@ impl World {
                 config.enroll_secret = ENROLL_SECRET.into();
                 config.admin_token = ADMIN_TOKEN.into();
                 config.seed = Some(options.seed);
-                Backend::Local(server::start(config, clock.clone()).await?)
+                let running = server::start(config.clone(), clock.clone()).await?;
+                config.listen = running.device_addr;
+                config.admin_listen = running.admin_addr;
+                config.public_url = Some(running.base_url.clone());
+                kept_config = Some(config);
+                Backend::Local(running)
             }
         };
         Ok(World {
             server,
+            config: kept_config,
+            restarts: 0,
             clock,
             devices: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(options.seed),
@@ -159,18 +192,46 @@ impl World {
 
     /// The server, when it runs in this process.
     pub fn server(&self) -> Option<&server::RunningServer> {
-        match &self.server {
-            Backend::Local(s) => Some(s),
-            Backend::Remote(_) => None,
-        }
+        self.server.running().ok()
     }
 
     /// The URL devices reach the server at.
     pub fn base_url(&self) -> &str {
         match &self.server {
             Backend::Local(s) => &s.base_url,
+            Backend::Stopped { base_url, .. } => base_url,
             Backend::Remote(r) => &r.base_url,
         }
+    }
+
+    /// Stops the in-process server (its data stays): devices that call it fail and try
+    /// again later, as real ones do, until [`World::start_server`].
+    pub async fn stop_server(&mut self) -> Result<(), WorldError> {
+        let config = self.config.clone().ok_or_else(|| {
+            WorldError::Unavailable("only a server in this process can be stopped".into())
+        })?;
+        let stopped = Backend::Stopped {
+            config,
+            base_url: self.base_url().to_owned(),
+            ca_pem: self.server.running()?.ca_pem().to_owned(),
+        };
+        if let Backend::Local(s) = std::mem::replace(&mut self.server, stopped) {
+            s.stop().await;
+        }
+        Ok(())
+    }
+
+    /// Starts the stopped server again on its data and addresses.
+    pub async fn start_server(&mut self) -> Result<(), WorldError> {
+        let Backend::Stopped { config, .. } = &self.server else {
+            return Err(WorldError::Unavailable("the server is not stopped".into()));
+        };
+        let mut config = config.clone();
+        // A fresh stream of random choices: the first one's ids are in the database.
+        self.restarts += 1;
+        config.seed = config.seed.map(|s| s.wrapping_add(self.restarts));
+        self.server = Backend::Local(server::start(config, self.clock.clone()).await?);
+        Ok(())
     }
 
     /// Sets world time, on the server too.
@@ -208,6 +269,7 @@ impl World {
         let mut agent = Agent::create(&dir, profile, seed).map_err(failed)?;
         let (secret, ca_pem) = match &self.server {
             Backend::Local(s) => (ENROLL_SECRET.to_owned(), s.ca_pem().to_owned()),
+            Backend::Stopped { ca_pem, .. } => (ENROLL_SECRET.to_owned(), ca_pem.clone()),
             Backend::Remote(r) => (r.enroll_secret().to_owned(), r.ca_pem.clone()),
         };
         let request = EnrollRequest {
@@ -338,8 +400,8 @@ impl World {
     pub async fn require_ime(&mut self, name: &str) -> Result<bool, WorldError> {
         let id = self.device_id(name)?;
         match &self.server {
-            Backend::Local(s) => Ok(server::ime::require(&s.state, &id).await?),
             Backend::Remote(r) => r.require_ime(&id).await.map_err(WorldError::Remote),
+            local => Ok(server::ime::require(&local.running()?.state, &id).await?),
         }
     }
 
@@ -351,10 +413,11 @@ impl World {
     ) -> Result<i64, WorldError> {
         let id = self.device_id(name)?;
         match &self.server {
-            Backend::Local(s) => {
-                Ok(server::omadm::queue(&s.state, &id, command, "admin", None).await?)
-            }
             Backend::Remote(r) => r.queue(&id, command).await.map_err(WorldError::Remote),
+            local => {
+                let state = &local.running()?.state;
+                Ok(server::omadm::queue(state, &id, command, "admin", None).await?)
+            }
         }
     }
 
@@ -368,6 +431,9 @@ impl World {
     ) -> (u16, serde_json::Value) {
         let server = match &self.server {
             Backend::Local(s) => s,
+            Backend::Stopped { .. } => {
+                return (0, serde_json::json!({ "detail": "the server is stopped" }))
+            }
             Backend::Remote(r) => return r.request(method, path, body).await,
         };
         let url = format!("http://{}{path}", server.admin_addr);
@@ -469,16 +535,21 @@ impl Selection<'_> {
     /// How many events match.
     pub async fn count(&self) -> Result<usize, WorldError> {
         match self.server {
-            Backend::Local(s) => Ok(s.state.journal.count(&self.filter).await?),
             Backend::Remote(_) => Ok(self.events().await?.len()),
+            local => Ok(local.running()?.state.journal.count(&self.filter).await?),
         }
     }
 
     /// The matching events, oldest first.
     pub async fn events(&self) -> Result<Vec<Entry>, WorldError> {
         match self.server {
-            Backend::Local(s) => Ok(s.state.journal.select(&self.filter, usize::MAX).await?),
             Backend::Remote(r) => r.events(&self.filter).await.map_err(WorldError::Remote),
+            local => Ok(local
+                .running()?
+                .state
+                .journal
+                .select(&self.filter, usize::MAX)
+                .await?),
         }
     }
 
@@ -486,6 +557,7 @@ impl Selection<'_> {
     pub async fn verify(&self, expectation: Expectation) -> Result<Verification, WorldError> {
         match self.server {
             Backend::Local(s) => Ok(s.state.journal.verify(&self.filter, &expectation).await?),
+            Backend::Stopped { .. } => Err(WorldError::Unavailable("the server is stopped".into())),
             Backend::Remote(r) => r
                 .verify(&self.filter, &expectation)
                 .await

@@ -123,3 +123,54 @@ async fn the_same_seed_gives_the_same_journal() {
     other.stop().await;
     assert_ne!(runs[0][0].1, different, "another seed, another device");
 }
+
+#[tokio::test]
+async fn devices_retry_a_stopped_server_and_come_back_when_it_starts() {
+    let mut w = world(4).await;
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.advance(Duration::minutes(10)).await;
+    let before = w.journal().all().count().await.unwrap();
+
+    w.stop_server().await.unwrap();
+    assert!(
+        w.journal().all().count().await.is_err(),
+        "no journal while stopped"
+    );
+    w.advance(Duration::hours(2)).await;
+    assert!(
+        w.device_errors
+            .iter()
+            .any(|(_, device, _)| device == "LAB-01"),
+        "the device could not reach the server"
+    );
+
+    w.start_server().await.unwrap();
+    let stopped_at = w.now();
+    w.advance(Duration::minutes(10)).await;
+    let after = Filter::kind("session_started").since(stopped_at);
+    assert!(w.journal().filter(after).count().await.unwrap() >= 1);
+    assert!(
+        w.journal().all().count().await.unwrap() > before,
+        "the journal kept what happened before the stop"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_scenario_can_stop_and_start_the_server() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/server-down.toml");
+    let (report, world) = testbed::scenario::run(&path, None, |_, _| {})
+        .await
+        .unwrap();
+    for e in &report.expectations {
+        assert!(
+            e.ok,
+            "line {}: {}",
+            e.line,
+            testbed::report::failure_text(e)
+        );
+    }
+    assert_eq!(report.expectations.len(), 2);
+    world.stop().await;
+}

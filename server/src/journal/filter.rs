@@ -77,13 +77,26 @@ impl Filter {
         self
     }
 
+    /// Only events at or after `since`.
+    pub fn since(mut self, since: chrono::DateTime<chrono::Utc>) -> Self {
+        self.since = Some(crate::clock::format(since));
+        self
+    }
+
+    /// A time bound as stored times read (`...T11:10:00.000Z`), so that `11:10:00Z` or
+    /// `+01:00` offsets compare as the instants they name; other text is kept as given.
+    fn bound(t: &Option<String>) -> Option<String> {
+        t.as_ref()
+            .map(|t| crate::clock::parse(t).map_or_else(|| t.clone(), crate::clock::format))
+    }
+
     /// The part the database can select on.
     pub fn query(&self, limit: i64) -> JournalQuery {
         JournalQuery {
             device: self.device.clone(),
             kind: self.kind.clone(),
-            since_time: self.since.clone(),
-            until_time: self.until.clone(),
+            since_time: Self::bound(&self.since),
+            until_time: Self::bound(&self.until),
             limit,
             ..JournalQuery::default()
         }
@@ -98,10 +111,10 @@ impl Filter {
         if let Some(k) = &self.kind {
             out.push((format!("kind = {k}"), &e.kind == k));
         }
-        if let Some(s) = &self.since {
+        if let Some(s) = Self::bound(&self.since) {
             out.push((format!("at >= {s}"), e.at.as_str() >= s.as_str()));
         }
-        if let Some(u) = &self.until {
+        if let Some(u) = Self::bound(&self.until) {
             out.push((format!("at < {u}"), e.at.as_str() < u.as_str()));
         }
         let shortcut = [
@@ -331,6 +344,20 @@ mod tests {
             ),
             entry(4, "ime_install", json!({ "state": "installed", "code": 0 })),
         ]
+    }
+
+    #[test]
+    fn time_bounds_compare_as_instants_however_they_are_written() {
+        // Event 3 is at 09:00:03.000Z; a bound without milliseconds or in another
+        // offset names the same instant.
+        for since in ["2026-11-24T09:00:03Z", "2026-11-24T10:00:03+01:00"] {
+            let f = Filter::kind("ime_install").between(since, "2026-11-24T09:00:04Z");
+            assert_eq!(
+                Verification::check(&f, &Expectation::Exactly(1), &events()).found,
+                1,
+                "{since}"
+            );
+        }
     }
 
     #[test]
