@@ -47,8 +47,19 @@ pub fn format_line(
     )
 }
 
+/// A record waiting to be written (see [`append`]).
+#[derive(Debug, Clone)]
+pub struct Pending {
+    file: String,
+    line: String,
+    at: DateTime<Utc>,
+    max_bytes: u64,
+}
+
 /// Appends a record to `C:\ProgramData\Microsoft\IntuneManagementExtension\Logs\<file>`,
-/// rolling the file over first when it has reached `max_bytes`.
+/// rolling the file over first when it has reached `max_bytes`. Records are kept in
+/// memory and written together by [`flush`], which the device does when it saves and
+/// before anything reads its drive: a check-in's many lines cost one write per file.
 pub fn append(
     drive: &Drive,
     file: &str,
@@ -56,23 +67,59 @@ pub fn append(
     at: DateTime<Utc>,
     max_bytes: u64,
 ) -> io::Result<()> {
-    let windows_path = format!(r"{LOG_DIR}\{file}");
-    let Some(path) = drive.resolve(&windows_path) else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "log path"));
-    };
-    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-        fs::create_dir_all(dir)?;
+    drive.defer_log(Pending {
+        file: file.to_owned(),
+        line: line.to_owned(),
+        at,
+        max_bytes,
+    });
+    Ok(())
+}
+
+/// Writes the records [`append`] kept, in order, rolling files over as they fill.
+pub fn flush(drive: &Drive, pending: Vec<Pending>) -> io::Result<()> {
+    let mut files: Vec<&str> = pending.iter().map(|p| p.file.as_str()).collect();
+    files.sort_unstable();
+    files.dedup();
+    for file in files {
+        let windows_path = format!(r"{LOG_DIR}\{file}");
+        let Some(path) = drive.resolve(&windows_path) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "log path"));
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.exists()) {
+            fs::create_dir_all(dir)?;
+        }
+        // What the file holds (None: it does not exist) and what is to be added.
+        let mut on_disk = fs::metadata(&path).ok().map(|m| m.len());
+        let mut buf: Vec<u8> = Vec::new();
+        for p in pending.iter().filter(|p| p.file == file) {
+            let size = on_disk.unwrap_or(0) + buf.len() as u64;
+            if size >= p.max_bytes && (on_disk.is_some() || !buf.is_empty()) {
+                write_out(&path, &buf)?;
+                buf.clear();
+                roll_over(&path, p.at)?;
+                on_disk = None;
+            }
+            if on_disk.is_none() && buf.is_empty() {
+                buf.extend_from_slice(b"\xEF\xBB\xBF");
+            }
+            buf.extend_from_slice(p.line.as_bytes());
+            buf.extend_from_slice(b"\r\n");
+        }
+        write_out(&path, &buf)?;
     }
-    if fs::metadata(&path).map(|m| m.len()).unwrap_or(0) >= max_bytes {
-        roll_over(&path, at)?;
+    Ok(())
+}
+
+fn write_out(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    if bytes.is_empty() {
+        return Ok(());
     }
-    let fresh = !path.exists();
-    let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
-    if fresh {
-        f.write_all(b"\xEF\xBB\xBF")?;
-    }
-    f.write_all(line.as_bytes())?;
-    f.write_all(b"\r\n")
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(bytes)
 }
 
 fn roll_over(path: &Path, at: DateTime<Utc>) -> io::Result<()> {

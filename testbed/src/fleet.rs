@@ -55,6 +55,7 @@ pub async fn run(
         seed,
         fast_keys: true,
         scratch,
+        parallel: 64,
         ..WorldOptions::default()
     })
     .await?;

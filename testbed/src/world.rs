@@ -67,6 +67,11 @@ pub struct WorldOptions {
     /// Use this running server (`--clock manual`) instead of starting one in-process.
     /// It is reset to an empty world at `start`.
     pub remote: Option<RemoteOptions>,
+    /// How many devices due at the same moment may run at once. 1 (the default) runs
+    /// them one by one in name order, which keeps the journal's order, and so the
+    /// fingerprint, the same from run to run; more is faster (fleets) and orders the
+    /// journal by arrival.
+    pub parallel: usize,
 }
 
 impl Default for WorldOptions {
@@ -78,6 +83,7 @@ impl Default for WorldOptions {
             fast_keys: true,
             scratch: None,
             remote: None,
+            parallel: 1,
         }
     }
 }
@@ -113,6 +119,7 @@ pub struct World {
     /// The in-process server's configuration (to start it again after a stop).
     config: Option<server::Config>,
     restarts: u64,
+    parallel: usize,
     clock: Arc<ManualClock>,
     devices: BTreeMap<String, Agent>,
     rng: ChaCha8Rng,
@@ -174,6 +181,7 @@ impl World {
             server,
             config: kept_config,
             restarts: 0,
+            parallel: options.parallel.max(1),
             clock,
             devices: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(options.seed),
@@ -335,15 +343,30 @@ impl World {
                 last_at = Some(at);
             }
             self.set_clock(at).await;
-            for (name, agent) in self.devices.iter_mut() {
-                if agent.next_due().is_none_or(|t| t > at) {
-                    continue;
+            let due: Vec<String> = self
+                .devices
+                .iter()
+                .filter(|(_, agent)| agent.next_due().is_some_and(|t| t <= at))
+                .map(|(name, _)| name.clone())
+                .collect();
+            let ran = if self.parallel > 1 && due.len() > 1 {
+                self.run_parallel(due, at).await
+            } else {
+                let mut ran = Vec::new();
+                for name in due {
+                    if let Some(agent) = self.devices.get_mut(&name) {
+                        let outcome = agent.run_due(at).await;
+                        ran.push((name, outcome));
+                    }
                 }
-                match agent.run_due(at).await {
+                ran
+            };
+            for (name, outcome) in ran {
+                match outcome {
                     Ok(activities) => {
                         done.extend(activities.into_iter().map(|a| (name.clone(), a)))
                     }
-                    Err(e) => self.device_errors.push((at, name.clone(), e.to_string())),
+                    Err(e) => self.device_errors.push((at, name, e.to_string())),
                 }
             }
         }
@@ -352,6 +375,43 @@ impl World {
             self.set_clock(target).await;
         }
         done
+    }
+
+    /// Runs the devices due at `at` as tasks, at most `parallel` at once; the results in
+    /// name order.
+    async fn run_parallel(
+        &mut self,
+        due: Vec<String>,
+        at: DateTime<Utc>,
+    ) -> Vec<(String, Result<Vec<Activity>, AgentError>)> {
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel));
+        let mut tasks = Vec::new();
+        for name in due {
+            let Some(mut agent) = self.devices.remove(&name) else {
+                continue;
+            };
+            let permits = permits.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let outcome = agent.run_due(at).await;
+                (name, agent, outcome)
+            }));
+        }
+        let mut ran = Vec::new();
+        for task in tasks {
+            match task.await {
+                Ok((name, agent, outcome)) => {
+                    self.devices.insert(name.clone(), agent);
+                    ran.push((name, outcome));
+                }
+                Err(e) => self.device_errors.push((
+                    at,
+                    "(world)".into(),
+                    format!("a device's task failed: {e}"),
+                )),
+            }
+        }
+        ran
     }
 
     /// With a pace set, lets real time pass until world time `at` is due.

@@ -4,18 +4,50 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// The `C:` drive of one device.
 #[derive(Debug, Clone)]
 pub struct Drive {
     root: PathBuf,
+    /// Log records not yet written (shared by clones; see [`crate::cmtrace::append`]).
+    pending_logs: Arc<Mutex<Vec<crate::cmtrace::Pending>>>,
+}
+
+impl Drop for Drive {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::warn!("writing logs: {e}");
+        }
+    }
 }
 
 impl Drive {
     /// The drive rooted at `root` (created if missing).
     pub fn open(root: PathBuf) -> io::Result<Self> {
         fs::create_dir_all(&root)?;
-        Ok(Drive { root })
+        Ok(Drive {
+            root,
+            pending_logs: Arc::default(),
+        })
+    }
+
+    /// Keeps a log record to write at the next [`Drive::flush`].
+    pub(crate) fn defer_log(&self, record: crate::cmtrace::Pending) {
+        self.pending_logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(record);
+    }
+
+    /// Writes the log records kept in memory.
+    pub fn flush(&self) -> io::Result<()> {
+        let pending =
+            std::mem::take(&mut *self.pending_logs.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.is_empty() {
+            return Ok(());
+        }
+        crate::cmtrace::flush(self, pending)
     }
 
     /// The host folder that is `C:\`.
@@ -87,6 +119,7 @@ impl Drive {
 
     /// Reads a file.
     pub fn read(&self, windows_path: &str) -> io::Result<Vec<u8>> {
+        self.flush()?;
         let path = self
             .resolve(windows_path)
             .ok_or_else(|| bad_path(windows_path))?;

@@ -322,6 +322,10 @@ impl Device {
         working_dir: &str,
         timeout: Duration,
     ) -> Outcome {
+        // The script sees the device as it is now, logs included.
+        if let Err(e) = self.drive.flush() {
+            tracing::warn!("writing logs: {e}");
+        }
         let Some(host_script) = self.drive.resolve(script).filter(|p| p.exists()) else {
             return Outcome::code(
                 2,

@@ -108,6 +108,7 @@ impl Device {
     /// Writes the registry and installer state (each only if it changed; the
     /// registry, the largest file, is not even serialised when it has not changed).
     pub fn save(&self) -> io::Result<()> {
+        self.drive.flush()?;
         let changes = self.registry.changes();
         let saved = *self
             .registry_saved

@@ -166,12 +166,14 @@ impl ServerArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // One thread: the world's server and devices hand work to each other constantly,
-    // and cross-thread wake-ups cost more than they give on a small machine.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // One thread for a world that runs its devices one by one: the server and the
+    // devices hand work to each other constantly, and cross-thread wake-ups cost more
+    // than they give. A fleet runs many devices at once, and uses every core.
+    let mut builder = match cli.command {
+        Command::Fleet { .. } => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("tenantless: cannot start the runtime: {e}");
