@@ -204,16 +204,15 @@ async fn assigned_to(
     kind: ScriptKind,
     device: &Device,
 ) -> Result<Vec<(AppRow, Value)>, StoreError> {
-    let assignments = state.store.script_assignments(kind).await?;
-    let mut out = Vec::new();
-    for script in state.store.scripts(kind).await? {
-        let hit = assignments.iter().find(|a| {
-            a.script_id == script.id && crate::apps::targets(&as_assignment(&a.target), device)
-        });
-        if let Some(a) = hit {
-            let settings = serde_json::from_str(&a.settings).unwrap_or(json!({}));
-            out.push((script, settings));
+    let mut out: Vec<(AppRow, Value)> = Vec::new();
+    for (script, a) in state.store.assigned_scripts(kind).await? {
+        if out.iter().any(|(s, _)| s.id == script.id)
+            || !crate::apps::targets(&as_assignment(&a.target), device)
+        {
+            continue;
         }
+        let settings = serde_json::from_str(&a.settings).unwrap_or(json!({}));
+        out.push((script, settings));
     }
     Ok(out)
 }

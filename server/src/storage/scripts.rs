@@ -120,26 +120,35 @@ impl Store {
         Ok(())
     }
 
-    /// Every assignment of every script of a kind.
-    pub async fn script_assignments(&self, kind: ScriptKind) -> Result<Vec<ScriptAssignment>> {
+    /// Every assigned script of a kind with each of its assignments, in creation
+    /// order (one query: this runs at every device check-in).
+    pub async fn assigned_scripts(
+        &self,
+        kind: ScriptKind,
+    ) -> Result<Vec<(AppRow, ScriptAssignment)>> {
         use sqlx::Row;
         let settings = match kind {
             ScriptKind::Platform => "CAST('{}' AS TEXT)",
-            ScriptKind::Remediation => "settings",
+            ScriptKind::Remediation => "a.settings",
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT script_id, target, {settings} AS settings FROM {}",
+            "SELECT s.id, s.body, s.revision, s.created_at, a.target, {settings} AS settings
+             FROM {} s JOIN {} a ON a.script_id = s.id
+             ORDER BY s.created_at, s.id",
+            kind.table(),
             kind.assignments()
         )))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(ScriptAssignment {
-                    script_id: r.try_get("script_id")?,
+                let script = AppRow::from_row(r)?;
+                let assignment = ScriptAssignment {
+                    script_id: script.id.clone(),
                     target: r.try_get("target")?,
                     settings: r.try_get("settings")?,
-                })
+                };
+                Ok((script, assignment))
             })
             .collect()
     }

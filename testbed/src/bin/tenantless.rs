@@ -166,6 +166,14 @@ impl ServerArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Diagnostics on stderr, quiet unless RUST_LOG asks (e.g. RUST_LOG=server=debug).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     // One thread for a world that runs its devices one by one: the server and the
     // devices hand work to each other constantly, and cross-thread wake-ups cost more
     // than they give. A fleet runs many devices at once, and uses every core.
