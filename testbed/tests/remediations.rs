@@ -222,3 +222,62 @@ async fn a_run_once_detection_only_remediation_runs_once_with_its_output_capped(
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_api_refuses_bad_remediations_with_problem_json() {
+    let w = world().await;
+    let path = "/beta/deviceManagement/deviceHealthScripts";
+    let (status, body) = w
+        .admin(
+            "POST",
+            path,
+            AdminBody::Json(json!({ "displayName": "No detection" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("detectionScriptContent"),
+        "{body}"
+    );
+    let (status, _) = w
+        .admin(
+            "POST",
+            path,
+            AdminBody::Json(
+                json!({ "displayName": "Bad", "detectionScriptContent": "not base64!" }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 400);
+
+    let id = add(&w, DETECT, REMEDIATE, hourly(), true).await;
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("{path}/{id}/assign"),
+            AdminBody::Json(json!({ "deviceHealthScriptAssignments": [{
+                "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
+                "runSchedule": { "@odata.type": "#microsoft.graph.deviceHealthScriptWeeklySchedule" },
+            }] })),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = w
+        .admin(
+            "GET",
+            &format!("{path}/00000000-0000-0000-0000-000000000000/deviceRunStates"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, listed) = w.admin("GET", path, AdminBody::None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        listed["value"][0]["@odata.type"],
+        "#microsoft.graph.deviceHealthScript"
+    );
+    w.stop().await;
+}

@@ -179,3 +179,53 @@ impl Session<'_> {
         .await
     }
 }
+
+/// A conversation of its own, for an upload between check-ins (inventory, remediation
+/// results, the agent status report): its session id comes from `purpose` and the time.
+pub struct Conversation<'a> {
+    client: &'a reqwest::Client,
+    url: String,
+    id: String,
+    info: Value,
+}
+
+impl<'a> Conversation<'a> {
+    /// A conversation of `device` (running IME `agent_version`) with the gateway at `url`.
+    pub fn new(
+        client: &'a reqwest::Client,
+        url: &str,
+        purpose: &str,
+        device: &crate::device::Device,
+        agent_version: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        Conversation {
+            client,
+            url: url.to_owned(),
+            id: session_id(&format!("{purpose}{}", device.profile.device_id), now),
+            info: json!({
+                "DeviceName": device.profile.device_name,
+                "SideCarAgentVersion": agent_version,
+            }),
+        }
+    }
+
+    /// One call (see [`call`]).
+    pub async fn call(
+        &self,
+        request: &str,
+        payload: &Value,
+        reason: &str,
+    ) -> Result<String, AgentError> {
+        call(
+            self.client,
+            &self.url,
+            &self.id,
+            request,
+            payload,
+            reason,
+            &self.info,
+        )
+        .await
+    }
+}

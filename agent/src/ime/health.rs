@@ -215,17 +215,10 @@ async fn send(
             g
         }
     };
-    let session = gateway::session_id(&format!("health{}", device.profile.device_id), now);
-    let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
-    gateway::Session {
-        client,
-        url: &gateway,
-        id: &session,
-        info: &info,
-    }
-    .call("AgentStatusReport", report, "Unknown")
-    .await
-    .map(|_| ())
+    gateway::Conversation::new(client, &gateway, "health", device, &state.ime.version, now)
+        .call("AgentStatusReport", report, "Unknown")
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]

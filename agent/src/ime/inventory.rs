@@ -129,15 +129,15 @@ pub async fn run(
             sent.len()
         ),
     );
-    let session = gateway::session_id(&format!("inventory{}", device.profile.device_id), now);
-    let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
-    let gw = gateway::Session {
+    gateway::Conversation::new(
         client,
-        url: gateway_url,
-        id: &session,
-        info: &info,
-    };
-    gw.call(
+        gateway_url,
+        "inventory",
+        device,
+        &state.ime.version,
+        now,
+    )
+    .call(
         "ApplicationInventory",
         &json!({ "InventoryType": kind, "Programs": sent }),
         "Inventory",

@@ -218,20 +218,13 @@ pub async fn run_due(
     if reports.is_empty() {
         return Ok(0);
     }
-    let session = gateway::session_id(&format!("hs{}", device.profile.device_id), now);
-    let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
-    let gw = gateway::Session {
-        client,
-        url: gateway_url,
-        id: &session,
-        info: &info,
-    };
-    gw.call(
-        "HealthScriptResult",
-        &Value::Array(reports.clone()),
-        "Unknown",
-    )
-    .await?;
+    gateway::Conversation::new(client, gateway_url, "hs", device, &state.ime.version, now)
+        .call(
+            "HealthScriptResult",
+            &Value::Array(reports.clone()),
+            "Unknown",
+        )
+        .await?;
     log(
         device,
         now,

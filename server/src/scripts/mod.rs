@@ -90,7 +90,13 @@ fn validate<K: Kind>(script: &Value) -> Result<(), Problem> {
     for (i, field) in K::CONTENTS.iter().enumerate() {
         let content = match &script[*field] {
             Value::Null if i > 0 => continue,
-            v => v.as_str().unwrap_or_default(),
+            Value::String(text) if !text.is_empty() || i > 0 => text.as_str(),
+            _ => {
+                return Err(Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("{field} is required (base64)"),
+                ))
+            }
         };
         decode(content).map_err(|e| {
             Problem::new(
