@@ -297,6 +297,11 @@ impl Agent {
     /// Stops the IME service (`Stop-Service IntuneManagementExtension`); it stays stopped
     /// until the device restarts, someone starts it, or the health check does.
     pub fn stop_ime(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
+        if !self.state.ime.installed {
+            return Err(AgentError::Config(
+                "the IME is not installed on this device".into(),
+            ));
+        }
         if self.state.ime.running {
             ime::stop(&mut self.device, &mut self.state, now);
         }

@@ -104,7 +104,9 @@ fn status_reports_the_device() {
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["deviceName"], "LAB-99");
     assert_eq!(v["managementUrl"], serde_json::Value::Null);
-    let (code, _, err) = agent(&d, &["restart-ime"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("IME is not installed"), "{err}");
+    for command in ["restart-ime", "stop-ime"] {
+        let (code, _, err) = agent(&d, &[command]);
+        assert_eq!(code, 1, "{command}");
+        assert!(err.contains("IME is not installed"), "{command}: {err}");
+    }
 }

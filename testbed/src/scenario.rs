@@ -19,9 +19,10 @@
 //! expect = { device = "LAB-01", kind = "ime_install", state = "installed", exactly = 1 }
 //! ```
 //!
-//! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `sync`,
-//! `require_ime`, `restart_ime`, `stop_ime`, `stop_server`, `start_server`, `queue` (an
-//! OMA-DM command as the admin API takes it), `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
+//! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `enroll` (a device
+//! declared with `enroll = false`), `sync`, `require_ime`, `restart_ime`, `stop_ime`,
+//! `stop_server`, `start_server`, `queue` (an OMA-DM command as the admin API takes it),
+//! `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
 //! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
 //! filter language plus one of `exactly`, `at_least`, `at_most`, `never`, `in_order`),
 //! `expect_registry`, `expect_log`, `expect_program`.
@@ -99,6 +100,8 @@ pub struct DeviceSpec {
     /// Programs installed before enrollment.
     #[serde(default)]
     pub programs: Vec<ProgramSpec>,
+    /// Enroll at the start (default); `false` waits for an `enroll` step.
+    pub enroll: Option<bool>,
 }
 
 /// A Win32 app of the scenario.
@@ -250,6 +253,8 @@ pub enum Step {
     Sync(String),
     /// Something the IME handles targets the device.
     RequireIme(String),
+    /// Enroll a device declared with `enroll = false`.
+    Enroll(String),
     /// Restart the device's IME service.
     RestartIme(String),
     /// Stop the device's IME service (client health starts it again).
@@ -587,9 +592,12 @@ pub async fn run_with(
         profile.memory_mb = d.memory_mb.unwrap_or(profile.memory_mb);
         profile.free_disk_mb = d.free_disk_mb.unwrap_or(profile.free_disk_mb);
         profile.cpu_count = d.cpu_count.unwrap_or(profile.cpu_count);
-        world.add_device(&d.name, profile).await?;
+        world.create_device(&d.name, profile)?;
         for program in &d.programs {
             install_by_hand(&mut world, &d.name, program)?;
+        }
+        if d.enroll != Some(false) {
+            world.enroll(&d.name).await?;
         }
     }
     let base = path.parent().unwrap_or(Path::new("."));
@@ -661,6 +669,10 @@ pub async fn run_with(
                 let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
                 agent.restart_ime(now).map_err(|e| fail(e.to_string()))?;
             }
+            Step::Enroll(device) => world
+                .enroll(device)
+                .await
+                .map_err(|e| fail(e.to_string()))?,
             Step::StopServer(true) => world.stop_server().await.map_err(|e| fail(e.to_string()))?,
             Step::StartServer(true) => world
                 .start_server()

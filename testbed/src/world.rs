@@ -261,6 +261,17 @@ impl World {
     pub async fn add_device(
         &mut self,
         name: &str,
+        profile: DeviceProfile,
+    ) -> Result<&mut Agent, WorldError> {
+        self.create_device(name, profile)?;
+        self.enroll(name).await?;
+        self.device_mut(name)
+    }
+
+    /// Creates a device that is not enrolled yet (see [`World::enroll`]).
+    pub fn create_device(
+        &mut self,
+        name: &str,
         mut profile: DeviceProfile,
     ) -> Result<&mut Agent, WorldError> {
         let dir = self.dir.join("devices").join(name);
@@ -270,25 +281,38 @@ impl World {
         profile.fast_keys |= self.fast_keys;
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let failed = |source| WorldError::Device {
+        let agent = Agent::create(&dir, profile, seed).map_err(|source| WorldError::Device {
             device: name.to_owned(),
             source,
-        };
-        let mut agent = Agent::create(&dir, profile, seed).map_err(failed)?;
+        })?;
+        Ok(self.devices.entry(name.to_owned()).or_insert(agent))
+    }
+
+    /// Enrolls a device now (the user signs in to work or school); its first session is
+    /// due at once.
+    pub async fn enroll(&mut self, name: &str) -> Result<(), WorldError> {
         let (secret, ca_pem) = match &self.server {
             Backend::Local(s) => (ENROLL_SECRET.to_owned(), s.ca_pem().to_owned()),
             Backend::Stopped { ca_pem, .. } => (ENROLL_SECRET.to_owned(), ca_pem.clone()),
             Backend::Remote(r) => (r.enroll_secret().to_owned(), r.ca_pem.clone()),
         };
+        let base_url = self.base_url().to_owned();
+        let now = self.now();
+        let agent = self.device_mut(name)?;
         let request = EnrollRequest {
-            server: self.base_url().to_owned(),
+            server: base_url,
             user: agent.device().profile.user_principal_name.clone(),
             secret,
             trusted_ca_pem: vec![ca_pem],
             digest_only: false,
         };
-        agent.enroll(&request, self.now()).await.map_err(failed)?;
-        Ok(self.devices.entry(name.to_owned()).or_insert(agent))
+        agent
+            .enroll(&request, now)
+            .await
+            .map_err(|source| WorldError::Device {
+                device: name.to_owned(),
+                source,
+            })
     }
 
     /// A device by name.

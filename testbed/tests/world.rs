@@ -157,7 +157,7 @@ async fn devices_retry_a_stopped_server_and_come_back_when_it_starts() {
 }
 
 #[tokio::test]
-async fn a_scenario_can_stop_and_start_the_server() {
+async fn a_scenario_can_stop_and_start_the_server_and_enroll_a_device_late() {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/server-down.toml");
     let (report, world) = testbed::scenario::run(&path, None, |_, _| {})
@@ -171,6 +171,6 @@ async fn a_scenario_can_stop_and_start_the_server() {
             testbed::report::failure_text(e)
         );
     }
-    assert_eq!(report.expectations.len(), 2);
+    assert_eq!(report.expectations.len(), 3);
     world.stop().await;
 }

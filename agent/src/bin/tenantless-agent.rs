@@ -61,6 +61,8 @@ enum Cmd {
     Sync,
     /// Restart the IME service.
     RestartIme,
+    /// Stop the IME service (the daily client health check starts it again).
+    StopIme,
     /// Restart the device (clears a pending hard reboot; the IME and MDM check in).
     Reboot,
     /// Install an available app, as a user does in Company Portal.
@@ -294,6 +296,13 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let now = now_for(source, &mut agent).await?;
             agent.restart_ime(now)?;
             println!("IME service restarted");
+            Ok(())
+        }
+        Cmd::StopIme => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            agent.stop_ime(now)?;
+            println!("IME service stopped");
             Ok(())
         }
         Cmd::Registry { action } => registry(&dir, action),
