@@ -33,8 +33,9 @@ pub struct AppState {
     pub sessions: Mutex<HashMap<String, LiveSession>>,
     /// The IME releases the server hosts, by version; the current one is delivered.
     pub ime: Mutex<ImeRelease>,
-    /// All app assignments, cached until they change.
-    pub assignments_cache: Mutex<Option<Vec<crate::storage::AssignmentRow>>>,
+    /// What every check-in reads (assignments, apps, scripts), cached until an admin
+    /// change, when this server owns its database (SQLite; see [`AppState::cached`]).
+    cache: Mutex<PolicyCache>,
     /// Devices by certificate thumbprint, for the gateway (a certificate's device and its
     /// user never change: re-enrollment issues a new certificate).
     pub gateway_devices: Mutex<HashMap<String, crate::storage::Device>>,
@@ -73,7 +74,7 @@ impl AppState {
             ime: Mutex::new(ime),
             cert_devices: Mutex::new(HashMap::new()),
             followers: Default::default(),
-            assignments_cache: Mutex::new(None),
+            cache: Mutex::new(PolicyCache::default()),
             gateway_devices: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
         }
@@ -102,24 +103,79 @@ impl AppState {
         Ok(found)
     }
 
-    /// Every app assignment (from the cache when it is current).
+    /// A cached query result, loaded when missing. Only a server that owns its database
+    /// caches: with SQLite it is the only writer; PostgreSQL may be shared by several
+    /// servers, each of which must see the others' changes, so it always asks.
+    async fn cached<T: Clone, F, Fut>(
+        &self,
+        slot: impl Fn(&mut PolicyCache) -> &mut Option<T>,
+        load: F,
+    ) -> Result<T, crate::storage::StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::storage::StoreError>>,
+    {
+        let owned = self.store.backend() == crate::storage::Backend::Sqlite;
+        if owned {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(hit) = slot(&mut cache) {
+                return Ok(hit.clone());
+            }
+        }
+        let fresh = load().await?;
+        if owned {
+            let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            *slot(&mut cache) = Some(fresh.clone());
+        }
+        Ok(fresh)
+    }
+
+    /// Every app assignment.
     pub async fn assignments(
         &self,
     ) -> Result<Vec<crate::storage::AssignmentRow>, crate::storage::StoreError> {
-        if let Some(a) = self
-            .assignments_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            return Ok(a.clone());
-        }
-        let fresh = self.store.assignments().await?;
-        *self
-            .assignments_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
-        Ok(fresh)
+        self.cached(|c| &mut c.assignments, || self.store.assignments())
+            .await
+    }
+
+    /// Every app.
+    pub async fn apps(&self) -> Result<Vec<crate::storage::AppRow>, crate::storage::StoreError> {
+        self.cached(|c| &mut c.apps, || self.store.apps()).await
+    }
+
+    /// An app's Detection.xml, if its content was uploaded.
+    pub async fn app_detection(
+        &self,
+        app_id: &str,
+    ) -> Result<Option<String>, crate::storage::StoreError> {
+        self.cached(
+            |c| c.detections.entry(app_id.to_owned()).or_default(),
+            || self.store.app_detection(app_id),
+        )
+        .await
+    }
+
+    /// Every assigned script of a kind, with its assignments.
+    pub async fn assigned_scripts(
+        &self,
+        kind: crate::storage::ScriptKind,
+    ) -> Result<
+        Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>,
+        crate::storage::StoreError,
+    > {
+        self.cached(
+            |c| match kind {
+                crate::storage::ScriptKind::Platform => &mut c.platform_scripts,
+                crate::storage::ScriptKind::Remediation => &mut c.remediations,
+            },
+            || self.store.assigned_scripts(kind),
+        )
+        .await
+    }
+
+    /// Apps, scripts or their assignments changed: forget the cached policy.
+    pub fn policy_changed(&self) {
+        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = PolicyCache::default();
     }
 
     /// Forgets what is cached from the database (after the testbed wipes it).
@@ -128,10 +184,11 @@ impl AppState {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        *self
-            .assignments_cache
+        self.policy_changed();
+        self.cert_devices
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = None;
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.gateway_devices
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -171,4 +228,14 @@ impl AppState {
             .to_string()
             .to_uppercase()
     }
+}
+
+/// Query results every check-in reads (see [`AppState::cached`]).
+#[derive(Debug, Default)]
+struct PolicyCache {
+    assignments: Option<Vec<crate::storage::AssignmentRow>>,
+    apps: Option<Vec<crate::storage::AppRow>>,
+    detections: HashMap<String, Option<Option<String>>>,
+    platform_scripts: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
+    remediations: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
 }

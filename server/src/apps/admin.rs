@@ -84,6 +84,7 @@ async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, Pr
         .store
         .upsert_app(&id, &app.to_string(), &state.now_text())
         .await?;
+    state.policy_changed();
     let row = state
         .store
         .app(&id)
@@ -111,6 +112,7 @@ async fn upload(
         .store
         .set_app_content(&id, &body, &detection, &state.now_text())
         .await?;
+    state.policy_changed();
     Ok(Json(json!({
         "size": body.len(),
         "setupFile": package.detection.setup_file,
@@ -196,10 +198,7 @@ async fn assign(
         });
     }
     state.store.set_assignments(&id, &rows).await?;
-    *state
-        .assignments_cache
-        .lock()
-        .unwrap_or_else(|e| e.into_inner()) = None;
+    state.policy_changed();
     // Targeting a device with a Win32 app installs the IME first if it lacks it.
     for device in super::targeted_devices(&state, &rows).await? {
         crate::ime::require(&state, &device).await?;
@@ -253,6 +252,7 @@ async fn update_relationships(
         .store
         .upsert_app(&id, &app.to_string(), &row.created_at)
         .await?;
+    state.policy_changed();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -102,7 +102,6 @@ pub async fn policies_for(
         return Ok(out);
     }
     let apps: std::collections::BTreeMap<String, crate::storage::AppRow> = state
-        .store
         .apps()
         .await?
         .into_iter()
@@ -150,7 +149,7 @@ async fn app_policy(
     t: &Targeting,
     flat: Vec<Value>,
 ) -> Result<Option<Value>, StoreError> {
-    let Some((_, detection)) = state.store.app_content(&app.id).await? else {
+    let Some(detection) = state.app_detection(&app.id).await? else {
         return Ok(None);
     };
     let setup = syncml::intunewin::Detection::parse(&detection)

@@ -163,6 +163,7 @@ async fn create<K: Kind>(State(state): State<Shared>, body: Bytes) -> Result<Res
         .store
         .upsert_script(K::STORE, &id, &script.to_string(), &state.now_text())
         .await?;
+    state.policy_changed();
     let row = load::<K>(&state, &id).await?;
     Ok((StatusCode::CREATED, Json(script_json::<K>(&row))).into_response())
 }
@@ -188,6 +189,7 @@ async fn update<K: Kind>(
         .store
         .upsert_script(K::STORE, &id, &script.to_string(), &state.now_text())
         .await?;
+    state.policy_changed();
     Ok(Json(script_json::<K>(&load::<K>(&state, &id).await?)))
 }
 
@@ -211,7 +213,7 @@ async fn assigned_to(
     device: &Device,
 ) -> Result<Vec<(AppRow, Value)>, StoreError> {
     let mut out: Vec<(AppRow, Value)> = Vec::new();
-    for (script, a) in state.store.assigned_scripts(kind).await? {
+    for (script, a) in state.assigned_scripts(kind).await? {
         if out.iter().any(|(s, _)| s.id == script.id)
             || !crate::apps::targets(&as_assignment(&a.target), device)
         {
@@ -234,6 +236,7 @@ async fn assign_targets(
         .store
         .set_script_assignments(kind, id, &assignments)
         .await?;
+    state.policy_changed();
     let rows: Vec<AssignmentRow> = assignments
         .iter()
         .map(|a| as_assignment(&a.target))

@@ -59,6 +59,16 @@ impl Store {
         Ok(())
     }
 
+    /// An app's Detection.xml alone (what policy needs, without the package).
+    pub async fn app_detection(&self, app_id: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar::<_, String>("SELECT detection FROM app_content WHERE app_id = $1")
+                .bind(app_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// An app's `.intunewin` and Detection.xml.
     pub async fn app_content(&self, app_id: &str) -> Result<Option<(Vec<u8>, String)>> {
         use sqlx::Row;
