@@ -75,6 +75,10 @@ impl RunningServer {
         for task in self.tasks {
             let _ = task.await;
         }
+        // What requests in flight recorded while the listeners closed.
+        if let Err(e) = self.state.journal.flush().await {
+            tracing::error!("journal: {e}");
+        }
     }
 }
 
@@ -95,14 +99,14 @@ pub fn device_router(state: Shared) -> Router {
         .with_state(state)
 }
 
-/// Writes the journal events a request recorded once it has been answered.
+/// Hands the journal a finished request (its events are written now, or soon).
 pub async fn flush_journal(
     axum::extract::State(state): axum::extract::State<Shared>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let response = next.run(request).await;
-    if let Err(e) = state.journal.flush().await {
+    if let Err(e) = state.journal.request_done().await {
         tracing::error!("journal: {e}");
     }
     response
@@ -210,6 +214,13 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             tracing::error!("admin listener: {e}");
         }
     });
+    let mut tasks = vec![device_task, admin_task];
+    if state.journal.deferred() {
+        tasks.push(tokio::spawn(write_journal_regularly(
+            state.clone(),
+            shutdown.subscribe(),
+        )));
+    }
     tracing::info!(%device_addr, %admin_addr, %base_url, "tenantless-server listening");
     Ok(RunningServer {
         device_addr,
@@ -217,8 +228,22 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         base_url,
         state,
         shutdown,
-        tasks: vec![device_task, admin_task],
+        tasks,
     })
+}
+
+/// Writes deferred journal events every [`crate::journal::WRITE_EVERY`] until the
+/// server stops (real time: how stale a look at the database file may be).
+async fn write_journal_regularly(state: Shared, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(crate::journal::WRITE_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = state.journal.flush().await {
+            tracing::error!("journal: {e}");
+        }
+    }
 }
 
 fn default_base_url(addr: SocketAddr) -> String {

@@ -41,3 +41,18 @@ async fn restart_keeps_the_ca_devices_and_pending_commands() {
     assert!(matches!(cmds[0], Command::Get(_)));
     second.stop().await;
 }
+
+#[tokio::test]
+async fn journal_events_waiting_to_be_written_survive_a_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_in(dir.path()).await;
+    // With SQLite the journal lets a request's events wait (for more, or a read);
+    // enrolling records one that no read has flushed when the server stops.
+    enroll(&first, DEVICE).await;
+    first.stop().await;
+
+    let second = start_in(dir.path()).await;
+    let enrolled = admin(&second).events(DEVICE, "enrolled").await;
+    assert_eq!(enrolled.len(), 1, "{enrolled:?}");
+    second.stop().await;
+}

@@ -111,10 +111,26 @@ fn main() -> ExitCode {
             server.device_addr, server.base_url
         );
         println!("admin:   http://{}", server.admin_addr);
-        if tokio::signal::ctrl_c().await.is_err() {
-            eprintln!("tenantless-server: cannot wait for Ctrl-C; stopping");
-        }
+        stopped().await;
         server.stop().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Waits for Ctrl-C, or (Unix) SIGTERM as `docker stop` and service managers send.
+async fn stopped() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    if tokio::signal::ctrl_c().await.is_err() {
+        eprintln!("tenantless-server: cannot wait for Ctrl-C; stopping");
+    }
 }

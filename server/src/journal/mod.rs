@@ -281,6 +281,8 @@ pub struct Journal {
     pending: Arc<std::sync::Mutex<Vec<Pending>>>,
     /// Held while writing, so batches reach the table in the order they were recorded.
     writing: Arc<tokio::sync::Mutex<()>>,
+    /// Events wait beyond their request (see [`Journal::request_done`]).
+    deferred: bool,
 }
 
 /// An event waiting to be written.
@@ -293,20 +295,40 @@ struct Pending {
 
 /// Written at once when this many events are waiting.
 const FLUSH_AT: usize = 512;
+/// How long (real time) events may wait when the journal defers them.
+pub const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Journal {
     /// A journal over this store and clock.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        let deferred = store.backend() == crate::storage::Backend::Sqlite;
         Journal {
             store,
             clock,
             pending: Arc::default(),
             writing: Arc::default(),
+            deferred,
         }
     }
 
+    /// A request has been answered. Its events are written now when the database may be
+    /// shared (PostgreSQL: another server may read them next); a server that owns its
+    /// database (SQLite) lets them wait for more, since every read through the journal
+    /// flushes first, and the server writes them every [`WRITE_EVERY`] and when it stops.
+    pub async fn request_done(&self) -> Result<(), StoreError> {
+        if self.deferred {
+            return Ok(());
+        }
+        self.flush().await
+    }
+
+    /// True when events may wait beyond their request (see [`Journal::request_done`]).
+    pub fn deferred(&self) -> bool {
+        self.deferred
+    }
+
     /// Records an event for a device (or `""`), stamped with the clock's time now. It
-    /// is written with the others of its request ([`Journal::flush`]); every read
+    /// is written with others ([`Journal::flush`], [`Journal::request_done`]); every read
     /// flushes first, so readers never miss an event.
     pub async fn record(&self, device: &str, event: &Event) -> Result<(), StoreError> {
         tracing::debug!(device, kind = %event.kind(), "journal");
