@@ -2,7 +2,9 @@
 //! on one clock that moves only when the world moves it. [`World::advance`] jumps from
 //! one due moment to the next (check-ins, retries, schedules), running everything due
 //! in a fixed order, so a week of a fleet runs in seconds and the same seed gives the
-//! same journal.
+//! same journal. The server may also run elsewhere (`WorldOptions::remote`, see
+//! [`crate::remote_server`]), be stopped and started again, and devices due at one
+//! moment may run in parallel (`WorldOptions::parallel`, for fleets).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
