@@ -94,7 +94,7 @@ enum Command {
         /// The setup file, relative to the folder.
         #[arg(long)]
         setup: String,
-        /// Where to write <setup>.intunewin.
+        /// Where to write `<setup>.intunewin`.
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
