@@ -152,7 +152,7 @@ pub fn format(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Reads a time written by [`format`] (or any RFC 3339 time).
+/// Reads a time written by [`format()`] (or any RFC 3339 time).
 pub fn parse(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
