@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -449,6 +449,20 @@ fn agent_executable() -> Option<PathBuf> {
     })
 }
 
+/// Stops a script's process group (it was started in a group of its own).
+fn kill_group(pid: u32) {
+    #[cfg(unix)]
+    let _ = Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+    #[cfg(windows)]
+    let _ = Command::new("taskkill")
+        .args(["/F", "/T", "/PID", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
 fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Outcome {
     // A group of its own, so a timeout stops the script's children too.
     #[cfg(unix)]
@@ -480,23 +494,19 @@ fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Outcome {
             .take()
             .map(|p| Box::new(p) as Box<dyn Read + Send>),
     );
-    // Real processes run in real time; this wait is bounded by the script's timeout.
-    let deadline = Instant::now() + timeout;
-    let (exit_code, timed_out) = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break (i64::from(status.code().unwrap_or(1)), false),
-            Ok(None) if Instant::now() >= deadline => {
-                #[cfg(unix)]
-                let _ = Command::new("kill")
-                    .args(["-s", "KILL", "--", &format!("-{}", child.id())])
-                    .stderr(Stdio::null())
-                    .status();
-                let _ = child.kill();
-                let _ = child.wait();
-                break (TIMEOUT, true);
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(_) => break (1, false),
+    // Real processes run in real time: a waiter thread reports the exit, and the wait
+    // for it is bounded by the script's timeout (no clock is read).
+    let pid = child.id();
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(child.wait().ok().and_then(|s| s.code()));
+    });
+    let (exit_code, timed_out) = match exit.recv_timeout(timeout) {
+        Ok(code) => (i64::from(code.unwrap_or(1)), false),
+        Err(_) => {
+            kill_group(pid);
+            let _ = exit.recv();
+            (TIMEOUT, true)
         }
     };
     let mut stderr = err.join().unwrap_or_default();
