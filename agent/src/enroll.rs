@@ -279,36 +279,29 @@ fn record_in_registry(
         RegValue::Dword(u32::from(prov.poll.poll_on_login)),
     );
     let poll = format!(r"{dm}\Poll");
-    reg.set(
-        &poll,
-        "NumberOfFirstRetries",
-        RegValue::Dword(prov.poll.number_of_first_retries),
-    );
-    reg.set(
-        &poll,
-        "IntervalForFirstSetOfRetries",
-        RegValue::Dword(prov.poll.interval_for_first_set_of_retries),
-    );
-    reg.set(
-        &poll,
-        "NumberOfSecondRetries",
-        RegValue::Dword(prov.poll.number_of_second_retries),
-    );
-    reg.set(
-        &poll,
-        "IntervalForSecondSetOfRetries",
-        RegValue::Dword(prov.poll.interval_for_second_set_of_retries),
-    );
-    reg.set(
-        &poll,
-        "NumberOfRemainingScheduledRetries",
-        RegValue::Dword(prov.poll.number_of_remaining_scheduled_retries),
-    );
-    reg.set(
-        &poll,
-        "IntervalForRemainingScheduledRetries",
-        RegValue::Dword(prov.poll.interval_for_remaining_scheduled_retries),
-    );
+    let p = &prov.poll;
+    for (name, value) in [
+        ("NumberOfFirstRetries", p.number_of_first_retries),
+        (
+            "IntervalForFirstSetOfRetries",
+            p.interval_for_first_set_of_retries,
+        ),
+        ("NumberOfSecondRetries", p.number_of_second_retries),
+        (
+            "IntervalForSecondSetOfRetries",
+            p.interval_for_second_set_of_retries,
+        ),
+        (
+            "NumberOfRemainingScheduledRetries",
+            p.number_of_remaining_scheduled_retries,
+        ),
+        (
+            "IntervalForRemainingScheduledRetries",
+            p.interval_for_remaining_scheduled_retries,
+        ),
+    ] {
+        reg.set(&poll, name, RegValue::Dword(value));
+    }
     reg.set(
         &format!(
             r"HKLM\SOFTWARE\Microsoft\Provisioning\OMADM\Accounts\{}",

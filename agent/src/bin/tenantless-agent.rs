@@ -169,6 +169,20 @@ enum ClockSource {
     Server,
 }
 
+/// Opens the device, does one thing to it now and says so.
+async fn act(
+    dir: &Path,
+    source: ClockSource,
+    action: fn(&mut Agent, chrono::DateTime<chrono::Utc>) -> Result<(), AgentError>,
+    done: &str,
+) -> Result<(), AgentError> {
+    let mut agent = open(dir)?;
+    let now = now_for(source, &mut agent).await?;
+    action(&mut agent, now)?;
+    println!("{done}");
+    Ok(())
+}
+
 async fn now_for(
     source: ClockSource,
     agent: &mut Agent,
@@ -284,27 +298,9 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             println!("{app}: processed (see AppWorkload.log and the Win32Apps registry key)");
             Ok(())
         }
-        Cmd::Reboot => {
-            let mut agent = open(&dir)?;
-            let now = now_for(source, &mut agent).await?;
-            agent.reboot(now)?;
-            println!("device restarted");
-            Ok(())
-        }
-        Cmd::RestartIme => {
-            let mut agent = open(&dir)?;
-            let now = now_for(source, &mut agent).await?;
-            agent.restart_ime(now)?;
-            println!("IME service restarted");
-            Ok(())
-        }
-        Cmd::StopIme => {
-            let mut agent = open(&dir)?;
-            let now = now_for(source, &mut agent).await?;
-            agent.stop_ime(now)?;
-            println!("IME service stopped");
-            Ok(())
-        }
+        Cmd::Reboot => act(&dir, source, Agent::reboot, "device restarted").await,
+        Cmd::RestartIme => act(&dir, source, Agent::restart_ime, "IME service restarted").await,
+        Cmd::StopIme => act(&dir, source, Agent::stop_ime, "IME service stopped").await,
         Cmd::Registry { action } => registry(&dir, action),
         Cmd::Status => {
             let agent = open(&dir)?;

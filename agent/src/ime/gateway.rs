@@ -15,18 +15,7 @@ pub async fn discover(
         "{}/RestUserAuthLocationService/RestUserAuthLocationService/Certificate/ServiceAddresses",
         crate::remote_clock::origin(management_url)
     );
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| http::classify(&url, e))?;
-    if !response.status().is_success() {
-        return Err(AgentError::Protocol(format!(
-            "{url} answered HTTP {}",
-            response.status()
-        )));
-    }
-    let entries: Value = response.json().await.map_err(|e| http::classify(&url, e))?;
+    let entries = json_answer(client.get(&url), &url, &url).await?;
     let entries = entries.as_array().cloned().unwrap_or_default();
     let entry = entries
         .iter()
@@ -66,21 +55,28 @@ pub async fn call(
         "CheckinReason": reason,
         "EnabledFlights": null,
     });
-    let response = client
+    let put = client
         .put(&url)
         .header("Prefer", "return-content")
-        .json(&envelope)
-        .send()
-        .await
-        .map_err(|e| http::classify(&url, e))?;
+        .json(&envelope);
+    let body = json_answer(put, &url, &format!("{request}: the gateway")).await?;
+    Ok(body["ResponsePayload"].as_str().unwrap_or("[]").to_owned())
+}
+
+/// Sends a request and reads its JSON answer; `who` names the other side in errors.
+async fn json_answer(
+    request: reqwest::RequestBuilder,
+    url: &str,
+    who: &str,
+) -> Result<Value, AgentError> {
+    let response = request.send().await.map_err(|e| http::classify(url, e))?;
     if !response.status().is_success() {
         return Err(AgentError::Protocol(format!(
-            "{request}: the gateway answered HTTP {}",
+            "{who} answered HTTP {}",
             response.status()
         )));
     }
-    let body: Value = response.json().await.map_err(|e| http::classify(&url, e))?;
-    Ok(body["ResponsePayload"].as_str().unwrap_or("[]").to_owned())
+    response.json().await.map_err(|e| http::classify(url, e))
 }
 
 /// Decodes the gateway's compressed payload: base64 of a 4-byte length and a gzip stream.
