@@ -32,6 +32,9 @@ pub struct Agent {
     state: AgentState,
     /// The management HTTPS client, kept so connections are reused across sessions.
     client: Option<reqwest::Client>,
+    /// When true, [`Agent::run_due`] leaves saving to the owner (see
+    /// [`Agent::defer_saves`]).
+    defer_saves: bool,
 }
 
 /// What `tenantless-agent status` shows.
@@ -66,6 +69,7 @@ impl Agent {
             device,
             state: AgentState::default(),
             client: None,
+            defer_saves: false,
         };
         agent.save()?;
         Ok(agent)
@@ -79,6 +83,7 @@ impl Agent {
             device,
             state,
             client: None,
+            defer_saves: false,
         })
     }
 
@@ -112,6 +117,21 @@ impl Agent {
     /// The agent's state.
     pub fn state(&self) -> &AgentState {
         &self.state
+    }
+
+    /// With `true`, [`Agent::run_due`] no longer writes the device directory after every
+    /// run: whoever owns the agent calls [`Agent::save`] when the files must be current
+    /// (the world does at the end of every advance). Scripts still see a saved device.
+    pub fn defer_saves(&mut self, defer: bool) {
+        self.defer_saves = defer;
+    }
+
+    /// Saves after a run unless saves are deferred.
+    fn save_after_run(&self) -> Result<(), AgentError> {
+        if self.defer_saves {
+            return Ok(());
+        }
+        self.save()
     }
 
     /// Writes everything to the device directory.
@@ -177,7 +197,7 @@ impl Agent {
                 if let Err(e) =
                     ime::health::evaluate(&mut self.device, &mut self.state, &client, now).await
                 {
-                    self.save()?;
+                    self.save_after_run()?;
                     return Err(e);
                 }
                 progressed = true;
@@ -193,7 +213,7 @@ impl Agent {
                     }
                     Err(e) => {
                         self.state.next_poll = Some(now + Duration::minutes(1));
-                        self.save()?;
+                        self.save_after_run()?;
                         return Err(e);
                     }
                 }
@@ -203,7 +223,7 @@ impl Agent {
                     Ok(_) => progressed = true,
                     Err(e) => {
                         self.state.ime.next_checkin = Some(now + Duration::minutes(5));
-                        self.save()?;
+                        self.save_after_run()?;
                         return Err(e);
                     }
                 }
@@ -219,7 +239,7 @@ impl Agent {
                 )
                 .await
                 {
-                    self.save()?;
+                    self.save_after_run()?;
                     return Err(e);
                 }
                 progressed = true;
@@ -237,7 +257,7 @@ impl Agent {
                     .await
                     {
                         self.state.ime.inventory_due = Some(now + Duration::minutes(5));
-                        self.save()?;
+                        self.save_after_run()?;
                         return Err(e);
                     }
                     progressed = true;
@@ -250,7 +270,7 @@ impl Agent {
                 break;
             }
         }
-        self.save()?;
+        self.save_after_run()?;
         Ok(done)
     }
 

@@ -224,4 +224,22 @@ mod tests {
             ["line 2"]
         );
     }
+
+    #[test]
+    fn many_waiting_records_are_written_without_a_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let drive = Drive::open(dir.path().join("C")).unwrap();
+        let t = at("2026-11-24T10:00:00Z");
+        let on_disk = dir
+            .path()
+            .join("C/ProgramData/Microsoft/IntuneManagementExtension/Logs/AppWorkload.log");
+        let line = format_line("a check-in", t, "x", Severity::Info, 1);
+        append(&drive, "AppWorkload.log", &line, t, 1 << 30).unwrap();
+        assert!(!on_disk.exists(), "one record waits for the flush");
+        for _ in 1..4096 {
+            append(&drive, "AppWorkload.log", &line, t, 1 << 30).unwrap();
+        }
+        let written = fs::read_to_string(&on_disk).unwrap().lines().count();
+        assert_eq!(written, 4096, "written in batches as they pile up");
+    }
 }

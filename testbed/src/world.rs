@@ -6,7 +6,7 @@
 //! [`crate::remote_server`]), be stopped and started again, and devices due at one
 //! moment may run in parallel (`WorldOptions::parallel`, for fleets).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -283,10 +283,13 @@ impl World {
         profile.fast_keys |= self.fast_keys;
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);
-        let agent = Agent::create(&dir, profile, seed).map_err(|source| WorldError::Device {
-            device: name.to_owned(),
-            source,
-        })?;
+        let mut agent =
+            Agent::create(&dir, profile, seed).map_err(|source| WorldError::Device {
+                device: name.to_owned(),
+                source,
+            })?;
+        // Devices write their folders when an advance ends, not after every run.
+        agent.defer_saves(true);
         Ok(self.devices.entry(name.to_owned()).or_insert(agent))
     }
 
@@ -353,6 +356,7 @@ impl World {
         let mut done = Vec::new();
         let mut rounds_at_same_time = 0;
         let mut last_at = None;
+        let mut ran_any = BTreeSet::new();
         while let Some(next) = self.devices.values().filter_map(Agent::next_due).min() {
             if next > target {
                 break;
@@ -388,6 +392,7 @@ impl World {
                 ran
             };
             for (name, outcome) in ran {
+                ran_any.insert(name.clone());
                 match outcome {
                     Ok(activities) => {
                         done.extend(activities.into_iter().map(|a| (name.clone(), a)))
@@ -396,11 +401,23 @@ impl World {
                 }
             }
         }
+        self.save_devices(ran_any);
         if target > self.now() {
             self.wait_for(target).await;
             self.set_clock(target).await;
         }
         done
+    }
+
+    /// Writes the folders of devices that ran (their saves are deferred to here).
+    fn save_devices(&mut self, names: BTreeSet<String>) {
+        let at = self.now();
+        for name in names {
+            if let Some(Err(e)) = self.devices.get(&name).map(Agent::save) {
+                self.device_errors
+                    .push((at, name, format!("saving the device: {e}")));
+            }
+        }
     }
 
     /// Runs the devices due at `at` as tasks, at most `parallel` at once; the results in
@@ -453,10 +470,14 @@ impl World {
     pub async fn sync(&mut self, name: &str) -> Result<Vec<Activity>, WorldError> {
         let now = self.now();
         let agent = self.device_mut(name)?;
-        agent.sync(now).await.map_err(|source| WorldError::Device {
+        let synced = agent.sync(now).await;
+        let saved = agent.save();
+        let failed = |source| WorldError::Device {
             device: name.into(),
             source,
-        })
+        };
+        saved.map_err(failed)?;
+        synced.map_err(failed)
     }
 
     /// A user installs an available app on a device; false if none has that name.

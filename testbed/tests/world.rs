@@ -75,6 +75,35 @@ async fn the_ime_reaches_a_device_at_its_next_check_in() {
 }
 
 #[tokio::test]
+async fn a_device_folder_is_current_when_an_advance_ends() {
+    // Devices in a world write their folders once per advance, not after every run:
+    // what is on disk afterwards must be what the device holds.
+    let mut w = world(9).await;
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.advance(Duration::minutes(20)).await;
+    assert!(w.require_ime("LAB-01").await.unwrap());
+    w.advance(Duration::hours(2)).await;
+    let live = w.device("LAB-01").unwrap();
+    let dir = live.device().dir().to_owned();
+    let on_disk = agent::Agent::open(&dir).unwrap();
+    assert!(on_disk.state().ime.installed && on_disk.state().ime.running);
+    assert_eq!(
+        on_disk.state().ime.next_checkin,
+        live.state().ime.next_checkin
+    );
+    assert_eq!(on_disk.state().next_poll, live.state().next_poll);
+    let ime_key = r"HKLM\SOFTWARE\Microsoft\IntuneManagementExtension";
+    assert!(on_disk.device().registry.key_exists(ime_key));
+    // The check-ins' log lines: on disk before anything reads them through the drive.
+    let logs = dir.join("C/ProgramData/Microsoft/IntuneManagementExtension/Logs");
+    let text = std::fs::read_to_string(logs.join("AppWorkload.log")).unwrap();
+    let lines = agent::cmtrace::messages(&live.device().drive, "AppWorkload.log");
+    assert!(lines.len() > 3, "{lines:?}");
+    assert_eq!(text.lines().count(), lines.len(), "{text}");
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn a_wrong_expectation_fails_with_the_closest_events() {
     let mut w = world(3).await;
     w.add_device("LAB-01", Default::default()).await.unwrap();

@@ -6,6 +6,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// Log records kept before they are written regardless.
+const MAX_PENDING_LOGS: usize = 2048;
+
 /// The `C:` drive of one device.
 #[derive(Debug, Clone)]
 pub struct Drive {
@@ -32,12 +35,18 @@ impl Drive {
         })
     }
 
-    /// Keeps a log record to write at the next [`Drive::flush`].
+    /// Keeps a log record to write at the next [`Drive::flush`] (or now, when many
+    /// are waiting: memory stays bounded however long saves are deferred).
     pub(crate) fn defer_log(&self, record: crate::cmtrace::Pending) {
-        self.pending_logs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(record);
+        let mut pending = self.pending_logs.lock().unwrap_or_else(|e| e.into_inner());
+        pending.push(record);
+        if pending.len() >= MAX_PENDING_LOGS {
+            let records = std::mem::take(&mut *pending);
+            drop(pending);
+            if let Err(e) = crate::cmtrace::flush(self, records) {
+                tracing::warn!("writing logs: {e}");
+            }
+        }
     }
 
     /// Writes the log records kept in memory.
