@@ -79,7 +79,9 @@ impl Store {
         let mut options =
             AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
         if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _meta| {
+            // An embedded database cannot drop a connection: no ping before every query
+            // (each is a round trip to the connection's worker thread).
+            options = options.test_before_acquire(false).after_connect(|conn, _meta| {
                 Box::pin(async move {
                     use sqlx::Executor;
                     conn.execute("PRAGMA busy_timeout = 5000").await?;
