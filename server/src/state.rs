@@ -116,16 +116,21 @@ impl AppState {
         Fut: std::future::Future<Output = Result<T, crate::storage::StoreError>>,
     {
         let owned = self.store.backend() == crate::storage::Backend::Sqlite;
+        let mut generation = 0;
         if owned {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(hit) = slot(&mut cache) {
                 return Ok(hit.clone());
             }
+            generation = cache.generation;
         }
         let fresh = load().await?;
         if owned {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            *slot(&mut cache) = Some(fresh.clone());
+            // Not if an admin change came while loading: what was loaded may predate it.
+            if cache.generation == generation {
+                *slot(&mut cache) = Some(fresh.clone());
+            }
         }
         Ok(fresh)
     }
@@ -173,9 +178,44 @@ impl AppState {
         .await
     }
 
+    /// The answer to a policy request (`RequestApplication`, `PolicyRequest`, ...) for
+    /// a device. It depends on admin data and the device's id and user only, and each
+    /// device asks every hour, so it is cached like the data it is made from.
+    pub async fn policy_answer<F, Fut>(
+        &self,
+        request: &str,
+        device: &crate::storage::Device,
+        load: F,
+    ) -> Result<String, crate::storage::StoreError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<String, crate::storage::StoreError>>,
+    {
+        let key = (
+            request.to_owned(),
+            device.id.clone(),
+            device.user_principal_name.clone(),
+        );
+        self.cached(
+            |c| {
+                if c.answers.len() >= MAX_CACHED_ANSWERS && !c.answers.contains_key(&key) {
+                    c.answers.clear();
+                }
+                c.answers.entry(key.clone()).or_default()
+            },
+            load,
+        )
+        .await
+    }
+
     /// Apps, scripts or their assignments changed: forget the cached policy.
     pub fn policy_changed(&self) {
-        *self.cache.lock().unwrap_or_else(|e| e.into_inner()) = PolicyCache::default();
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let generation = cache.generation + 1;
+        *cache = PolicyCache {
+            generation,
+            ..PolicyCache::default()
+        };
     }
 
     /// Forgets what is cached from the database (after the testbed wipes it).
@@ -231,8 +271,15 @@ impl AppState {
 }
 
 /// Query results every check-in reads (see [`AppState::cached`]).
+/// Policy answers kept at most (a few per device).
+const MAX_CACHED_ANSWERS: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct PolicyCache {
+    /// Counts admin changes: a load that straddles one is not kept.
+    generation: u64,
+    /// Policy answers by request, device id and user (see [`AppState::policy_answer`]).
+    answers: HashMap<(String, String, String), Option<String>>,
     assignments: Option<Vec<crate::storage::AssignmentRow>>,
     apps: Option<Vec<crate::storage::AppRow>>,
     detections: HashMap<String, Option<Option<String>>>,

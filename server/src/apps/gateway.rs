@@ -130,12 +130,20 @@ async fn session(
     )
     .await;
     let response = match request.as_str() {
-        "RequestApplication" => policy::compress(
-            &Value::Array(super::policies_for(&state, &device, &[3, 4]).await?).to_string(),
-        ),
-        "GetAvailableApp" => policy::compress(
-            &Value::Array(super::policies_for(&state, &device, &[1]).await?).to_string(),
-        ),
+        "RequestApplication" => {
+            let answer = || async {
+                let apps = super::policies_for(&state, &device, &[3, 4]).await?;
+                Ok(policy::compress(&Value::Array(apps).to_string()))
+            };
+            state.policy_answer(&request, &device, answer).await?
+        }
+        "GetAvailableApp" => {
+            let answer = || async {
+                let apps = super::policies_for(&state, &device, &[1]).await?;
+                Ok(policy::compress(&Value::Array(apps).to_string()))
+            };
+            state.policy_answer(&request, &device, answer).await?
+        }
         "GetSelectedApp" => {
             let asked: Value = serde_json::from_str(&payload).unwrap_or(Value::Null);
             let id = asked["ApplicationId"].as_str().unwrap_or_default();
@@ -149,15 +157,22 @@ async fn session(
             "[]".to_owned()
         }
         "PolicyRequest" => {
-            Value::Array(crate::scripts::platform::policies_for(&state, &device).await?).to_string()
+            let answer = || async {
+                let scripts = crate::scripts::platform::policies_for(&state, &device).await?;
+                Ok(Value::Array(scripts).to_string())
+            };
+            state.policy_answer(&request, &device, answer).await?
         }
         "PolicyResult" => {
             crate::scripts::platform::results(&state, &device, &payload).await?;
             "[]".to_owned()
         }
         "GetScript" => {
-            Value::Array(crate::scripts::remediation::policies_for(&state, &device).await?)
-                .to_string()
+            let answer = || async {
+                let scripts = crate::scripts::remediation::policies_for(&state, &device).await?;
+                Ok(Value::Array(scripts).to_string())
+            };
+            state.policy_answer(&request, &device, answer).await?
         }
         "HealthScriptResult" => {
             crate::scripts::remediation::results(&state, &device, &payload).await?;

@@ -81,14 +81,16 @@ impl Store {
         if backend == Backend::Sqlite {
             // An embedded database cannot drop a connection: no ping before every query
             // (each is a round trip to the connection's worker thread).
-            options = options.test_before_acquire(false).after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    use sqlx::Executor;
-                    conn.execute("PRAGMA busy_timeout = 5000").await?;
-                    conn.execute("PRAGMA synchronous = NORMAL").await?;
-                    Ok(())
-                })
-            });
+            options = options
+                .test_before_acquire(false)
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA busy_timeout = 5000").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        Ok(())
+                    })
+                });
         }
         let pool = options.connect(url).await?;
         let store = Store { pool, backend };
