@@ -247,8 +247,8 @@ async fn keep_message(
     body: &str,
 ) -> Result<(), StoreError> {
     state
-        .store
-        .insert_message(&MessageRow {
+        .journal
+        .keep_message(MessageRow {
             id: 0,
             session_row: session,
             device_id: device.into(),

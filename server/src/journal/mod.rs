@@ -279,6 +279,8 @@ pub struct Journal {
     clock: Arc<dyn Clock>,
     /// Events recorded but not yet written, in order.
     pending: Arc<std::sync::Mutex<Vec<Pending>>>,
+    /// SyncML messages kept but not yet written, in order (written with the events).
+    pending_messages: Arc<std::sync::Mutex<Vec<crate::storage::MessageRow>>>,
     /// Held while writing, so batches reach the table in the order they were recorded.
     writing: Arc<tokio::sync::Mutex<()>>,
     /// Events wait beyond their request (see [`Journal::request_done`]).
@@ -306,6 +308,7 @@ impl Journal {
             store,
             clock,
             pending: Arc::default(),
+            pending_messages: Arc::default(),
             writing: Arc::default(),
             deferred,
         }
@@ -348,9 +351,38 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes the events recorded so far, in one statement per few hundred.
+    /// Keeps a management session's raw message; like events, it is written with
+    /// others, and readers flush first.
+    pub async fn keep_message(
+        &self,
+        message: crate::storage::MessageRow,
+    ) -> Result<(), StoreError> {
+        let waiting = {
+            let mut pending = self
+                .pending_messages
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            pending.push(message);
+            pending.len()
+        };
+        if waiting >= FLUSH_AT / 4 {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the events and messages kept so far, in one statement per few hundred.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let _writing = self.writing.lock().await;
+        let messages = std::mem::take(
+            &mut *self
+                .pending_messages
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for chunk in messages.chunks(100) {
+            self.store.append_messages(chunk).await?;
+        }
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
         for chunk in batch.chunks(200) {
             let rows: Vec<(&str, &str, &str, &str)> = chunk

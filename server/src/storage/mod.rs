@@ -24,6 +24,9 @@ static POSTGRES_SCHEMA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
         .replace("INTEGER", "BIGINT")
 });
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 
@@ -56,6 +59,26 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The DevInfo columns as this store last wrote them, by device (`None`: unknown).
+    /// Kept on SQLite only, where the store is the database's one writer: a device
+    /// sends the same DevInfo every session, and an unchanged one is not written again.
+    devinfo_written: Arc<Mutex<HashMap<String, DevInfo>>>,
+}
+
+/// `insert VALUES ($1, .., $columns), ...` for `rows` rows: assembled only from
+/// placeholders, so every value is bound.
+fn multi_row_insert(insert: &str, columns: usize, rows: usize) -> String {
+    let mut sql = format!("{insert} VALUES ");
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        let params: Vec<String> = (1..=columns)
+            .map(|c| format!("${}", row * columns + c))
+            .collect();
+        sql.push_str(&format!("({})", params.join(", ")));
+    }
+    sql
 }
 
 /// A value bound to a dynamically built query.
@@ -76,8 +99,11 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
+        // SQLite takes one writer at a time and makes the others sleep and retry: one
+        // connection queues statements in the pool instead (no query here holds a
+        // connection while it waits for another).
         let mut options =
-            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 8 });
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 1 } else { 8 });
         if backend == Backend::Sqlite {
             // An embedded database cannot drop a connection: no ping before every query
             // (each is a round trip to the connection's worker thread).
@@ -93,7 +119,11 @@ impl Store {
                 });
         }
         let pool = options.connect(url).await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            devinfo_written: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -124,6 +154,7 @@ impl Store {
     /// Creates a device or replaces every field of an existing one (re-enrollment).
     #[tracing::instrument(skip_all)]
     pub async fn upsert_device(&self, d: &Device) -> Result<()> {
+        self.devinfo_written().remove(&d.id);
         sqlx::query(
             "INSERT INTO devices (id, device_name, user_principal_name, enrollment_type, hw_dev_id, os_version, os_edition,
                 manufacturer, model, language, dm_version, enrolled_at, last_sync_at, client_name, client_secret,
@@ -186,6 +217,17 @@ impl Store {
     /// Records what package 1's DevInfo says.
     #[tracing::instrument(skip_all)]
     pub async fn update_devinfo(&self, id: &str, info: &DevInfo) -> Result<()> {
+        let merged = if self.backend == Backend::Sqlite {
+            let written = self.devinfo_written();
+            let known = written.get(id).cloned().unwrap_or_default();
+            let merged = known.merged(info);
+            if written.contains_key(id) && merged == known {
+                return Ok(());
+            }
+            Some(merged)
+        } else {
+            None
+        };
         sqlx::query(
             "UPDATE devices SET manufacturer = COALESCE($2, manufacturer), model = COALESCE($3, model),
                 language = COALESCE($4, language), dm_version = COALESCE($5, dm_version),
@@ -203,7 +245,16 @@ impl Store {
         .bind(&info.device_name)
         .execute(&self.pool)
         .await?;
+        if let Some(merged) = merged {
+            self.devinfo_written().insert(id.to_owned(), merged);
+        }
         Ok(())
+    }
+
+    fn devinfo_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, DevInfo>> {
+        self.devinfo_written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the time of the device's last management session.
@@ -335,20 +386,29 @@ impl Store {
         row.map(|r| SessionRow::from_row(&r)).transpose()
     }
 
-    /// Keeps one raw message (`in` from the device, `out` to it).
+    /// Keeps raw messages (`in` from the device, `out` to it), in one statement.
     #[tracing::instrument(skip_all)]
-    pub async fn insert_message(&self, m: &MessageRow) -> Result<i64> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "INSERT INTO messages (session_row, device_id, direction, msg_id, at, body) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(m.session_row)
-        .bind(&m.device_id)
-        .bind(&m.direction)
-        .bind(&m.msg_id)
-        .bind(&m.at)
-        .bind(&m.body)
-        .fetch_one(&self.pool)
-        .await?)
+    pub async fn append_messages(&self, rows: &[MessageRow]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sql = multi_row_insert(
+            "INSERT INTO messages (session_row, device_id, direction, msg_id, at, body)",
+            6,
+            rows.len(),
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in rows {
+            query = query
+                .bind(m.session_row)
+                .bind(&m.device_id)
+                .bind(&m.direction)
+                .bind(&m.msg_id)
+                .bind(&m.at)
+                .bind(&m.body);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
     }
 
     /// A session's messages, in order.
@@ -466,15 +526,11 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut sql = String::from("INSERT INTO journal (at, device_id, kind, payload) VALUES ");
-        for n in 0..rows.len() {
-            let b = n * 4;
-            if n > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
-        }
-        // Assembled only from placeholders; every value is bound.
+        let sql = multi_row_insert(
+            "INSERT INTO journal (at, device_id, kind, payload)",
+            4,
+            rows.len(),
+        );
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (at, device, kind, payload) in rows {
             query = query.bind(*at).bind(*device).bind(*kind).bind(*payload);
@@ -537,6 +593,7 @@ impl Store {
     /// Deletes every row of every table but `settings` (the testbed's full reset): a
     /// fresh world on a server that keeps running, its CA and configuration intact.
     pub async fn wipe(&self) -> Result<()> {
+        self.devinfo_written().clear();
         let tables = SCHEMA
             .lines()
             .filter_map(|l| l.trim().strip_prefix("CREATE TABLE IF NOT EXISTS "))
@@ -598,4 +655,48 @@ fn int(row: &AnyRow, col: &str) -> Result<i64> {
 
 fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
     Ok(row.try_get::<Option<i64>, _>(col)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(os: &str, model: Option<&str>) -> DevInfo {
+        DevInfo {
+            os_version: Some(os.into()),
+            model: model.map(str::to_owned),
+            ..DevInfo::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn devinfo_that_changes_back_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let device = Device {
+            id: "D1".into(),
+            os_version: "10.0.1".into(),
+            ..Device::default()
+        };
+        store.upsert_device(&device).await.unwrap();
+        let os = |d: Option<Device>| d.map(|d| (d.os_version, d.model)).unwrap();
+        for (sent, expected) in [
+            (info("10.0.2", Some("VM")), ("10.0.2", "VM")),
+            (info("10.0.2", None), ("10.0.2", "VM")), // unchanged: not written
+            (info("10.0.3", None), ("10.0.3", "VM")),
+            (info("10.0.2", None), ("10.0.2", "VM")), // back again
+        ] {
+            store.update_devinfo("D1", &sent).await.unwrap();
+            let (os_version, model) = os(store.device("D1").await.unwrap());
+            assert_eq!((os_version.as_str(), model.as_str()), expected);
+        }
+        // Re-enrollment writes the row anew; the same DevInfo afterwards is written.
+        store.upsert_device(&device).await.unwrap();
+        store
+            .update_devinfo("D1", &info("10.0.2", None))
+            .await
+            .unwrap();
+        assert_eq!(os(store.device("D1").await.unwrap()).0, "10.0.2");
+    }
 }

@@ -84,7 +84,7 @@ impl Device {
 }
 
 /// What package 1 (and DevDetail) tell about a device; `None` leaves a field as is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DevInfo {
     /// `./DevInfo/Man`.
     pub manufacturer: Option<String>,
@@ -100,6 +100,22 @@ pub struct DevInfo {
     pub os_version: Option<String>,
     /// `./DevDetail/Ext/Microsoft/DeviceName`.
     pub device_name: Option<String>,
+}
+
+impl DevInfo {
+    /// `self` with the fields `newer` sets replaced.
+    pub fn merged(&self, newer: &DevInfo) -> DevInfo {
+        let pick = |new: &Option<String>, old: &Option<String>| new.clone().or(old.clone());
+        DevInfo {
+            manufacturer: pick(&newer.manufacturer, &self.manufacturer),
+            model: pick(&newer.model, &self.model),
+            language: pick(&newer.language, &self.language),
+            dm_version: pick(&newer.dm_version, &self.dm_version),
+            hw_dev_id: pick(&newer.hw_dev_id, &self.hw_dev_id),
+            os_version: pick(&newer.os_version, &self.os_version),
+            device_name: pick(&newer.device_name, &self.device_name),
+        }
+    }
 }
 
 /// A certificate the CA issued.
