@@ -24,7 +24,7 @@ static POSTGRES_SCHEMA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
         .replace("INTEGER", "BIGINT")
 });
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -59,10 +59,21 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The DevInfo columns as this store last wrote them, by device (`None`: unknown).
-    /// Kept on SQLite only, where the store is the database's one writer: a device
+    /// What this store knows of the database because it wrote it (SQLite only).
+    memo: Arc<Mutex<Memo>>,
+}
+
+/// Kept on SQLite only, where the store is the database's one writer, to spare the
+/// statements every management session would repeat.
+#[derive(Debug, Default)]
+struct Memo {
+    /// The DevInfo columns as last written, by device (`None`: unknown): a device
     /// sends the same DevInfo every session, and an unchanged one is not written again.
-    devinfo_written: Arc<Mutex<HashMap<String, DevInfo>>>,
+    devinfo_written: HashMap<String, DevInfo>,
+    /// Devices known to have no open command (only a new command opens one).
+    no_open_commands: HashSet<String>,
+    /// Commands queued so far: a look-up that straddles a new command is not kept.
+    commands_queued: u64,
 }
 
 /// `insert VALUES ($1, .., $columns), ...` for `rows` rows: assembled only from
@@ -122,7 +133,7 @@ impl Store {
         let store = Store {
             pool,
             backend,
-            devinfo_written: Arc::default(),
+            memo: Arc::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -154,7 +165,7 @@ impl Store {
     /// Creates a device or replaces every field of an existing one (re-enrollment).
     #[tracing::instrument(skip_all)]
     pub async fn upsert_device(&self, d: &Device) -> Result<()> {
-        self.devinfo_written().remove(&d.id);
+        self.memo().devinfo_written.remove(&d.id);
         sqlx::query(
             "INSERT INTO devices (id, device_name, user_principal_name, enrollment_type, hw_dev_id, os_version, os_edition,
                 manufacturer, model, language, dm_version, enrolled_at, last_sync_at, client_name, client_secret,
@@ -218,10 +229,10 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn update_devinfo(&self, id: &str, info: &DevInfo) -> Result<()> {
         let merged = if self.backend == Backend::Sqlite {
-            let written = self.devinfo_written();
-            let known = written.get(id).cloned().unwrap_or_default();
+            let memo = self.memo();
+            let known = memo.devinfo_written.get(id).cloned().unwrap_or_default();
             let merged = known.merged(info);
-            if written.contains_key(id) && merged == known {
+            if memo.devinfo_written.contains_key(id) && merged == known {
                 return Ok(());
             }
             Some(merged)
@@ -246,15 +257,13 @@ impl Store {
         .execute(&self.pool)
         .await?;
         if let Some(merged) = merged {
-            self.devinfo_written().insert(id.to_owned(), merged);
+            self.memo().devinfo_written.insert(id.to_owned(), merged);
         }
         Ok(())
     }
 
-    fn devinfo_written(&self) -> std::sync::MutexGuard<'_, HashMap<String, DevInfo>> {
-        self.devinfo_written
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
+        self.memo.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sets the time of the device's last management session.
@@ -426,7 +435,7 @@ impl Store {
     /// Queues a command; returns its id.
     #[tracing::instrument(skip_all)]
     pub async fn insert_command(&self, c: &NewCommand) -> Result<i64> {
-        Ok(sqlx::query_scalar::<_, i64>(
+        let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO commands (device_id, verb, target, xml, origin, state, queued_at, retry_of)
              VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) RETURNING id",
         )
@@ -438,18 +447,35 @@ impl Store {
         .bind(&c.queued_at)
         .bind(c.retry_of)
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        let mut memo = self.memo();
+        memo.commands_queued += 1;
+        memo.no_open_commands.remove(&c.device_id);
+        Ok(id)
     }
 
     /// A device's commands that still wait for a status, oldest first.
     #[tracing::instrument(skip_all)]
     pub async fn open_commands(&self, device_id: &str) -> Result<Vec<CommandRow>> {
+        let owned = self.backend == Backend::Sqlite;
+        let queued_before = {
+            let memo = self.memo();
+            if owned && memo.no_open_commands.contains(device_id) {
+                return Ok(Vec::new());
+            }
+            memo.commands_queued
+        };
         let rows = sqlx::query(
             "SELECT * FROM commands WHERE device_id = $1 AND state <> 'completed' ORDER BY id",
         )
         .bind(device_id)
         .fetch_all(&self.pool)
         .await?;
+        let mut memo = self.memo();
+        if owned && rows.is_empty() && memo.commands_queued == queued_before {
+            memo.no_open_commands.insert(device_id.to_owned());
+        }
+        drop(memo);
         rows.iter().map(CommandRow::from_row).collect()
     }
 
@@ -593,7 +619,7 @@ impl Store {
     /// Deletes every row of every table but `settings` (the testbed's full reset): a
     /// fresh world on a server that keeps running, its CA and configuration intact.
     pub async fn wipe(&self) -> Result<()> {
-        self.devinfo_written().clear();
+        *self.memo() = Memo::default();
         let tables = SCHEMA
             .lines()
             .filter_map(|l| l.trim().strip_prefix("CREATE TABLE IF NOT EXISTS "))
@@ -698,5 +724,39 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(os(store.device("D1").await.unwrap()).0, "10.0.2");
+    }
+
+    #[tokio::test]
+    async fn a_device_without_open_commands_sees_the_next_one_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let device = Device {
+            id: "D1".into(),
+            ..Device::default()
+        };
+        store.upsert_device(&device).await.unwrap();
+        assert!(store.open_commands("D1").await.unwrap().is_empty());
+        assert!(store.open_commands("D1").await.unwrap().is_empty()); // remembered
+        let id = store
+            .insert_command(&NewCommand {
+                device_id: "D1".into(),
+                verb: "Get".into(),
+                target: "./DevDetail/SwV".into(),
+                xml: "<Get/>".into(),
+                origin: "admin".into(),
+                queued_at: "2026-11-24T09:00:00.000Z".into(),
+                retry_of: None,
+            })
+            .await
+            .unwrap();
+        let open: Vec<i64> = store
+            .open_commands("D1")
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(open, [id]);
     }
 }
