@@ -60,10 +60,13 @@ pub async fn run(
     })
     .await?;
     let started = Instant::now();
-    for n in 0..devices {
-        let name = format!("FLEET-{n:05}");
-        world.add_device(&name, Default::default()).await?;
-        world.require_ime(&name).await?;
+    let names: Vec<String> = (0..devices).map(|n| format!("FLEET-{n:05}")).collect();
+    for name in &names {
+        world.create_device(name, Default::default())?;
+    }
+    world.enroll_all(&names).await?;
+    for name in &names {
+        world.require_ime(name).await?;
     }
     crate::workload::required_app(
         &world,

@@ -296,28 +296,77 @@ impl World {
     /// Enrolls a device now (the user signs in to work or school); its first session is
     /// due at once.
     pub async fn enroll(&mut self, name: &str) -> Result<(), WorldError> {
-        let (secret, ca_pem) = match &self.server {
-            Backend::Local(s) => (ENROLL_SECRET.to_owned(), s.ca_pem().to_owned()),
-            Backend::Stopped { ca_pem, .. } => (ENROLL_SECRET.to_owned(), ca_pem.clone()),
-            Backend::Remote(r) => (r.enroll_secret().to_owned(), r.ca_pem.clone()),
-        };
-        let base_url = self.base_url().to_owned();
+        let request = self.enroll_request(name)?;
         let now = self.now();
-        let agent = self.device_mut(name)?;
-        let request = EnrollRequest {
-            server: base_url,
-            user: agent.device().profile.user_principal_name.clone(),
-            secret,
-            trusted_ca_pem: vec![ca_pem],
-            digest_only: false,
-        };
-        agent
+        self.device_mut(name)?
             .enroll(&request, now)
             .await
             .map_err(|source| WorldError::Device {
                 device: name.to_owned(),
                 source,
             })
+    }
+
+    /// Enrolls several devices now, up to `parallel` at once (in name order when the
+    /// world runs devices one by one).
+    pub async fn enroll_all(&mut self, names: &[String]) -> Result<(), WorldError> {
+        if self.parallel <= 1 {
+            for name in names {
+                self.enroll(name).await?;
+            }
+            return Ok(());
+        }
+        let now = self.now();
+        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel));
+        let mut tasks = Vec::new();
+        for name in names {
+            let request = self.enroll_request(name)?;
+            let Some(mut agent) = self.devices.remove(name) else {
+                continue;
+            };
+            let permits = permits.clone();
+            let name = name.clone();
+            tasks.push(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                let outcome = agent.enroll(&request, now).await;
+                (name, agent, outcome)
+            }));
+        }
+        let mut failed = None;
+        for task in tasks {
+            let (name, agent, outcome) = task
+                .await
+                .map_err(|e| std::io::Error::other(format!("an enrollment task failed: {e}")))?;
+            if let Err(source) = outcome {
+                failed.get_or_insert(WorldError::Device {
+                    device: name.clone(),
+                    source,
+                });
+            }
+            self.devices.insert(name, agent);
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// What a device sends to enroll with the world's server.
+    fn enroll_request(&self, name: &str) -> Result<EnrollRequest, WorldError> {
+        let (secret, ca_pem) = match &self.server {
+            Backend::Local(s) => (ENROLL_SECRET.to_owned(), s.ca_pem().to_owned()),
+            Backend::Stopped { ca_pem, .. } => (ENROLL_SECRET.to_owned(), ca_pem.clone()),
+            Backend::Remote(r) => (r.enroll_secret().to_owned(), r.ca_pem.clone()),
+        };
+        Ok(EnrollRequest {
+            server: self.base_url().to_owned(),
+            user: self
+                .device(name)?
+                .device()
+                .profile
+                .user_principal_name
+                .clone(),
+            secret,
+            trusted_ca_pem: vec![ca_pem],
+            digest_only: false,
+        })
     }
 
     /// A device by name.
@@ -409,14 +458,39 @@ impl World {
         done
     }
 
-    /// Writes the folders of devices that ran (their saves are deferred to here).
+    /// Writes the folders of devices that ran (their saves are deferred to here); many
+    /// on two threads, as file writes are most of it.
     fn save_devices(&mut self, names: BTreeSet<String>) {
         let at = self.now();
-        for name in names {
-            if let Some(Err(e)) = self.devices.get(&name).map(Agent::save) {
-                self.device_errors
-                    .push((at, name, format!("saving the device: {e}")));
-            }
+        let agents: Vec<(&String, &Agent)> = self
+            .devices
+            .iter()
+            .filter(|(name, _)| names.contains(*name))
+            .collect();
+        let save = |part: &[(&String, &Agent)]| -> Vec<(String, String)> {
+            part.iter()
+                .filter_map(|(name, agent)| {
+                    let e = agent.save().err()?;
+                    Some(((*name).clone(), format!("saving the device: {e}")))
+                })
+                .collect()
+        };
+        let failed = if agents.len() < 64 {
+            save(&agents)
+        } else {
+            let (first, second) = agents.split_at(agents.len() / 2);
+            std::thread::scope(|scope| {
+                let other = scope.spawn(|| save(second));
+                let mut failed = save(first);
+                match other.join() {
+                    Ok(more) => failed.extend(more),
+                    Err(_) => failed.push(("(world)".into(), "a save thread panicked".into())),
+                }
+                failed
+            })
+        };
+        for (name, why) in failed {
+            self.device_errors.push((at, name, why));
         }
     }
 
