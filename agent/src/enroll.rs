@@ -280,26 +280,7 @@ fn record_in_registry(
     );
     let poll = format!(r"{dm}\Poll");
     let p = &prov.poll;
-    for (name, value) in [
-        ("NumberOfFirstRetries", p.number_of_first_retries),
-        (
-            "IntervalForFirstSetOfRetries",
-            p.interval_for_first_set_of_retries,
-        ),
-        ("NumberOfSecondRetries", p.number_of_second_retries),
-        (
-            "IntervalForSecondSetOfRetries",
-            p.interval_for_second_set_of_retries,
-        ),
-        (
-            "NumberOfRemainingScheduledRetries",
-            p.number_of_remaining_scheduled_retries,
-        ),
-        (
-            "IntervalForRemainingScheduledRetries",
-            p.interval_for_remaining_scheduled_retries,
-        ),
-    ] {
+    for (name, value) in p.numbers() {
         reg.set(&poll, name, RegValue::Dword(value));
     }
     reg.set(

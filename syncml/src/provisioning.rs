@@ -278,14 +278,45 @@ pub struct EnrollmentProvisioning {
     pub poll: PollSettings,
 }
 
-const POLL_PARMS: [&str; 6] = [
-    "NumberOfFirstRetries",
-    "IntervalForFirstSetOfRetries",
-    "NumberOfSecondRetries",
-    "IntervalForSecondSetOfRetries",
-    "NumberOfRemainingScheduledRetries",
-    "IntervalForRemainingScheduledRetries",
-];
+impl PollSettings {
+    /// The names of the numeric settings, in the order Windows lists them.
+    pub const NUMBERS: [&'static str; 6] = [
+        "NumberOfFirstRetries",
+        "IntervalForFirstSetOfRetries",
+        "NumberOfSecondRetries",
+        "IntervalForSecondSetOfRetries",
+        "NumberOfRemainingScheduledRetries",
+        "IntervalForRemainingScheduledRetries",
+    ];
+
+    /// The numeric settings with their names (see [`PollSettings::NUMBERS`]).
+    pub fn numbers(&self) -> [(&'static str, u32); 6] {
+        let [a, b, c, d, e, f] = Self::NUMBERS;
+        [
+            (a, self.number_of_first_retries),
+            (b, self.interval_for_first_set_of_retries),
+            (c, self.number_of_second_retries),
+            (d, self.interval_for_second_set_of_retries),
+            (e, self.number_of_remaining_scheduled_retries),
+            (f, self.interval_for_remaining_scheduled_retries),
+        ]
+    }
+
+    /// A numeric setting by name, to change it.
+    pub fn number_mut(&mut self, name: &str) -> Option<&mut u32> {
+        Some(match name {
+            "NumberOfFirstRetries" => &mut self.number_of_first_retries,
+            "IntervalForFirstSetOfRetries" => &mut self.interval_for_first_set_of_retries,
+            "NumberOfSecondRetries" => &mut self.number_of_second_retries,
+            "IntervalForSecondSetOfRetries" => &mut self.interval_for_second_set_of_retries,
+            "NumberOfRemainingScheduledRetries" => &mut self.number_of_remaining_scheduled_retries,
+            "IntervalForRemainingScheduledRetries" => {
+                &mut self.interval_for_remaining_scheduled_retries
+            }
+            _ => return None,
+        })
+    }
+}
 
 impl EnrollmentProvisioning {
     /// The provisioning document for this enrollment.
@@ -352,15 +383,7 @@ impl EnrollmentProvisioning {
 
         let p = &self.poll;
         let mut poll = Characteristic::new("Poll");
-        let values = [
-            p.number_of_first_retries,
-            p.interval_for_first_set_of_retries,
-            p.number_of_second_retries,
-            p.interval_for_second_set_of_retries,
-            p.number_of_remaining_scheduled_retries,
-            p.interval_for_remaining_scheduled_retries,
-        ];
-        for (name, value) in POLL_PARMS.iter().zip(values) {
+        for (name, value) in p.numbers() {
             poll.parms.push(Parm::typed(name, value, "integer"));
         }
         poll.parms
@@ -443,21 +466,14 @@ impl EnrollmentProvisioning {
         if let Some(provider) = provider {
             out.entdmid = provider.parm("EntDMID").unwrap_or_default().to_owned();
             if let Some(poll) = provider.child("Poll") {
-                let mut v = [0u32; 6];
-                for (slot, name) in v.iter_mut().zip(POLL_PARMS) {
-                    *slot = num(poll, name)?;
+                out.poll.poll_on_login = poll
+                    .parm("PollOnLogin")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+                for name in PollSettings::NUMBERS {
+                    if let Some(slot) = out.poll.number_mut(name) {
+                        *slot = num(poll, name)?;
+                    }
                 }
-                out.poll = PollSettings {
-                    number_of_first_retries: v[0],
-                    interval_for_first_set_of_retries: v[1],
-                    number_of_second_retries: v[2],
-                    interval_for_second_set_of_retries: v[3],
-                    number_of_remaining_scheduled_retries: v[4],
-                    interval_for_remaining_scheduled_retries: v[5],
-                    poll_on_login: poll
-                        .parm("PollOnLogin")
-                        .is_some_and(|v| v.eq_ignore_ascii_case("true")),
-                };
             }
         }
         Ok(out)

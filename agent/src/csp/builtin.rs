@@ -120,26 +120,7 @@ fn provider_leaves(ctx: &Ctx) -> Vec<(String, Value)> {
             format!("{base}/EntDMID"),
             Value::chr(&ctx.device.profile.device_id),
         ));
-        for (name, v) in [
-            ("NumberOfFirstRetries", p.number_of_first_retries),
-            (
-                "IntervalForFirstSetOfRetries",
-                p.interval_for_first_set_of_retries,
-            ),
-            ("NumberOfSecondRetries", p.number_of_second_retries),
-            (
-                "IntervalForSecondSetOfRetries",
-                p.interval_for_second_set_of_retries,
-            ),
-            (
-                "NumberOfRemainingScheduledRetries",
-                p.number_of_remaining_scheduled_retries,
-            ),
-            (
-                "IntervalForRemainingScheduledRetries",
-                p.interval_for_remaining_scheduled_retries,
-            ),
-        ] {
+        for (name, v) in p.numbers() {
             leaves.push((format!("{base}/Poll/{name}"), Value::int(v)));
         }
         leaves.push((
@@ -175,15 +156,11 @@ pub fn dmclient_replace(ctx: &mut Ctx, rest: &str, item: &Item) -> StatusCode {
     let Ok(n) = text.parse::<u32>() else {
         return StatusCode::BadRequest;
     };
-    let slot = match name {
-        "NumberOfFirstRetries" => &mut p.number_of_first_retries,
-        "IntervalForFirstSetOfRetries" => &mut p.interval_for_first_set_of_retries,
-        "NumberOfSecondRetries" => &mut p.number_of_second_retries,
-        "IntervalForSecondSetOfRetries" => &mut p.interval_for_second_set_of_retries,
-        "NumberOfRemainingScheduledRetries" => &mut p.number_of_remaining_scheduled_retries,
-        "IntervalForRemainingScheduledRetries" => &mut p.interval_for_remaining_scheduled_retries,
-        _ => return StatusCode::NotFound,
-    };
-    *slot = n;
-    StatusCode::Ok
+    match p.number_mut(name) {
+        Some(slot) => {
+            *slot = n;
+            StatusCode::Ok
+        }
+        None => StatusCode::NotFound,
+    }
 }
