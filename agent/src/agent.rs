@@ -126,14 +126,6 @@ impl Agent {
         self.defer_saves = defer;
     }
 
-    /// Saves after a run unless saves are deferred.
-    fn save_after_run(&self) -> Result<(), AgentError> {
-        if self.defer_saves {
-            return Ok(());
-        }
-        self.save()
-    }
-
     /// Writes everything to the device directory.
     pub fn save(&self) -> Result<(), AgentError> {
         self.device.save()?;
@@ -183,29 +175,38 @@ impl Agent {
             return Err(AgentError::NotEnrolled);
         }
         let client = self.client()?;
+        let outcome = self.run_steps(&client, now).await;
+        if !self.defer_saves {
+            self.save()?;
+        }
+        outcome
+    }
+
+    /// The steps of [`Agent::run_due`]; a step that fails sets its own retry and ends
+    /// the run.
+    async fn run_steps(
+        &mut self,
+        client: &reqwest::Client,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Activity>, AgentError> {
         let mut done = Vec::new();
         for _ in 0..16 {
             let mut progressed = false;
             if edam::next_due(&self.state).is_some_and(|t| t <= now)
-                && edam::run_due(&mut self.device, &mut self.state, &client, now).await
+                && edam::run_due(&mut self.device, &mut self.state, client, now).await
             {
                 done.push(Activity::MsiJobs);
                 progressed = true;
             }
             // Client health first: a service it restarts checks in below.
             if ime::health::due(&self.state, now) {
-                if let Err(e) =
-                    ime::health::evaluate(&mut self.device, &mut self.state, &client, now).await
-                {
-                    self.save_after_run()?;
-                    return Err(e);
-                }
+                ime::health::evaluate(&mut self.device, &mut self.state, client, now).await?;
                 progressed = true;
             }
             let poll_due = self.state.next_poll.is_some_and(|t| t <= now);
             if self.state.sync_requested || poll_due || !self.state.pending_alerts.is_empty() {
                 self.state.sync_requested = false;
-                match omadm::session(&mut self.device, &mut self.state, &client, now).await {
+                match omadm::session(&mut self.device, &mut self.state, client, now).await {
                     Ok(summary) => {
                         self.state.next_poll = Some(self.next_poll_after(now));
                         done.push(Activity::Session(summary));
@@ -213,64 +214,57 @@ impl Agent {
                     }
                     Err(e) => {
                         self.state.next_poll = Some(now + Duration::minutes(1));
-                        self.save_after_run()?;
                         return Err(e);
                     }
                 }
             }
             if ime::checkin_due(&self.state).is_some_and(|t| t <= now) {
-                match ime::win32::checkin(&mut self.device, &mut self.state, &client, now).await {
-                    Ok(_) => progressed = true,
-                    Err(e) => {
-                        self.state.ime.next_checkin = Some(now + Duration::minutes(5));
-                        self.save_after_run()?;
-                        return Err(e);
-                    }
-                }
-            }
-            if ime::remediations::due(&self.state, now) {
-                let gateway = self.state.ime.gateway_url.clone().unwrap_or_default();
-                if let Err(e) = ime::remediations::run_due(
-                    &mut self.device,
-                    &mut self.state,
-                    &client,
-                    &gateway,
-                    now,
-                )
-                .await
+                if let Err(e) =
+                    ime::win32::checkin(&mut self.device, &mut self.state, client, now).await
                 {
-                    self.save_after_run()?;
+                    self.state.ime.next_checkin = Some(now + Duration::minutes(5));
                     return Err(e);
                 }
                 progressed = true;
             }
+            if ime::remediations::due(&self.state, now) {
+                let gateway = self.state.ime.gateway_url.clone().unwrap_or_default();
+                ime::remediations::run_due(
+                    &mut self.device,
+                    &mut self.state,
+                    client,
+                    &gateway,
+                    now,
+                )
+                .await?;
+                progressed = true;
+            }
             // Inventory after the check-in, so it sees what the check-in installed.
             if ime::inventory::due(&self.state, now) {
-                if let Some(gateway) = self.state.ime.gateway_url.clone() {
-                    if let Err(e) = ime::inventory::run(
-                        &mut self.device,
-                        &mut self.state,
-                        &client,
-                        &gateway,
-                        now,
-                    )
-                    .await
-                    {
-                        self.state.ime.inventory_due = Some(now + Duration::minutes(5));
-                        self.save_after_run()?;
-                        return Err(e);
+                match self.state.ime.gateway_url.clone() {
+                    Some(gateway) => {
+                        let ran = ime::inventory::run(
+                            &mut self.device,
+                            &mut self.state,
+                            client,
+                            &gateway,
+                            now,
+                        )
+                        .await;
+                        if let Err(e) = ran {
+                            self.state.ime.inventory_due = Some(now + Duration::minutes(5));
+                            return Err(e);
+                        }
+                        progressed = true;
                     }
-                    progressed = true;
-                } else {
                     // No gateway yet: the next check-in finds it.
-                    self.state.ime.inventory_due = Some(now + Duration::minutes(5));
+                    None => self.state.ime.inventory_due = Some(now + Duration::minutes(5)),
                 }
             }
             if !progressed {
                 break;
             }
         }
-        self.save_after_run()?;
         Ok(done)
     }
 
