@@ -213,15 +213,12 @@ impl<'a> Conversation<'a> {
         payload: &Value,
         reason: &str,
     ) -> Result<String, AgentError> {
-        call(
-            self.client,
-            &self.url,
-            &self.id,
-            request,
-            payload,
-            reason,
-            &self.info,
-        )
-        .await
+        let session = Session {
+            client: self.client,
+            url: &self.url,
+            id: &self.id,
+            info: &self.info,
+        };
+        session.call(request, payload, reason).await
     }
 }
