@@ -317,33 +317,23 @@ impl World {
             return Ok(());
         }
         let now = self.now();
-        let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel));
-        let mut tasks = Vec::new();
+        let mut jobs = Vec::new();
         for name in names {
             let request = self.enroll_request(name)?;
-            let Some(mut agent) = self.devices.remove(name) else {
-                continue;
-            };
-            let permits = permits.clone();
-            let name = name.clone();
-            tasks.push(tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await;
+            let job = move |mut agent: Agent| async move {
                 let outcome = agent.enroll(&request, now).await;
-                (name, agent, outcome)
-            }));
+                (agent, outcome)
+            };
+            jobs.push((name.clone(), job));
         }
         let mut failed = None;
-        for task in tasks {
-            let (name, agent, outcome) = task
-                .await
-                .map_err(|e| std::io::Error::other(format!("an enrollment task failed: {e}")))?;
+        for (name, outcome) in self.in_parallel(jobs).await {
             if let Err(source) = outcome {
                 failed.get_or_insert(WorldError::Device {
-                    device: name.clone(),
+                    device: name,
                     source,
                 });
             }
-            self.devices.insert(name, agent);
         }
         failed.map_or(Ok(()), Err)
     }
@@ -501,34 +491,57 @@ impl World {
         due: Vec<String>,
         at: DateTime<Utc>,
     ) -> Vec<(String, Result<Vec<Activity>, AgentError>)> {
+        let jobs = due
+            .into_iter()
+            .map(|name| {
+                let job = move |mut agent: Agent| async move {
+                    let outcome = agent.run_due(at).await;
+                    (agent, outcome)
+                };
+                (name, job)
+            })
+            .collect();
+        self.in_parallel(jobs).await
+    }
+
+    /// Runs a job on each named device as a task, at most `parallel` at once, and takes
+    /// the devices back; the results in name order. A task that fails (panics) loses its
+    /// device and is noted in `device_errors`.
+    async fn in_parallel<R, F, Fut>(&mut self, jobs: Vec<(String, F)>) -> Vec<(String, R)>
+    where
+        F: FnOnce(Agent) -> Fut,
+        Fut: std::future::Future<Output = (Agent, R)> + Send + 'static,
+        R: Send + 'static,
+    {
         let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel));
         let mut tasks = Vec::new();
-        for name in due {
-            let Some(mut agent) = self.devices.remove(&name) else {
+        for (name, job) in jobs {
+            let Some(agent) = self.devices.remove(&name) else {
                 continue;
             };
             let permits = permits.clone();
+            let work = job(agent);
             tasks.push(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                let outcome = agent.run_due(at).await;
+                let (agent, outcome) = work.await;
                 (name, agent, outcome)
             }));
         }
-        let mut ran = Vec::new();
+        let mut done = Vec::new();
         for task in tasks {
             match task.await {
                 Ok((name, agent, outcome)) => {
                     self.devices.insert(name.clone(), agent);
-                    ran.push((name, outcome));
+                    done.push((name, outcome));
                 }
                 Err(e) => self.device_errors.push((
-                    at,
+                    self.now(),
                     "(world)".into(),
                     format!("a device's task failed: {e}"),
                 )),
             }
         }
-        ran
+        done
     }
 
     /// With a pace set, lets real time pass until world time `at` is due.
