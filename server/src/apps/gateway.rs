@@ -130,16 +130,15 @@ async fn session(
     )
     .await;
     let response = match request.as_str() {
-        "RequestApplication" => {
-            let answer = || async {
-                let apps = super::policies_for(&state, &device, &[3, 4]).await?;
-                Ok(policy::compress(&Value::Array(apps).to_string()))
+        "RequestApplication" | "GetAvailableApp" => {
+            // Required and uninstall apps, or the available ones.
+            let intents: &[i64] = if request == "RequestApplication" {
+                &[3, 4]
+            } else {
+                &[1]
             };
-            state.policy_answer(&request, &device, answer).await?
-        }
-        "GetAvailableApp" => {
             let answer = || async {
-                let apps = super::policies_for(&state, &device, &[1]).await?;
+                let apps = super::policies_for(&state, &device, intents).await?;
                 Ok(policy::compress(&Value::Array(apps).to_string()))
             };
             state.policy_answer(&request, &device, answer).await?

@@ -295,6 +295,18 @@ struct Pending {
     payload: String,
 }
 
+/// Adds to a queue of what waits to be written; how many wait now.
+fn enqueue<T>(queue: &std::sync::Mutex<Vec<T>>, item: T) -> usize {
+    let mut waiting = queue.lock().unwrap_or_else(|e| e.into_inner());
+    waiting.push(item);
+    waiting.len()
+}
+
+/// Empties a queue of what waits to be written.
+fn take_all<T>(queue: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
+    std::mem::take(&mut *queue.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Written at once when this many events are waiting.
 const FLUSH_AT: usize = 512;
 /// How long (real time) events may wait when the journal defers them.
@@ -335,17 +347,13 @@ impl Journal {
     /// flushes first, so readers never miss an event.
     pub async fn record(&self, device: &str, event: &Event) -> Result<(), StoreError> {
         tracing::debug!(device, kind = %event.kind(), "journal");
-        let waiting = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.push(Pending {
-                at: clock::format(self.clock.now()),
-                device: device.to_owned(),
-                kind: event.kind(),
-                payload: serde_json::to_string(event).unwrap_or_default(),
-            });
-            pending.len()
+        let event = Pending {
+            at: clock::format(self.clock.now()),
+            device: device.to_owned(),
+            kind: event.kind(),
+            payload: serde_json::to_string(event).unwrap_or_default(),
         };
-        if waiting >= FLUSH_AT {
+        if enqueue(&self.pending, event) >= FLUSH_AT {
             self.flush().await?;
         }
         Ok(())
@@ -357,15 +365,7 @@ impl Journal {
         &self,
         message: crate::storage::MessageRow,
     ) -> Result<(), StoreError> {
-        let waiting = {
-            let mut pending = self
-                .pending_messages
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            pending.push(message);
-            pending.len()
-        };
-        if waiting >= FLUSH_AT / 4 {
+        if enqueue(&self.pending_messages, message) >= FLUSH_AT / 4 {
             self.flush().await?;
         }
         Ok(())
@@ -374,17 +374,10 @@ impl Journal {
     /// Writes the events and messages kept so far, in one statement per few hundred.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let _writing = self.writing.lock().await;
-        let messages = std::mem::take(
-            &mut *self
-                .pending_messages
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for chunk in messages.chunks(100) {
+        for chunk in take_all(&self.pending_messages).chunks(100) {
             self.store.append_messages(chunk).await?;
         }
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        for chunk in batch.chunks(200) {
+        for chunk in take_all(&self.pending).chunks(200) {
             let rows: Vec<(&str, &str, &str, &str)> = chunk
                 .iter()
                 .map(|p| {
