@@ -371,9 +371,11 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes the events and messages kept so far, in one statement per few hundred.
+    /// Writes the events and messages kept so far, in one statement per few hundred,
+    /// after the session rows that wait in the store.
     pub async fn flush(&self) -> Result<(), StoreError> {
         let _writing = self.writing.lock().await;
+        self.store.write_waiting_sessions().await?;
         for chunk in take_all(&self.pending_messages).chunks(100) {
             self.store.append_messages(chunk).await?;
         }

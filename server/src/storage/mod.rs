@@ -9,6 +9,7 @@ mod health;
 mod inventory;
 mod rows;
 mod scripts;
+mod sessions;
 pub use health::{AgentHealthRow, RemediationStateRow};
 pub use inventory::InventoryRow;
 pub use scripts::{ScriptAssignment, ScriptKind};
@@ -61,6 +62,8 @@ pub struct Store {
     backend: Backend,
     /// What this store knows of the database because it wrote it (SQLite only).
     memo: Arc<Mutex<Memo>>,
+    /// Numbers session rows and writes the waiting ones (SQLite only).
+    sessions: Arc<sessions::SessionRows>,
 }
 
 /// Kept on SQLite only, where the store is the database's one writer, to spare the
@@ -74,6 +77,8 @@ struct Memo {
     no_open_commands: HashSet<String>,
     /// Commands queued so far: a look-up that straddles a new command is not kept.
     commands_queued: u64,
+    /// Session rows, ends and last-sync times not yet written.
+    sessions: sessions::Waiting,
 }
 
 /// `insert VALUES ($1, .., $columns), ...` for `rows` rows: assembled only from
@@ -134,8 +139,10 @@ impl Store {
             pool,
             backend,
             memo: Arc::default(),
+            sessions: Arc::default(),
         };
         store.migrate().await?;
+        store.load_session_ids().await?;
         Ok(store)
     }
 
@@ -213,7 +220,7 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| Device::from_row(&r)).transpose()
+        row.map(|r| self.device_from_row(&r)).transpose()
     }
 
     /// Every device, by id.
@@ -222,7 +229,16 @@ impl Store {
         let rows = sqlx::query("SELECT * FROM devices ORDER BY id")
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(Device::from_row).collect()
+        rows.iter().map(|r| self.device_from_row(r)).collect()
+    }
+
+    /// A device row, with a last-sync time that waits to be written.
+    fn device_from_row(&self, row: &AnyRow) -> Result<Device> {
+        let mut device = Device::from_row(row)?;
+        if let Some(at) = self.waiting_last_sync(&device.id) {
+            device.last_sync_at = Some(at);
+        }
+        Ok(device)
     }
 
     /// Records what package 1's DevInfo says.
@@ -264,17 +280,6 @@ impl Store {
 
     fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sets the time of the device's last management session.
-    #[tracing::instrument(skip_all)]
-    pub async fn set_last_sync(&self, id: &str, at: &str) -> Result<()> {
-        sqlx::query("UPDATE devices SET last_sync_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(at)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Sets the nonce the device's next digest must use.
@@ -337,97 +342,6 @@ impl Store {
         .bind(thumbprint)
         .fetch_optional(&self.pool)
         .await?)
-    }
-
-    // ---- sessions and messages ----
-
-    /// Opens a session row and returns its id.
-    #[tracing::instrument(skip_all)]
-    pub async fn create_session(
-        &self,
-        device_id: &str,
-        session_id: &str,
-        at: &str,
-        auth: &str,
-    ) -> Result<i64> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "INSERT INTO sessions (device_id, session_id, started_at, auth) VALUES ($1, $2, $3, $4) RETURNING id",
-        )
-        .bind(device_id)
-        .bind(session_id)
-        .bind(at)
-        .bind(auth)
-        .fetch_one(&self.pool)
-        .await?)
-    }
-
-    /// Closes a session row.
-    #[tracing::instrument(skip_all)]
-    pub async fn end_session(&self, row: i64, at: &str, outcome: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET ended_at = $2, outcome = $3 WHERE id = $1 AND ended_at IS NULL",
-        )
-        .bind(row)
-        .bind(at)
-        .bind(outcome)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// A device's sessions, oldest first.
-    #[tracing::instrument(skip_all)]
-    pub async fn sessions(&self, device_id: &str) -> Result<Vec<SessionRow>> {
-        let rows = sqlx::query("SELECT * FROM sessions WHERE device_id = $1 ORDER BY id")
-            .bind(device_id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(SessionRow::from_row).collect()
-    }
-
-    /// One session.
-    #[tracing::instrument(skip_all)]
-    pub async fn session(&self, row: i64) -> Result<Option<SessionRow>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
-            .bind(row)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| SessionRow::from_row(&r)).transpose()
-    }
-
-    /// Keeps raw messages (`in` from the device, `out` to it), in one statement.
-    #[tracing::instrument(skip_all)]
-    pub async fn append_messages(&self, rows: &[MessageRow]) -> Result<()> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let sql = multi_row_insert(
-            "INSERT INTO messages (session_row, device_id, direction, msg_id, at, body)",
-            6,
-            rows.len(),
-        );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for m in rows {
-            query = query
-                .bind(m.session_row)
-                .bind(&m.device_id)
-                .bind(&m.direction)
-                .bind(&m.msg_id)
-                .bind(&m.at)
-                .bind(&m.body);
-        }
-        query.execute(&self.pool).await?;
-        Ok(())
-    }
-
-    /// A session's messages, in order.
-    #[tracing::instrument(skip_all)]
-    pub async fn messages(&self, session_row: i64) -> Result<Vec<MessageRow>> {
-        let rows = sqlx::query("SELECT * FROM messages WHERE session_row = $1 ORDER BY id")
-            .bind(session_row)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(MessageRow::from_row).collect()
     }
 
     // ---- commands ----
