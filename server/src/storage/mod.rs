@@ -81,16 +81,21 @@ struct Memo {
     sessions: sessions::Waiting,
 }
 
-/// `insert VALUES ($1, .., $columns), ...` for `rows` rows: assembled only from
-/// placeholders, so every value is bound.
-fn multi_row_insert(insert: &str, columns: usize, rows: usize) -> String {
+/// `insert VALUES (.., ..), ...` for `rows` rows of `columns` values, assembled only
+/// from placeholders, so every value is bound. SQLite gets anonymous `?` placeholders:
+/// binding to numbered ones makes it look each one up by name in a list, which grows
+/// with the square of the statement's size.
+fn multi_row_insert(backend: Backend, insert: &str, columns: usize, rows: usize) -> String {
     let mut sql = format!("{insert} VALUES ");
     for row in 0..rows {
         if row > 0 {
             sql.push_str(", ");
         }
         let params: Vec<String> = (1..=columns)
-            .map(|c| format!("${}", row * columns + c))
+            .map(|c| match backend {
+                Backend::Sqlite => "?".to_owned(),
+                Backend::Postgres => format!("${}", row * columns + c),
+            })
             .collect();
         sql.push_str(&format!("({})", params.join(", ")));
     }
@@ -467,6 +472,7 @@ impl Store {
             return Ok(());
         }
         let sql = multi_row_insert(
+            self.backend,
             "INSERT INTO journal (at, device_id, kind, payload)",
             4,
             rows.len(),

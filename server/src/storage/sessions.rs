@@ -148,6 +148,7 @@ impl Store {
         let waiting = std::mem::take(&mut self.memo().sessions);
         for chunk in waiting.rows.chunks(CHUNK) {
             let sql = multi_row_insert(
+                self.backend,
                 "INSERT INTO sessions (id, device_id, session_id, started_at, ended_at, auth, outcome)",
                 7,
                 chunk.len(),
@@ -167,6 +168,7 @@ impl Store {
         }
         for chunk in waiting.ends.chunks(CHUNK) {
             let sql = values_update(
+                self.backend,
                 "UPDATE sessions SET ended_at = v.column2, outcome = v.column3",
                 3,
                 chunk.len(),
@@ -181,6 +183,7 @@ impl Store {
         let syncs: Vec<(String, String)> = waiting.last_sync.into_iter().collect();
         for chunk in syncs.chunks(CHUNK) {
             let sql = values_update(
+                self.backend,
                 "UPDATE devices SET last_sync_at = v.column2",
                 2,
                 chunk.len(),
@@ -224,6 +227,7 @@ impl Store {
             return Ok(());
         }
         let sql = multi_row_insert(
+            self.backend,
             "INSERT INTO messages (session_row, device_id, direction, msg_id, at, body)",
             6,
             rows.len(),
@@ -255,8 +259,14 @@ impl Store {
 
 /// `update FROM (VALUES ($1, ..), ...) AS v WHERE condition` for `rows` rows of `columns`
 /// values (named `v.column1` ... by both engines): assembled only from placeholders.
-fn values_update(update: &str, columns: usize, rows: usize, condition: &str) -> String {
-    let values = multi_row_insert("", columns, rows);
+fn values_update(
+    backend: Backend,
+    update: &str,
+    columns: usize,
+    rows: usize,
+    condition: &str,
+) -> String {
+    let values = multi_row_insert(backend, "", columns, rows);
     format!(
         "{update} FROM ({}) AS v WHERE {condition}",
         values.trim_start()
