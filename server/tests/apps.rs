@@ -179,6 +179,12 @@ async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back(
         reply["CheckinReason"], "AgentRestart",
         "the envelope comes back"
     );
+    assert_eq!(reply["CheckinIntervalMinutes"], 60);
+    assert_eq!(reply["SessionId"], "4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c");
+    assert!(reply["ClientInfo"]
+        .as_str()
+        .is_some_and(|info| info.contains("LAB-01")));
+    assert_eq!(reply["ResponseContentType"], "application/json");
 
     // ...gets the content's location and keys, downloads and decrypts it...
     let reply = gateway(
@@ -242,5 +248,45 @@ async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back(
     assert_eq!(changes[1]["payload"]["oldCompliance"], 2);
     assert_eq!(changes[1]["payload"]["newCompliance"], 1);
     assert_eq!(changes[1]["payload"]["appId"], id.as_str());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_envelope_that_is_not_an_object_is_refused_and_the_server_goes_on() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    let url = format!(
+        "{}/SideCar/StatelessSideCarGatewayService/SideCarGatewaySessions('4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c')?api-version=1.5",
+        server.base_url
+    );
+    for body in [
+        "[1, 2]",
+        "\"RequestApplication\"",
+        "{\"RequestContentType\": ",
+        "null",
+    ] {
+        let r = client.put(&url).body(body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{body}");
+        let problem: Value = r.json().await.unwrap();
+        assert!(
+            problem["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("envelope")),
+            "{problem}"
+        );
+    }
+    // Fields of the wrong type are read as absent; the call is still answered.
+    let r = client
+        .put(&url)
+        .body(r#"{"RequestContentType": 7, "ResponseContentType": "text/plain"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let reply: Value = r.json().await.unwrap();
+    assert_eq!(reply["ResponsePayload"], "[]");
+    assert_eq!(reply["ResponseContentType"], "text/plain");
+    assert_eq!(reply["RequestContentType"], 7);
     server.stop().await;
 }

@@ -10,12 +10,15 @@
 //! a length and a gzip stream). The decryption info is sealed to the device
 //! certificate (see `sealing`).
 
+use std::collections::BTreeMap;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Extension, Json, Router};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::policy;
@@ -106,20 +109,15 @@ async fn session(
             "no such gateway resource",
         ));
     }
-    let mut envelope: Value = serde_json::from_slice(&body)
+    let envelope = Envelope::parse(&body)
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("envelope: {e}")))?;
-    let request = envelope["RequestContentType"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let payload = envelope["RequestPayload"]
-        .as_str()
-        .unwrap_or("[]")
-        .to_owned();
-    let reason = envelope["CheckinReason"]
-        .as_str()
-        .unwrap_or("Unknown")
-        .to_owned();
+    let request = envelope.text("RequestContentType").unwrap_or_default();
+    let payload = envelope
+        .text("RequestPayload")
+        .unwrap_or_else(|| "[]".to_owned());
+    let reason = envelope
+        .text("CheckinReason")
+        .unwrap_or_else(|| "Unknown".to_owned());
     record(
         &state,
         &device.id,
@@ -190,15 +188,63 @@ async fn session(
         }
         _ => "[]".to_owned(),
     };
-    envelope["ResponsePayload"] = Value::String(response);
-    if envelope["ResponseContentType"].is_null() {
-        envelope["ResponseContentType"] = Value::String("application/json".into());
-    }
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
-        envelope.to_string(),
+        envelope.answer(&response),
     )
         .into_response())
+}
+
+/// A gateway call's envelope as the device sent it: each field kept as its raw JSON,
+/// so the answer echoes the envelope without rebuilding it (only a JSON object will do).
+struct Envelope<'a> {
+    fields: BTreeMap<String, &'a RawValue>,
+}
+
+impl<'a> Envelope<'a> {
+    fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
+        Ok(Envelope {
+            fields: serde_json::from_slice(body)?,
+        })
+    }
+
+    /// A string field's text (`None` when absent, null or not a string).
+    fn text(&self, name: &str) -> Option<String> {
+        let raw = self.fields.get(name)?;
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    /// The envelope with `ResponsePayload` set to `payload` (and `ResponseContentType`
+    /// to JSON unless the device named one).
+    fn answer(&self, payload: &str) -> String {
+        let payload = Value::String(payload.to_owned()).to_string();
+        let json = Value::String("application/json".into()).to_string();
+        let mut out = String::with_capacity(payload.len() + 512);
+        out.push('{');
+        let named_type = self
+            .fields
+            .get("ResponseContentType")
+            .is_some_and(|raw| raw.get() != "null");
+        let mut fields: BTreeMap<&str, &str> = self
+            .fields
+            .iter()
+            .map(|(name, raw)| (name.as_str(), raw.get()))
+            .collect();
+        fields.insert("ResponsePayload", &payload);
+        if !named_type {
+            fields.insert("ResponseContentType", &json);
+        }
+        for (i, (name, raw)) in fields.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&Value::String(name.to_owned()).to_string());
+            out.push(':');
+            out.push_str(raw);
+        }
+        out.push('}');
+        out
+    }
 }
 
 async fn content_info(
