@@ -230,15 +230,20 @@ pub struct ResultItem {
 impl Event {
     /// The event's kind, as stored and filtered on.
     pub fn kind(&self) -> String {
-        match serde_json::to_value(self) {
-            Ok(Value::Object(map)) => map
-                .get("kind")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            _ => String::new(),
-        }
+        kind_of(&serde_json::to_string(self).unwrap_or_default())
     }
+}
+
+/// The `kind` of a serialised event (read without building the whole value).
+fn kind_of(payload: &str) -> String {
+    #[derive(Deserialize)]
+    struct Tagged<'a> {
+        #[serde(borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    serde_json::from_str::<Tagged>(payload)
+        .map(|t| t.kind.into_owned())
+        .unwrap_or_default()
 }
 
 /// A journal event as read back.
@@ -346,12 +351,14 @@ impl Journal {
     /// is written with others ([`Journal::flush`], [`Journal::request_done`]); every read
     /// flushes first, so readers never miss an event.
     pub async fn record(&self, device: &str, event: &Event) -> Result<(), StoreError> {
-        tracing::debug!(device, kind = %event.kind(), "journal");
+        let payload = serde_json::to_string(event).unwrap_or_default();
+        let kind = kind_of(&payload);
+        tracing::debug!(device, kind, "journal");
         let event = Pending {
             at: clock::format(self.clock.now()),
             device: device.to_owned(),
-            kind: event.kind(),
-            payload: serde_json::to_string(event).unwrap_or_default(),
+            kind,
+            payload,
         };
         if enqueue(&self.pending, event) >= FLUSH_AT {
             self.flush().await?;
