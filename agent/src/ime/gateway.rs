@@ -1,6 +1,7 @@
 //! The IME's client of the SideCar gateway: service discovery by client certificate,
 //! then `SideCarGatewaySessions('<guid>')` PUTs carrying an envelope.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::AgentError;
@@ -15,7 +16,7 @@ pub async fn discover(
         "{}/RestUserAuthLocationService/RestUserAuthLocationService/Certificate/ServiceAddresses",
         crate::remote_clock::origin(management_url)
     );
-    let entries = json_answer(client.get(&url), &url, &url).await?;
+    let entries: Value = json_answer(client.get(&url), &url, &url).await?;
     let entries = entries.as_array().cloned().unwrap_or_default();
     let entry = entries
         .iter()
@@ -43,32 +44,60 @@ pub async fn call(
     client_info: &Value,
 ) -> Result<String, AgentError> {
     let url = format!("{gateway}/SideCarGatewaySessions('{session}')?api-version=1.5");
-    let envelope = json!({
-        "Key": session,
-        "SessionId": session,
-        "RequestContentType": request,
-        "RequestPayload": payload.to_string(),
-        "ResponseContentType": null,
-        "ClientInfo": client_info.to_string(),
-        "ResponsePayload": null,
-        "CheckinIntervalMinutes": 60,
-        "CheckinReason": reason,
-        "EnabledFlights": null,
-    });
+    let envelope = Envelope {
+        key: session,
+        session_id: session,
+        request_content_type: request,
+        request_payload: payload.to_string(),
+        response_content_type: None,
+        client_info: client_info.to_string(),
+        response_payload: None,
+        checkin_interval_minutes: 60,
+        checkin_reason: reason,
+        enabled_flights: None,
+    };
     let put = client
         .put(&url)
         .header("Prefer", "return-content")
         .json(&envelope);
-    let body = json_answer(put, &url, &format!("{request}: the gateway")).await?;
-    Ok(body["ResponsePayload"].as_str().unwrap_or("[]").to_owned())
+    let answer: Answer = json_answer(put, &url, &format!("{request}: the gateway")).await?;
+    Ok(match answer.payload {
+        Some(Value::String(payload)) => payload,
+        _ => "[]".to_owned(),
+    })
+}
+
+/// The envelope of a gateway call, with the service's field names.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Envelope<'a> {
+    key: &'a str,
+    session_id: &'a str,
+    request_content_type: &'a str,
+    /// A JSON document as a string.
+    request_payload: String,
+    response_content_type: Option<&'a str>,
+    /// A JSON document as a string.
+    client_info: String,
+    response_payload: Option<&'a str>,
+    checkin_interval_minutes: u32,
+    checkin_reason: &'a str,
+    enabled_flights: Option<&'a str>,
+}
+
+/// What the agent reads of the envelope that comes back (the rest is skipped).
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(rename = "ResponsePayload", default)]
+    payload: Option<Value>,
 }
 
 /// Sends a request and reads its JSON answer; `who` names the other side in errors.
-async fn json_answer(
+async fn json_answer<T: serde::de::DeserializeOwned>(
     request: reqwest::RequestBuilder,
     url: &str,
     who: &str,
-) -> Result<Value, AgentError> {
+) -> Result<T, AgentError> {
     let response = request.send().await.map_err(|e| http::classify(url, e))?;
     if !response.status().is_success() {
         return Err(AgentError::Protocol(format!(
