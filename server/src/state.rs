@@ -38,7 +38,7 @@ pub struct AppState {
     cache: Mutex<PolicyCache>,
     /// Devices by certificate thumbprint, for the gateway (a certificate's device and its
     /// user never change: re-enrollment issues a new certificate).
-    pub gateway_devices: Mutex<HashMap<String, crate::storage::Device>>,
+    pub gateway_devices: Mutex<HashMap<String, Arc<crate::storage::Device>>>,
     /// Processes following the world clock (remote mode).
     pub followers: crate::worldclock::Followers,
     /// Devices by certificate thumbprint, as looked up (certificates are never revoked).

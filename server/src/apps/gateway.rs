@@ -11,6 +11,7 @@
 //! certificate (see `sealing`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -44,7 +45,7 @@ pub(super) fn routes() -> Router<Shared> {
 async fn device_of(
     state: &Shared,
     peer: Option<Extension<PeerCertificate>>,
-) -> Result<Device, Problem> {
+) -> Result<Arc<Device>, Problem> {
     let cert = peer.and_then(|Extension(p)| p.0).ok_or_else(|| {
         Problem::new(
             StatusCode::UNAUTHORIZED,
@@ -69,11 +70,13 @@ async fn device_of(
                 "this certificate was not issued here",
             )
         })?;
-    let device = state
-        .store
-        .device(&id)
-        .await?
-        .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unknown device"))?;
+    let device = Arc::new(
+        state
+            .store
+            .device(&id)
+            .await?
+            .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unknown device"))?,
+    );
     state
         .gateway_devices
         .lock()
@@ -217,8 +220,8 @@ impl<'a> Envelope<'a> {
     /// The envelope with `ResponsePayload` set to `payload` (and `ResponseContentType`
     /// to JSON unless the device named one).
     fn answer(&self, payload: &str) -> String {
-        let payload = Value::String(payload.to_owned()).to_string();
-        let json = Value::String("application/json".into()).to_string();
+        let payload = quoted(payload);
+        let json = quoted("application/json");
         let mut out = String::with_capacity(payload.len() + 512);
         out.push('{');
         let named_type = self
@@ -238,13 +241,21 @@ impl<'a> Envelope<'a> {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(&Value::String(name.to_owned()).to_string());
+            out.push_str(&quoted(name));
             out.push(':');
             out.push_str(raw);
         }
         out.push('}');
         out
     }
+}
+
+/// A string as a JSON string literal.
+fn quoted(text: &str) -> String {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    // Writing a string into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut out, text);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 async fn content_info(
