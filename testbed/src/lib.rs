@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod demo;
+mod due;
 pub mod fleet;
 pub mod pack;
 pub mod remote_server;

@@ -19,6 +19,7 @@ use server::clock::{Clock, ManualClock};
 use server::journal::{Entry, Expectation, Filter, Verification};
 use server::storage::StoreError;
 
+use crate::due::DueIndex;
 use crate::remote_server::{RemoteOptions, RemoteServer};
 
 /// Why the world could not do something.
@@ -124,6 +125,8 @@ pub struct World {
     parallel: usize,
     clock: Arc<ManualClock>,
     devices: BTreeMap<String, Agent>,
+    /// When each device is next due (touched whenever a device may have changed).
+    due: DueIndex,
     rng: ChaCha8Rng,
     dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -186,6 +189,7 @@ impl World {
             parallel: options.parallel.max(1),
             clock,
             devices: BTreeMap::new(),
+            due: DueIndex::default(),
             rng: ChaCha8Rng::seed_from_u64(options.seed),
             dir,
             _temp: temp,
@@ -290,6 +294,7 @@ impl World {
             })?;
         // Devices write their folders when an advance ends, not after every run.
         agent.defer_saves(true);
+        self.due.touch(name);
         Ok(self.devices.entry(name.to_owned()).or_insert(agent))
     }
 
@@ -368,6 +373,7 @@ impl World {
 
     /// A device by name, to change by hand.
     pub fn device_mut(&mut self, name: &str) -> Result<&mut Agent, WorldError> {
+        self.due.touch(name);
         self.devices
             .get_mut(name)
             .ok_or_else(|| WorldError::NoDevice(name.into()))
@@ -396,7 +402,13 @@ impl World {
         let mut rounds_at_same_time = 0;
         let mut last_at = None;
         let mut ran_any = BTreeSet::new();
-        while let Some(next) = self.devices.values().filter_map(Agent::next_due).min() {
+        loop {
+            let devices = &self.devices;
+            self.due
+                .refresh(|name| devices.get(name).and_then(Agent::next_due));
+            let Some(next) = self.due.next() else {
+                break;
+            };
             if next > target {
                 break;
             }
@@ -412,12 +424,7 @@ impl World {
                 last_at = Some(at);
             }
             self.set_clock(at).await;
-            let due: Vec<String> = self
-                .devices
-                .iter()
-                .filter(|(_, agent)| agent.next_due().is_some_and(|t| t <= at))
-                .map(|(name, _)| name.clone())
-                .collect();
+            let due = self.due.due_at(at);
             let ran = if self.parallel > 1 && due.len() > 1 {
                 self.run_parallel(due, at).await
             } else {
@@ -431,6 +438,7 @@ impl World {
                 ran
             };
             for (name, outcome) in ran {
+                self.due.touch(&name);
                 ran_any.insert(name.clone());
                 match outcome {
                     Ok(activities) => {
@@ -516,6 +524,7 @@ impl World {
         let permits = Arc::new(tokio::sync::Semaphore::new(self.parallel));
         let mut tasks = Vec::new();
         for (name, job) in jobs {
+            self.due.touch(&name); // back with a new moment, or lost
             let Some(agent) = self.devices.remove(&name) else {
                 continue;
             };
