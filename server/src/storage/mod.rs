@@ -102,6 +102,9 @@ fn multi_row_insert(backend: Backend, insert: &str, columns: usize, rows: usize)
     sql
 }
 
+/// A query on the `Any` driver with its arguments.
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
 /// A value bound to a dynamically built query.
 enum Bind {
     Text(String),
@@ -285,6 +288,22 @@ impl Store {
 
     fn memo(&self) -> std::sync::MutexGuard<'_, Memo> {
         self.memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `sql`, built for `rows.len()` rows of placeholders, with each row's values
+    /// bound by `bind`.
+    async fn execute_rows<'q, T>(
+        &self,
+        sql: String,
+        rows: &'q [T],
+        bind: impl Fn(AnyQuery<'q>, &'q T) -> AnyQuery<'q>,
+    ) -> Result<()> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in rows {
+            query = bind(query, row);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Sets the nonce the device's next digest must use.
@@ -477,12 +496,10 @@ impl Store {
             4,
             rows.len(),
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (at, device, kind, payload) in rows {
-            query = query.bind(*at).bind(*device).bind(*kind).bind(*payload);
-        }
-        query.execute(&self.pool).await?;
-        Ok(())
+        self.execute_rows(sql, rows, |q, (at, device, kind, payload)| {
+            q.bind(*at).bind(*device).bind(*kind).bind(*payload)
+        })
+        .await
     }
 
     /// Journal events matching `filter`, oldest first, at most `filter.limit`.

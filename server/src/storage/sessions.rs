@@ -153,18 +153,16 @@ impl Store {
                 7,
                 chunk.len(),
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for r in chunk {
-                query = query
-                    .bind(r.id)
+            self.execute_rows(sql, chunk, |q, r| {
+                q.bind(r.id)
                     .bind(&r.device_id)
                     .bind(&r.session_id)
                     .bind(&r.started_at)
                     .bind(&r.ended_at)
                     .bind(&r.auth)
-                    .bind(&r.outcome);
-            }
-            query.execute(&self.pool).await?;
+                    .bind(&r.outcome)
+            })
+            .await?;
         }
         for chunk in waiting.ends.chunks(CHUNK) {
             let sql = values_update(
@@ -174,11 +172,10 @@ impl Store {
                 chunk.len(),
                 "sessions.id = v.column1 AND sessions.ended_at IS NULL",
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (row, at, outcome) in chunk {
-                query = query.bind(*row).bind(at).bind(outcome);
-            }
-            query.execute(&self.pool).await?;
+            self.execute_rows(sql, chunk, |q, (row, at, outcome)| {
+                q.bind(*row).bind(at).bind(outcome)
+            })
+            .await?;
         }
         let syncs: Vec<(String, String)> = waiting.last_sync.into_iter().collect();
         for chunk in syncs.chunks(CHUNK) {
@@ -189,11 +186,8 @@ impl Store {
                 chunk.len(),
                 "devices.id = v.column1",
             );
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (device, at) in chunk {
-                query = query.bind(device).bind(at);
-            }
-            query.execute(&self.pool).await?;
+            self.execute_rows(sql, chunk, |q, (device, at)| q.bind(device).bind(at))
+                .await?;
         }
         Ok(())
     }
@@ -232,18 +226,15 @@ impl Store {
             6,
             rows.len(),
         );
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for m in rows {
-            query = query
-                .bind(m.session_row)
+        self.execute_rows(sql, rows, |q, m| {
+            q.bind(m.session_row)
                 .bind(&m.device_id)
                 .bind(&m.direction)
                 .bind(&m.msg_id)
                 .bind(&m.at)
-                .bind(&m.body);
-        }
-        query.execute(&self.pool).await?;
-        Ok(())
+                .bind(&m.body)
+        })
+        .await
     }
 
     /// A session's messages, in order.
