@@ -270,10 +270,10 @@ impl AppState {
     }
 }
 
-/// Query results every check-in reads (see [`AppState::cached`]).
 /// Policy answers kept at most (a few per device).
 const MAX_CACHED_ANSWERS: usize = 100_000;
 
+/// Query results every check-in reads (see [`AppState::cached`]).
 #[derive(Debug, Default)]
 struct PolicyCache {
     /// Counts admin changes: a load that straddles one is not kept.
