@@ -365,7 +365,6 @@ async fn session_messages(State(state): State<Shared>, Path(session): Path<i64>)
             format!("no session {session}"),
         ));
     }
-    state.journal.flush().await?; // messages wait with the journal's events
     Ok(Json(
         json!({ "value": state.store.messages(session).await? }),
     ))

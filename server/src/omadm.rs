@@ -247,7 +247,7 @@ async fn keep_message(
     body: &str,
 ) -> Result<(), StoreError> {
     state
-        .journal
+        .store
         .keep_message(MessageRow {
             id: 0,
             session_row: session,

@@ -284,8 +284,6 @@ pub struct Journal {
     clock: Arc<dyn Clock>,
     /// Events recorded but not yet written, in order.
     pending: Arc<std::sync::Mutex<Vec<Pending>>>,
-    /// SyncML messages kept but not yet written, in order (written with the events).
-    pending_messages: Arc<std::sync::Mutex<Vec<crate::storage::MessageRow>>>,
     /// Held while writing, so batches reach the table in the order they were recorded.
     writing: Arc<tokio::sync::Mutex<()>>,
     /// Events wait beyond their request (see [`Journal::request_done`]).
@@ -298,18 +296,6 @@ struct Pending {
     device: String,
     kind: String,
     payload: String,
-}
-
-/// Adds to a queue of what waits to be written; how many wait now.
-fn enqueue<T>(queue: &std::sync::Mutex<Vec<T>>, item: T) -> usize {
-    let mut waiting = queue.lock().unwrap_or_else(|e| e.into_inner());
-    waiting.push(item);
-    waiting.len()
-}
-
-/// Empties a queue of what waits to be written.
-fn take_all<T>(queue: &std::sync::Mutex<Vec<T>>) -> Vec<T> {
-    std::mem::take(&mut *queue.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
 /// Written at once when this many events are waiting.
@@ -325,7 +311,6 @@ impl Journal {
             store,
             clock,
             pending: Arc::default(),
-            pending_messages: Arc::default(),
             writing: Arc::default(),
             deferred,
         }
@@ -360,33 +345,24 @@ impl Journal {
             kind,
             payload,
         };
-        if enqueue(&self.pending, event) >= FLUSH_AT {
+        let waiting = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push(event);
+            pending.len()
+        };
+        if waiting >= FLUSH_AT {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Keeps a management session's raw message; like events, it is written with
-    /// others, and readers flush first.
-    pub async fn keep_message(
-        &self,
-        message: crate::storage::MessageRow,
-    ) -> Result<(), StoreError> {
-        if enqueue(&self.pending_messages, message) >= FLUSH_AT / 4 {
-            self.flush().await?;
-        }
-        Ok(())
-    }
-
-    /// Writes the events and messages kept so far, in one statement per few hundred,
-    /// after the session rows that wait in the store.
+    /// Writes the events kept so far, in one statement per few hundred, after what
+    /// waits in the store (session rows and messages, see [`Store::write_waiting`]).
     pub async fn flush(&self) -> Result<(), StoreError> {
         let _writing = self.writing.lock().await;
-        self.store.write_waiting_sessions().await?;
-        for chunk in take_all(&self.pending_messages).chunks(100) {
-            self.store.append_messages(chunk).await?;
-        }
-        for chunk in take_all(&self.pending).chunks(200) {
+        self.store.write_waiting().await?;
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for chunk in batch.chunks(200) {
             let rows: Vec<(&str, &str, &str, &str)> = chunk
                 .iter()
                 .map(|p| {

@@ -62,8 +62,8 @@ pub struct Store {
     backend: Backend,
     /// What this store knows of the database because it wrote it (SQLite only).
     memo: Arc<Mutex<Memo>>,
-    /// Numbers session rows and writes the waiting ones (SQLite only).
-    sessions: Arc<sessions::SessionRows>,
+    /// Session rows, messages and last-sync times that wait, and how rows are numbered.
+    sessions: Arc<sessions::SessionWrites>,
 }
 
 /// Kept on SQLite only, where the store is the database's one writer, to spare the
@@ -77,8 +77,6 @@ struct Memo {
     no_open_commands: HashSet<String>,
     /// Commands queued so far: a look-up that straddles a new command is not kept.
     commands_queued: u64,
-    /// Session rows, ends and last-sync times not yet written.
-    sessions: sessions::Waiting,
 }
 
 /// `insert VALUES (.., ..), ...` for `rows` rows of `columns` values, assembled only
@@ -557,6 +555,7 @@ impl Store {
     /// fresh world on a server that keeps running, its CA and configuration intact.
     pub async fn wipe(&self) -> Result<()> {
         *self.memo() = Memo::default();
+        self.sessions.forget();
         let tables = SCHEMA
             .lines()
             .filter_map(|l| l.trim().strip_prefix("CREATE TABLE IF NOT EXISTS "))
@@ -621,6 +620,15 @@ fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
 }
 
 #[cfg(test)]
+impl Store {
+    /// A SQLite store in `dir` (created, or opened again).
+    pub(super) async fn open_in(dir: &std::path::Path) -> Store {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+        Store::open(&url).await.unwrap()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -635,8 +643,7 @@ mod tests {
     #[tokio::test]
     async fn devinfo_that_changes_back_is_written_again() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let store = Store::open_in(dir.path()).await;
         let device = Device {
             id: "D1".into(),
             os_version: "10.0.1".into(),
@@ -666,8 +673,7 @@ mod tests {
     #[tokio::test]
     async fn a_device_without_open_commands_sees_the_next_one_queued() {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let store = Store::open_in(dir.path()).await;
         let device = Device {
             id: "D1".into(),
             ..Device::default()

@@ -1,32 +1,39 @@
 //! Management sessions, their raw messages and the devices' last-sync times.
 //!
-//! Every OMA-DM session opens a row, closes it and sets the device's last-sync time. On
-//! PostgreSQL (a database other servers may share) these are written at once. On SQLite,
-//! where this store is the one writer, they wait with the journal's events and are
-//! written together ([`Store::write_waiting_sessions`], called by every journal flush):
-//! the store numbers new session rows itself, a session that ends before the write is
-//! written once, complete, and the readers here ([`Store::sessions`],
-//! [`Store::session`], and the devices' `last_sync_at`) see what waits.
+//! A session's raw messages wait and are written in multi-row statements
+//! ([`Store::write_waiting`], called by every journal flush: after each request on
+//! PostgreSQL, with the journal's events on SQLite). Every OMA-DM session also opens a
+//! row, closes it and sets the device's last-sync time: at once on PostgreSQL (a
+//! database other servers may share); on SQLite, where this store is the one writer,
+//! these wait too: the store numbers new session rows itself, and a session that ends
+//! before the write is written once, complete. The readers here ([`Store::sessions`],
+//! [`Store::session`], [`Store::messages`] and the devices' `last_sync_at`) see what
+//! waits.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use super::{multi_row_insert, Backend, MessageRow, Result, SessionRow, Store};
 
-/// Session writes that wait to be written (SQLite only).
+/// What waits to be written.
 #[derive(Debug, Default)]
-pub(super) struct Waiting {
-    /// New session rows, in order (ended ones carry their end).
+struct Waiting {
+    /// New session rows, in order (ended ones carry their end; SQLite only).
     rows: Vec<SessionRow>,
-    /// Ends of rows already written: (row, ended at, outcome).
+    /// Ends of rows already written: (row, ended at, outcome; SQLite only).
     ends: Vec<(i64, String, String)>,
-    /// Last-sync times, by device.
+    /// Last-sync times, by device (SQLite only).
     last_sync: HashMap<String, String>,
+    /// Raw messages, in order.
+    messages: Vec<MessageRow>,
 }
 
-/// How the store numbers session rows and writes the waiting ones one batch at a time.
+/// The store's session writes: what waits, how new rows are numbered, and the lock
+/// that writes one batch at a time.
 #[derive(Debug, Default)]
-pub(super) struct SessionRows {
+pub(super) struct SessionWrites {
+    waiting: Mutex<Waiting>,
     /// The last row id handed out (SQLite only).
     last_id: AtomicI64,
     /// Held while waiting writes are taken and written, so a reader that writes them
@@ -34,6 +41,19 @@ pub(super) struct SessionRows {
     writing: tokio::sync::Mutex<()>,
 }
 
+impl SessionWrites {
+    fn waiting(&self) -> MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops what waits (the database was wiped).
+    pub(super) fn forget(&self) {
+        *self.waiting() = Waiting::default();
+    }
+}
+
+/// Messages kept before they are written regardless.
+const MAX_WAITING_MESSAGES: usize = 128;
 /// Rows per statement when waiting writes are written.
 const CHUNK: usize = 100;
 
@@ -65,7 +85,7 @@ impl Store {
     ) -> Result<i64> {
         if self.backend == Backend::Sqlite {
             let id = self.sessions.last_id.fetch_add(1, Ordering::SeqCst) + 1;
-            self.memo().sessions.rows.push(SessionRow {
+            self.sessions.waiting().rows.push(SessionRow {
                 id,
                 device_id: device_id.to_owned(),
                 session_id: session_id.to_owned(),
@@ -91,8 +111,7 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn end_session(&self, row: i64, at: &str, outcome: &str) -> Result<()> {
         if self.backend == Backend::Sqlite {
-            let mut memo = self.memo();
-            let waiting = &mut memo.sessions;
+            let mut waiting = self.sessions.waiting();
             match waiting.rows.iter_mut().rev().find(|r| r.id == row) {
                 Some(r) if r.ended_at.is_none() => {
                     r.ended_at = Some(at.to_owned());
@@ -118,8 +137,8 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn set_last_sync(&self, id: &str, at: &str) -> Result<()> {
         if self.backend == Backend::Sqlite {
-            self.memo()
-                .sessions
+            self.sessions
+                .waiting()
                 .last_sync
                 .insert(id.to_owned(), at.to_owned());
             return Ok(());
@@ -134,18 +153,15 @@ impl Store {
 
     /// The last-sync time waiting to be written for a device, if any.
     pub(super) fn waiting_last_sync(&self, id: &str) -> Option<String> {
-        self.memo().sessions.last_sync.get(id).cloned()
+        self.sessions.waiting().last_sync.get(id).cloned()
     }
 
-    /// Writes the session rows, ends and last-sync times that wait: new rows first, in
-    /// a few multi-row statements.
+    /// Writes what waits: new session rows, ends, messages and last-sync times, in a
+    /// few multi-row statements.
     #[tracing::instrument(skip_all)]
-    pub async fn write_waiting_sessions(&self) -> Result<()> {
-        if self.backend != Backend::Sqlite {
-            return Ok(());
-        }
+    pub async fn write_waiting(&self) -> Result<()> {
         let _writing = self.sessions.writing.lock().await;
-        let waiting = std::mem::take(&mut self.memo().sessions);
+        let waiting = std::mem::take(&mut *self.sessions.waiting());
         for chunk in waiting.rows.chunks(CHUNK) {
             let sql = multi_row_insert(
                 self.backend,
@@ -177,6 +193,9 @@ impl Store {
             })
             .await?;
         }
+        for chunk in waiting.messages.chunks(CHUNK) {
+            self.append_messages(chunk).await?;
+        }
         let syncs: Vec<(String, String)> = waiting.last_sync.into_iter().collect();
         for chunk in syncs.chunks(CHUNK) {
             let sql = values_update(
@@ -195,7 +214,7 @@ impl Store {
     /// A device's sessions, oldest first.
     #[tracing::instrument(skip_all)]
     pub async fn sessions(&self, device_id: &str) -> Result<Vec<SessionRow>> {
-        self.write_waiting_sessions().await?;
+        self.write_waiting().await?;
         let rows = sqlx::query("SELECT * FROM sessions WHERE device_id = $1 ORDER BY id")
             .bind(device_id)
             .fetch_all(&self.pool)
@@ -206,7 +225,7 @@ impl Store {
     /// One session.
     #[tracing::instrument(skip_all)]
     pub async fn session(&self, row: i64) -> Result<Option<SessionRow>> {
-        self.write_waiting_sessions().await?;
+        self.write_waiting().await?;
         let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
             .bind(row)
             .fetch_optional(&self.pool)
@@ -214,9 +233,22 @@ impl Store {
         row.map(|r| SessionRow::from_row(&r)).transpose()
     }
 
-    /// Keeps raw messages (`in` from the device, `out` to it), in one statement.
-    #[tracing::instrument(skip_all)]
-    pub async fn append_messages(&self, rows: &[MessageRow]) -> Result<()> {
+    /// Keeps a session's raw message (`in` from the device, `out` to it); it waits
+    /// with others (see the module's documentation).
+    pub async fn keep_message(&self, message: MessageRow) -> Result<()> {
+        let waiting = {
+            let mut waiting = self.sessions.waiting();
+            waiting.messages.push(message);
+            waiting.messages.len()
+        };
+        if waiting >= MAX_WAITING_MESSAGES {
+            self.write_waiting().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes raw messages in one statement.
+    async fn append_messages(&self, rows: &[MessageRow]) -> Result<()> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -240,6 +272,7 @@ impl Store {
     /// A session's messages, in order.
     #[tracing::instrument(skip_all)]
     pub async fn messages(&self, session_row: i64) -> Result<Vec<MessageRow>> {
+        self.write_waiting().await?;
         let rows = sqlx::query("SELECT * FROM messages WHERE session_row = $1 ORDER BY id")
             .bind(session_row)
             .fetch_all(&self.pool)
@@ -269,11 +302,6 @@ mod tests {
     use super::super::Device;
     use super::*;
 
-    async fn open(dir: &std::path::Path) -> Store {
-        let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
-        Store::open(&url).await.unwrap()
-    }
-
     fn ended(rows: &[SessionRow]) -> Vec<(i64, Option<&str>, &str)> {
         rows.iter()
             .map(|r| (r.id, r.ended_at.as_deref(), r.outcome.as_str()))
@@ -283,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_sessions_read_back_and_are_written_for_the_next_server() {
         let dir = tempfile::tempdir().unwrap();
-        let store = open(dir.path()).await;
+        let store = Store::open_in(dir.path()).await;
         let device = Device {
             id: "D1".into(),
             ..Device::default()
@@ -322,11 +350,11 @@ mod tests {
             Some("aborted".to_owned())
         );
         store.set_last_sync("D1", "T5").await.unwrap();
-        store.write_waiting_sessions().await.unwrap();
+        store.write_waiting().await.unwrap();
         drop(store);
 
         // A server started on the same database sees it all and numbers on from there.
-        let store = open(dir.path()).await;
+        let store = Store::open_in(dir.path()).await;
         assert_eq!(
             store
                 .device("D1")
