@@ -113,7 +113,7 @@ pub fn router(state: Shared) -> Router {
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            crate::app::flush_journal,
+            crate::app::commit_request,
         ))
         .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such resource") })
         .with_state(state)

@@ -68,7 +68,7 @@ impl RunningServer {
 
     /// Stops accepting connections and waits for the listeners to close.
     pub async fn stop(self) {
-        if let Err(e) = self.state.journal.flush().await {
+        if let Err(e) = self.state.journal.commit(None).await {
             tracing::error!("journal: {e}");
         }
         let _ = self.shutdown.send(true);
@@ -76,7 +76,7 @@ impl RunningServer {
             let _ = task.await;
         }
         // What requests in flight recorded while the listeners closed.
-        if let Err(e) = self.state.journal.flush().await {
+        if let Err(e) = self.state.journal.commit(None).await {
             tracing::error!("journal: {e}");
         }
     }
@@ -94,21 +94,57 @@ pub fn device_router(state: Shared) -> Router {
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            flush_journal,
+            commit_request,
         ))
         .with_state(state)
 }
 
-/// Hands the journal a finished request (its events are written now, or soon).
-pub async fn flush_journal(
+/// Runs a request inside the store's open transaction and answers only after what it
+/// wrote is committed (group commit, see [`crate::journal::Journal::commit`]). When the
+/// commit fails, the request gets its protocol's "try again" instead of its answer.
+pub async fn commit_request(
     axum::extract::State(state): axum::extract::State<Shared>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let response = next.run(request).await;
-    if let Err(e) = state.journal.request_done().await {
-        tracing::error!("journal: {e}");
+    let path = request.uri().path().to_owned();
+    let started = state.store.txn();
+    let response = crate::storage::in_request(started, next.run(request)).await;
+    match state.journal.commit(Some(started)).await {
+        Ok(()) => response,
+        Err(e) => {
+            tracing::error!(path, "not committed, the request fails: {e}");
+            // What this server remembered may have been rolled back with it.
+            state.forget_cached();
+            not_committed(&path)
+        }
     }
+}
+
+/// The answer to a request whose writes were not committed, in its protocol's words:
+/// a device or tool that gets it tries again.
+fn not_committed(path: &str) -> axum::response::Response {
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+    if path.eq_ignore_ascii_case(crate::enroll::MANAGEMENT_PATH) {
+        // The OMA-DM client ends the session and tries again at its next poll.
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, syncml::dm::CONTENT_TYPE)],
+        )
+            .into_response();
+    }
+    if path.starts_with("/EnrollmentServer/") {
+        return crate::enroll::not_committed_fault();
+    }
+    let mut response = crate::admin::Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the request's changes could not be committed; try again",
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     response
 }
 
@@ -214,13 +250,11 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             tracing::error!("admin listener: {e}");
         }
     });
-    let mut tasks = vec![device_task, admin_task];
-    if state.journal.deferred() {
-        tasks.push(tokio::spawn(write_journal_regularly(
-            state.clone(),
-            shutdown.subscribe(),
-        )));
-    }
+    let tasks = vec![
+        device_task,
+        admin_task,
+        tokio::spawn(commit_regularly(state.clone(), shutdown.subscribe())),
+    ];
     tracing::info!(%device_addr, %admin_addr, %base_url, "tenantless-server listening");
     Ok(RunningServer {
         device_addr,
@@ -232,15 +266,15 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     })
 }
 
-/// Writes deferred journal events every [`crate::journal::WRITE_EVERY`] until the
-/// server stops (real time: how stale a look at the database file may be).
-async fn write_journal_regularly(state: Shared, mut stop: watch::Receiver<bool>) {
+/// Commits every [`crate::journal::WRITE_EVERY`] what was written outside any request
+/// (an in-process world calls the server's functions directly), until the server stops.
+async fn commit_regularly(state: Shared, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(crate::journal::WRITE_EVERY) => {}
             _ = stop.changed() => return,
         }
-        if let Err(e) = state.journal.flush().await {
+        if let Err(e) = state.journal.commit(None).await {
             tracing::error!("journal: {e}");
         }
     }

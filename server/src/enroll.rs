@@ -102,6 +102,18 @@ impl IntoResponse for SoapFault {
     }
 }
 
+/// The fault for an enrollment whose records could not be committed: the client tries
+/// again.
+pub(crate) fn not_committed_fault() -> Response {
+    SoapFault::new(
+        "http://schemas.microsoft.com/windows/pki/2009/01/enrollment/RSTRC/wstep",
+        None,
+        FaultSubcode::InternalServiceFault,
+        "the enrollment could not be recorded; try again",
+    )
+    .into_response()
+}
+
 fn soap(status: StatusCode, xml: String) -> Response {
     (
         status,

@@ -277,21 +277,36 @@ impl From<JournalRow> for Entry {
     }
 }
 
-/// Appends events with the clock's time, and reads them back.
+/// Appends events with the clock's time, and reads them back; commits what requests
+/// wrote (see [`Journal::commit`]).
 #[derive(Clone)]
 pub struct Journal {
     store: Store,
     clock: Arc<dyn Clock>,
     /// Events recorded but not yet written, in order.
-    pending: Arc<std::sync::Mutex<Vec<Pending>>>,
+    pending: Arc<std::sync::Mutex<Queue>>,
+    /// How many events had been written when the last commit began: all are committed.
+    committed: Arc<std::sync::atomic::AtomicU64>,
     /// Held while writing, so batches reach the table in the order they were recorded.
     writing: Arc<tokio::sync::Mutex<()>>,
-    /// Events wait beyond their request (see [`Journal::request_done`]).
-    deferred: bool,
+    /// Held by the request that commits for all that wait (group commit).
+    committing: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Events waiting to be written, and how many were ever recorded and taken.
+#[derive(Default)]
+struct Queue {
+    events: Vec<Pending>,
+    /// Events recorded since the journal was made.
+    recorded: u64,
+    /// Events taken to be written (the first `taken` recorded).
+    taken: u64,
 }
 
 /// An event waiting to be written.
 struct Pending {
+    /// The transaction its request started in (none outside a request).
+    started: Option<u64>,
     at: String,
     device: String,
     kind: String,
@@ -300,55 +315,79 @@ struct Pending {
 
 /// Written at once when this many events are waiting.
 const FLUSH_AT: usize = 512;
-/// How long (real time) events may wait when the journal defers them.
+/// How often (real time) what was written outside any request is committed.
 pub const WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Journal {
     /// A journal over this store and clock.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        let deferred = store.backend() == crate::storage::Backend::Sqlite;
         Journal {
             store,
             clock,
             pending: Arc::default(),
+            committed: Arc::default(),
             writing: Arc::default(),
-            deferred,
+            committing: Arc::default(),
         }
     }
 
-    /// A request has been answered. Its events are written now when the database may be
-    /// shared (PostgreSQL: another server may read them next); a server that owns its
-    /// database (SQLite) lets them wait for more, since every read through the journal
-    /// flushes first, and the server writes them every [`WRITE_EVERY`] and when it stops.
-    pub async fn request_done(&self) -> Result<(), StoreError> {
-        if self.deferred {
-            return Ok(());
+    /// Commits what was written so far, events and what waits in the store included,
+    /// and returns once it is committed; `started` is the transaction the caller's
+    /// request started in ([`Store::txn`] when it began), and an error means something
+    /// the request wrote was rolled back. Requests that finish together share one
+    /// commit: each waits for the commit in progress, and the next to get the lock
+    /// commits for everyone that wrote meanwhile.
+    pub async fn commit(&self, started: Option<u64>) -> Result<(), StoreError> {
+        use std::sync::atomic::Ordering;
+        // What the caller wrote: statements up to this transaction, events up to this one.
+        let txn = self.store.txn();
+        let recorded = self.queue().recorded;
+        {
+            let _committing = self.committing.lock().await;
+            let done = self.store.txn() > txn && self.committed.load(Ordering::SeqCst) >= recorded;
+            if !done {
+                let written = match self.flush_counted().await {
+                    Ok(written) => written,
+                    Err(e) => {
+                        self.store.rollback_open(&e).await;
+                        return Err(e);
+                    }
+                };
+                self.store.commit_open().await?;
+                self.committed.fetch_max(written, Ordering::SeqCst);
+            }
         }
-        self.flush().await
+        if self.store.failed_since(started.unwrap_or(txn)) {
+            return Err(StoreError::Aborted);
+        }
+        Ok(())
     }
 
-    /// True when events may wait beyond their request (see [`Journal::request_done`]).
-    pub fn deferred(&self) -> bool {
-        self.deferred
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Records an event for a device (or `""`), stamped with the clock's time now. It
-    /// is written with others ([`Journal::flush`], [`Journal::request_done`]); every read
+    /// is written with others into the open transaction ([`Journal::flush`]) and
+    /// committed with what its request changed ([`Journal::commit`]); every read
     /// flushes first, so readers never miss an event.
     pub async fn record(&self, device: &str, event: &Event) -> Result<(), StoreError> {
+        self.store.check_request()?;
         let payload = serde_json::to_string(event).unwrap_or_default();
         let kind = kind_of(&payload);
         tracing::debug!(device, kind, "journal");
         let event = Pending {
+            started: crate::storage::request_started(),
             at: clock::format(self.clock.now()),
             device: device.to_owned(),
             kind,
             payload,
         };
         let waiting = {
-            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-            pending.push(event);
-            pending.len()
+            let mut queue = self.queue();
+            queue.events.push(event);
+            queue.recorded += 1;
+            queue.events.len()
         };
         if waiting >= FLUSH_AT {
             self.flush().await?;
@@ -356,12 +395,24 @@ impl Journal {
         Ok(())
     }
 
-    /// Writes the events kept so far, in one statement per few hundred, after what
-    /// waits in the store (session rows and messages, see [`Store::write_waiting`]).
+    /// Writes the events kept so far into the open transaction, in one statement per
+    /// few hundred, after what waits in the store (session rows and messages, see
+    /// [`Store::write_waiting`]). Events of requests whose transaction was rolled back
+    /// are dropped: those requests fail.
     pub async fn flush(&self) -> Result<(), StoreError> {
+        self.flush_counted().await.map(|_| ())
+    }
+
+    /// [`Journal::flush`], returning how many events ever recorded are now written.
+    async fn flush_counted(&self) -> Result<u64, StoreError> {
         let _writing = self.writing.lock().await;
         self.store.write_waiting().await?;
-        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        let (mut batch, taken) = {
+            let mut queue = self.queue();
+            queue.taken = queue.recorded;
+            (std::mem::take(&mut queue.events), queue.taken)
+        };
+        batch.retain(|p| !p.started.is_some_and(|t| self.store.failed_since(t)));
         for chunk in batch.chunks(200) {
             let rows: Vec<(&str, &str, &str, &str)> = chunk
                 .iter()
@@ -376,7 +427,7 @@ impl Journal {
                 .collect();
             self.store.append_journal(&rows).await?;
         }
-        Ok(())
+        Ok(taken)
     }
 
     /// Events matching the query, oldest first.

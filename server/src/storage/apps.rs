@@ -12,7 +12,7 @@ impl Store {
         .bind(id)
         .bind(body)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -21,7 +21,7 @@ impl Store {
     pub async fn app(&self, id: &str) -> Result<Option<AppRow>> {
         let row = sqlx::query("SELECT * FROM apps WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db().await?)
             .await?;
         row.map(|r| AppRow::from_row(&r)).transpose()
     }
@@ -29,7 +29,7 @@ impl Store {
     /// Every app.
     pub async fn apps(&self) -> Result<Vec<AppRow>> {
         let rows = sqlx::query("SELECT * FROM apps ORDER BY created_at, id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(AppRow::from_row).collect()
     }
@@ -50,11 +50,11 @@ impl Store {
         .bind(package.to_vec())
         .bind(detection)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         sqlx::query("UPDATE apps SET revision = revision + 1 WHERE id = $1")
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         Ok(())
     }
@@ -64,7 +64,7 @@ impl Store {
         Ok(
             sqlx::query_scalar::<_, String>("SELECT detection FROM app_content WHERE app_id = $1")
                 .bind(app_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.db().await?)
                 .await?,
         )
     }
@@ -74,7 +74,7 @@ impl Store {
         use sqlx::Row;
         let row = sqlx::query("SELECT package, detection FROM app_content WHERE app_id = $1")
             .bind(app_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db().await?)
             .await?;
         Ok(match row {
             Some(r) => Some((
@@ -89,7 +89,7 @@ impl Store {
     pub async fn set_assignments(&self, app_id: &str, assignments: &[AssignmentRow]) -> Result<()> {
         sqlx::query("DELETE FROM app_assignments WHERE app_id = $1")
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         for a in assignments {
             sqlx::query("INSERT INTO app_assignments (app_id, intent, target, start_at, deadline_at) VALUES ($1, $2, $3, $4, $5)")
@@ -98,7 +98,7 @@ impl Store {
                 .bind(&a.target)
                 .bind(&a.start_at)
                 .bind(&a.deadline_at)
-                .execute(&self.pool)
+                .execute(&mut *self.db().await?)
                 .await?;
         }
         Ok(())
@@ -107,7 +107,7 @@ impl Store {
     /// Every assignment of every app.
     pub async fn assignments(&self) -> Result<Vec<AssignmentRow>> {
         let rows = sqlx::query("SELECT * FROM app_assignments ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(AssignmentRow::from_row).collect()
     }
@@ -117,7 +117,7 @@ impl Store {
         let previous = sqlx::query("SELECT * FROM app_status WHERE device_id = $1 AND app_id = $2")
             .bind(&s.device_id)
             .bind(&s.app_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db().await?)
             .await?
             .map(|r| AppStatusRow::from_row(&r))
             .transpose()?;
@@ -134,7 +134,7 @@ impl Store {
         .bind(s.error_code)
         .bind(&s.report)
         .bind(&s.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(previous)
     }
@@ -143,7 +143,7 @@ impl Store {
     pub async fn app_statuses(&self, app_id: &str) -> Result<Vec<AppStatusRow>> {
         let rows = sqlx::query("SELECT * FROM app_status WHERE app_id = $1 ORDER BY device_id")
             .bind(app_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(AppStatusRow::from_row).collect()
     }

@@ -74,7 +74,7 @@ impl Store {
         .bind(&s.remediation_state)
         .bind(&s.result)
         .bind(&s.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -85,7 +85,7 @@ impl Store {
             "SELECT * FROM health_script_states WHERE script_id = $1 ORDER BY device_id",
         )
         .bind(script_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db().await?)
         .await?;
         rows.iter().map(RemediationStateRow::from_row).collect()
     }
@@ -104,7 +104,7 @@ impl Store {
         .bind(&h.health_state)
         .bind(&h.report)
         .bind(&h.reported_at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Store {
     pub async fn agent_health(&self, device_id: &str) -> Result<Option<AgentHealthRow>> {
         let row = sqlx::query("SELECT * FROM agent_health WHERE device_id = $1")
             .bind(device_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db().await?)
             .await?;
         row.map(|r| {
             Ok(AgentHealthRow {

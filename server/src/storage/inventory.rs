@@ -49,7 +49,7 @@ impl Store {
         if let Some(d) = device {
             q = q.bind(d);
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = q.fetch_all(&mut *self.db().await?).await?;
         rows.iter()
             .map(|r| {
                 Ok(InventoryRow {
@@ -75,7 +75,7 @@ impl Store {
         if replace {
             sqlx::query("DELETE FROM device_inventory WHERE device_id = $1")
                 .bind(device_id)
-                .execute(&self.pool)
+                .execute(&mut *self.db().await?)
                 .await?;
         }
         for r in rows {
@@ -91,7 +91,7 @@ impl Store {
             .bind(&r.version)
             .bind(&r.publisher)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         }
         Ok(())

@@ -10,9 +10,12 @@ mod inventory;
 mod rows;
 mod scripts;
 mod sessions;
+mod txn;
 pub use health::{AgentHealthRow, RemediationStateRow};
 pub use inventory::InventoryRow;
 pub use scripts::{ScriptAssignment, ScriptKind};
+pub use txn::in_request;
+pub(crate) use txn::request_started;
 
 /// The schema, in SQLite's dialect.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -28,8 +31,8 @@ static POSTGRES_SCHEMA: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::any::AnyRow;
+use sqlx::Row;
 
 pub use rows::*;
 
@@ -42,6 +45,9 @@ pub enum StoreError {
     /// The URL names an engine this store does not speak.
     #[error("unsupported database URL {0:?} (use sqlite://PATH or postgres://...)")]
     UnsupportedUrl(String),
+    /// The transaction this request wrote into was rolled back; its writes are gone.
+    #[error("the request's transaction was rolled back")]
+    Aborted,
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -58,7 +64,8 @@ pub enum Backend {
 /// The server's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: AnyPool,
+    /// The one connection, always in an open transaction (see `txn`).
+    conn: Arc<txn::Conn>,
     backend: Backend,
     /// What this store knows of the database because it wrote it (SQLite only).
     memo: Arc<Mutex<Memo>>,
@@ -121,28 +128,11 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_owned()));
         };
-        // SQLite takes one writer at a time and makes the others sleep and retry: one
-        // connection queues statements in the pool instead (no query here holds a
-        // connection while it waits for another).
-        let mut options =
-            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 1 } else { 8 });
-        if backend == Backend::Sqlite {
-            // An embedded database cannot drop a connection: no ping before every query
-            // (each is a round trip to the connection's worker thread).
-            options = options
-                .test_before_acquire(false)
-                .after_connect(|conn, _meta| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA busy_timeout = 5000").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        Ok(())
-                    })
-                });
-        }
-        let pool = options.connect(url).await?;
+        // One connection in one open transaction, committed by the journal's group
+        // commit (see `txn`): SQLite takes one writer at a time anyway, and PostgreSQL
+        // servers that share a database see each other's commits.
         let store = Store {
-            pool,
+            conn: Arc::new(txn::Conn::open(url, backend).await?),
             backend,
             memo: Arc::default(),
             sessions: Arc::default(),
@@ -159,18 +149,15 @@ impl Store {
 
     async fn migrate(&self) -> Result<()> {
         let schema = match self.backend {
-            Backend::Sqlite => {
-                sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&self.pool)
-                    .await?;
-                SCHEMA
-            }
+            Backend::Sqlite => SCHEMA,
             Backend::Postgres => POSTGRES_SCHEMA.as_str(),
         };
         for statement in schema.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            sqlx::query(statement).execute(&self.pool).await?;
+            sqlx::query(statement)
+                .execute(&mut *self.db().await?)
+                .await?;
         }
-        Ok(())
+        self.commit_open().await
     }
 
     // ---- devices ----
@@ -214,7 +201,7 @@ impl Store {
         .bind(i64::from(d.ime_required))
         .bind(&d.ime_version)
         .bind(&d.ime_state)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -224,7 +211,7 @@ impl Store {
     pub async fn device(&self, id: &str) -> Result<Option<Device>> {
         let row = sqlx::query("SELECT * FROM devices WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db().await?)
             .await?;
         row.map(|r| self.device_from_row(&r)).transpose()
     }
@@ -233,7 +220,7 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn devices(&self) -> Result<Vec<Device>> {
         let rows = sqlx::query("SELECT * FROM devices ORDER BY id")
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(|r| self.device_from_row(r)).collect()
     }
@@ -276,7 +263,7 @@ impl Store {
         .bind(&info.hw_dev_id)
         .bind(&info.os_version)
         .bind(&info.device_name)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         if let Some(merged) = merged {
             self.memo().devinfo_written.insert(id.to_owned(), merged);
@@ -300,7 +287,7 @@ impl Store {
         for row in rows {
             query = bind(query, row);
         }
-        query.execute(&self.pool).await?;
+        query.execute(&mut *self.db().await?).await?;
         Ok(())
     }
 
@@ -310,7 +297,7 @@ impl Store {
         sqlx::query("UPDATE devices SET client_nonce = $2 WHERE id = $1")
             .bind(id)
             .bind(nonce)
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         Ok(())
     }
@@ -331,7 +318,7 @@ impl Store {
         .bind(i64::from(required))
         .bind(version)
         .bind(state)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -350,7 +337,7 @@ impl Store {
         .bind(c.der.clone())
         .bind(&c.issued_at)
         .bind(&c.not_after)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -362,7 +349,7 @@ impl Store {
             "SELECT device_id FROM certificates WHERE thumbprint = $1",
         )
         .bind(thumbprint)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db().await?)
         .await?)
     }
 
@@ -382,7 +369,7 @@ impl Store {
         .bind(&c.origin)
         .bind(&c.queued_at)
         .bind(c.retry_of)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.db().await?)
         .await?;
         let mut memo = self.memo();
         memo.commands_queued += 1;
@@ -405,7 +392,7 @@ impl Store {
             "SELECT * FROM commands WHERE device_id = $1 AND state <> 'completed' ORDER BY id",
         )
         .bind(device_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db().await?)
         .await?;
         let mut memo = self.memo();
         if owned && rows.is_empty() && memo.commands_queued == queued_before {
@@ -420,7 +407,7 @@ impl Store {
     pub async fn commands(&self, device_id: &str) -> Result<Vec<CommandRow>> {
         let rows = sqlx::query("SELECT * FROM commands WHERE device_id = $1 ORDER BY id")
             .bind(device_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(CommandRow::from_row).collect()
     }
@@ -430,7 +417,7 @@ impl Store {
     pub async fn command(&self, id: i64) -> Result<Option<CommandRow>> {
         let row = sqlx::query("SELECT * FROM commands WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db().await?)
             .await?;
         row.map(|r| CommandRow::from_row(&r)).transpose()
     }
@@ -443,7 +430,7 @@ impl Store {
         )
         .bind(id)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -464,7 +451,7 @@ impl Store {
         .bind(status)
         .bind(results)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -475,7 +462,7 @@ impl Store {
         sqlx::query("UPDATE commands SET results = $2 WHERE id = $1")
             .bind(id)
             .bind(results)
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         Ok(())
     }
@@ -538,7 +525,7 @@ impl Store {
                 Bind::Int(i) => query.bind(i),
             };
         }
-        let rows = query.fetch_all(&self.pool).await?;
+        let rows = query.fetch_all(&mut *self.db().await?).await?;
         rows.iter().map(JournalRow::from_row).collect()
     }
 
@@ -546,7 +533,7 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn clear_journal(&self) -> Result<()> {
         sqlx::query("DELETE FROM journal")
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         Ok(())
     }
@@ -564,7 +551,7 @@ impl Store {
         for table in tables {
             // Table names come from our own schema, never from input.
             sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
-                .execute(&self.pool)
+                .execute(&mut *self.db().await?)
                 .await?;
         }
         Ok(())
@@ -572,8 +559,11 @@ impl Store {
 
     /// True when the database answers.
     pub async fn ping(&self) -> bool {
+        let Ok(mut db) = self.db().await else {
+            return false;
+        };
         sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *db)
             .await
             .is_ok()
     }
@@ -586,7 +576,7 @@ impl Store {
         Ok(
             sqlx::query_scalar::<_, String>("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.db().await?)
                 .await?,
         )
     }
@@ -597,7 +587,7 @@ impl Store {
         sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
             .bind(key)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         Ok(())
     }

@@ -59,7 +59,7 @@ impl Store {
         .bind(id)
         .bind(body)
         .bind(at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -71,7 +71,7 @@ impl Store {
             kind.table()
         )))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.db().await?)
         .await?;
         row.map(|r| AppRow::from_row(&r)).transpose()
     }
@@ -82,7 +82,7 @@ impl Store {
             "SELECT * FROM {} ORDER BY created_at, id",
             kind.table()
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db().await?)
         .await?;
         rows.iter().map(AppRow::from_row).collect()
     }
@@ -99,7 +99,7 @@ impl Store {
             "DELETE FROM {table} WHERE script_id = $1"
         )))
         .bind(script_id)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         for a in assignments {
             let query = match kind {
@@ -115,7 +115,7 @@ impl Store {
             if kind == ScriptKind::Remediation {
                 q = q.bind(&a.settings);
             }
-            q.execute(&self.pool).await?;
+            q.execute(&mut *self.db().await?).await?;
         }
         Ok(())
     }
@@ -138,7 +138,7 @@ impl Store {
             kind.table(),
             kind.assignments()
         )))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.db().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -167,7 +167,7 @@ impl Store {
         .bind(s.error_code)
         .bind(&s.details)
         .bind(&s.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -177,7 +177,7 @@ impl Store {
         let rows =
             sqlx::query("SELECT * FROM script_states WHERE script_id = $1 ORDER BY device_id")
                 .bind(script_id)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.db().await?)
                 .await?;
         rows.iter().map(ScriptStateRow::from_row).collect()
     }

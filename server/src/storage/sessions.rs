@@ -68,7 +68,7 @@ impl Store {
             "SELECT MAX(COALESCE((SELECT MAX(id) FROM sessions), 0),
                         COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'sessions'), 0))",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.db().await?)
         .await?;
         self.sessions.last_id.store(last, Ordering::SeqCst);
         Ok(())
@@ -83,6 +83,7 @@ impl Store {
         at: &str,
         auth: &str,
     ) -> Result<i64> {
+        self.check_request()?;
         if self.backend == Backend::Sqlite {
             let id = self.sessions.last_id.fetch_add(1, Ordering::SeqCst) + 1;
             self.sessions.waiting().rows.push(SessionRow {
@@ -103,13 +104,14 @@ impl Store {
         .bind(session_id)
         .bind(at)
         .bind(auth)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.db().await?)
         .await?)
     }
 
     /// Closes a session row (once: a closed row stays as it was closed).
     #[tracing::instrument(skip_all)]
     pub async fn end_session(&self, row: i64, at: &str, outcome: &str) -> Result<()> {
+        self.check_request()?;
         if self.backend == Backend::Sqlite {
             let mut waiting = self.sessions.waiting();
             match waiting.rows.iter_mut().rev().find(|r| r.id == row) {
@@ -128,7 +130,7 @@ impl Store {
         .bind(row)
         .bind(at)
         .bind(outcome)
-        .execute(&self.pool)
+        .execute(&mut *self.db().await?)
         .await?;
         Ok(())
     }
@@ -136,6 +138,7 @@ impl Store {
     /// Sets the time of the device's last management session.
     #[tracing::instrument(skip_all)]
     pub async fn set_last_sync(&self, id: &str, at: &str) -> Result<()> {
+        self.check_request()?;
         if self.backend == Backend::Sqlite {
             self.sessions
                 .waiting()
@@ -146,7 +149,7 @@ impl Store {
         sqlx::query("UPDATE devices SET last_sync_at = $2 WHERE id = $1")
             .bind(id)
             .bind(at)
-            .execute(&self.pool)
+            .execute(&mut *self.db().await?)
             .await?;
         Ok(())
     }
@@ -217,7 +220,7 @@ impl Store {
         self.write_waiting().await?;
         let rows = sqlx::query("SELECT * FROM sessions WHERE device_id = $1 ORDER BY id")
             .bind(device_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(SessionRow::from_row).collect()
     }
@@ -228,7 +231,7 @@ impl Store {
         self.write_waiting().await?;
         let row = sqlx::query("SELECT * FROM sessions WHERE id = $1")
             .bind(row)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.db().await?)
             .await?;
         row.map(|r| SessionRow::from_row(&r)).transpose()
     }
@@ -236,6 +239,7 @@ impl Store {
     /// Keeps a session's raw message (`in` from the device, `out` to it); it waits
     /// with others (see the module's documentation).
     pub async fn keep_message(&self, message: MessageRow) -> Result<()> {
+        self.check_request()?;
         let waiting = {
             let mut waiting = self.sessions.waiting();
             waiting.messages.push(message);
@@ -275,7 +279,7 @@ impl Store {
         self.write_waiting().await?;
         let rows = sqlx::query("SELECT * FROM messages WHERE session_row = $1 ORDER BY id")
             .bind(session_row)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(MessageRow::from_row).collect()
     }
@@ -351,6 +355,7 @@ mod tests {
         );
         store.set_last_sync("D1", "T5").await.unwrap();
         store.write_waiting().await.unwrap();
+        store.commit_open().await.unwrap();
         drop(store);
 
         // A server started on the same database sees it all and numbers on from there.

@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+pub mod cluster;
+#[allow(unused_imports)]
+pub use cluster::Cluster;
+
 use base64::Engine;
 use rcgen::{CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, KeyPair};
 use rustls::pki_types::pem::PemObject;
@@ -224,9 +228,14 @@ pub struct Enrolled {
 
 /// Runs the three enrollment calls for a new ECDSA key.
 pub async fn enroll(server: &RunningServer, device_id: &str) -> Enrolled {
+    enroll_at(&server.base_url, server.ca_pem(), device_id).await
+}
+
+/// [`enroll`] with a server known by its device URL and CA.
+pub async fn enroll_at(base_url: &str, ca_pem: &str, device_id: &str) -> Enrolled {
     let key = KeyPair::generate().expect("key");
-    let client = https(server.ca_pem(), None);
-    let url = format!("{}/EnrollmentServer/Enrollment.svc", server.base_url);
+    let client = https(ca_pem, None);
+    let url = format!("{base_url}/EnrollmentServer/Enrollment.svc");
     let (status, _, body) = post_soap(
         &client,
         &url,

@@ -1,0 +1,212 @@
+//! Acknowledged means written: a `tenantless-server` process killed with SIGKILL right
+//! after it answered has every answered request's events in its journal, once.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::{json, Value};
+
+const DEVICE: &str = "0DD5EED5-1111-4222-8333-944444444444";
+
+/// A `tenantless-server` process on fixed loopback ports and a data dir.
+struct ServerProcess {
+    child: Child,
+    device: SocketAddr,
+    admin: SocketAddr,
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+}
+
+impl ServerProcess {
+    /// Starts the server and returns once it printed its addresses (it is listening).
+    fn start(dir: &Path, db: Option<&str>, device: SocketAddr, admin: SocketAddr) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tenantless-server"));
+        if let Some(url) = db {
+            command.args(["--db", url]);
+        }
+        let mut child = command
+            .args(["--data-dir", &dir.display().to_string()])
+            .args(["--listen", &device.to_string()])
+            .args(["--admin-listen", &admin.to_string()])
+            .args(["--enroll-secret", SECRET, "--admin-token", TOKEN])
+            .args(["--clock", "manual", "--clock-start", "2026-11-24T09:00:00Z"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tenantless-server starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let ready = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.starts_with("admin:"));
+        assert!(ready, "the server printed its addresses");
+        ServerProcess {
+            child,
+            device,
+            admin,
+        }
+    }
+
+    fn kill_9(self) {
+        // Dropping kills (below).
+    }
+
+    fn base_url(&self) -> String {
+        format!("https://localhost:{}", self.device.port())
+    }
+
+    fn admin_client(&self) -> AdminClient {
+        AdminClient {
+            base: format!("http://{}", self.admin),
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    /// SIGKILL, also when a test fails: the process never outlives its test.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A small deterministic generator (the campaign's moments come from a seed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+async fn all_events(admin: &AdminClient, kind: &str) -> Vec<Value> {
+    let (status, v) = admin
+        .get(&format!(
+            "/testbed/events?device={DEVICE}&kind={kind}&limit=10000"
+        ))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v["value"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_request_survives_kill_9() {
+    campaign(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answered_request_survives_kill_9_on_postgres() {
+    let Some(cluster) = Cluster::start_or_skip() else {
+        return;
+    };
+    campaign(Some(&cluster.url)).await;
+}
+
+/// Requests answered, then SIGKILL at seeded moments (`TENANTLESS_KILLS` times, 20 by
+/// default; `TENANTLESS_SEED` picks the moments), then checks the journal.
+async fn campaign(db: Option<&str>) {
+    install_provider();
+    let kills: u64 = std::env::var("TENANTLESS_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(20);
+    let seed: u64 = std::env::var("TENANTLESS_SEED")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(16);
+    eprintln!("kill campaign: {kills} kills, TENANTLESS_SEED={seed}");
+    let mut rng = Lcg(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let (device_addr, admin_addr) = (free_port(), free_port());
+    let mut server = ServerProcess::start(dir.path(), db, device_addr, admin_addr);
+    let ca = std::fs::read_to_string(dir.path().join("pki/ca.pem")).unwrap();
+    let e = enroll_at(&server.base_url(), &ca, DEVICE).await;
+
+    // Management sessions and gateway calls, each answered, then SIGKILL at once.
+    let mut answered_sessions = Vec::new();
+    let mut answered_gateway_calls = 0;
+    let mut session = 0;
+    for _ in 0..kills {
+        let client = https(&ca, Some((&e.cert_der, &e.key_pkcs8)));
+        for _ in 0..1 + rng.below(3) {
+            session += 1;
+            let url = format!("{}/ManagementServer/MDM.svc", server.base_url());
+            let reply = exchange(
+                &client,
+                &url,
+                &package1(DEVICE, &session.to_string(), &url, None),
+            )
+            .await;
+            assert_eq!(header_status(&reply).data, "200");
+            answered_sessions.push(session.to_string());
+            if rng.below(2) == 0 {
+                let url = format!(
+                    "{}/SideCar/StatelessSideCarGatewayService/SideCarGatewaySessions('4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c')",
+                    server.base_url()
+                );
+                let envelope = json!({
+                    "Key": "key", "SessionId": "4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c",
+                    "RequestContentType": "RequestApplication", "RequestPayload": "[]",
+                    "CheckinReason": "AgentRestart",
+                });
+                let r = client.put(url).json(&envelope).send().await.unwrap();
+                assert_eq!(r.status().as_u16(), 200);
+                answered_gateway_calls += 1;
+            }
+        }
+        server.kill_9();
+        server = ServerProcess::start(dir.path(), db, device_addr, admin_addr);
+    }
+
+    let admin = server.admin_client();
+    assert_eq!(all_events(&admin, "enrolled").await.len(), 1);
+    let started = all_events(&admin, "session_started").await;
+    let ids: Vec<&str> = started
+        .iter()
+        .map(|e| e["payload"]["sessionId"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        ids, answered_sessions,
+        "every answered session, once, in order"
+    );
+    let mut rows: Vec<i64> = started
+        .iter()
+        .map(|e| e["payload"]["session"].as_i64().unwrap_or_default())
+        .collect();
+    rows.sort();
+    rows.dedup();
+    assert_eq!(
+        rows.len(),
+        started.len(),
+        "session numbers are never reused"
+    );
+    let calls = all_events(&admin, "gateway_call").await;
+    assert_eq!(calls.len(), answered_gateway_calls);
+    // The state tables agree: the sessions the admin API lists are the journal's.
+    let (_, sessions) = admin
+        .get(&format!(
+            "/beta/deviceManagement/managedDevices/{DEVICE}/sessions"
+        ))
+        .await;
+    assert_eq!(
+        sessions["value"].as_array().map(Vec::len),
+        Some(answered_sessions.len()),
+        "{sessions}"
+    );
+    server.kill_9();
+}
