@@ -120,12 +120,12 @@ pub fn router(state: Shared) -> Router {
 }
 
 async fn bearer(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let expected = format!("Bearer {}", state.config.admin_token);
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    if given != Some(expected.as_str()) {
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !given.is_some_and(|token| crate::secret::matches(token, &state.config.admin_token)) {
         return Problem::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
             .into_response();
     }

@@ -90,7 +90,7 @@ pub fn device_router(state: Shared) -> Router {
         .merge(crate::apps::device_routes())
         .route(
             "/testbed/clock",
-            axum::routing::get(crate::worldclock::get_clock),
+            axum::routing::get(crate::worldclock::get_clock_for_devices),
         )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -157,6 +157,8 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         source,
     };
     std::fs::create_dir_all(&data_dir).map_err(dir_error)?;
+    // The CA's key and the database (device secrets) are the server's user's alone.
+    crate::secret::restrict(&data_dir, 0o700).map_err(dir_error)?;
     let probe = data_dir.join(".write-test");
     std::fs::write(&probe, b"").map_err(dir_error)?;
     let _ = std::fs::remove_file(&probe);
@@ -170,6 +172,14 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         )
     });
     let store = Store::open(&db_url).await?;
+    if config.db_url.is_none() {
+        for file in ["tenantless.db", "tenantless.db-wal", "tenantless.db-shm"] {
+            let path = data_dir.join(file);
+            if path.exists() {
+                crate::secret::restrict(&path, 0o600).map_err(dir_error)?;
+            }
+        }
+    }
 
     let device_listener =
         TcpListener::bind(config.listen)

@@ -183,7 +183,7 @@ async fn authenticate(
             "The request has no wsse:UsernameToken.",
         ));
     };
-    if token.password != state.config.enroll_secret {
+    if !crate::secret::matches(&token.password, &state.config.enroll_secret) {
         refuse(
             state,
             fault_action,

@@ -23,6 +23,7 @@ pub mod journal;
 pub mod omadm;
 pub mod pki;
 pub mod scripts;
+pub mod secret;
 pub mod state;
 pub mod storage;
 pub mod tls;

@@ -27,7 +27,7 @@ use crate::journal::{Event, ResultItem};
 use crate::pki;
 use crate::state::Shared;
 use crate::storage::{DevInfo, MessageRow, NewCommand, StoreError};
-use crate::tls::PeerCertificate;
+use crate::tls::{ConnectionId, PeerCertificate};
 
 /// At most this many queued commands go in one server message.
 const MAX_COMMANDS_PER_MESSAGE: usize = 100;
@@ -38,6 +38,9 @@ pub struct LiveSession {
     row: i64,
     session_id: String,
     auth: &'static str,
+    /// For a digest session: the connection it was authenticated on, the only one its
+    /// later messages (which carry no `Cred`) are accepted from.
+    connection: Option<ConnectionId>,
     next_msg_id: u32,
     /// (our MsgID, CmdID) -> the queued command it carried, and whether it was nested.
     sent: HashMap<(String, String), (i64, bool)>,
@@ -55,10 +58,12 @@ pub fn routes() -> Router<Shared> {
 async fn manage(
     State(state): State<Shared>,
     peer: Option<Extension<PeerCertificate>>,
+    connection: Option<Extension<ConnectionId>>,
     body: Bytes,
 ) -> Response {
     let peer = peer.map(|Extension(p)| p).unwrap_or_default();
-    let xml = match handle(&state, &peer, &body).await {
+    let connection = connection.map(|Extension(c)| c).unwrap_or_default();
+    let xml = match handle(&state, &peer, connection, &body).await {
         Ok(xml) => xml,
         Err(e) => {
             tracing::error!("management session: {e}");
@@ -143,6 +148,7 @@ enum Auth {
 async fn authenticate(
     state: &Shared,
     peer: &PeerCertificate,
+    connection: ConnectionId,
     msg: &SyncMl,
 ) -> Result<Auth, StoreError> {
     let claimed = msg
@@ -193,11 +199,14 @@ async fn authenticate(
             reason: "wrong digest credentials".into(),
         });
     }
+    // A message without credentials continues a digest session only on the connection
+    // that session authenticated on: a SessionID is easy to guess, a connection is not
+    // someone else's. (A certificate session's messages all carry the certificate.)
     let in_session = {
         let sessions = state.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions
-            .get(&device.id)
-            .is_some_and(|live| live.session_id == msg.hdr.session_id)
+        sessions.get(&device.id).is_some_and(|live| {
+            live.session_id == msg.hdr.session_id && live.connection == Some(connection)
+        })
     };
     if in_session {
         return Ok(Auth::Session(device.id));
@@ -276,10 +285,17 @@ async fn keep_message(
     Ok(())
 }
 
-async fn handle(state: &Shared, peer: &PeerCertificate, body: &[u8]) -> Result<String, StoreError> {
-    let raw_in = syncml::xml::decode(body)
-        .map(|t| t.into_owned())
-        .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned());
+async fn handle(
+    state: &Shared,
+    peer: &PeerCertificate,
+    connection: ConnectionId,
+    body: &[u8],
+) -> Result<String, StoreError> {
+    let raw_in = redact_credentials(
+        syncml::xml::decode(body)
+            .map(|t| t.into_owned())
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned()),
+    );
     let msg = match SyncMl::parse(body) {
         Ok(msg) => msg,
         Err(e) => {
@@ -300,7 +316,7 @@ async fn handle(state: &Shared, peer: &PeerCertificate, body: &[u8]) -> Result<S
         }
     };
 
-    let (device, header_code) = match authenticate(state, peer, &msg).await? {
+    let (device, header_code) = match authenticate(state, peer, connection, &msg).await? {
         Auth::Certificate(d) | Auth::Session(d) => (d, StatusCode::Ok),
         Auth::Digest(d) => (d, StatusCode::AuthenticationAccepted),
         Auth::Refuse {
@@ -334,7 +350,14 @@ async fn handle(state: &Shared, peer: &PeerCertificate, body: &[u8]) -> Result<S
     let msg_id = live.next_msg_id.to_string();
     live.next_msg_id += 1;
     let mut reply = ReplyBuilder::new(&msg.hdr, msg_id.clone());
-    reply.header_status(&msg.hdr, header_code, None);
+    // An accepted digest is never accepted again: the next one must use a new nonce.
+    let next_challenge = if header_code == StatusCode::AuthenticationAccepted {
+        live.connection = Some(connection);
+        Some(new_challenge(state, &device).await?)
+    } else {
+        None
+    };
+    reply.header_status(&msg.hdr, header_code, next_challenge);
 
     let mut aborted = false;
     for command in &msg.body.commands {
@@ -439,6 +462,30 @@ async fn handle(state: &Shared, peer: &PeerCertificate, body: &[u8]) -> Result<S
     Ok(xml)
 }
 
+/// What stands in the kept copy of a message for the digest of its `Cred`.
+const REDACTED: &str = "(redacted)";
+
+/// A raw message as kept: the `Data` of its header's `Cred` (a digest that a reader of
+/// the journal could replay) replaced by [`REDACTED`].
+fn redact_credentials(mut raw: String) -> String {
+    let Some(cred) = raw.find("<Cred>") else {
+        return raw;
+    };
+    let Some(cred_end) = raw[cred..].find("</Cred>").map(|i| cred + i) else {
+        return raw;
+    };
+    let data = raw[cred..cred_end]
+        .find("<Data>")
+        .map(|i| cred + i + "<Data>".len());
+    let data_end = raw[cred..cred_end].find("</Data>").map(|i| cred + i);
+    if let (Some(start), Some(end)) = (data, data_end) {
+        if start <= end {
+            raw.replace_range(start..end, REDACTED);
+        }
+    }
+    raw
+}
+
 /// The CmdIDs of commands nested in an Atomic or Sequence.
 fn nested_ids(command: &Command, out: &mut Vec<(String, bool)>) {
     if let Command::Atomic(c) | Command::Sequence(c) = command {
@@ -505,6 +552,7 @@ async fn open_session(
         row,
         session_id: session_id.into(),
         auth,
+        connection: None,
         next_msg_id: 1,
         sent: HashMap::new(),
         delivered: HashSet::new(),
@@ -700,5 +748,22 @@ impl LiveSession {
     /// How the session authenticated.
     pub fn auth(&self) -> &'static str {
         self.auth
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cred_digest_is_not_kept() {
+        let raw = "<SyncML><SyncHdr><Cred><Meta><Type>syncml:auth-md5</Type></Meta><Data>c2VjcmV0ZGlnZXN0</Data></Cred></SyncHdr><SyncBody><Replace><Item><Data>kept</Data></Item></Replace></SyncBody></SyncML>";
+        let kept = redact_credentials(raw.to_owned());
+        assert!(!kept.contains("c2VjcmV0ZGlnZXN0"), "{kept}");
+        assert!(kept.contains("<Data>(redacted)</Data></Cred>"), "{kept}");
+        assert!(kept.contains("<Data>kept</Data>"), "{kept}");
+        for odd in ["<Cred>", "<Cred><Data>", "</Data><Cred></Cred>", ""] {
+            assert_eq!(redact_credentials(odd.to_owned()), odd);
+        }
     }
 }

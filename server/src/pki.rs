@@ -135,8 +135,8 @@ impl Ca {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        params.not_before = to_time(now - Duration::days(1));
-        params.not_after = to_time(now + Duration::days(3650));
+        params.not_before = to_time(moved(now, -Duration::days(1)));
+        params.not_after = to_time(moved(now, Duration::days(3650)));
         let cert = params.self_signed(&key).map_err(gen)?;
         let cert_pem = cert.pem();
         write(&cert_path, &cert_pem)?;
@@ -190,8 +190,8 @@ impl Ca {
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyEncipherment,
         ];
-        params.not_before = to_time(now - Duration::days(1));
-        params.not_after = to_time(now + Duration::days(825));
+        params.not_before = to_time(moved(now, -Duration::days(1)));
+        params.not_after = to_time(moved(now, Duration::days(825)));
         let cert = params.signed_by(&key, &self.issuer).map_err(gen)?;
         Ok((cert.der().to_vec(), key.serialize_der()))
     }
@@ -220,8 +220,8 @@ impl Ca {
         let mut serial = serial;
         serial[0] &= 0x7F; // a positive INTEGER
         params.serial_number = Some(SerialNumber::from_slice(&serial));
-        let not_after = now + valid_for;
-        params.not_before = to_time(now - Duration::days(1));
+        let not_after = moved(now, valid_for);
+        params.not_before = to_time(moved(now, -Duration::days(1)));
         params.not_after = to_time(not_after);
         let cert = params.signed_by(&public_key, &self.issuer).map_err(gen)?;
         let der = cert.der().to_vec();
@@ -342,7 +342,26 @@ fn pem_to_der(pem: &str) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(body).ok()
 }
 
+/// The last moment an X.509 certificate can name (GeneralizedTime's 9999-12-31).
+fn last_x509_moment() -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `now + by` (or `now - by`), kept within what a certificate can say: a clock set near
+/// the end of time issues certificates valid until 9999-12-31, never ones that expired.
+fn moved(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    now.checked_add_signed(by)
+        .unwrap_or(if by > Duration::zero() {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            epoch
+        })
+        .clamp(epoch, last_x509_moment())
+}
+
 fn to_time(t: DateTime<Utc>) -> time::OffsetDateTime {
+    let t = t.clamp(DateTime::<Utc>::UNIX_EPOCH, last_x509_moment());
     time::OffsetDateTime::from_unix_timestamp(t.timestamp())
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
 }
@@ -358,8 +377,9 @@ fn read(path: &Path) -> Result<String, PkiError> {
     })
 }
 
+/// Writes a PKI file; the CA's key is readable by the server's user alone.
 fn write(path: &Path, text: &str) -> Result<(), PkiError> {
-    fs::write(path, text).map_err(|source| PkiError::Io {
+    crate::secret::write_private(path, text.as_bytes()).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
     })
@@ -384,5 +404,43 @@ mod tests {
         ];
         assert_eq!(decode_device_id(&guid).as_deref(), Some(id));
         assert_eq!(decode_device_id(b""), None);
+    }
+
+    #[test]
+    fn a_clock_near_the_end_of_time_issues_certificates_that_are_still_valid() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = DateTime::parse_from_rfc3339("9999-12-30T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ca = Ca::load_or_create(dir.path(), now).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let csr = CertificateParams::default()
+            .serialize_request(&key)
+            .unwrap();
+        let csr = verify_csr(csr.der()).unwrap();
+        let issued = ca
+            .sign_device(&csr, "D1", [1; 16], now, Duration::days(365))
+            .unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&issued.der).unwrap();
+        let not_after = cert.validity().not_after.timestamp();
+        assert!(not_after > now.timestamp(), "expired at {not_after}");
+        assert!(issued.not_after > now);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_ca_key_is_the_servers_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        Ca::load_or_create(
+            dir.path(),
+            DateTime::<Utc>::UNIX_EPOCH + Duration::days(20_000),
+        )
+        .unwrap();
+        let mode = std::fs::metadata(dir.path().join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 }

@@ -19,6 +19,11 @@ use tower::ServiceExt;
 #[derive(Debug, Clone, Default)]
 pub struct PeerCertificate(pub Option<Arc<Vec<u8>>>);
 
+/// Which accepted connection a request arrived on (numbered from 1 per listener): what
+/// binds a digest-authenticated management session to the connection it began on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionId(pub u64);
+
 /// The crypto provider the whole project uses.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
@@ -58,6 +63,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let mut connections = 0u64;
     loop {
         let (stream, peer_addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -69,6 +75,8 @@ pub async fn serve(
             },
             _ = shutdown.changed() => break,
         };
+        connections += 1;
+        let connection_id = ConnectionId(connections);
         let acceptor = acceptor.clone();
         let app = app.clone();
         let mut stop = shutdown.clone();
@@ -91,6 +99,7 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let mut req = req.map(axum::body::Body::new);
                 req.extensions_mut().insert(peer.clone());
+                req.extensions_mut().insert(connection_id);
                 app.clone().oneshot(req)
             });
             let connection = hyper::server::conn::http1::Builder::new()

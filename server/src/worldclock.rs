@@ -90,6 +90,33 @@ fn clock_json(state: &Shared) -> Value {
     json!({ "now": clock::format(state.now()), "mode": state.clock.mode(), "followers": followers })
 }
 
+/// `GET /testbed/clock` on the device listener: anyone may read the time (an agent
+/// asks before it enrolls), but only an enrolled device follows the clock, under the
+/// id its certificate was issued to: a stranger cannot hold an advance up.
+pub async fn get_clock_for_devices(
+    State(state): State<Shared>,
+    peer: Option<axum::Extension<crate::tls::PeerCertificate>>,
+    Query(mut q): Query<ClockQuery>,
+) -> Result<Json<Value>, Problem> {
+    if q.follower.is_some() {
+        let unknown = || {
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "following the clock needs an enrolled device's certificate",
+            )
+        };
+        let cert = peer
+            .and_then(|axum::Extension(p)| p.0)
+            .ok_or_else(unknown)?;
+        let device = state
+            .device_for_thumbprint(&crate::pki::thumbprint(&cert))
+            .await?
+            .ok_or_else(unknown)?;
+        q.follower = Some(device);
+    }
+    get_clock(State(state), Query(q)).await
+}
+
 /// `GET /testbed/clock`: the world time, or (for a follower) a long poll until `until`.
 pub async fn get_clock(
     State(state): State<Shared>,
@@ -167,7 +194,8 @@ pub struct AdvanceRequest {
     to: Option<String>,
 }
 
-/// Parses `90s`, `20m`, `8h`, `7d`, `1h30m`.
+/// Parses `90s`, `20m`, `8h`, `7d`, `1h30m`; `None` for anything else, a duration too
+/// large to represent included.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let mut total = Duration::zero();
     let mut number = String::new();
@@ -178,17 +206,21 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         }
         let n: i64 = number.parse().ok()?;
         number.clear();
-        total += match c {
-            's' => Duration::seconds(n),
-            'm' => Duration::minutes(n),
-            'h' => Duration::hours(n),
-            'd' => Duration::days(n),
-            'w' => Duration::weeks(n),
-            _ => return None,
-        };
+        let part = match c {
+            's' => Duration::try_seconds(n),
+            'm' => Duration::try_minutes(n),
+            'h' => Duration::try_hours(n),
+            'd' => Duration::try_days(n),
+            'w' => Duration::try_weeks(n),
+            _ => None,
+        }?;
+        total = total.checked_add(&part)?;
     }
     number.is_empty().then_some(total)
 }
+
+/// The furthest one advance may move the world clock.
+const MAX_ADVANCE_DAYS: i64 = 3660;
 
 /// `POST /testbed/clock/advance`.
 pub async fn advance(
@@ -199,14 +231,14 @@ pub async fn advance(
         .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("advance: {e}")))?;
     let now = state.now();
     let target = match (&req.by, &req.to) {
-        (Some(by), None) => {
-            now + parse_duration(by).ok_or_else(|| {
+        (Some(by), None) => parse_duration(by)
+            .and_then(|d| now.checked_add_signed(d))
+            .ok_or_else(|| {
                 Problem::new(
                     StatusCode::BAD_REQUEST,
                     format!("by {by:?} is not a duration like 90s, 20m, 8h, 7d"),
                 )
-            })?
-        }
+            })?,
         (None, Some(to)) => clock::parse(to).ok_or_else(|| {
             Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -224,6 +256,12 @@ pub async fn advance(
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
             "the world clock does not go backwards",
+        ));
+    }
+    if target - now > Duration::days(MAX_ADVANCE_DAYS) {
+        return Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            format!("one advance moves the world clock {MAX_ADVANCE_DAYS} days at most"),
         ));
     }
     if state.clock.mode() == "real" {

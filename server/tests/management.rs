@@ -145,10 +145,38 @@ async fn digest_authentication_challenges_then_accepts() {
         .decode(hdr.chal.as_ref().unwrap().meta.next_nonce.as_ref().unwrap())
         .unwrap();
 
-    // The right digest over the latest nonce: 212.
+    // The right digest over the latest nonce: 212, with the nonce for the next one.
     let right = cred(&e.provisioning.client_auth.secret, &nonce);
-    let reply = exchange(&client, &url, &package1(DEVICE, "2", &url, Some(right))).await;
-    assert_eq!(header_status(&reply).data, "212");
+    let reply = exchange(
+        &client,
+        &url,
+        &package1(DEVICE, "2", &url, Some(right.clone())),
+    )
+    .await;
+    let hdr = header_status(&reply);
+    assert_eq!(hdr.data, "212");
+    let next_nonce = hdr.chal.as_ref().and_then(|c| c.meta.next_nonce.clone());
+    assert!(
+        next_nonce.is_some(),
+        "an accepted digest comes with a new nonce"
+    );
+
+    // The same digest again (someone who read it off the wire): refused.
+    let replayed = exchange(&client, &url, &package1(DEVICE, "3", &url, Some(right))).await;
+    assert_eq!(header_status(&replayed).data, "401");
+
+    // The digest is not kept where the admin API shows messages.
+    let (_, events) = admin(&server)
+        .get(&format!("/testbed/events?device={DEVICE}&kind=message_in"))
+        .await;
+    let raw = events.to_string();
+    assert!(raw.contains("(redacted)"), "{raw}");
+    let digest = md5_credential(
+        &e.provisioning.client_auth.name,
+        &e.provisioning.client_auth.secret,
+        &nonce,
+    );
+    assert!(!raw.contains(&digest), "the digest is in the journal");
     let (_, sessions) = admin(&server)
         .get(&format!(
             "/beta/deviceManagement/managedDevices/{DEVICE}/sessions"
@@ -637,5 +665,77 @@ async fn the_admin_api_wants_its_token_and_speaks_problem_json() {
         .await
         .unwrap();
     assert_eq!(health.status().as_u16(), 200);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_session_id_is_not_a_credential() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    admin(&server)
+        .post(
+            &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
+            json!({ "verb": "Get", "items": [{ "target": "./DevDetail/SwV" }] }),
+        )
+        .await;
+    // The device opens session 1 with its certificate; the queued Get keeps it open.
+    let (_, _, reply) = open(&server, &e, "1").await;
+    assert_eq!(commands(&reply).len(), 1);
+
+    // Someone without certificate or credentials names the device and its SessionID.
+    let stranger = https(server.ca_pem(), None);
+    let url = mdm_url(&server);
+    let mut forged = package1(DEVICE, "1", &url, None);
+    forged.hdr.msg_id = "2".into();
+    let forged = SyncMl::parse(
+        forged
+            .to_xml()
+            .replace("Virtual Machine", "Forged")
+            .as_bytes(),
+    )
+    .unwrap();
+    let reply = exchange(&stranger, &url, &forged).await;
+    assert_eq!(header_status(&reply).data, "407");
+    assert!(commands(&reply).is_empty(), "no command reaches a stranger");
+    let (_, device) = admin(&server)
+        .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_ne!(device["model"], "Forged", "{device}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_clock_refuses_what_it_cannot_do_and_strangers_cannot_follow_it() {
+    let dir = tempfile::tempdir().unwrap();
+    install_provider();
+    let clock = std::sync::Arc::new(server::clock::ManualClock::new(
+        server::clock::parse("2026-11-24T09:00:00Z").unwrap(),
+    ));
+    let server = server::start(server::Config::for_tests(dir.path().to_owned()), clock)
+        .await
+        .unwrap();
+    let admin = admin(&server);
+    for by in ["99999999999999d", "9223372036854775807s", "20000d"] {
+        let (status, body) = admin
+            .post("/testbed/clock/advance", json!({ "by": by }))
+            .await;
+        assert_eq!(status, 400, "{by}: {body}");
+    }
+    let (status, _) = admin
+        .post("/testbed/clock/advance", json!({ "by": "1h" }))
+        .await;
+    assert_eq!(status, 200, "the server is still there");
+
+    // On the device listener: the time for anyone, following for enrolled devices.
+    let stranger = https(server.ca_pem(), None);
+    let url = format!("{}/testbed/clock", server.base_url);
+    let r = stranger.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = stranger
+        .get(format!("{url}?follower=x&until=2026-11-25T00:00:00.000Z"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
     server.stop().await;
 }
