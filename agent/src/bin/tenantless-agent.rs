@@ -36,9 +36,13 @@ enum Cmd {
         /// The user's e-mail address.
         #[arg(long)]
         user: String,
-        /// The enrollment secret.
-        #[arg(long)]
-        secret: String,
+        /// The enrollment secret (or TENANTLESS_ENROLL_SECRET, or --secret-file: a
+        /// command line is visible to every user of the machine).
+        #[arg(long, env = "TENANTLESS_ENROLL_SECRET", hide_env_values = true)]
+        secret: Option<String>,
+        /// A file holding the enrollment secret (its first line).
+        #[arg(long, conflicts_with = "secret")]
+        secret_file: Option<PathBuf>,
         /// A CA certificate (PEM) to trust for the server, e.g. DATA_DIR/pki/ca.pem.
         #[arg(long)]
         ca: Vec<PathBuf>,
@@ -218,6 +222,7 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             server,
             user,
             secret,
+            secret_file,
             ca,
             profile,
             device_name,
@@ -242,6 +247,16 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 p.fast_keys |= fast_keys;
                 p.user_principal_name = user.clone();
                 Agent::create(&dir, p, seed())?
+            };
+            let secret = match (secret, secret_file) {
+                (_, Some(path)) => std::fs::read_to_string(&path)
+                    .map(|text| text.lines().next().unwrap_or_default().to_owned())
+                    .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?,
+                (Some(secret), None) => secret,
+                (None, None) => return Err(AgentError::Config(
+                    "enroll needs the secret: --secret-file, TENANTLESS_ENROLL_SECRET or --secret"
+                        .into(),
+                )),
             };
             let mut trusted = Vec::new();
             for path in ca {

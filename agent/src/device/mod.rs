@@ -58,6 +58,7 @@ impl Device {
             ));
         }
         fs::create_dir_all(dir)?;
+        restrict_to_owner(dir, 0o700)?;
         profile.complete(seed);
         let mut registry = Registry::new(&profile.user_sid());
         seed_registry(&mut registry, &profile);
@@ -208,9 +209,37 @@ pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()>
 /// (`<name>.bak`), then the file, each overwritten in place. (Renaming a fresh temporary
 /// file over the old one would do too, but allocating an inode per write is what a
 /// large fleet's check-ins spent their time on.)
+/// Both copies are the device user's alone (0600): `state.json` holds the device's
+/// private key and the OMA-DM secrets.
 fn write_bytes(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    fs::write(backup_of(path), bytes)?;
-    fs::write(path, bytes)
+    write_private(&backup_of(path), bytes)?;
+    write_private(path, bytes)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    restrict_to_owner(path, 0o600)
+}
+
+/// Sets `mode` (Unix): a file written before this rule keeps it otherwise.
+fn restrict_to_owner(path: &Path, mode: u32) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let current = fs::metadata(path)?.permissions().mode() & 0o777;
+        if current != mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
 }
 
 fn backup_of(path: &Path) -> std::path::PathBuf {
@@ -234,6 +263,21 @@ pub(crate) fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn the_device_folder_and_its_state_are_the_users_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("LAB-01");
+        let d = Device::create(&folder, DeviceProfile::default(), [2; 32]).unwrap();
+        d.save().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), 0o700);
+        for file in ["profile.json", "registry.json", "profile.json.bak"] {
+            assert_eq!(mode(&folder.join(file)), 0o600, "{file}");
+        }
+    }
 
     #[test]
     fn a_file_cut_off_mid_write_falls_back_to_its_backup() {
