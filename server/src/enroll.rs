@@ -153,11 +153,7 @@ async fn read<B: Body>(
 }
 
 async fn refuse(state: &Shared, endpoint: &str, code: &str, reason: &str) {
-    let event = Event::Refused {
-        endpoint: endpoint.into(),
-        code: code.into(),
-        reason: reason.into(),
-    };
+    let event = Event::refused(endpoint, code, reason);
     if let Err(e) = state.journal.record("", &event).await {
         tracing::error!("journal: {e}");
     }

@@ -299,20 +299,14 @@ async fn handle(
     let msg = match SyncMl::parse(body) {
         Ok(msg) => msg,
         Err(e) => {
-            keep_message(state, 0, "", "in", "", &raw_in).await?;
+            // Nothing a stranger sends is kept beyond a bounded refusal.
             record(
                 state,
                 "",
-                Event::Refused {
-                    endpoint: MANAGEMENT_PATH.into(),
-                    code: "400".into(),
-                    reason: e.to_string(),
-                },
+                Event::refused(MANAGEMENT_PATH, "400", &e.to_string()),
             )
             .await;
-            let reply = fallback_reply(None, StatusCode::BadRequest).to_xml();
-            keep_message(state, 0, "", "out", "1", &reply).await?;
-            return Ok(reply);
+            return Ok(fallback_reply(None, StatusCode::BadRequest).to_xml());
         }
     };
 
@@ -325,22 +319,18 @@ async fn handle(
             challenge,
             reason,
         } => {
-            keep_message(state, 0, &device, "in", &msg.hdr.msg_id, &raw_in).await?;
+            // Unauthenticated: the message is not kept, only a bounded refusal, under
+            // the device it named when that device exists.
+            let known = state.store.device(&device).await?.is_some();
             record(
                 state,
-                &device,
-                Event::Refused {
-                    endpoint: MANAGEMENT_PATH.into(),
-                    code: code.to_string(),
-                    reason,
-                },
+                if known { &device } else { "" },
+                Event::refused(MANAGEMENT_PATH, code.to_string(), &reason),
             )
             .await;
             let mut reply = ReplyBuilder::new(&msg.hdr, "1");
             reply.header_status(&msg.hdr, code, challenge);
-            let xml = reply.build().to_xml();
-            keep_message(state, 0, &device, "out", "1", &xml).await?;
-            return Ok(xml);
+            return Ok(reply.build().to_xml());
         }
     };
 

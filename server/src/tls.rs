@@ -55,6 +55,16 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long a client may take over its TLS handshake (real time, as a network is).
+const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a connection may take to send a request's headers, the next one's on a
+/// kept-alive connection included.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The pause after a failed accept (out of file descriptors, say) before the next.
+const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Serves `app` over TLS on `listener` until `shutdown` turns true.
 pub async fn serve(
     listener: TcpListener,
@@ -63,13 +73,23 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut connections = 0u64;
     loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
         let (stream, peer_addr) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
                 Err(e) => {
+                    // Retrying at once spins and floods the log while the cause lasts.
                     tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
             },
@@ -81,13 +101,19 @@ pub async fn serve(
         let app = app.clone();
         let mut stop = shutdown.clone();
         tokio::spawn(async move {
-            let tls_stream = match acceptor.accept(stream).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer_addr, "TLS handshake failed: {e}");
-                    return;
-                }
-            };
+            let _slot = slot;
+            let tls_stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer_addr, "TLS handshake failed: {e}");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer_addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
             let peer = PeerCertificate(
                 tls_stream
                     .get_ref()
@@ -103,6 +129,8 @@ pub async fn serve(
                 app.clone().oneshot(req)
             });
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(tls_stream), service);
             tokio::pin!(connection);
             // A stopped server closes its kept-alive connections too (after the

@@ -739,3 +739,45 @@ async fn the_clock_refuses_what_it_cannot_do_and_strangers_cannot_follow_it() {
     assert_eq!(r.status().as_u16(), 401);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_flood_of_strangers_messages_does_not_fill_the_database() {
+    let (server, dir) = start().await;
+    let client = https(server.ca_pem(), None);
+    let url = mdm_url(&server);
+    let size = || {
+        ["tenantless.db", "tenantless.db-wal"]
+            .iter()
+            .map(|f| std::fs::metadata(dir.path().join(f)).map_or(0, |m| m.len()))
+            .sum::<u64>()
+    };
+    let before = size();
+    let garbage = "<SyncML>".to_owned() + &"x".repeat(1_500_000);
+    let huge_id = "D".repeat(1_000_000);
+    for i in 0..20 {
+        let body = if i % 2 == 0 {
+            garbage.clone()
+        } else {
+            package1(&huge_id, "1", &url, None).to_xml()
+        };
+        let r = client
+            .post(&url)
+            .header("Content-Type", CONTENT_TYPE)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+    }
+    let grown = size().saturating_sub(before);
+    assert!(
+        grown < 1_000_000,
+        "20 posts of 1-1.5 MB grew the database by {grown} bytes"
+    );
+    let refused = admin(&server).events("", "refused").await;
+    assert_eq!(refused.len(), 20);
+    assert!(refused.iter().all(|e| e["payload"]["reason"]
+        .as_str()
+        .is_some_and(|r| r.len() < 300)));
+    server.stop().await;
+}

@@ -227,7 +227,24 @@ pub struct ResultItem {
     pub data: String,
 }
 
+/// The most of a refusal's reason the journal keeps (in characters): a reason may quote
+/// what a stranger sent.
+pub const MAX_REASON: usize = 256;
+
 impl Event {
+    /// A refusal, its reason cut to [`MAX_REASON`] characters.
+    pub fn refused(endpoint: &str, code: impl Into<String>, reason: &str) -> Event {
+        let reason = match reason.char_indices().nth(MAX_REASON) {
+            Some((cut, _)) => format!("{}...", &reason[..cut]),
+            None => reason.to_owned(),
+        };
+        Event::Refused {
+            endpoint: endpoint.into(),
+            code: code.into(),
+            reason,
+        }
+    }
+
     /// The event's kind, as stored and filtered on.
     pub fn kind(&self) -> String {
         kind_of(&serde_json::to_string(self).unwrap_or_default())
