@@ -248,6 +248,41 @@ async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back(
     assert_eq!(changes[1]["payload"]["oldCompliance"], 2);
     assert_eq!(changes[1]["payload"]["newCompliance"], 1);
     assert_eq!(changes[1]["payload"]["appId"], id.as_str());
+
+    // Content and keys are for the devices the app is given to, known by certificate.
+    let location = content["UploadLocation"].as_str().unwrap();
+    let r = anonymous.get(location).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let unassign = admin
+        .http
+        .post(format!(
+            "{}/beta/deviceAppManagement/mobileApps/{id}/assign",
+            admin.base
+        ))
+        .bearer_auth(TOKEN)
+        .json(&json!({ "mobileAppAssignments": [] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unassign.status().as_u16(), 204);
+    assert_eq!(
+        client.get(location).send().await.unwrap().status().as_u16(),
+        404
+    );
+    let envelope = json!({
+        "Key": "key", "SessionId": "4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c",
+        "RequestContentType": "GetContentInfo",
+        "RequestPayload": json!({ "ApplicationId": id }).to_string(),
+    });
+    let r = client
+        .put(format!(
+            "{url}/SideCarGatewaySessions('4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c')?api-version=1.5"
+        ))
+        .json(&envelope)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404, "no keys for an app not given");
     server.stop().await;
 }
 

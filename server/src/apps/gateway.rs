@@ -183,7 +183,13 @@ async fn session(
             "[]".to_owned()
         }
         "GetContentInfo" => {
-            content_info(&state, &payload, cert.as_deref().map(Vec::as_slice)).await?
+            content_info(
+                &state,
+                &device,
+                &payload,
+                cert.as_deref().map(Vec::as_slice),
+            )
+            .await?
         }
         "Win32AppResult" => {
             results(&state, &device, &payload).await?;
@@ -258,8 +264,26 @@ fn quoted(text: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
+/// Refuses (as if the app did not exist) an app the device is not given: neither
+/// assigned to it nor a dependency or superseded app of one that is.
+async fn given_to(state: &Shared, device: &Device, id: &str) -> Result<(), Problem> {
+    let given = super::policies_for(state, device, &[1, 3, 4])
+        .await?
+        .iter()
+        .any(|p| p["Id"] == id);
+    if given {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no app {id} for this device"),
+        ))
+    }
+}
+
 async fn content_info(
     state: &Shared,
+    device: &Device,
     payload: &str,
     cert: Option<&[u8]>,
 ) -> Result<String, Problem> {
@@ -270,6 +294,7 @@ async fn content_info(
         )
     })?;
     let id = asked["ApplicationId"].as_str().unwrap_or_default();
+    given_to(state, device, id).await?;
     let app = state
         .store
         .app(id)
@@ -319,7 +344,10 @@ async fn content_info(
 async fn content(
     State(state): State<Shared>,
     Path((app, _file)): Path<(String, String)>,
+    peer: Option<Extension<PeerCertificate>>,
 ) -> Result<Response, Problem> {
+    let device = device_of(&state, peer).await?;
+    given_to(&state, &device, &app).await?;
     let (package, _) =
         state.store.app_content(&app).await?.ok_or_else(|| {
             Problem::new(StatusCode::NOT_FOUND, format!("app {app} has no content"))
