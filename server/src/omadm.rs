@@ -138,7 +138,8 @@ enum Auth {
     Session(String),
     /// Not known: answer with this status (and a challenge for a known device).
     Refuse {
-        device: String,
+        /// The device the message named, when it exists (a refusal is journaled under it).
+        device: Option<String>,
         code: StatusCode,
         challenge: Option<Chal>,
         reason: String,
@@ -162,13 +163,13 @@ async fn authenticate(
         return Ok(match state.device_for_thumbprint(&thumb).await? {
             Some(device) if claimed.is_empty() || device == claimed => Auth::Certificate(device),
             Some(device) => Auth::Refuse {
-                device: claimed.clone(),
+                device: state.store.device(&claimed).await?.map(|_| claimed.clone()),
                 code: StatusCode::InvalidCredentials,
                 challenge: None,
                 reason: format!("certificate of {device} presented for {claimed}"),
             },
             None => Auth::Refuse {
-                device: claimed,
+                device: None,
                 code: StatusCode::InvalidCredentials,
                 challenge: None,
                 reason: format!("certificate {thumb} was not issued here"),
@@ -177,7 +178,7 @@ async fn authenticate(
     }
     let Some(device) = state.store.device(&claimed).await? else {
         return Ok(Auth::Refuse {
-            device: claimed.clone(),
+            device: None,
             code: StatusCode::InvalidCredentials,
             challenge: None,
             reason: format!("{claimed:?} is not enrolled"),
@@ -193,7 +194,7 @@ async fn authenticate(
         }
         let challenge = new_challenge(state, &device.id).await?;
         return Ok(Auth::Refuse {
-            device: device.id,
+            device: Some(device.id),
             code: StatusCode::InvalidCredentials,
             challenge: Some(challenge),
             reason: "wrong digest credentials".into(),
@@ -213,7 +214,7 @@ async fn authenticate(
     }
     let challenge = new_challenge(state, &device.id).await?;
     Ok(Auth::Refuse {
-        device: device.id,
+        device: Some(device.id),
         code: StatusCode::AuthenticationRequired,
         challenge: Some(challenge),
         reason: "no credentials".into(),
@@ -291,11 +292,6 @@ async fn handle(
     connection: ConnectionId,
     body: &[u8],
 ) -> Result<String, StoreError> {
-    let raw_in = redact_credentials(
-        syncml::xml::decode(body)
-            .map(|t| t.into_owned())
-            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned()),
-    );
     let msg = match SyncMl::parse(body) {
         Ok(msg) => msg,
         Err(e) => {
@@ -321,10 +317,9 @@ async fn handle(
         } => {
             // Unauthenticated: the message is not kept, only a bounded refusal, under
             // the device it named when that device exists.
-            let known = state.store.device(&device).await?.is_some();
             record(
                 state,
-                if known { &device } else { "" },
+                device.as_deref().unwrap_or_default(),
                 Event::refused(MANAGEMENT_PATH, code.to_string(), &reason),
             )
             .await;
@@ -334,6 +329,12 @@ async fn handle(
         }
     };
 
+    // Kept only once the sender is known (and then without its digest).
+    let raw_in = redact_credentials(
+        syncml::xml::decode(body)
+            .map(|t| t.into_owned())
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned()),
+    );
     let mut live = open_session(state, &device, &msg.hdr.session_id, header_code).await?;
     keep_message(state, live.row, &device, "in", &msg.hdr.msg_id, &raw_in).await?;
 

@@ -253,18 +253,13 @@ async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back(
     let location = content["UploadLocation"].as_str().unwrap();
     let r = anonymous.get(location).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let unassign = admin
-        .http
-        .post(format!(
-            "{}/beta/deviceAppManagement/mobileApps/{id}/assign",
-            admin.base
-        ))
-        .bearer_auth(TOKEN)
-        .json(&json!({ "mobileAppAssignments": [] }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unassign.status().as_u16(), 204);
+    let (unassigned, _) = admin
+        .post(
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            json!({ "mobileAppAssignments": [] }),
+        )
+        .await;
+    assert_eq!(unassigned, 204);
     assert_eq!(
         client.get(location).send().await.unwrap().status().as_u16(),
         404

@@ -706,14 +706,7 @@ async fn a_session_id_is_not_a_credential() {
 
 #[tokio::test]
 async fn the_clock_refuses_what_it_cannot_do_and_strangers_cannot_follow_it() {
-    let dir = tempfile::tempdir().unwrap();
-    install_provider();
-    let clock = std::sync::Arc::new(server::clock::ManualClock::new(
-        server::clock::parse("2026-11-24T09:00:00Z").unwrap(),
-    ));
-    let server = server::start(server::Config::for_tests(dir.path().to_owned()), clock)
-        .await
-        .unwrap();
+    let (server, _dir) = start().await;
     let admin = admin(&server);
     for by in ["99999999999999d", "9223372036854775807s", "20000d"] {
         let (status, body) = admin

@@ -310,14 +310,12 @@ pub struct Journal {
     committing: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// Events waiting to be written, and how many were ever recorded and taken.
+/// Events waiting to be written, and how many were ever recorded.
 #[derive(Default)]
 struct Queue {
     events: Vec<Pending>,
     /// Events recorded since the journal was made.
     recorded: u64,
-    /// Events taken to be written (the first `taken` recorded).
-    taken: u64,
 }
 
 /// An event waiting to be written.
@@ -424,10 +422,10 @@ impl Journal {
     async fn flush_counted(&self) -> Result<u64, StoreError> {
         let _writing = self.writing.lock().await;
         self.store.write_waiting().await?;
+        // Every event recorded so far is in this batch.
         let (mut batch, taken) = {
             let mut queue = self.queue();
-            queue.taken = queue.recorded;
-            (std::mem::take(&mut queue.events), queue.taken)
+            (std::mem::take(&mut queue.events), queue.recorded)
         };
         batch.retain(|p| !p.started.is_some_and(|t| self.store.failed_since(t)));
         for chunk in batch.chunks(200) {
