@@ -70,7 +70,7 @@ pub fn router(state: Shared) -> Router {
         .route("/beta/deviceManagement/managedDevices", get(list_devices))
         .route(
             "/beta/deviceManagement/managedDevices/{id}",
-            get(get_device),
+            get(get_device).delete(delete_device),
         )
         .route(
             "/beta/deviceManagement/managedDevices/{id}/commands",
@@ -177,6 +177,22 @@ async fn list_devices(State(state): State<Shared>) -> ApiResult {
         .map(managed_device)
         .collect();
     Ok(Json(json!({ "value": devices })))
+}
+
+/// `DELETE managedDevices/{id}`: the device's certificates are revoked and its record
+/// removed, so the id may enroll again; the journal keeps its history.
+async fn delete_device(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let device = device_or_404(&state, &id).await?;
+    state
+        .store
+        .revoke_certificates(&device.id, "", &state.now_text())
+        .await?;
+    state.store.delete_device(&device.id).await?;
+    state.forget_device(&device.id);
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn get_device(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {

@@ -159,6 +159,55 @@ async fn refuse(state: &Shared, endpoint: &str, code: &str, reason: &str) {
     }
 }
 
+/// The device id an enrollment is for, validated and upper-cased once, here: the
+/// renewing device's, else the request's `DeviceID`, else the CSR's device-id
+/// extension, else a new GUID.
+fn requested_device_id(
+    state: &Shared,
+    renewing: Option<String>,
+    rst: &RequestSecurityToken,
+    csr: &pki::VerifiedCsr,
+) -> Result<String, String> {
+    if let Some(id) = renewing {
+        return Ok(id);
+    }
+    let asked = rst
+        .context("DeviceID")
+        .filter(|id| !id.trim().is_empty())
+        .map(str::to_owned)
+        .or_else(|| csr.device_id.clone());
+    match asked {
+        Some(id) => normalize_device_id(&id).ok_or_else(|| {
+            let shown: String = id.chars().take(80).collect();
+            format!("device id {shown:?} is not 1 to {MAX_DEVICE_ID} letters, digits, '-', '_', '.', '{{' or '}}'")
+        }),
+        None => Ok(state.random_guid()),
+    }
+}
+
+/// The longest device id accepted (a GUID in braces is 38).
+pub const MAX_DEVICE_ID: usize = 64;
+
+/// A device id as the server keeps it: trimmed and upper-case; `None` when empty, longer
+/// than [`MAX_DEVICE_ID`] or holding other characters than letters, digits and `-_.{}`.
+pub fn normalize_device_id(raw: &str) -> Option<String> {
+    let id = raw.trim().to_uppercase();
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "-_.{}".contains(c);
+    (!id.is_empty() && id.len() <= MAX_DEVICE_ID && id.chars().all(allowed)).then_some(id)
+}
+
+/// True when the enrollment request came over a connection that presented a current
+/// certificate of `device_id`: the device itself enrolls again.
+async fn holds_certificate_of(state: &Shared, peer: &PeerCertificate, device_id: &str) -> bool {
+    let Some(cert) = &peer.0 else {
+        return false;
+    };
+    matches!(
+        state.store.device_for_thumbprint(&pki::thumbprint(cert)).await,
+        Ok(Some(holder)) if holder == device_id
+    )
+}
+
 /// Checks the OnPremise UsernameToken against the enrollment secret.
 async fn authenticate(
     state: &Shared,
@@ -334,14 +383,34 @@ async fn enroll_inner(
         }
     };
 
-    let device_id = renewing_device
-        .or_else(|| {
-            rst.context("DeviceID")
-                .filter(|id| !id.is_empty())
-                .map(str::to_uppercase)
-        })
-        .or_else(|| csr.device_id.clone())
-        .unwrap_or_else(|| state.random_guid());
+    let device_id = match requested_device_id(state, renewing_device.clone(), rst, &csr) {
+        Ok(id) => id,
+        Err(reason) => {
+            refuse(state, fault_action, "MessageFormat", &reason).await;
+            return Err(SoapFault::new(
+                fault_action,
+                relates,
+                FaultSubcode::MessageFormat,
+                reason,
+            ));
+        }
+    };
+    let previous = state.store.device(&device_id).await.ok().flatten();
+    if previous.is_some()
+        && renewing_device.is_none()
+        && !holds_certificate_of(state, peer, &device_id).await
+    {
+        let reason = format!(
+            "{device_id} is already enrolled: renew with its certificate, or delete the device first"
+        );
+        refuse(state, fault_action, "Authorization", &reason).await;
+        return Err(SoapFault::new(
+            fault_action,
+            relates,
+            FaultSubcode::Authorization,
+            reason,
+        ));
+    }
     let enrollment_type = rst.context("EnrollmentType").unwrap_or("Full").to_owned();
     let now = state.now();
     let issued = state
@@ -363,7 +432,6 @@ async fn enroll_inner(
         })?;
 
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let previous = state.store.device(&device_id).await.ok().flatten();
     let device = Device {
         id: device_id.clone(),
         device_name: rst.context("DeviceName").unwrap_or_default().to_owned(),
@@ -411,6 +479,16 @@ async fn enroll_inner(
         })
         .await
         .map_err(internal)?;
+    // Enrolling again replaces the device's certificates; a renewal keeps the current
+    // one working until the device switches.
+    if previous.is_some() && request_type != "Renew" {
+        state
+            .store
+            .revoke_certificates(&device_id, &issued.thumbprint, &clock::format(now))
+            .await
+            .map_err(internal)?;
+        state.forget_device(&device_id);
+    }
 
     let store = if enrollment_type.eq_ignore_ascii_case("Device") {
         CertStore::System

@@ -37,11 +37,12 @@ pub struct AppState {
     /// change, when this server owns its database (SQLite; see [`AppState::cached`]).
     cache: Mutex<PolicyCache>,
     /// Devices by certificate thumbprint, for the gateway (a certificate's device and its
-    /// user never change: re-enrollment issues a new certificate).
-    pub gateway_devices: Mutex<HashMap<String, Arc<crate::storage::Device>>>,
+    /// user never change: re-enrollment issues a new certificate and revokes the old).
+    /// Kept only while the server owns its database; see [`AppState::forget_device`].
+    gateway_devices: Mutex<HashMap<String, Arc<crate::storage::Device>>>,
     /// Processes following the world clock (remote mode).
     pub followers: crate::worldclock::Followers,
-    /// Devices by certificate thumbprint, as looked up (certificates are never revoked).
+    /// Devices by certificate thumbprint, as looked up; kept like `gateway_devices`.
     cert_devices: Mutex<HashMap<String, String>>,
     rng: Mutex<ChaCha8Rng>,
 }
@@ -80,27 +81,54 @@ impl AppState {
         }
     }
 
-    /// The device a certificate was issued to (cached after the first look-up).
+    /// True when this server is its database's one writer (SQLite), so what it caches
+    /// cannot be changed behind its back; PostgreSQL may be shared by several servers.
+    fn owns_database(&self) -> bool {
+        self.store.backend() == crate::storage::Backend::Sqlite
+    }
+
+    /// The device a certificate was issued to, unless it was revoked (cached after the
+    /// first look-up while the server owns its database).
     pub async fn device_for_thumbprint(
         &self,
         thumbprint: &str,
     ) -> Result<Option<String>, crate::storage::StoreError> {
-        if let Some(d) = self
-            .cert_devices
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(thumbprint)
-        {
+        if let Some(d) = lock(&self.cert_devices).get(thumbprint) {
             return Ok(Some(d.clone()));
         }
         let found = self.store.device_for_thumbprint(thumbprint).await?;
-        if let Some(d) = &found {
-            self.cert_devices
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(thumbprint.to_owned(), d.clone());
+        if let (Some(d), true) = (&found, self.owns_database()) {
+            lock(&self.cert_devices).insert(thumbprint.to_owned(), d.clone());
         }
         Ok(found)
+    }
+
+    /// The device record behind a certificate (cached like the look-up above).
+    pub async fn device_for_certificate(
+        &self,
+        thumbprint: &str,
+    ) -> Result<Option<Arc<crate::storage::Device>>, crate::storage::StoreError> {
+        if let Some(d) = lock(&self.gateway_devices).get(thumbprint) {
+            return Ok(Some(d.clone()));
+        }
+        let Some(id) = self.device_for_thumbprint(thumbprint).await? else {
+            return Ok(None);
+        };
+        let Some(device) = self.store.device(&id).await?.map(Arc::new) else {
+            return Ok(None);
+        };
+        if self.owns_database() {
+            lock(&self.gateway_devices).insert(thumbprint.to_owned(), device.clone());
+        }
+        Ok(Some(device))
+    }
+
+    /// Forgets what is remembered of a device whose certificates were revoked: its
+    /// cached look-ups and its live management session.
+    pub fn forget_device(&self, id: &str) {
+        lock(&self.cert_devices).retain(|_, d| d != id);
+        lock(&self.gateway_devices).retain(|_, d| d.id != id);
+        lock(&self.sessions).remove(id);
     }
 
     /// A cached query result, loaded when missing. Only a server that owns its database
@@ -268,6 +296,10 @@ impl AppState {
             .to_string()
             .to_uppercase()
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Policy answers kept at most (a few per device).

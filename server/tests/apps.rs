@@ -320,3 +320,48 @@ async fn a_gateway_envelope_that_is_not_an_object_is_refused_and_the_server_goes
     assert_eq!(reply["RequestContentType"], 7);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn reports_about_what_is_not_assigned_are_ignored() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    let url = format!("{}/SideCar/StatelessSideCarGatewayService", server.base_url);
+    let stranger = "0E0E0E0E-0000-4000-8000-000000000000";
+    gateway(
+        &client,
+        &url,
+        "Win32AppResult",
+        json!([{ "ApplicationId": stranger, "Version": 1, "Intent": 3, "ErrorCode": 0,
+                 "ComplianceStateMessage": { "ComplianceState": 1 },
+                 "EnforcementStateMessage": { "EnforcementState": 1000 } }]),
+    )
+    .await;
+    gateway(
+        &client,
+        &url,
+        "PolicyResult",
+        json!([{ "PolicyId": stranger, "Result": "Success", "ErrorCode": 0 }]),
+    )
+    .await;
+    gateway(
+        &client,
+        &url,
+        "HealthScriptResult",
+        json!([{ "PolicyId": stranger, "RemediationStatus": 2 }]),
+    )
+    .await;
+    let admin = admin(&server);
+    for kind in [
+        "app_report",
+        "app_state_changed",
+        "script_result",
+        "remediation_result",
+    ] {
+        assert!(admin.events(DEVICE, kind).await.is_empty(), "{kind}");
+    }
+    let refused = admin.events(DEVICE, "refused").await;
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(refused.iter().all(|r| r["payload"]["code"] == "403"));
+    server.stop().await;
+}

@@ -236,13 +236,25 @@ async fn accepts_the_rsa_csrs_windows_sends_including_sha1_identifiers() {
         );
         let (status, _, body) = post_soap(&client, &url, rst(&csr, DEVICE, SECRET, &url)).await;
         assert_eq!(status, 200, "{name}: {body}");
+        // The id is free to enroll again once an admin deleted the device.
+        let (status, _) = admin(&server)
+            .delete(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+            .await;
+        assert_eq!(status, 204, "{name}");
     }
-    // Re-enrollment of the same device id works each time; the device is listed once.
+    let (status, _, body) = post_soap(
+        &client,
+        &url,
+        rst(&csr(&pair, DEVICE), DEVICE, SECRET, &url),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Each enrollment is journaled; the device is listed once.
     let (_, devices) = admin(&server)
         .get("/beta/deviceManagement/managedDevices")
         .await;
     assert_eq!(devices["value"].as_array().unwrap().len(), 1);
-    assert_eq!(admin(&server).events(DEVICE, "enrolled").await.len(), 3);
+    assert_eq!(admin(&server).events(DEVICE, "enrolled").await.len(), 4);
     server.stop().await;
 }
 
@@ -391,5 +403,93 @@ async fn renewal_is_authenticated_by_the_current_certificate() {
             .subcode,
         Some(FaultSubcode::InvalidSecurity)
     );
+    server.stop().await;
+}
+
+/// A management session's header status for a device's certificate.
+async fn session_status(server: &server::RunningServer, e: &Enrolled, session: &str) -> String {
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    let url = format!("{}/ManagementServer/MDM.svc", server.base_url);
+    let reply = exchange(&client, &url, &package1(&e.device_id, session, &url, None)).await;
+    header_status(&reply).data.clone()
+}
+
+#[tokio::test]
+async fn the_enrollment_secret_does_not_take_an_enrolled_device_over() {
+    let (server, _dir) = start().await;
+    let owner = enroll(&server, DEVICE).await;
+    let url = format!("{}/EnrollmentServer/Enrollment.svc", server.base_url);
+
+    // Someone with the secret asks for the same DeviceID: refused, the record untouched.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let stranger = https(server.ca_pem(), None);
+    let xml = rst(&csr(&key, DEVICE), DEVICE, SECRET, &url)
+        .replace("user@contoso.com", "mallory@contoso.com");
+    let (status, _, body) = post_soap(&stranger, &url, xml.clone()).await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        Envelope::<Fault>::parse(body.as_bytes())
+            .unwrap()
+            .body
+            .subcode,
+        Some(FaultSubcode::Authorization)
+    );
+    let (_, device) = admin(&server)
+        .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_eq!(device["userPrincipalName"], "user@contoso.com", "{device}");
+    assert_eq!(session_status(&server, &owner, "1").await, "200");
+
+    // The device itself may enroll again (it shows its certificate): the old one is
+    // revoked and refused from then on; the new one works.
+    let again = https(server.ca_pem(), Some((&owner.cert_der, &owner.key_pkcs8)));
+    let (status, _, body) =
+        post_soap(&again, &url, rst(&csr(&key, DEVICE), DEVICE, SECRET, &url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(session_status(&server, &owner, "2").await, "401");
+
+    // An admin deletes it: its certificates stop working and the id is free again.
+    let renewed = enroll_after_delete(&server).await;
+    assert_eq!(session_status(&server, &renewed, "3").await, "200");
+    server.stop().await;
+}
+
+async fn enroll_after_delete(server: &server::RunningServer) -> Enrolled {
+    let (status, _) = admin(server)
+        .delete(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_eq!(status, 204);
+    enroll(server, DEVICE).await
+}
+
+#[tokio::test]
+async fn a_device_id_from_the_csr_is_normalised_and_odd_ones_are_refused() {
+    let (server, _dir) = start().await;
+    let url = format!("{}/EnrollmentServer/Enrollment.svc", server.base_url);
+    let client = https(server.ca_pem(), None);
+    let lower = DEVICE.to_lowercase();
+    let key = rcgen::KeyPair::generate().unwrap();
+    // No DeviceID in the request: the CSR's extension (lower case) names the device.
+    let xml = rst(&csr(&key, &lower), "", SECRET, &url);
+    let (status, _, body) = post_soap(&client, &url, xml).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, devices) = admin(&server)
+        .get("/beta/deviceManagement/managedDevices")
+        .await;
+    assert_eq!(devices["value"][0]["id"], DEVICE);
+
+    for odd in ["x".repeat(65), "a b".to_owned(), "<script>".to_owned()] {
+        let xml = rst(&csr(&key, DEVICE), &odd, SECRET, &url);
+        let (status, _, body) = post_soap(&client, &url, xml).await;
+        assert_eq!(status, 500, "{odd}: {body}");
+        assert_eq!(
+            Envelope::<Fault>::parse(body.as_bytes())
+                .unwrap()
+                .body
+                .subcode,
+            Some(FaultSubcode::MessageFormat),
+            "{odd}"
+        );
+    }
     server.stop().await;
 }

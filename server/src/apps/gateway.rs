@@ -52,37 +52,15 @@ async fn device_of(
             "the gateway needs the device's client certificate",
         )
     })?;
-    let thumbprint = crate::pki::thumbprint(&cert);
-    if let Some(d) = state
-        .gateway_devices
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&thumbprint)
-    {
-        return Ok(d.clone());
-    }
-    let id = state
-        .device_for_thumbprint(&thumbprint)
+    state
+        .device_for_certificate(&crate::pki::thumbprint(&cert))
         .await?
         .ok_or_else(|| {
             Problem::new(
                 StatusCode::UNAUTHORIZED,
-                "this certificate was not issued here",
+                "this certificate was not issued here, or was revoked",
             )
-        })?;
-    let device = Arc::new(
-        state
-            .store
-            .device(&id)
-            .await?
-            .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, "unknown device"))?,
-    );
-    state
-        .gateway_devices
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(thumbprint, device.clone());
-    Ok(device)
+        })
 }
 
 async fn service_addresses(
@@ -264,14 +242,22 @@ fn quoted(text: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// Refuses (as if the app did not exist) an app the device is not given: neither
-/// assigned to it nor a dependency or superseded app of one that is.
-async fn given_to(state: &Shared, device: &Device, id: &str) -> Result<(), Problem> {
-    let given = super::policies_for(state, device, &[1, 3, 4])
+/// The apps a device is given: assigned to it (any intent), or a dependency or
+/// superseded app of one that is. Content, keys and reports are for these only.
+async fn given_apps(
+    state: &Shared,
+    device: &Device,
+) -> Result<std::collections::HashSet<String>, crate::storage::StoreError> {
+    Ok(super::policies_for(state, device, &[1, 3, 4])
         .await?
         .iter()
-        .any(|p| p["Id"] == id);
-    if given {
+        .filter_map(|p| p["Id"].as_str().map(str::to_owned))
+        .collect())
+}
+
+/// Refuses (as if the app did not exist) an app the device is not given.
+async fn given_to(state: &Shared, device: &Device, id: &str) -> Result<(), Problem> {
+    if given_apps(state, device).await?.contains(id) {
         Ok(())
     } else {
         Err(Problem::new(
@@ -368,8 +354,18 @@ async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), P
             format!("Win32AppResult payload: {e}"),
         )
     })?;
+    let given = given_apps(state, device).await?;
     for r in reports.as_array().cloned().unwrap_or_default() {
         let app_id = r["ApplicationId"].as_str().unwrap_or_default().to_owned();
+        if !given.contains(&app_id) {
+            record(
+                state,
+                &device.id,
+                Event::not_assigned("Win32AppResult", &app_id),
+            )
+            .await;
+            continue;
+        }
         let compliance = r["ComplianceStateMessage"]["ComplianceState"]
             .as_i64()
             .unwrap_or(5);

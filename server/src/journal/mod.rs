@@ -245,6 +245,15 @@ impl Event {
         }
     }
 
+    /// A device's report about something not assigned to it, which was ignored.
+    pub fn not_assigned(request: &str, id: &str) -> Event {
+        Event::refused(
+            request,
+            "403",
+            &format!("{id} is not assigned to this device"),
+        )
+    }
+
     /// The event's kind, as stored and filtered on.
     pub fn kind(&self) -> String {
         kind_of(&serde_json::to_string(self).unwrap_or_default())

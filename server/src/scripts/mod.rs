@@ -207,6 +207,20 @@ fn as_assignment(target: &str) -> AssignmentRow {
 
 /// The scripts of a kind assigned to a device, each with the settings of the first
 /// assignment that targets it.
+/// The ids of the scripts of `kind` assigned to a device: a report for any other is
+/// ignored.
+async fn assigned_ids(
+    state: &Shared,
+    kind: ScriptKind,
+    device: &Device,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    Ok(assigned_to(state, kind, device)
+        .await?
+        .into_iter()
+        .map(|(script, _)| script.id)
+        .collect())
+}
+
 async fn assigned_to(
     state: &Shared,
     kind: ScriptKind,

@@ -16,7 +16,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{assign_targets, assigned_to, load, parse_json, Platform};
+use super::{assign_targets, assigned_ids, assigned_to, load, parse_json, Platform};
 use crate::admin::Problem;
 use crate::journal::Event;
 use crate::state::Shared;
@@ -113,8 +113,16 @@ pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(
             format!("PolicyResult payload: {e}"),
         )
     })?;
+    let assigned = assigned_ids(state, ScriptKind::Platform, device).await?;
     for r in reports.as_array().cloned().unwrap_or_default() {
         let policy_id = r["PolicyId"].as_str().unwrap_or_default().to_owned();
+        if !assigned.contains(&policy_id) {
+            let event = Event::not_assigned("PolicyResult", &policy_id);
+            if let Err(e) = state.journal.record(&device.id, &event).await {
+                tracing::error!("journal: {e}");
+            }
+            continue;
+        }
         let result = r["Result"].as_str().unwrap_or("Failed").to_owned();
         let error_code = r["ErrorCode"].as_i64().unwrap_or(0);
         let details = match &r["ResultDetails"] {

@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use super::{assign_targets, assigned_to, load, parse_json, Remediation};
+use super::{assign_targets, assigned_ids, assigned_to, load, parse_json, Remediation};
 use crate::admin::Problem;
 use crate::journal::Event;
 use crate::state::Shared;
@@ -186,8 +186,16 @@ pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(
             format!("HealthScriptResult payload: {e}"),
         )
     })?;
+    let assigned = assigned_ids(state, ScriptKind::Remediation, device).await?;
     for r in reports.as_array().cloned().unwrap_or_default() {
         let policy_id = r["PolicyId"].as_str().unwrap_or_default().to_owned();
+        if !assigned.contains(&policy_id) {
+            let event = Event::not_assigned("HealthScriptResult", &policy_id);
+            if let Err(e) = state.journal.record(&device.id, &event).await {
+                tracing::error!("journal: {e}");
+            }
+            continue;
+        }
         let (detection, remediation) = states(&r);
         state
             .store

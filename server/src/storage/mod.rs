@@ -342,15 +342,46 @@ impl Store {
         Ok(())
     }
 
-    /// The device a certificate (by thumbprint) was issued to.
+    /// The device a certificate (by thumbprint) was issued to, unless it was revoked.
     #[tracing::instrument(skip_all)]
     pub async fn device_for_thumbprint(&self, thumbprint: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar::<_, String>(
-            "SELECT device_id FROM certificates WHERE thumbprint = $1",
+            "SELECT device_id FROM certificates WHERE thumbprint = $1
+               AND thumbprint NOT IN (SELECT thumbprint FROM revoked_certificates)",
         )
         .bind(thumbprint)
         .fetch_optional(&mut *self.db().await?)
         .await?)
+    }
+
+    /// Revokes every certificate issued to a device but `keep` (a thumbprint): the
+    /// device re-enrolled, or was deleted.
+    #[tracing::instrument(skip_all)]
+    pub async fn revoke_certificates(&self, device_id: &str, keep: &str, at: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO revoked_certificates (thumbprint, revoked_at)
+             SELECT thumbprint, $3 FROM certificates WHERE device_id = $1 AND thumbprint <> $2
+             ON CONFLICT (thumbprint) DO NOTHING",
+        )
+        .bind(device_id)
+        .bind(keep)
+        .bind(at)
+        .execute(&mut *self.db().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets a device (its certificates are revoked first by the caller); the journal
+    /// keeps its history.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_device(&self, id: &str) -> Result<bool> {
+        self.memo().devinfo_written.remove(id);
+        let deleted = sqlx::query("DELETE FROM devices WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.db().await?)
+            .await?
+            .rows_affected();
+        Ok(deleted > 0)
     }
 
     // ---- commands ----

@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS certificates (
     not_after TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS certificates_thumbprint ON certificates (thumbprint);
+CREATE TABLE IF NOT EXISTS revoked_certificates (
+    thumbprint TEXT PRIMARY KEY,
+    revoked_at TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     device_id TEXT NOT NULL,

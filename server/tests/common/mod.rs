@@ -122,6 +122,18 @@ impl AdminClient {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    pub async fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("admin DELETE");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
     pub async fn events(&self, device: &str, kind: &str) -> Vec<serde_json::Value> {
         let (_, v) = self
             .get(&format!("/testbed/events?device={device}&kind={kind}"))
