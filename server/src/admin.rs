@@ -471,26 +471,13 @@ impl EventsQuery {
 async fn events(State(state): State<Shared>, Query(q): Query<EventsQuery>) -> ApiResult {
     let (filter, after) = q.filter()?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let mut entries: Vec<Entry> = state.journal.select(&filter, usize::MAX).await?;
-    if let Some(after) = after {
-        entries.retain(|e| e.seq > after);
-    }
-    entries.truncate(limit);
+    let entries: Vec<Entry> = state.journal.select(&filter, after, limit).await?;
     Ok(Json(json!({ "value": entries })))
 }
 
 async fn count_events(State(state): State<Shared>, Query(q): Query<EventsQuery>) -> ApiResult {
     let (filter, after) = q.filter()?;
-    let count = match after {
-        None => state.journal.count(&filter).await?,
-        Some(after) => state
-            .journal
-            .select(&filter, usize::MAX)
-            .await?
-            .iter()
-            .filter(|e| e.seq > after)
-            .count(),
-    };
+    let count = state.journal.count(&filter, after).await?;
     Ok(Json(json!({ "count": count })))
 }
 

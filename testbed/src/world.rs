@@ -739,7 +739,12 @@ impl Selection<'_> {
     pub async fn count(&self) -> Result<usize, WorldError> {
         match self.server {
             Backend::Remote(_) => Ok(self.events().await?.len()),
-            local => Ok(local.running()?.state.journal.count(&self.filter).await?),
+            local => Ok(local
+                .running()?
+                .state
+                .journal
+                .count(&self.filter, None)
+                .await?),
         }
     }
 
@@ -751,7 +756,7 @@ impl Selection<'_> {
                 .running()?
                 .state
                 .journal
-                .select(&self.filter, usize::MAX)
+                .select(&self.filter, None, usize::MAX)
                 .await?),
         }
     }

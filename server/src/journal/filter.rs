@@ -215,15 +215,121 @@ pub struct Verification {
 impl Verification {
     /// Checks `expectation` of `filter` against `events` (oldest first).
     pub fn check(filter: &Filter, expectation: &Expectation, events: &[Entry]) -> Verification {
-        let found = events.iter().filter(|e| filter.matches(e)).count();
-        let (ok, wanted) = match expectation {
+        let mut checker = Checker::new(filter, expectation);
+        for e in events {
+            checker.feed(e);
+        }
+        checker.finish()
+    }
+}
+
+/// A verification fed one event at a time (oldest first), keeping only counts and the
+/// few closest events: a journal of any size is checked in bounded memory.
+pub struct Checker<'a> {
+    filter: &'a Filter,
+    expectation: &'a Expectation,
+    /// Events matched; for `InOrder`, steps found so far.
+    found: usize,
+    /// For `InOrder`: the step looked for now (base and step merged).
+    step: Option<Filter>,
+    /// The closest events to what is looked for, fewest misses first, then newest.
+    closest: Vec<(usize, Entry, Vec<String>)>,
+}
+
+/// Near misses shown at most.
+const NEAR_MISSES: usize = 3;
+
+impl<'a> Checker<'a> {
+    /// A checker of `expectation` for events matching `filter`.
+    pub fn new(filter: &'a Filter, expectation: &'a Expectation) -> Self {
+        let step = match expectation {
+            Expectation::InOrder(steps) => steps.first().map(|s| merge(filter, s)),
+            _ => None,
+        };
+        Checker {
+            filter,
+            expectation,
+            found: 0,
+            step,
+            closest: Vec::new(),
+        }
+    }
+
+    /// Takes the next event.
+    pub fn feed(&mut self, e: &Entry) {
+        if let Expectation::InOrder(steps) = self.expectation {
+            let Some(step) = &self.step else {
+                return; // every step found
+            };
+            if step.matches(e) {
+                self.found += 1;
+                self.step = steps.get(self.found).map(|s| merge(self.filter, s));
+                // Near misses are looked for after the last step found.
+                self.closest.clear();
+            } else {
+                let missed = step.mismatches(e);
+                self.consider(e, missed);
+            }
+            return;
+        }
+        if self.filter.matches(e) {
+            self.found += 1;
+        } else if self.found == 0 {
+            let missed = self.filter.mismatches(e);
+            self.consider(e, missed);
+        }
+    }
+
+    /// Keeps `e` if it is among the closest so far (ties go to the newer event, and
+    /// events come oldest first).
+    fn consider(&mut self, e: &Entry, missed: Vec<String>) {
+        let n = missed.len();
+        let at = self.closest.partition_point(|(m, _, _)| *m < n);
+        if at < NEAR_MISSES {
+            self.closest.insert(at, (n, e.clone(), missed));
+            self.closest.truncate(NEAR_MISSES);
+        }
+    }
+
+    fn near_misses(self) -> Vec<NearMiss> {
+        self.closest
+            .into_iter()
+            .map(|(_, event, missed)| NearMiss { event, missed })
+            .collect()
+    }
+
+    /// The verification's outcome.
+    pub fn finish(self) -> Verification {
+        let found = self.found;
+        let (ok, wanted) = match self.expectation {
             Expectation::Exactly(n) => (found == *n, format!("exactly {n}")),
             Expectation::AtLeast(n) => (found >= *n, format!("at least {n}")),
             Expectation::AtMost(n) => (found <= *n, format!("at most {n}")),
             Expectation::Never => (found == 0, "no".to_owned()),
-            Expectation::InOrder(steps) => return in_order(filter, steps, events),
+            Expectation::InOrder(steps) => {
+                let Some(step) = &self.step else {
+                    return Verification {
+                        ok: true,
+                        found,
+                        message: format!("all {} steps found in order", steps.len()),
+                        near_misses: vec![],
+                    };
+                };
+                let described = serde_json::to_string(step).unwrap_or_default();
+                let message = format!(
+                    "step {} of {} not found in order: {described}",
+                    found + 1,
+                    steps.len()
+                );
+                return Verification {
+                    ok: false,
+                    found,
+                    message,
+                    near_misses: self.near_misses(),
+                };
+            }
         };
-        let described = serde_json::to_string(filter).unwrap_or_default();
+        let described = serde_json::to_string(self.filter).unwrap_or_default();
         let message = if ok {
             format!("{found} event(s) matched {described}, as expected ({wanted})")
         } else {
@@ -232,7 +338,7 @@ impl Verification {
         let near_misses = if ok || found > 0 {
             vec![]
         } else {
-            near_misses(filter, events)
+            self.near_misses()
         };
         Verification {
             ok,
@@ -240,39 +346,6 @@ impl Verification {
             message,
             near_misses,
         }
-    }
-}
-
-fn in_order(base: &Filter, steps: &[Filter], events: &[Entry]) -> Verification {
-    let mut at = 0;
-    let mut found = 0;
-    for step in steps {
-        let combined = merge(base, step);
-        match events[at..].iter().position(|e| combined.matches(e)) {
-            Some(i) => {
-                at += i + 1;
-                found += 1;
-            }
-            None => {
-                let described = serde_json::to_string(&combined).unwrap_or_default();
-                return Verification {
-                    ok: false,
-                    found,
-                    message: format!(
-                        "step {} of {} not found in order: {described}",
-                        found + 1,
-                        steps.len()
-                    ),
-                    near_misses: near_misses(&combined, &events[at..]),
-                };
-            }
-        }
-    }
-    Verification {
-        ok: true,
-        found,
-        message: format!("all {} steps found in order", steps.len()),
-        near_misses: vec![],
     }
 }
 
@@ -295,25 +368,6 @@ fn merge(base: &Filter, step: &Filter) -> Filter {
 
 /// The three events that satisfy the most criteria (fewest misses; latest first on
 /// ties).
-fn near_misses(filter: &Filter, events: &[Entry]) -> Vec<NearMiss> {
-    let mut scored: Vec<(usize, &Entry, Vec<String>)> = events
-        .iter()
-        .map(|e| {
-            let missed = filter.mismatches(e);
-            (missed.len(), e, missed)
-        })
-        .collect();
-    scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.seq.cmp(&a.1.seq)));
-    scored
-        .into_iter()
-        .take(3)
-        .map(|(_, e, missed)| NearMiss {
-            event: e.clone(),
-            missed,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

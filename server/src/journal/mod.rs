@@ -467,17 +467,26 @@ impl Journal {
     }
 
     /// Calls `visit` for every event the database selects for `filter` (device, kind,
-    /// time), oldest first, a page at a time so memory stays bounded.
-    async fn scan(&self, filter: &Filter, mut visit: impl FnMut(Entry)) -> Result<(), StoreError> {
+    /// time) after sequence number `after`, oldest first, a page at a time so memory
+    /// stays bounded, until `visit` says it has seen enough (returns false).
+    async fn scan(
+        &self,
+        filter: &Filter,
+        after: Option<i64>,
+        mut visit: impl FnMut(Entry) -> bool,
+    ) -> Result<(), StoreError> {
         const PAGE: i64 = 2000;
         self.flush().await?;
         let mut q = filter.query(PAGE);
+        q.after_seq = after;
         loop {
             let rows = self.store.journal(&q).await?;
             let n = rows.len() as i64;
             for row in rows {
                 q.after_seq = Some(row.seq);
-                visit(Entry::from(row));
+                if !visit(Entry::from(row)) {
+                    return Ok(());
+                }
             }
             if n < PAGE {
                 return Ok(());
@@ -485,28 +494,39 @@ impl Journal {
         }
     }
 
-    /// Events matching `filter`, oldest first, at most `limit`.
-    pub async fn select(&self, filter: &Filter, limit: usize) -> Result<Vec<Entry>, StoreError> {
+    /// Events matching `filter` after sequence number `after`, oldest first, at most
+    /// `limit` (the scan stops there).
+    pub async fn select(
+        &self,
+        filter: &Filter,
+        after: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
         let mut out = Vec::new();
-        self.scan(filter, |e| {
-            if out.len() < limit && filter.matches(&e) {
+        self.scan(filter, after, |e| {
+            if filter.matches(&e) {
                 out.push(e);
             }
+            out.len() < limit
         })
         .await?;
         Ok(out)
     }
 
-    /// How many events match `filter`.
-    pub async fn count(&self, filter: &Filter) -> Result<usize, StoreError> {
+    /// How many events after sequence number `after` match `filter`.
+    pub async fn count(&self, filter: &Filter, after: Option<i64>) -> Result<usize, StoreError> {
         let mut n = 0;
-        self.scan(filter, |e| n += usize::from(filter.matches(&e)))
-            .await?;
+        self.scan(filter, after, |e| {
+            n += usize::from(filter.matches(&e));
+            true
+        })
+        .await?;
         Ok(n)
     }
 
     /// Checks an expectation; a failure names the closest events (among the same
-    /// device's events, or all when the filter names no device).
+    /// device's events, or all when the filter names no device). The journal is read a
+    /// page at a time and only the closest events are kept.
     pub async fn verify(
         &self,
         filter: &Filter,
@@ -516,14 +536,59 @@ impl Journal {
             device: filter.device.clone(),
             ..Filter::default()
         };
-        let mut events = Vec::new();
-        self.scan(&scope, |e| events.push(e)).await?;
-        Ok(Verification::check(filter, expectation, &events))
+        let mut checker = filter::Checker::new(filter, expectation);
+        self.scan(&scope, None, |e| {
+            checker.feed(&e);
+            true
+        })
+        .await?;
+        Ok(checker.finish())
     }
 
     /// Forgets every event (the testbed's reset).
     pub async fn reset(&self) -> Result<(), StoreError> {
         self.flush().await?;
         self.store.clear_journal().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_page_after_a_sequence_number_stops_at_its_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await;
+        let clock = Arc::new(crate::clock::ManualClock::new(
+            clock::parse("2026-11-24T09:00:00Z").unwrap(),
+        ));
+        let journal = Journal::new(store, clock);
+        for i in 0..5000 {
+            let device = if i % 2 == 0 { "EVEN" } else { "ODD" };
+            let event = Event::GatewayCall {
+                request: format!("R{i}"),
+                reason: "Scheduled".into(),
+            };
+            journal.record(device, &event).await.unwrap();
+        }
+        journal.commit(None).await.unwrap();
+        let all = Filter::default();
+        let page = journal.select(&all, Some(10), 3).await.unwrap();
+        let seqs: Vec<i64> = page.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [11, 12, 13]);
+        let odd = Filter {
+            device: Some("ODD".into()),
+            ..Filter::default()
+        };
+        assert_eq!(journal.count(&odd, None).await.unwrap(), 2500);
+        assert_eq!(journal.count(&odd, Some(4990)).await.unwrap(), 5);
+        let v = journal
+            .verify(&Filter::kind("nothing"), &Expectation::AtLeast(1))
+            .await
+            .unwrap();
+        assert!(!v.ok);
+        assert_eq!(v.near_misses.len(), 3, "only the closest are kept");
+        assert_eq!(v.near_misses[0].event.seq, 5000, "the newest first");
     }
 }

@@ -643,7 +643,7 @@ fn opt_int(row: &AnyRow, col: &str) -> Result<Option<i64>> {
 #[cfg(test)]
 impl Store {
     /// A SQLite store in `dir` (created, or opened again).
-    pub(super) async fn open_in(dir: &std::path::Path) -> Store {
+    pub(crate) async fn open_in(dir: &std::path::Path) -> Store {
         let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
         Store::open(&url).await.unwrap()
     }
