@@ -210,3 +210,42 @@ async fn campaign(db: Option<&str>) {
     );
     server.kill_9();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_locked_by_another_process_fails_requests_that_are_tried_again() {
+    use sqlx::{Connection, Executor};
+    let (server, dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    let url = format!(
+        "{}/SideCar/StatelessSideCarGatewayService/SideCarGatewaySessions('4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c')",
+        server.base_url
+    );
+    let envelope = json!({
+        "Key": "key", "SessionId": "4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c",
+        "RequestContentType": "RequestApplication", "RequestPayload": "[]",
+        "CheckinReason": "Scheduled",
+    });
+    let call = || async {
+        let r = client.put(&url).json(&envelope).send().await.unwrap();
+        r.status().as_u16()
+    };
+    // The first check-in: the server now knows the device and its (empty) policy, so
+    // the next one needs the database only to record it.
+    assert_eq!(call().await, 200);
+
+    // Another process takes SQLite's write lock and keeps it: the check-in cannot be
+    // recorded, so it is not acknowledged.
+    let db = format!("sqlite://{}", dir.path().join("tenantless.db").display());
+    let mut other = sqlx::SqliteConnection::connect(&db).await.unwrap();
+    other.execute("BEGIN IMMEDIATE").await.unwrap();
+    assert_eq!(call().await, 503, "the device is told to try again");
+
+    // The lock goes; the device tries again: every acknowledged call is recorded, once.
+    other.execute("COMMIT").await.unwrap();
+    drop(other);
+    assert_eq!(call().await, 200);
+    let calls = admin(&server).events(DEVICE, "gateway_call").await;
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    server.stop().await;
+}
