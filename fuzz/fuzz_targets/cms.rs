@@ -1,0 +1,8 @@
+//! CMS EnvelopedData (the sealed decryption info of GetContentInfo).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = syncml::cms::parse(data);
+});
