@@ -245,6 +245,7 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         device_listener,
         tls,
         device_router(state.clone()),
+        state.config.handshake_timeout,
         rx.clone(),
     ));
     let admin = crate::admin::router(state.clone());

@@ -25,7 +25,12 @@ pub struct Config {
     pub seed: Option<u64>,
     /// The IME version the server delivers.
     pub ime_version: String,
+    /// How long a device may take over its TLS handshake (real time).
+    pub handshake_timeout: std::time::Duration,
 }
+
+/// A TLS handshake's time unless configured otherwise.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Config {
     /// A configuration for a server on loopback with OS-chosen ports, for tests.
@@ -40,6 +45,7 @@ impl Config {
             public_url: None,
             seed: Some(7),
             ime_version: DEFAULT_IME_VERSION.into(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
 }

@@ -57,19 +57,19 @@ pub fn server_config(
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 1024;
-/// How long a client may take over its TLS handshake (real time, as a network is).
-const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// How long a connection may take to send a request's headers, the next one's on a
 /// kept-alive connection included.
 const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The pause after a failed accept (out of file descriptors, say) before the next.
 const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Serves `app` over TLS on `listener` until `shutdown` turns true.
+/// Serves `app` over TLS on `listener` until `shutdown` turns true; a client gets
+/// `handshake_timeout` (real time, as a network is) for its TLS handshake.
 pub async fn serve(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     app: Router,
+    handshake_timeout: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let acceptor = TlsAcceptor::from(tls);
@@ -103,7 +103,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let _slot = slot;
             let tls_stream =
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
                     Ok(Ok(s)) => s,
                     Ok(Err(e)) => {
                         tracing::debug!(%peer_addr, "TLS handshake failed: {e}");

@@ -29,7 +29,23 @@ fn free_port() -> SocketAddr {
 impl ServerProcess {
     /// Starts the server and returns once it printed its addresses (it is listening).
     fn start(dir: &Path, db: Option<&str>, device: SocketAddr, admin: SocketAddr) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tenantless-server"));
+        Self::start_with(
+            Command::new(env!("CARGO_BIN_EXE_tenantless-server")),
+            dir,
+            db,
+            device,
+            admin,
+        )
+    }
+
+    /// [`ServerProcess::start`] with a command prepared by the caller (limits, flags).
+    fn start_with(
+        mut command: Command,
+        dir: &Path,
+        db: Option<&str>,
+        device: SocketAddr,
+        admin: SocketAddr,
+    ) -> Self {
         if let Some(url) = db {
             command.args(["--db", url]);
         }
@@ -41,7 +57,6 @@ impl ServerProcess {
             .args(["--clock", "manual", "--clock-start", "2026-11-24T09:00:00Z"])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
             .spawn()
             .expect("tenantless-server starts");
         let stdout = child.stdout.take().expect("stdout");
@@ -248,4 +263,44 @@ async fn a_database_locked_by_another_process_fails_requests_that_are_tried_agai
     let calls = admin(&server).events(DEVICE, "gateway_call").await;
     assert_eq!(calls.len(), 2, "{calls:?}");
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_cannot_lock_devices_out() {
+    install_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let (device_addr, admin_addr) = (free_port(), free_port());
+    // 64 file descriptors, and a second for a TLS handshake.
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "ulimit -n 64 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_tenantless-server"))
+        .args(["--handshake-timeout", "1s"])
+        .stderr(log);
+    let data = dir.path().join("data");
+    let server = ServerProcess::start_with(command, &data, None, device_addr, admin_addr);
+
+    // A hundred connections that never say anything: more than the server can hold.
+    let idle: Vec<std::net::TcpStream> = (0..100)
+        .filter_map(|_| std::net::TcpStream::connect(device_addr).ok())
+        .collect();
+    assert!(idle.len() > 64, "{} idle connections", idle.len());
+
+    // A device still gets its answer once the idle ones have had their second.
+    let ca = std::fs::read_to_string(data.join("pki/ca.pem")).unwrap();
+    let client = https(&ca, None);
+    let answer = client
+        .get(format!("{}/testbed/clock", server.base_url()))
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .expect("answered despite the idle connections");
+    assert_eq!(answer.status().as_u16(), 200);
+    drop(idle);
+    drop(server);
+    let logged = std::fs::metadata(dir.path().join("server.log"))
+        .unwrap()
+        .len();
+    assert!(logged < 1_000_000, "the log grew by {logged} bytes");
 }

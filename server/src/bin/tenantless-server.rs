@@ -54,6 +54,9 @@ struct Args {
     /// World time at start for manual and scaled clocks (RFC 3339; default: now).
     #[arg(long)]
     clock_start: Option<String>,
+    /// How long a device may take over its TLS handshake (real time: `10s`, `2m`).
+    #[arg(long, default_value = "10s", env = "TENANTLESS_HANDSHAKE_TIMEOUT")]
+    handshake_timeout: String,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +90,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let Some(handshake_timeout) = server::worldclock::parse_duration(&args.handshake_timeout)
+        .and_then(|d| d.to_std().ok())
+        .filter(|d| !d.is_zero())
+    else {
+        eprintln!("tenantless-server: --handshake-timeout is not a duration like 10s");
+        return ExitCode::FAILURE;
+    };
     let config = Config {
         data_dir: args.data_dir,
         listen: args.listen,
@@ -97,6 +107,7 @@ fn main() -> ExitCode {
         public_url: args.public_url,
         seed: args.seed,
         ime_version: args.ime_version,
+        handshake_timeout,
     };
     runtime.block_on(async move {
         let server = match server::start(config, clock).await {
