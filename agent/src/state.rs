@@ -184,6 +184,19 @@ pub struct ImeService {
     pub inventory_due: Option<DateTime<Utc>>,
     /// When the last full inventory was taken.
     pub last_full_inventory: Option<DateTime<Utc>>,
+    /// Result reports the gateway has not acknowledged, oldest first: sent again, with
+    /// the same `ReportId`s, before the next report.
+    pub outbox: Vec<UnsentReport>,
+}
+
+/// A result report waiting for the gateway's acknowledgement.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct UnsentReport {
+    /// `Win32AppResult`, `PolicyResult` or `HealthScriptResult`.
+    pub request: String,
+    /// The entries, each with its `ReportId`.
+    pub payload: serde_json::Value,
 }
 
 /// What the IME remembers of a remediation.

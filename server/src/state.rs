@@ -123,6 +123,24 @@ impl AppState {
         Ok(Some(device))
     }
 
+    /// True when a report entry is new: it has no `ReportId`, or one this device has not
+    /// sent before (a device that missed the acknowledgement sends the same id again,
+    /// and it is recorded once).
+    pub async fn first_receipt(
+        &self,
+        device_id: &str,
+        entry: &serde_json::Value,
+    ) -> Result<bool, crate::storage::StoreError> {
+        match entry["ReportId"].as_str() {
+            Some(id) => {
+                self.store
+                    .first_receipt(device_id, id, &self.now_text())
+                    .await
+            }
+            None => Ok(true),
+        }
+    }
+
     /// Forgets what is remembered of a device whose certificates were revoked: its
     /// cached look-ups and its live management session.
     pub fn forget_device(&self, id: &str) {

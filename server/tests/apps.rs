@@ -249,6 +249,14 @@ async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back(
     assert_eq!(changes[1]["payload"]["newCompliance"], 1);
     assert_eq!(changes[1]["payload"]["appId"], id.as_str());
 
+    // A report sent again with its ReportId (the device missed the acknowledgement) is
+    // recorded once.
+    let mut again = report(1, 1000, 0);
+    again[0]["ReportId"] = json!("5f0c2b7e9a1d4c3b8e6f0a2d4c6e8b10");
+    gateway(&client, &url, "Win32AppResult", again.clone()).await;
+    gateway(&client, &url, "Win32AppResult", again).await;
+    assert_eq!(admin.events(DEVICE, "app_report").await.len(), 4);
+
     // Content and keys are for the devices the app is given to, known by certificate.
     let location = content["UploadLocation"].as_str().unwrap();
     let r = anonymous.get(location).send().await.unwrap();

@@ -172,6 +172,59 @@ pub fn session_id(purpose: &str, now: chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
+/// What makes gateway calls: a check-in's [`Session`] or a [`Conversation`].
+pub trait Caller {
+    /// One call; the answer's payload.
+    fn call(
+        &self,
+        request: &str,
+        payload: &Value,
+        reason: &str,
+    ) -> impl std::future::Future<Output = Result<String, AgentError>>;
+}
+
+/// Sends result entries at least once: each gets a `ReportId` (from `stamp`, the device
+/// and the time, so a world replays the same ids), the report joins those not yet
+/// acknowledged, and all go in order. What fails stays in `outbox`, to go first, with
+/// the same ids, next time; the server records a `ReportId` once.
+pub async fn send_report(
+    outbox: &mut Vec<crate::state::UnsentReport>,
+    gw: &impl Caller,
+    request: &str,
+    entries: Vec<Value>,
+    reason: &str,
+    stamp: &str,
+) -> Result<(), AgentError> {
+    use sha2::{Digest, Sha256};
+    let entries = entries
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut entry)| {
+            let digest = Sha256::digest(format!("{stamp}|{request}|{i}|{entry}").as_bytes());
+            entry["ReportId"] = Value::String(hex::encode(&digest[..16]));
+            entry
+        })
+        .collect();
+    outbox.push(crate::state::UnsentReport {
+        request: request.to_owned(),
+        payload: Value::Array(entries),
+    });
+    send_waiting(outbox, gw, reason).await
+}
+
+/// Sends the reports that wait, oldest first, stopping at the first that fails.
+pub async fn send_waiting(
+    outbox: &mut Vec<crate::state::UnsentReport>,
+    gw: &impl Caller,
+    reason: &str,
+) -> Result<(), AgentError> {
+    while let Some(next) = outbox.first() {
+        gw.call(&next.request, &next.payload, reason).await?;
+        outbox.remove(0);
+    }
+    Ok(())
+}
+
 /// One conversation with the gateway: what every call of a check-in shares.
 pub struct Session<'a> {
     /// The HTTPS client holding the device certificate.
@@ -182,6 +235,28 @@ pub struct Session<'a> {
     pub id: &'a str,
     /// The client info every envelope carries.
     pub info: &'a Value,
+}
+
+impl Caller for Session<'_> {
+    async fn call(
+        &self,
+        request: &str,
+        payload: &Value,
+        reason: &str,
+    ) -> Result<String, AgentError> {
+        Session::call(self, request, payload, reason).await
+    }
+}
+
+impl Caller for Conversation<'_> {
+    async fn call(
+        &self,
+        request: &str,
+        payload: &Value,
+        reason: &str,
+    ) -> Result<String, AgentError> {
+        Conversation::call(self, request, payload, reason).await
+    }
 }
 
 impl Session<'_> {
@@ -249,5 +324,77 @@ impl<'a> Conversation<'a> {
             info: &self.info,
         };
         session.call(request, payload, reason).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    /// A gateway that fails the first `failures` calls and remembers what it accepted.
+    struct Flaky {
+        failures: RefCell<usize>,
+        accepted: RefCell<Vec<(String, Value)>>,
+    }
+
+    impl Caller for Flaky {
+        async fn call(
+            &self,
+            request: &str,
+            payload: &Value,
+            _: &str,
+        ) -> Result<String, AgentError> {
+            if *self.failures.borrow() > 0 {
+                *self.failures.borrow_mut() -= 1;
+                return Err(AgentError::Protocol("the gateway answered HTTP 503".into()));
+            }
+            self.accepted
+                .borrow_mut()
+                .push((request.to_owned(), payload.clone()));
+            Ok("[]".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_report_that_was_not_acknowledged_goes_again_first_with_the_same_ids() {
+        let gw = Flaky {
+            failures: RefCell::new(1),
+            accepted: RefCell::default(),
+        };
+        let mut outbox = Vec::new();
+        let first = vec![json!({ "PolicyId": "A", "Result": "Failed" })];
+        let sent = send_report(
+            &mut outbox,
+            &gw,
+            "PolicyResult",
+            first,
+            "Scheduled",
+            "D1@T1",
+        )
+        .await;
+        assert!(sent.is_err());
+        assert_eq!(outbox.len(), 1, "kept for next time");
+        let id = outbox[0].payload[0]["ReportId"].clone();
+        assert!(id.is_string());
+
+        let second = vec![json!({ "PolicyId": "B", "Result": "Success" })];
+        send_report(
+            &mut outbox,
+            &gw,
+            "PolicyResult",
+            second,
+            "Scheduled",
+            "D1@T2",
+        )
+        .await
+        .unwrap();
+        assert!(outbox.is_empty());
+        let accepted = gw.accepted.borrow();
+        assert_eq!(accepted.len(), 2);
+        assert_eq!(accepted[0].1[0]["PolicyId"], "A", "the older report first");
+        assert_eq!(accepted[0].1[0]["ReportId"], id, "with the same id");
+        assert_eq!(accepted[1].1[0]["PolicyId"], "B");
+        assert_ne!(accepted[1].1[0]["ReportId"], id);
     }
 }

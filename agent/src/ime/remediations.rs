@@ -218,20 +218,25 @@ pub async fn run_due(
     if reports.is_empty() {
         return Ok(0);
     }
-    gateway::Conversation::new(client, gateway_url, "hs", device, &state.ime.version, now)
-        .call(
-            "HealthScriptResult",
-            &Value::Array(reports.clone()),
-            "Unknown",
-        )
-        .await?;
+    let count = reports.len();
+    let gw = gateway::Conversation::new(client, gateway_url, "hs", device, &state.ime.version, now);
+    let stamp = format!("{}{now}", device.profile.device_id);
+    gateway::send_report(
+        &mut state.ime.outbox,
+        &gw,
+        "HealthScriptResult",
+        reports,
+        "Unknown",
+        &stamp,
+    )
+    .await?;
     log(
         device,
         now,
         Severity::Info,
-        &format!("[HS] Sending results to service. count = {}", reports.len()),
+        &format!("[HS] Sending results to service. count = {count}"),
     );
-    Ok(reports.len())
+    Ok(count)
 }
 
 /// One script's run, as the result JSON keeps it.

@@ -145,9 +145,18 @@ pub async fn checkin(
             "ResultDetails": details,
         }));
     }
-    if !reports.is_empty() {
-        gw.call("PolicyResult", &Value::Array(reports.clone()), reason)
-            .await?;
+    let ran = reports.len();
+    if ran > 0 {
+        let stamp = format!("{}{now}", device.profile.device_id);
+        gateway::send_report(
+            &mut state.ime.outbox,
+            gw,
+            "PolicyResult",
+            reports,
+            reason,
+            &stamp,
+        )
+        .await?;
         ime_log(
             device,
             now,
@@ -155,7 +164,7 @@ pub async fn checkin(
             "[PowerShell] Policy results are successfully sent.",
         );
     }
-    Ok(reports.len())
+    Ok(ran)
 }
 
 /// AgentExecutor: checks, writes, runs and removes one script.

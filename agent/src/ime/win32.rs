@@ -233,6 +233,8 @@ pub async fn checkin(
         id: &session,
         info: &info,
     };
+    // Results the gateway did not acknowledge last time go first.
+    gateway::send_waiting(&mut state.ime.outbox, &gw, &reason).await?;
     // Scripts run (and remediations are fetched) before Win32 apps, at scheduled
     // check-ins (not at an app's retry).
     if scheduled {
@@ -270,8 +272,16 @@ pub async fn checkin(
                 reports.len()
             ),
         );
-        gw.call("Win32AppResult", &Value::Array(reports), "Unknown")
-            .await?;
+        let stamp = format!("{}{now}", device.profile.device_id);
+        gateway::send_report(
+            &mut state.ime.outbox,
+            &gw,
+            "Win32AppResult",
+            reports,
+            "Unknown",
+            &stamp,
+        )
+        .await?;
     }
     state.ime.next_checkin = Some(now + Duration::minutes(60));
     Ok(policies.len())
@@ -705,8 +715,16 @@ pub async fn install_available(
     let report = process(device, state, &gw, &policy, &all, &mut reports, now).await;
     reports.extend(report);
     if !reports.is_empty() {
-        gw.call("Win32AppResult", &Value::Array(reports), "OnDemand")
-            .await?;
+        let stamp = format!("{}{now}", device.profile.device_id);
+        gateway::send_report(
+            &mut state.ime.outbox,
+            &gw,
+            "Win32AppResult",
+            reports,
+            "OnDemand",
+            &stamp,
+        )
+        .await?;
     }
     Ok(true)
 }

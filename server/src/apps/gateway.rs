@@ -366,6 +366,9 @@ async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), P
             .await;
             continue;
         }
+        if !state.first_receipt(&device.id, &r).await? {
+            continue;
+        }
         let compliance = r["ComplianceStateMessage"]["ComplianceState"]
             .as_i64()
             .unwrap_or(5);

@@ -123,6 +123,9 @@ pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(
             }
             continue;
         }
+        if !state.first_receipt(&device.id, &r).await? {
+            continue;
+        }
         let result = r["Result"].as_str().unwrap_or("Failed").to_owned();
         let error_code = r["ErrorCode"].as_i64().unwrap_or(0);
         let details = match &r["ResultDetails"] {

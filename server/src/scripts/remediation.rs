@@ -196,6 +196,9 @@ pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(
             }
             continue;
         }
+        if !state.first_receipt(&device.id, &r).await? {
+            continue;
+        }
         let (detection, remediation) = states(&r);
         state
             .store

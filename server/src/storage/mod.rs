@@ -384,6 +384,23 @@ impl Store {
         Ok(deleted > 0)
     }
 
+    /// Notes a device's report by its id; false when it was received before (the
+    /// device sent it again, not having seen the acknowledgement).
+    #[tracing::instrument(skip_all)]
+    pub async fn first_receipt(&self, device_id: &str, report_id: &str, at: &str) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO received_reports (device_id, report_id, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (device_id, report_id) DO NOTHING",
+        )
+        .bind(device_id)
+        .bind(report_id)
+        .bind(at)
+        .execute(&mut *self.db().await?)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
     // ---- commands ----
 
     /// Queues a command; returns its id.

@@ -174,3 +174,9 @@ CREATE TABLE IF NOT EXISTS device_inventory (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (device_id, program_id)
 );
+CREATE TABLE IF NOT EXISTS received_reports (
+    device_id TEXT NOT NULL,
+    report_id TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, report_id)
+);
