@@ -161,7 +161,7 @@ impl AppState {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::storage::StoreError>>,
     {
-        let owned = self.store.backend() == crate::storage::Backend::Sqlite;
+        let owned = self.owns_database();
         let mut generation = 0;
         if owned {
             let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
