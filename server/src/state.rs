@@ -123,14 +123,23 @@ impl AppState {
         Ok(Some(device))
     }
 
-    /// True when a report entry is new: it has no `ReportId`, or one this device has not
-    /// sent before (a device that missed the acknowledgement sends the same id again,
-    /// and it is recorded once).
-    pub async fn first_receipt(
+    /// Whether a device's result entry about `item` (an app or script id) is recorded:
+    /// not when `item` is not among those `given` to the device (refused with an event),
+    /// nor when its `ReportId` was received before (the device sent it again, having
+    /// missed the acknowledgement). `request` names the upload in the refusal.
+    pub async fn accept_report(
         &self,
         device_id: &str,
+        given: &std::collections::HashSet<String>,
+        request: &str,
+        item: &str,
         entry: &serde_json::Value,
     ) -> Result<bool, crate::storage::StoreError> {
+        if !given.contains(item) {
+            let event = crate::journal::Event::not_assigned(request, item);
+            self.journal.record(device_id, &event).await?;
+            return Ok(false);
+        }
         match entry["ReportId"].as_str() {
             Some(id) => {
                 self.store

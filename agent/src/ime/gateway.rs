@@ -183,8 +183,8 @@ pub trait Caller {
     ) -> impl std::future::Future<Output = Result<String, AgentError>>;
 }
 
-/// Sends result entries at least once: each gets a `ReportId` (from `stamp`, the device
-/// and the time, so a world replays the same ids), the report joins those not yet
+/// Sends result entries at least once: each gets a `ReportId` (from the device, the
+/// time and the entry, so a world replays the same ids), the report joins those not yet
 /// acknowledged, and all go in order. What fails stays in `outbox`, to go first, with
 /// the same ids, next time; the server records a `ReportId` once.
 pub async fn send_report(
@@ -193,14 +193,15 @@ pub async fn send_report(
     request: &str,
     entries: Vec<Value>,
     reason: &str,
-    stamp: &str,
+    (device_id, now): (&str, chrono::DateTime<chrono::Utc>),
 ) -> Result<(), AgentError> {
     use sha2::{Digest, Sha256};
     let entries = entries
         .into_iter()
         .enumerate()
         .map(|(i, mut entry)| {
-            let digest = Sha256::digest(format!("{stamp}|{request}|{i}|{entry}").as_bytes());
+            let digest =
+                Sha256::digest(format!("{device_id}|{now}|{request}|{i}|{entry}").as_bytes());
             entry["ReportId"] = Value::String(hex::encode(&digest[..16]));
             entry
         })
@@ -239,29 +240,6 @@ pub struct Session<'a> {
 
 impl Caller for Session<'_> {
     async fn call(
-        &self,
-        request: &str,
-        payload: &Value,
-        reason: &str,
-    ) -> Result<String, AgentError> {
-        Session::call(self, request, payload, reason).await
-    }
-}
-
-impl Caller for Conversation<'_> {
-    async fn call(
-        &self,
-        request: &str,
-        payload: &Value,
-        reason: &str,
-    ) -> Result<String, AgentError> {
-        Conversation::call(self, request, payload, reason).await
-    }
-}
-
-impl Session<'_> {
-    /// One call in this session (see [`call`]).
-    pub async fn call(
         &self,
         request: &str,
         payload: &Value,
@@ -309,9 +287,10 @@ impl<'a> Conversation<'a> {
             }),
         }
     }
+}
 
-    /// One call (see [`call`]).
-    pub async fn call(
+impl Caller for Conversation<'_> {
+    async fn call(
         &self,
         request: &str,
         payload: &Value,
@@ -356,6 +335,10 @@ mod tests {
         }
     }
 
+    fn t(hour: i64) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::<chrono::Utc>::UNIX_EPOCH + chrono::Duration::hours(hour)
+    }
+
     #[tokio::test]
     async fn a_report_that_was_not_acknowledged_goes_again_first_with_the_same_ids() {
         let gw = Flaky {
@@ -370,7 +353,7 @@ mod tests {
             "PolicyResult",
             first,
             "Scheduled",
-            "D1@T1",
+            ("D1", t(1)),
         )
         .await;
         assert!(sent.is_err());
@@ -385,7 +368,7 @@ mod tests {
             "PolicyResult",
             second,
             "Scheduled",
-            "D1@T2",
+            ("D1", t(2)),
         )
         .await
         .unwrap();

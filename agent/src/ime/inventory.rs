@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::gateway;
+use super::gateway::{self, Caller};
 use crate::cmtrace::Severity;
 use crate::device::{Device, RegValue};
 use crate::error::AgentError;

@@ -19,7 +19,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{json, Value};
 
-use super::gateway;
+use super::gateway::{self, Caller};
 use super::scripts::signature_refusal;
 use super::win32::DEVICE_USER;
 use crate::cmtrace::Severity;
@@ -220,14 +220,13 @@ pub async fn run_due(
     }
     let count = reports.len();
     let gw = gateway::Conversation::new(client, gateway_url, "hs", device, &state.ime.version, now);
-    let stamp = format!("{}{now}", device.profile.device_id);
     gateway::send_report(
         &mut state.ime.outbox,
         &gw,
         "HealthScriptResult",
         reports,
         "Unknown",
-        &stamp,
+        (&device.profile.device_id, now),
     )
     .await?;
     log(

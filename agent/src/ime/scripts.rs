@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::gateway;
+use super::gateway::{self, Caller};
 use super::signature::{self, Verdict};
 use super::win32::DEVICE_USER;
 use crate::cmtrace::Severity;
@@ -147,14 +147,13 @@ pub async fn checkin(
     }
     let ran = reports.len();
     if ran > 0 {
-        let stamp = format!("{}{now}", device.profile.device_id);
         gateway::send_report(
             &mut state.ime.outbox,
             gw,
             "PolicyResult",
             reports,
             reason,
-            &stamp,
+            (&device.profile.device_id, now),
         )
         .await?;
         ime_log(

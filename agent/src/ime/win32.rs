@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::gateway;
+use super::gateway::{self, Caller};
 use super::rules;
 use crate::cmtrace::Severity;
 use crate::device::{installer, Device, RegValue};
@@ -272,14 +272,13 @@ pub async fn checkin(
                 reports.len()
             ),
         );
-        let stamp = format!("{}{now}", device.profile.device_id);
         gateway::send_report(
             &mut state.ime.outbox,
             &gw,
             "Win32AppResult",
             reports,
             "Unknown",
-            &stamp,
+            (&device.profile.device_id, now),
         )
         .await?;
     }
@@ -715,14 +714,13 @@ pub async fn install_available(
     let report = process(device, state, &gw, &policy, &all, &mut reports, now).await;
     reports.extend(report);
     if !reports.is_empty() {
-        let stamp = format!("{}{now}", device.profile.device_id);
         gateway::send_report(
             &mut state.ime.outbox,
             &gw,
             "Win32AppResult",
             reports,
             "OnDemand",
-            &stamp,
+            (&device.profile.device_id, now),
         )
         .await?;
     }

@@ -357,16 +357,10 @@ async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), P
     let given = given_apps(state, device).await?;
     for r in reports.as_array().cloned().unwrap_or_default() {
         let app_id = r["ApplicationId"].as_str().unwrap_or_default().to_owned();
-        if !given.contains(&app_id) {
-            record(
-                state,
-                &device.id,
-                Event::not_assigned("Win32AppResult", &app_id),
-            )
-            .await;
-            continue;
-        }
-        if !state.first_receipt(&device.id, &r).await? {
+        if !state
+            .accept_report(&device.id, &given, "Win32AppResult", &app_id, &r)
+            .await?
+        {
             continue;
         }
         let compliance = r["ComplianceStateMessage"]["ComplianceState"]

@@ -116,14 +116,10 @@ pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(
     let assigned = assigned_ids(state, ScriptKind::Platform, device).await?;
     for r in reports.as_array().cloned().unwrap_or_default() {
         let policy_id = r["PolicyId"].as_str().unwrap_or_default().to_owned();
-        if !assigned.contains(&policy_id) {
-            let event = Event::not_assigned("PolicyResult", &policy_id);
-            if let Err(e) = state.journal.record(&device.id, &event).await {
-                tracing::error!("journal: {e}");
-            }
-            continue;
-        }
-        if !state.first_receipt(&device.id, &r).await? {
+        if !state
+            .accept_report(&device.id, &assigned, "PolicyResult", &policy_id, &r)
+            .await?
+        {
             continue;
         }
         let result = r["Result"].as_str().unwrap_or("Failed").to_owned();

@@ -189,14 +189,10 @@ pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(
     let assigned = assigned_ids(state, ScriptKind::Remediation, device).await?;
     for r in reports.as_array().cloned().unwrap_or_default() {
         let policy_id = r["PolicyId"].as_str().unwrap_or_default().to_owned();
-        if !assigned.contains(&policy_id) {
-            let event = Event::not_assigned("HealthScriptResult", &policy_id);
-            if let Err(e) = state.journal.record(&device.id, &event).await {
-                tracing::error!("journal: {e}");
-            }
-            continue;
-        }
-        if !state.first_receipt(&device.id, &r).await? {
+        if !state
+            .accept_report(&device.id, &assigned, "HealthScriptResult", &policy_id, &r)
+            .await?
+        {
             continue;
         }
         let (detection, remediation) = states(&r);
