@@ -109,7 +109,7 @@ pub async fn commit_request(
 ) -> axum::response::Response {
     let path = request.uri().path().to_owned();
     let started = state.store.txn();
-    let response = crate::storage::in_request(started, next.run(request)).await;
+    let response = state.store.in_request(started, next.run(request)).await;
     match state.journal.commit(Some(started)).await {
         Ok(()) => response,
         Err(e) => {

@@ -166,6 +166,8 @@ async fn wait_for(
     tick: Option<StdDuration>,
     done: impl Fn() -> bool,
 ) -> bool {
+    // Others' requests must commit while this one waits for them.
+    state.store.pause_request();
     let give_up = tokio::time::sleep(limit);
     tokio::pin!(give_up);
     loop {

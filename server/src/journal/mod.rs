@@ -360,8 +360,15 @@ impl Journal {
     /// request started in ([`Store::txn`] when it began), and an error means something
     /// the request wrote was rolled back. Requests that finish together share one
     /// commit: each waits for the commit in progress, and the next to get the lock
-    /// commits for everyone that wrote meanwhile.
+    /// commits for everyone that wrote meanwhile, once the requests still writing
+    /// into the transaction are done (see [`crate::storage::Store::in_request`]).
     pub async fn commit(&self, started: Option<u64>) -> Result<(), StoreError> {
+        // Made while handling a request, the commit does not wait for that request.
+        self.store.pause_request();
+        crate::storage::outside_request(self.commit_for(started)).await
+    }
+
+    async fn commit_for(&self, started: Option<u64>) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
         // What the caller wrote: statements up to this transaction, events up to this one.
         let txn = self.store.txn();
@@ -370,6 +377,7 @@ impl Journal {
             let _committing = self.committing.lock().await;
             let done = self.store.txn() > txn && self.committed.load(Ordering::SeqCst) >= recorded;
             if !done {
+                self.store.close_open().await;
                 let written = match self.flush_counted().await {
                     Ok(written) => written,
                     Err(e) => {
@@ -396,7 +404,7 @@ impl Journal {
     /// committed with what its request changed ([`Journal::commit`]); every read
     /// flushes first, so readers never miss an event.
     pub async fn record(&self, device: &str, event: &Event) -> Result<(), StoreError> {
-        self.store.check_request()?;
+        self.store.enter().await?;
         let payload = serde_json::to_string(event).unwrap_or_default();
         let kind = kind_of(&payload);
         tracing::debug!(device, kind, "journal");
@@ -429,6 +437,8 @@ impl Journal {
 
     /// [`Journal::flush`], returning how many events ever recorded are now written.
     async fn flush_counted(&self) -> Result<u64, StoreError> {
+        // Join the transaction before taking the lock a commit needs.
+        self.store.enter().await?;
         let _writing = self.writing.lock().await;
         self.store.write_waiting().await?;
         // Every event recorded so far is in this batch.
@@ -590,5 +600,54 @@ mod tests {
         assert!(!v.ok);
         assert_eq!(v.near_misses.len(), 3, "only the closest are kept");
         assert_eq!(v.near_misses[0].event.seq, 5000, "the newest first");
+    }
+
+    /// A commit waits for the requests writing into its transaction, so no request's
+    /// first writes commit without its last ones.
+    #[tokio::test]
+    async fn a_commit_waits_for_the_requests_writing_into_its_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await;
+        let clock = Arc::new(crate::clock::ManualClock::new(
+            clock::parse("2026-11-24T09:00:00Z").unwrap(),
+        ));
+        let journal = Arc::new(Journal::new(store.clone(), clock));
+        let event = |n: u32| Event::GatewayCall {
+            request: format!("R{n}"),
+            reason: "Scheduled".into(),
+        };
+        let (go_on, wait) = tokio::sync::oneshot::channel::<()>();
+        let request = {
+            let (journal, store) = (journal.clone(), store.clone());
+            tokio::spawn(async move {
+                store
+                    .in_request(store.txn(), async {
+                        journal.record("D", &event(1)).await.unwrap();
+                        let _ = wait.await;
+                        journal.record("D", &event(2)).await.unwrap();
+                    })
+                    .await
+            })
+        };
+        while journal.queue().recorded == 0 {
+            tokio::task::yield_now().await;
+        }
+        let commit = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.commit(None).await }
+        });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!commit.is_finished(), "the request is still writing");
+        go_on.send(()).unwrap();
+        request.await.unwrap();
+        commit.await.unwrap().unwrap();
+        // Both events went into the one commit.
+        assert_eq!(journal.count(&Filter::default(), None).await.unwrap(), 2);
+        assert_eq!(
+            journal.committed.load(std::sync::atomic::Ordering::SeqCst),
+            2
+        );
     }
 }

@@ -14,8 +14,7 @@ mod txn;
 pub use health::{AgentHealthRow, RemediationStateRow};
 pub use inventory::InventoryRow;
 pub use scripts::{ScriptAssignment, ScriptKind};
-pub use txn::in_request;
-pub(crate) use txn::request_started;
+pub(crate) use txn::{outside_request, request_started};
 
 /// The schema, in SQLite's dialect.
 const SCHEMA: &str = include_str!("schema.sql");

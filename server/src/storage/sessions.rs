@@ -83,7 +83,7 @@ impl Store {
         at: &str,
         auth: &str,
     ) -> Result<i64> {
-        self.check_request()?;
+        self.enter().await?;
         if self.backend == Backend::Sqlite {
             let id = self.sessions.last_id.fetch_add(1, Ordering::SeqCst) + 1;
             self.sessions.waiting().rows.push(SessionRow {
@@ -111,7 +111,7 @@ impl Store {
     /// Closes a session row (once: a closed row stays as it was closed).
     #[tracing::instrument(skip_all)]
     pub async fn end_session(&self, row: i64, at: &str, outcome: &str) -> Result<()> {
-        self.check_request()?;
+        self.enter().await?;
         if self.backend == Backend::Sqlite {
             let mut waiting = self.sessions.waiting();
             match waiting.rows.iter_mut().rev().find(|r| r.id == row) {
@@ -138,7 +138,7 @@ impl Store {
     /// Sets the time of the device's last management session.
     #[tracing::instrument(skip_all)]
     pub async fn set_last_sync(&self, id: &str, at: &str) -> Result<()> {
-        self.check_request()?;
+        self.enter().await?;
         if self.backend == Backend::Sqlite {
             self.sessions
                 .waiting()
@@ -239,7 +239,7 @@ impl Store {
     /// Keeps a session's raw message (`in` from the device, `out` to it); it waits
     /// with others (see the module's documentation).
     pub async fn keep_message(&self, message: MessageRow) -> Result<()> {
-        self.check_request()?;
+        self.enter().await?;
         let waiting = {
             let mut waiting = self.sessions.waiting();
             waiting.messages.push(message);

@@ -4,37 +4,71 @@
 //! transaction that the journal commits when a request is about to be answered (group
 //! commit: requests that finish together share one commit). So a reply is sent only
 //! after what its request changed, events included, is committed, and a crash loses
-//! only what no one was told about. State and events that one request writes commit
-//! together or not at all.
+//! only what no one was told about.
 //!
-//! A request runs inside [`in_request`], which remembers the transaction it started
-//! in. When a commit fails, the transaction is rolled back and every request that
-//! wrote into it fails too: its further statements are refused ([`StoreError::Aborted`])
+//! What one request writes commits together or not at all: a request joins the open
+//! transaction at its first statement or event and leaves it when it is done
+//! ([`Store::in_request`]); a commit closes the transaction to newcomers and waits for
+//! the requests in it to leave first. Otherwise a request's first writes could commit
+//! without its last ones, and a crash in between would keep, say, a report's receipt
+//! without its event, so the report sent again would be taken for a duplicate.
+//!
+//! When a commit fails, the transaction is rolled back and every request that wrote
+//! into it fails too: its further statements are refused ([`StoreError::Aborted`])
 //! and [`Store::check_request`] tells its caller, which answers with the protocol's
 //! error so that the device (or admin) tries again.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use sqlx::AnyConnection;
 use sqlx::{Connection, Executor};
-use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard, Notify};
 
 use super::{Backend, Result, Store, StoreError};
 
-tokio::task_local! {
-    /// The transaction the current request started in.
-    static REQUEST_STARTED: u64;
+/// The request a task is handling.
+#[derive(Debug)]
+struct RequestCtx {
+    /// The transaction it started in.
+    started: u64,
+    /// It is one of the open transaction's writers.
+    joined: Arc<AtomicBool>,
 }
 
-/// Runs a request's handling that started in transaction `started` ([`Store::txn`]
-/// when it arrived; see the module).
-pub async fn in_request<F: std::future::Future>(started: u64, request: F) -> F::Output {
-    REQUEST_STARTED.scope(started, request).await
+tokio::task_local! {
+    /// The request the current task handles (`None` inside a commit).
+    static REQUEST: Option<RequestCtx>;
 }
 
 /// The transaction the current request started in, if this runs inside one.
 pub(crate) fn request_started() -> Option<u64> {
-    REQUEST_STARTED.try_with(|started| *started).ok()
+    REQUEST
+        .try_with(|r| r.as_ref().map(|r| r.started))
+        .ok()
+        .flatten()
+}
+
+/// The current request's writer flag, if this runs inside one.
+fn request_joined() -> Option<Arc<AtomicBool>> {
+    REQUEST
+        .try_with(|r| r.as_ref().map(|r| r.joined.clone()))
+        .ok()
+        .flatten()
+}
+
+/// Runs `work` as no request's (a commit made while handling one must not wait for
+/// its own request to leave).
+pub(crate) async fn outside_request<F: std::future::Future>(work: F) -> F::Output {
+    REQUEST.scope(None, work).await
+}
+
+/// Who may write into the open transaction: the requests in it, and whether a commit
+/// waits for them to leave (newcomers then wait for the next transaction).
+#[derive(Debug, Default)]
+struct Gate {
+    writers: usize,
+    closed: bool,
 }
 
 /// The connection, opened lazily and again after it broke.
@@ -47,6 +81,8 @@ pub(super) struct Conn {
     txn: AtomicU64,
     /// The last transaction that was rolled back (0: none).
     last_failed: AtomicU64,
+    gate: std::sync::Mutex<Gate>,
+    gate_changed: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -64,6 +100,8 @@ impl Conn {
             slot: Mutex::new(Slot::default()),
             txn: AtomicU64::new(1),
             last_failed: AtomicU64::new(0),
+            gate: std::sync::Mutex::new(Gate::default()),
+            gate_changed: Notify::new(),
         };
         // Connect now, so a wrong URL fails at start.
         let mut slot = conn.slot.lock().await;
@@ -89,10 +127,67 @@ impl Conn {
         self.txn.load(Ordering::SeqCst)
     }
 
+    fn gate(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.gate.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `ready` holds for the gate (asked again at every change).
+    async fn wait_gate(&self, mut ready: impl FnMut(&mut Gate) -> bool) {
+        loop {
+            let changed = self.gate_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if ready(&mut self.gate()) {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Makes the current request (if any) a writer of the open transaction, waiting
+    /// while a commit closes it; then refuses it if its transaction was rolled back.
+    pub(super) async fn enter(&self) -> Result<()> {
+        if let Some(joined) = request_joined().filter(|j| !j.load(Ordering::SeqCst)) {
+            self.wait_gate(|gate| {
+                if gate.closed {
+                    return false;
+                }
+                gate.writers += 1;
+                joined.store(true, Ordering::SeqCst);
+                true
+            })
+            .await;
+        }
+        self.check_request()
+    }
+
+    /// The request whose flag this is leaves the open transaction (if it was in it).
+    fn leave(&self, joined: &AtomicBool) {
+        if joined.swap(false, Ordering::SeqCst) {
+            self.gate().writers -= 1;
+            self.gate_changed.notify_waiters();
+        }
+    }
+
+    /// Closes the open transaction to newcomers and waits for its writers to leave.
+    async fn close(&self) {
+        self.wait_gate(|gate| {
+            gate.closed = true;
+            gate.writers == 0
+        })
+        .await;
+    }
+
+    /// Opens the (next) transaction to requests again.
+    fn reopen(&self) {
+        self.gate().closed = false;
+        self.gate_changed.notify_waiters();
+    }
+
     /// The connection, in an open transaction; refused to a request whose transaction
     /// was rolled back.
     pub(super) async fn acquire(&self) -> Result<MappedMutexGuard<'_, AnyConnection>> {
-        self.check_request()?;
+        self.enter().await?;
         let mut slot = self.slot.lock().await;
         if slot.conn.is_none() {
             slot.conn = Some(self.connect().await?);
@@ -188,7 +283,53 @@ fn broken(e: &sqlx::Error) -> bool {
     )
 }
 
+/// Leaves the open transaction when a request's handling ends, finished or dropped.
+struct Leaving<'a> {
+    conn: &'a Conn,
+    joined: Arc<AtomicBool>,
+}
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.conn.leave(&self.joined);
+    }
+}
+
 impl Store {
+    /// Runs the handling of a request that arrived during transaction `started`
+    /// ([`Store::txn`]): it joins the open transaction at its first write and leaves
+    /// it at the end (see the module).
+    pub async fn in_request<F: std::future::Future>(&self, started: u64, request: F) -> F::Output {
+        let joined = Arc::new(AtomicBool::new(false));
+        let _leaving = Leaving {
+            conn: &self.conn,
+            joined: joined.clone(),
+        };
+        REQUEST
+            .scope(Some(RequestCtx { started, joined }), request)
+            .await
+    }
+
+    /// The current request leaves the open transaction before it waits for other
+    /// requests (a long poll): what it wrote so far may then commit without it.
+    pub fn pause_request(&self) {
+        if let Some(joined) = request_joined() {
+            self.conn.leave(&joined);
+        }
+    }
+
+    /// Makes the current request a writer of the open transaction (see the module)
+    /// and refuses it when its transaction was rolled back.
+    pub(crate) async fn enter(&self) -> Result<()> {
+        self.conn.enter().await
+    }
+
+    /// Closes the open transaction to new requests and waits for those in it to leave;
+    /// [`Store::commit_open`] or [`Store::rollback_open`] opens the next one.
+    pub(crate) async fn close_open(&self) {
+        self.conn.close().await;
+    }
+
     /// The connection, in the open transaction (see the module).
     pub(super) async fn db(&self) -> Result<MappedMutexGuard<'_, AnyConnection>> {
         self.conn.acquire().await
@@ -218,6 +359,7 @@ impl Store {
         if result.is_err() {
             self.forget_after_rollback();
         }
+        self.conn.reopen();
         result
     }
 
@@ -225,6 +367,7 @@ impl Store {
     pub(crate) async fn rollback_open(&self, why: &StoreError) {
         self.conn.rollback(why).await;
         self.forget_after_rollback();
+        self.conn.reopen();
     }
 
     fn forget_after_rollback(&self) {
