@@ -184,9 +184,23 @@ pub struct ImeService {
     pub inventory_due: Option<DateTime<Utc>>,
     /// When the last full inventory was taken.
     pub last_full_inventory: Option<DateTime<Utc>>,
-    /// Result reports the gateway has not acknowledged, oldest first: sent again, with
-    /// the same `ReportId`s, before the next report.
-    pub outbox: Vec<UnsentReport>,
+    /// Result reports on their way to the gateway.
+    pub outbox: Outbox,
+}
+
+/// The IME's result reports on their way: what waits for the gateway's acknowledgement,
+/// and how many entries it acknowledged (the testbed holds the journal against it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Outbox {
+    /// Reports not acknowledged yet, oldest first: sent again, with the same
+    /// `ReportId`s, before the next report.
+    pub waiting: Vec<UnsentReport>,
+    /// Reports made, ever: each report's number goes into its entries' `ReportId`s, so
+    /// two reports never share one, even with the same words at the same moment.
+    pub made: u64,
+    /// Result entries the gateway acknowledged, ever.
+    pub acknowledged: u64,
 }
 
 /// A result report waiting for the gateway's acknowledgement.

@@ -184,11 +184,12 @@ pub trait Caller {
 }
 
 /// Sends result entries at least once: each gets a `ReportId` (from the device, the
-/// time and the entry, so a world replays the same ids), the report joins those not yet
-/// acknowledged, and all go in order. What fails stays in `outbox`, to go first, with
-/// the same ids, next time; the server records a `ReportId` once.
+/// report's number, the time and the entry, so a world replays the same ids, and two
+/// reports never share one), the report joins those not yet acknowledged, and all go
+/// in order. What fails stays in `outbox`, to go first, with the same ids, next time;
+/// the server records a `ReportId` once.
 pub async fn send_report(
-    outbox: &mut Vec<crate::state::UnsentReport>,
+    outbox: &mut crate::state::Outbox,
     gw: &impl Caller,
     request: &str,
     entries: Vec<Value>,
@@ -196,17 +197,20 @@ pub async fn send_report(
     (device_id, now): (&str, chrono::DateTime<chrono::Utc>),
 ) -> Result<(), AgentError> {
     use sha2::{Digest, Sha256};
+    outbox.made += 1;
+    let number = outbox.made;
     let entries = entries
         .into_iter()
         .enumerate()
         .map(|(i, mut entry)| {
-            let digest =
-                Sha256::digest(format!("{device_id}|{now}|{request}|{i}|{entry}").as_bytes());
+            let digest = Sha256::digest(
+                format!("{device_id}|{number}|{now}|{request}|{i}|{entry}").as_bytes(),
+            );
             entry["ReportId"] = Value::String(hex::encode(&digest[..16]));
             entry
         })
         .collect();
-    outbox.push(crate::state::UnsentReport {
+    outbox.waiting.push(crate::state::UnsentReport {
         request: request.to_owned(),
         payload: Value::Array(entries),
     });
@@ -215,13 +219,15 @@ pub async fn send_report(
 
 /// Sends the reports that wait, oldest first, stopping at the first that fails.
 pub async fn send_waiting(
-    outbox: &mut Vec<crate::state::UnsentReport>,
+    outbox: &mut crate::state::Outbox,
     gw: &impl Caller,
     reason: &str,
 ) -> Result<(), AgentError> {
-    while let Some(next) = outbox.first() {
+    while let Some(next) = outbox.waiting.first() {
         gw.call(&next.request, &next.payload, reason).await?;
-        outbox.remove(0);
+        let entries = next.payload.as_array().map_or(0, Vec::len) as u64;
+        outbox.acknowledged += entries;
+        outbox.waiting.remove(0);
     }
     Ok(())
 }
@@ -345,7 +351,7 @@ mod tests {
             failures: RefCell::new(1),
             accepted: RefCell::default(),
         };
-        let mut outbox = Vec::new();
+        let mut outbox = crate::state::Outbox::default();
         let first = vec![json!({ "PolicyId": "A", "Result": "Failed" })];
         let sent = send_report(
             &mut outbox,
@@ -357,8 +363,9 @@ mod tests {
         )
         .await;
         assert!(sent.is_err());
-        assert_eq!(outbox.len(), 1, "kept for next time");
-        let id = outbox[0].payload[0]["ReportId"].clone();
+        assert_eq!(outbox.waiting.len(), 1, "kept for next time");
+        assert_eq!(outbox.acknowledged, 0);
+        let id = outbox.waiting[0].payload[0]["ReportId"].clone();
         assert!(id.is_string());
 
         let second = vec![json!({ "PolicyId": "B", "Result": "Success" })];
@@ -372,7 +379,8 @@ mod tests {
         )
         .await
         .unwrap();
-        assert!(outbox.is_empty());
+        assert!(outbox.waiting.is_empty());
+        assert_eq!(outbox.acknowledged, 2, "both entries, once each");
         let accepted = gw.accepted.borrow();
         assert_eq!(accepted.len(), 2);
         assert_eq!(accepted[0].1[0]["PolicyId"], "A", "the older report first");
