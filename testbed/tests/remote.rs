@@ -1,39 +1,13 @@
 //! Remote mode: the server and the agents as separate processes on loopback, the
 //! server owning a manual world clock that the agents follow.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
-/// A workspace binary, built if this test run has not built it.
-fn binary(name: &str) -> PathBuf {
-    let dir = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_owned();
-    let path = dir.join(name);
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--bin", name])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building {name}");
-    }
-    path
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{binary, Killed};
 
 /// Starts the server with a manual clock; returns it and its device and admin URLs.
 fn server(dir: &Path) -> (Killed, String, String) {
