@@ -131,25 +131,63 @@ fn roll_over(path: &Path, at: DateTime<Utc>) -> io::Result<()> {
     fs::rename(path, rolled)
 }
 
-/// Reads a log's records back as messages (for tests and `status`).
-pub fn messages(drive: &Drive, file: &str) -> Vec<String> {
-    let bytes = drive
-        .read(&format!(r"{LOG_DIR}\{file}"))
-        .unwrap_or_default();
-    let text =
-        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
-    text.split("]LOG]!>")
-        .filter_map(|chunk| chunk.rsplit_once("<![LOG[").map(|(_, m)| m.to_owned()))
-        .collect()
+/// One record read back from a log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// When it was written.
+    pub at: DateTime<Utc>,
+    /// The message (it may span lines).
+    pub message: String,
+    /// The component.
+    pub component: String,
+    /// 1 information, 2 warning, 3 error.
+    pub severity: u8,
+    /// The writing thread's id.
+    pub thread: u32,
+    /// The file it was read from (a rolled file's own name).
+    pub file: String,
 }
 
-/// Reads a log's records back with their times (for tests and timelines).
-pub fn records(drive: &Drive, file: &str) -> Vec<(DateTime<Utc>, String)> {
-    let bytes = drive
-        .read(&format!(r"{LOG_DIR}\{file}"))
-        .unwrap_or_default();
-    let text =
-        String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes)).into_owned();
+/// The files of a log, oldest first: the rolled-over `<name>-YYYYMMDD-HHMMSS.log`
+/// files, then the current one.
+pub fn files(drive: &Drive, file: &str) -> Vec<String> {
+    let stem = file.strip_suffix(".log").unwrap_or(file);
+    let mut rolled: Vec<String> = drive
+        .resolve(LOG_DIR)
+        .and_then(|dir| fs::read_dir(dir).ok())
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| {
+            name.strip_prefix(stem)
+                .and_then(|r| r.strip_prefix('-'))
+                .and_then(|r| r.strip_suffix(".log"))
+                .is_some_and(|stamp| {
+                    stamp.len() == 15 && stamp.chars().all(|c| c.is_ascii_digit() || c == '-')
+                })
+        })
+        .collect();
+    rolled.sort();
+    rolled.push(file.to_owned());
+    rolled
+}
+
+/// Reads a log back, rolled files included, oldest record first.
+pub fn read(drive: &Drive, file: &str) -> Vec<Record> {
+    let mut out = Vec::new();
+    for name in files(drive, file) {
+        let bytes = drive
+            .read(&format!(r"{LOG_DIR}\{name}"))
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes))
+            .into_owned();
+        out.extend(parse(&text, &name));
+    }
+    out
+}
+
+/// The records of one file's text.
+pub fn parse(text: &str, file: &str) -> Vec<Record> {
     let mut out = Vec::new();
     for record in text.split("<![LOG[").skip(1) {
         let Some((message, rest)) = record.split_once("]LOG]!>") else {
@@ -165,10 +203,30 @@ pub fn records(drive: &Drive, file: &str) -> Vec<(DateTime<Utc>, String)> {
         let (time, date) = (attr("time"), attr("date"));
         let stamp = format!("{date} {}", time.get(..15).unwrap_or(&time));
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(&stamp, "%m-%d-%Y %H:%M:%S%.f") {
-            out.push((t.and_utc(), message.to_owned()));
+            out.push(Record {
+                at: t.and_utc(),
+                message: message.to_owned(),
+                component: attr("component"),
+                severity: attr("type").parse().unwrap_or(1),
+                thread: attr("thread").parse().unwrap_or(0),
+                file: file.to_owned(),
+            });
         }
     }
     out
+}
+
+/// A log's messages, rolled files included (for tests and `status`).
+pub fn messages(drive: &Drive, file: &str) -> Vec<String> {
+    read(drive, file).into_iter().map(|r| r.message).collect()
+}
+
+/// A log's records with their times, rolled files included (for tests and timelines).
+pub fn records(drive: &Drive, file: &str) -> Vec<(DateTime<Utc>, String)> {
+    read(drive, file)
+        .into_iter()
+        .map(|r| (r.at, r.message))
+        .collect()
 }
 
 #[cfg(test)]
@@ -221,7 +279,8 @@ mod tests {
         )));
         assert_eq!(
             messages(&drive, "IntuneManagementExtension.log"),
-            ["line 2"]
+            ["line 0", "line 1", "line 2"],
+            "read back across the rolled files"
         );
     }
 

@@ -164,6 +164,8 @@ pub struct ImeService {
     pub started_at: Option<DateTime<Utc>>,
     /// When the next policy check-in is due.
     pub next_checkin: Option<DateTime<Utc>>,
+    /// When the application poller last ran (its reevaluation check-in time).
+    pub last_poll: Option<DateTime<Utc>>,
     /// The CheckinReason of the next check-in.
     pub checkin_reason: String,
     /// The gateway's URL, once discovered.

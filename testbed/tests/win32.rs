@@ -104,12 +104,17 @@ fn state_message(w: &World, id: &str, which: &str) -> Value {
     serde_json::from_str(&text).unwrap()
 }
 
-/// Times at which the installer ran (from AppWorkload.log, as a person reads it).
+/// The minutes at which the installer ended (from AppWorkload.log's `lpExitCode <n>`
+/// lines, as a person reads it; the steps of a check-in take seconds).
 fn install_times(w: &World) -> Vec<DateTime<Utc>> {
+    use chrono::DurationRound;
     agent::cmtrace::records(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG)
         .into_iter()
-        .filter(|(_, m)| m.starts_with("[Win32App] lpExitCode"))
-        .map(|(t, _)| t)
+        .filter(|(_, m)| {
+            m.strip_prefix("[Win32App] lpExitCode ")
+                .is_some_and(|code| code.parse::<i64>().is_ok())
+        })
+        .map(|(t, _)| t.duration_trunc(Duration::minutes(1)).unwrap_or(t))
         .collect()
 }
 
@@ -146,18 +151,25 @@ async fn a_required_app_installs_on_the_first_try() {
     let agent = w.device("LAB-01").unwrap();
     let drive = &agent.device().drive;
     let rev = app_key(&w, &id).rsplit('_').next().unwrap().to_owned();
+    let log = agent::cmtrace::messages(drive, win32::APP_LOG);
+    let unzipped = log.iter().position(|m| m == "Start unzipping");
+    let cleaned = log.iter().position(|m| {
+        m == &format!(r"[Win32App] Cleaning up content cache C:\Windows\IMECache\{id}_{rev}")
+    });
     assert!(
-        drive.exists(&format!(r"C:\Windows\IMECache\{id}_{rev}\widget.msi")),
-        "phase 3: unzipped to IMECache"
+        unzipped.is_some() && cleaned > unzipped,
+        "phase 3: unzipped to IMECache, cleaned up after the install: {log:#?}"
+    );
+    assert!(
+        !drive.exists(&format!(r"C:\Windows\IMECache\{id}_{rev}")),
+        "the IMECache is empty after a successful install (ContentCacheDuration unset)"
     );
     assert!(
         !drive.exists(&format!(r"{}\{id}_{rev}.bin", win32::INCOMING)),
         "staging cleaned up"
     );
-    let log = agent::cmtrace::messages(drive, win32::APP_LOG);
     assert!(
-        log.iter()
-            .any(|m| m.starts_with("[Win32App] Get policies = [{")),
+        log.iter().any(|m| m.starts_with("Get policies = [{")),
         "the policy JSON is logged"
     );
 
@@ -221,10 +233,9 @@ async fn the_seeds_retry_timeline_1618_four_times_then_success_after_24_hours() 
         5000
     );
     let log = agent::cmtrace::messages(&agent.device().drive, win32::APP_LOG);
-    assert!(log
-        .iter()
-        .any(|m| m.contains("[Win32App][GRSManager] App with id: ")
-            && m.ends_with("is not expired, will be skipped.")));
+    assert!(log.iter().any(|m| m.starts_with(&format!(
+        "[Win32App][GRSManager] App with id: {id} is not expired. | Hash = "
+    ))));
 
     w.advance(Duration::hours(3)).await;
     let times = install_times(&w);
@@ -423,7 +434,11 @@ async fn a_scheduled_assignment_detects_before_the_start_downloads_between_and_i
     let downloads = |w: &World| {
         agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG)
             .iter()
-            .filter(|m| m.starts_with(&format!("[Win32App] Downloading app {id}")))
+            .filter(|m| {
+                m.starts_with(&format!(
+                    "[Win32App] Content cache miss for app (id = {id},"
+                ))
+            })
             .count()
     };
 
@@ -644,7 +659,7 @@ async fn the_uninstall_intent_removes_an_installed_app() {
     let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
     assert!(log
         .iter()
-        .any(|m| m.starts_with("[Win32App] Uninstalling app")));
+        .any(|m| m.starts_with("[Win32App] Handler invoked with execution type: Uninstall")));
     w.stop().await;
 }
 
@@ -714,7 +729,9 @@ async fn a_dependency_is_installed_before_its_parent() {
     let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
     let dependency_first = log
         .iter()
-        .position(|m| m == &format!("[Win32App] Installing dependency {runtime} first"))
+        .position(|m| {
+            m == &format!("[Win32App][ActionProcessor] Dependency with id: {runtime} of app with id: {app} is not detected and will be enforced first.")
+        })
         .expect("the dependency went first");
     let launches: Vec<usize> = log
         .iter()
@@ -811,12 +828,12 @@ async fn an_app_removed_by_hand_returns_at_the_next_reevaluation_and_logs_roll_o
         "not before the subgraph's reevaluation"
     );
     let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
-    assert!(log
-        .iter()
-        .any(|m| m.starts_with("[Win32App][ReevaluationScheduleManager] Subgraph of app")));
-    assert!(log
-        .iter()
-        .any(|m| m.starts_with("[Win32App][ActionProcessor] App with id:")));
+    assert!(log.iter().any(|m| m.starts_with(
+        "[Win32App][ReevaluationScheduleManager] Subgraph reevaluation interval is not expired"
+    )));
+    assert!(log.iter().any(|m| m.starts_with(
+        "[Win32App][ReevaluationScheduleManager] Found previous subgraph reevaluation time value: "
+    )));
     w.advance(Duration::hours(6)).await;
     assert!(
         program_installed(&w),
@@ -1025,4 +1042,133 @@ fn which_openssl() -> Result<std::path::PathBuf, ()> {
                 .find(|p| p.is_file())
         })
         .ok_or(())
+}
+
+/// A line looked for: what it is, and how to know it.
+type Wanted<'a> = (&'a str, Box<dyn Fn(&str) -> bool>);
+
+/// Finds `wanted` in order among `lines`; returns the index of each match, failing
+/// with the first that is missing.
+fn in_order(lines: &[(DateTime<Utc>, String)], wanted: &[Wanted<'_>]) -> Vec<usize> {
+    let mut at = 0;
+    let mut found = Vec::new();
+    for (what, matches) in wanted {
+        let Some(i) = lines[at..].iter().position(|(_, m)| matches(m)) else {
+            panic!("after line {at}: no {what}");
+        };
+        found.push(at + i);
+        at += i + 1;
+    }
+    found
+}
+
+/// The seed's 1618 timeline as AppWorkload.log tells it, in the real IME's words: four
+/// enforcements each with its content line, `lpExitCode 1618` and its meaning, the GRS
+/// entry, hourly "not expired" skips with the subgraph's hash, "expired" a day later,
+/// and the successful install with its report delta; timestamps advance within a
+/// check-in and the poller writes on its own thread.
+#[tokio::test]
+async fn the_1618_timeline_in_the_real_imes_words() {
+    let (mut w, id) = world_with_app(package(vec![1618, 1618, 1618, 1618, 0])).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(26)).await;
+    let agent = w.device("LAB-01").unwrap();
+    let lines = agent::cmtrace::records(&agent.device().drive, win32::APP_LOG);
+    let hash = win32::subgraph_hash(&id);
+    let is = |text: String| -> Box<dyn Fn(&str) -> bool> { Box::new(move |m: &str| m == text) };
+    let starts = |text: String| -> Box<dyn Fn(&str) -> bool> {
+        Box::new(move |m: &str| m.starts_with(&text))
+    };
+    let content = {
+        let (miss, hit) = (
+            format!("[Win32App] Content cache miss for app (id = {id},"),
+            format!("[Win32App] Content cache found for app id {id}"),
+        );
+        move || -> Box<dyn Fn(&str) -> bool> {
+            let (miss, hit) = (miss.clone(), hit.clone());
+            Box::new(move |m: &str| m.starts_with(&miss) || m == hit)
+        }
+    };
+    let mut wanted: Vec<Wanted<'_>> = vec![
+        ("poller start", starts("[Win32App] ----------------------------------------------------- application poller starts.".into())),
+        ("policies", starts("Get policies = [{".into())),
+        ("subgraph", is(format!("[Win32App][V3Processor] Processing subgraph with app ids: {id}"))),
+        ("no GRS value yet", is(format!("[Win32App][GRSManager] App with id: {id} has no recorded GRS value which will be treated as expired. | Hash = {hash}"))),
+    ];
+    for _ in 0..4 {
+        wanted.push(("download or cache line", content()));
+        wanted.push(("exit code", is("[Win32App] lpExitCode 1618".into())));
+        wanted.push((
+            "its meaning",
+            is("[Win32App] lpExitCode is defined as Retry".into()),
+        ));
+    }
+    wanted.push((
+        "the GRS entry",
+        starts("[Win32App][GRSManager] Saving GRS value: ".into()),
+    ));
+    for _ in 0..20 {
+        wanted.push((
+            "an hourly skip",
+            is(format!(
+                "[Win32App][GRSManager] App with id: {id} is not expired. | Hash = {hash}"
+            )),
+        ));
+    }
+    wanted.push((
+        "expiry",
+        is(format!(
+            "[Win32App][GRSManager] App with id: {id} is expired. | Hash = {hash}"
+        )),
+    ));
+    wanted.push(("the install", content()));
+    wanted.push(("exit code 0", is("[Win32App] lpExitCode 0".into())));
+    wanted.push((
+        "success",
+        is("[Win32App] lpExitCode is defined as Success".into()),
+    ));
+    wanted.push((
+        "the report delta",
+        Box::new({
+            let id = id.clone();
+            move |m: &str| {
+                m.starts_with(&format!("[Win32App][ReportingManager] Execution state for app with id: {id} has been updated. Report delta: "))
+                    && m.contains(r#""NewValue":"Success""#)
+            }
+        }),
+    ));
+    let found = in_order(&lines, &wanted);
+
+    // Time passes within a check-in: from the first content line to its exit code.
+    let (first_content, first_exit) = (lines[found[4]].0, lines[found[5]].0);
+    assert!(
+        first_exit > first_content,
+        "{first_content} .. {first_exit}"
+    );
+    let times: Vec<DateTime<Utc>> = lines.iter().map(|(t, _)| *t).collect();
+    assert!(
+        times.windows(2).all(|w| w[0] <= w[1]),
+        "the log's times never go back"
+    );
+    // Expiry comes 24 h after the GRS entry (the value saved is the check-in's time,
+    // the line comes seconds later, after the installer ran).
+    let grs_at = lines[found[16]].0;
+    let expired_at = lines[found[37]].0;
+    let waited = expired_at - grs_at;
+    assert!(
+        waited > Duration::hours(24) - Duration::minutes(1) && waited < Duration::hours(25),
+        "{grs_at} .. {expired_at}"
+    );
+    // The poller writes on its own thread, the status service on another.
+    let raw = String::from_utf8_lossy(
+        &agent
+            .device()
+            .drive
+            .read(&format!(r"{}\{}", agent::cmtrace::LOG_DIR, win32::APP_LOG))
+            .unwrap(),
+    )
+    .into_owned();
+    assert!(raw.contains(r#"thread="14""#) && raw.contains(r#"thread="26""#));
+    assert!(!raw.contains(r#"component="AppWorkload" context="" type="1" thread="1" "#));
+    w.stop().await;
 }

@@ -43,6 +43,9 @@ pub struct DeviceProfile {
     pub fast_keys: bool,
     /// The IME's logs roll over at this size, KB (the IME's default is about 2 MB).
     pub log_max_kb: u64,
+    /// The network's download speed, kbit/s: how long content downloads take in the
+    /// IME's logs.
+    pub download_kbps: u64,
 }
 
 impl Default for DeviceProfile {
@@ -66,6 +69,7 @@ impl Default for DeviceProfile {
             hw_dev_id: String::new(),
             fast_keys: false,
             log_max_kb: 2048,
+            download_kbps: 50_000,
         }
     }
 }

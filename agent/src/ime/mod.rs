@@ -6,10 +6,12 @@
 pub mod gateway;
 pub mod health;
 pub mod inventory;
+pub mod lines;
 pub mod remediations;
 pub mod rules;
 pub mod scripts;
 pub mod signature;
+pub mod states;
 pub mod win32;
 
 use chrono::{DateTime, Utc};
@@ -29,7 +31,21 @@ pub const PROGRAM_DIR: &str = r"C:\Program Files (x86)\Microsoft Intune Manageme
 /// The main log.
 pub const LOG: &str = "IntuneManagementExtension.log";
 
-/// Writes a line to one of the IME's logs.
+/// The thread ids the IME's workers write their lines under.
+pub mod threads {
+    /// The service itself (start, stop).
+    pub const SERVICE: u32 = 1;
+    /// The application poller (Win32 apps).
+    pub const APP_POLLER: u32 = 14;
+    /// The PowerShell poller (platform scripts) and AgentExecutor.
+    pub const POWERSHELL: u32 = 9;
+    /// The status service (Company Portal, downloads).
+    pub const STATUS_SERVICE: u32 = 26;
+    /// HealthScripts (remediations).
+    pub const HEALTH_SCRIPTS: u32 = 18;
+}
+
+/// Writes a line to one of the IME's logs, on the service's thread.
 pub fn log(
     device: &Device,
     file: &str,
@@ -38,7 +54,94 @@ pub fn log(
     severity: Severity,
     now: DateTime<Utc>,
 ) {
-    let line = cmtrace::format_line(message, now, component, severity, 1);
+    log_on(
+        device,
+        file,
+        component,
+        message,
+        severity,
+        now,
+        threads::SERVICE,
+    );
+}
+
+/// A worker's pen: the lines it writes to one log, under its thread id, at a time that
+/// advances with each step (a line takes a few milliseconds; a download or an
+/// installer takes what [`Pen::spend`] says), so a check-in's lines are not all stamped
+/// with one instant. Deterministic: the same steps give the same times.
+#[derive(Debug, Clone)]
+pub struct Pen {
+    file: &'static str,
+    component: &'static str,
+    thread: u32,
+    /// The time of the next line.
+    pub at: DateTime<Utc>,
+}
+
+impl Pen {
+    /// A pen for `file` starting at `now`.
+    pub fn new(
+        file: &'static str,
+        component: &'static str,
+        thread: u32,
+        now: DateTime<Utc>,
+    ) -> Pen {
+        Pen {
+            file,
+            component,
+            thread,
+            at: now,
+        }
+    }
+
+    /// Writes an informational line.
+    pub fn info(&mut self, device: &Device, message: &str) {
+        self.write(device, message, Severity::Info);
+    }
+
+    /// Writes a warning.
+    pub fn warn(&mut self, device: &Device, message: &str) {
+        self.write(device, message, Severity::Warning);
+    }
+
+    /// Writes an error.
+    pub fn error(&mut self, device: &Device, message: &str) {
+        self.write(device, message, Severity::Error);
+    }
+
+    /// Writes a line, then moves on by the time such a step takes (0.3 to 9 ms,
+    /// from the line's length).
+    pub fn write(&mut self, device: &Device, message: &str, severity: Severity) {
+        log_on(
+            device,
+            self.file,
+            self.component,
+            message,
+            severity,
+            self.at,
+            self.thread,
+        );
+        let micros = 300 + (message.len() as i64 * 37) % 8700;
+        self.at += chrono::Duration::microseconds(micros);
+    }
+
+    /// Time passes (a download, an installer).
+    pub fn spend(&mut self, took: chrono::Duration) {
+        self.at += took;
+    }
+}
+
+/// Writes a line to one of the IME's logs under a thread id.
+pub fn log_on(
+    device: &Device,
+    file: &str,
+    component: &str,
+    message: &str,
+    severity: Severity,
+    now: DateTime<Utc>,
+    thread: u32,
+) {
+    let line = cmtrace::format_line(message, now, component, severity, thread);
     let max = match device.profile.log_max_kb {
         0 => cmtrace::DEFAULT_MAX_BYTES,
         kb => kb * 1024,

@@ -20,6 +20,7 @@ use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 use serde_json::{json, Value};
 
 use super::gateway::{self, Caller};
+use super::lines;
 use super::scripts::signature_refusal;
 use super::win32::DEVICE_USER;
 use crate::cmtrace::Severity;
@@ -51,7 +52,15 @@ pub const SCRIPT_ERROR: i64 = 4;
 pub const NOT_REMEDIATED: i64 = 5;
 
 fn log(device: &Device, now: DateTime<Utc>, severity: Severity, message: &str) {
-    super::log(device, LOG, "HealthScripts", message, severity, now);
+    super::log_on(
+        device,
+        LOG,
+        "HealthScripts",
+        message,
+        severity,
+        now,
+        super::threads::HEALTH_SCRIPTS,
+    );
 }
 
 /// Asks the gateway for this device's remediations and schedules new or changed ones;
@@ -259,7 +268,15 @@ fn run_script(
     now: DateTime<Utc>,
 ) -> ScriptRun {
     let path = format!(r"{folder}\{file}");
+    // AgentExecutor runs it (its own log, its own process).
+    let mut exec = super::scripts::executor_pen(now);
+    exec.info(device, lines::EXECUTOR_INVOKED);
+    exec.info(device, lines::EXECUTOR_REMEDIATION);
+    exec.info(device, &lines::executor_remediation_argument(&path));
+    exec.info(device, &lines::executor_powershell_path());
+    exec.info(device, &lines::executor_script_is(&path));
     if let Some(message) = signature_refusal(device, &path, body, enforce) {
+        exec.error(device, &message);
         log(device, now, Severity::Error, &format!("[HS] {message}"));
         return ScriptRun {
             exit_code: None,
@@ -274,7 +291,17 @@ fn run_script(
             error: format!("writing {path}: {e}"),
         };
     }
+    exec.info(
+        device,
+        &lines::executor_created(super::scripts::pid(file, exec.at)),
+    );
     let outcome = device.run_script(&path, TIMEOUT);
+    exec.spend(chrono::Duration::milliseconds(1_200));
+    exec.info(device, &lines::executor_exit_code(outcome.exit_code));
+    exec.info(
+        device,
+        &lines::executor_output(outcome.stdout.trim_end(), outcome.stderr.trim_end()),
+    );
     if outcome.timed_out {
         log(
             device,

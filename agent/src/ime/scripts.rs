@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::gateway::{self, Caller};
 use super::signature::{self, Verdict};
 use super::win32::DEVICE_USER;
-use crate::cmtrace::Severity;
+use super::{lines, threads, Pen};
 use crate::device::{Device, RegValue};
 use crate::error::AgentError;
 use crate::state::{AgentState, ScriptRun};
@@ -36,26 +36,25 @@ pub const MAX_BYTES: usize = 200 * 1024;
 /// Failed runs retried at the next check-ins.
 pub const MAX_RETRIES: u32 = 3;
 
-fn ime_log(device: &Device, now: DateTime<Utc>, severity: Severity, message: &str) {
-    super::log(
-        device,
+/// The PowerShell poller's pen: IntuneManagementExtension.log, on its thread.
+fn poller_pen(now: DateTime<Utc>) -> Pen {
+    Pen::new(
         super::LOG,
         "IntuneManagementExtension",
-        message,
-        severity,
+        threads::POWERSHELL,
         now,
-    );
+    )
 }
 
-fn executor_log(device: &Device, now: DateTime<Utc>, message: &str) {
-    super::log(
-        device,
-        EXECUTOR_LOG,
-        "AgentExecutor",
-        message,
-        Severity::Info,
-        now,
-    );
+/// AgentExecutor's pen (its own process) starting at `at`.
+pub(super) fn executor_pen(at: DateTime<Utc>) -> Pen {
+    Pen::new(EXECUTOR_LOG, "AgentExecutor", threads::SERVICE, at)
+}
+
+/// A process id for a script run that a world replays.
+pub(super) fn pid(id: &str, at: DateTime<Utc>) -> u32 {
+    let d = Sha256::digest(format!("{id}|{at}").as_bytes());
+    1000 + u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 30_000 * 4
 }
 
 /// What one run gave.
@@ -74,8 +73,17 @@ pub async fn checkin(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<usize, AgentError> {
+    let mut pen = poller_pen(now);
+    pen.info(device, &lines::powershell_polling("starts"));
+    pen.info(device, &lines::powershell_requesting(gw.id));
     let payload = gw.call("PolicyRequest", &json!([]), reason).await?;
+    pen.info(device, &lines::powershell_response(&payload));
     let policies: Vec<Value> = serde_json::from_str(&payload).unwrap_or_default();
+    pen.info(device, &lines::powershell_got(policies.len(), DEVICE_USER));
+    pen.info(
+        device,
+        &lines::powershell_after_filter(policies.len(), DEVICE_USER),
+    );
     let mut reports = Vec::new();
     for policy in &policies {
         let Some(id) = policy["PolicyId"].as_str() else {
@@ -86,51 +94,35 @@ pub async fn checkin(
         } else {
             DEVICE_USER.to_owned()
         };
-        ime_log(
-            device,
-            now,
-            Severity::Info,
-            &format!("[PowerShell] Processing policy with id = {id} for user = {user}"),
-        );
+        pen.info(device, &lines::powershell_processing(id, &user));
         let body = policy["PolicyBody"].as_str().unwrap_or_default();
         let hash = hex::encode(Sha256::digest(body.as_bytes()));
+        pen.info(device, &lines::powershell_body(body, &hash));
         let run = state.ime.scripts.entry(id.to_owned()).or_default();
         if run.hash != hash {
             if !run.hash.is_empty() {
-                ime_log(
-                    device,
-                    now,
-                    Severity::Info,
-                    &format!("[PowerShell] Policy {id} changed; it runs again"),
-                );
+                pen.info(device, &lines::powershell_changed(id));
             }
             *run = ScriptRun {
                 hash,
                 ..ScriptRun::default()
             };
         } else if run.succeeded {
-            ime_log(
-                device,
-                now,
-                Severity::Info,
-                &format!(
-                    "[PowerShell] Policy {id} ran successfully before and has not changed; skipped"
-                ),
-            );
+            pen.info(device, &lines::powershell_skipped(id));
             continue;
         } else if run.runs > MAX_RETRIES {
-            ime_log(
-                device,
-                now,
-                Severity::Info,
-                &format!(
-                    "[PowerShell] Policy {id} failed {} times; no more retries until it changes",
-                    run.runs
-                ),
-            );
+            pen.info(device, &lines::powershell_retries_exhausted(id, run.runs));
             continue;
         }
-        let result = execute(device, policy, id, &user, body, now);
+        let context = if user == DEVICE_USER {
+            "machine"
+        } else {
+            "user"
+        };
+        pen.info(device, &lines::powershell_launch(context));
+        let result = execute(device, &mut pen, policy, id, &user, body);
+        pen.info(device, &lines::powershell_done());
+        pen.info(device, &lines::powershell_result(&user, id, result.success));
         let run = state.ime.scripts.entry(id.to_owned()).or_default();
         run.runs += 1;
         run.succeeded = result.success;
@@ -156,26 +148,27 @@ pub async fn checkin(
             (&device.profile.device_id, now),
         )
         .await?;
-        ime_log(
-            device,
-            now,
-            Severity::Info,
-            "[PowerShell] Policy results are successfully sent.",
-        );
+        pen.info(device, &lines::powershell_results_sent());
     }
+    pen.info(device, &lines::powershell_polling("stopped"));
     Ok(ran)
 }
 
-/// AgentExecutor: checks, writes, runs and removes one script.
+/// AgentExecutor: checks, writes, runs and removes one script; the poller's pen waits
+/// for it (the script's run takes a few seconds).
 fn execute(
     device: &mut Device,
+    pen: &mut Pen,
     policy: &Value,
     id: &str,
     user: &str,
     body: &str,
-    now: DateTime<Utc>,
 ) -> RunResult {
     let path = format!(r"{SCRIPTS_DIR}\{user}_{id}.ps1");
+    let mut exec = executor_pen(pen.at);
+    exec.info(device, lines::EXECUTOR_INVOKED);
+    exec.info(device, lines::EXECUTOR_POWERSHELL);
+    exec.info(device, &path);
     let fail = |message: String| RunResult {
         success: false,
         error_code: -1,
@@ -183,58 +176,44 @@ fn execute(
         output: String::new(),
     };
     if body.len() > MAX_BYTES {
-        executor_log(
+        exec.error(
             device,
-            now,
             &format!(
                 "The script {path} is {} bytes, over the 200 KB limit; not run",
                 body.len()
             ),
         );
+        pen.at = exec.at;
         return fail(format!(
             "The script is larger than the {MAX_BYTES}-byte limit."
         ));
     }
     let enforce = policy["EnforceSignatureCheck"] == true;
-    executor_log(
-        device,
-        now,
-        &format!(
-            "ExecutionPolicy is {}",
-            if enforce { "AllSigned" } else { "Bypass" }
-        ),
-    );
+    exec.info(device, &lines::executor_powershell_path());
     if let Some(message) = signature_refusal(device, &path, body, enforce) {
-        executor_log(device, now, &message);
+        exec.error(device, &message);
+        pen.at = exec.at;
         return fail(message);
     }
     if let Err(e) = device.drive.write(&path, body.as_bytes()) {
         return fail(format!("writing {path}: {e}"));
     }
-    executor_log(
-        device,
-        now,
-        &format!(
-            "cmd line for running powershell is -NoProfile -executionPolicy {} -file \"{path}\"",
-            if enforce { "allsigned" } else { "bypass" }
-        ),
-    );
+    exec.info(device, &lines::executor_created(pid(id, exec.at)));
+    let policy_name = if enforce { "allsigned" } else { "bypass" };
+    exec.info(device, &lines::executor_cmd_line(policy_name, &path));
     let outcome = device.run_script(&path, TIMEOUT);
     let _ = device.drive.remove(&path);
-    executor_log(
+    exec.spend(if outcome.timed_out {
+        chrono::Duration::minutes(30)
+    } else {
+        chrono::Duration::milliseconds(1_800 + i64::from(pid(id, exec.at) % 900))
+    });
+    exec.info(device, &lines::executor_exit_code(outcome.exit_code));
+    exec.info(
         device,
-        now,
-        &format!("Powershell exit code is {}", outcome.exit_code),
+        &lines::executor_output(outcome.stdout.trim_end(), outcome.stderr.trim_end()),
     );
-    executor_log(
-        device,
-        now,
-        &format!(
-            "write output done. output = {}, error = {}",
-            outcome.stdout.trim_end(),
-            outcome.stderr.trim_end()
-        ),
-    );
+    pen.at = exec.at;
     RunResult {
         success: outcome.exit_code == 0 && !outcome.timed_out,
         error_code: outcome.exit_code,

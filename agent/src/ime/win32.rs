@@ -16,8 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::gateway::{self, Caller};
-use super::rules;
-use crate::cmtrace::Severity;
+use super::{lines, rules, states, threads, Pen};
 use crate::device::{installer, Device, RegValue};
 use crate::error::AgentError;
 use crate::state::{AgentState, AppRun};
@@ -40,10 +39,6 @@ pub const E_CONTENT: i64 = 0x87D3_0067_u32 as i32 as i64;
 /// The GRS's period.
 pub fn grs_period() -> Duration {
     Duration::hours(24)
-}
-
-fn log(device: &Device, now: DateTime<Utc>, severity: Severity, message: &str) {
-    super::log(device, APP_LOG, "AppWorkload", message, severity, now);
 }
 
 /// The outcome of processing one app.
@@ -74,21 +69,19 @@ fn app_key(user: &str, app_id: &str, rev: i64) -> String {
     format!(r"{WIN32APPS}\{user}\{app_id}_{rev}")
 }
 
-/// The GRS key of an app's subgraph: a base64 (URL alphabet) hash of the app ids in it.
+/// The hash of an app's subgraph, as the GRS and the reevaluation schedule key it: a
+/// base64 (URL alphabet) hash of the app's id.
+pub fn subgraph_hash(app_id: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(app_id.to_lowercase().as_bytes()))
+}
+
+/// The GRS key of an app's subgraph.
 pub fn grs_key(user: &str, app_id: &str) -> String {
-    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(Sha256::digest(app_id.to_lowercase().as_bytes()));
-    format!(r"{WIN32APPS}\{user}\GRS\{hash}")
+    format!(r"{WIN32APPS}\{user}\GRS\{}", subgraph_hash(app_id))
 }
 
 const GRS_FORMAT: &str = "%m/%d/%Y %H:%M:%S";
-
-fn grs_time(device: &Device, user: &str, app_id: &str) -> Option<DateTime<Utc>> {
-    let text = device.registry.get_text(&grs_key(user, app_id), app_id)?;
-    NaiveDateTime::parse_from_str(&text, GRS_FORMAT)
-        .ok()
-        .map(|t| t.and_utc())
-}
 
 fn set_grs(device: &mut Device, user: &str, app_id: &str, now: DateTime<Utc>) {
     let stamp = now.format(GRS_FORMAT).to_string();
@@ -173,26 +166,44 @@ pub fn dotnet_date(v: &Value) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
 
+/// What one run of the application poller shares: the gateway conversation, the policy
+/// list, world time and the poller's pen (its lines' time advances step by step).
+struct Poll<'a> {
+    gw: &'a gateway::Session<'a>,
+    all: &'a [Value],
+    now: DateTime<Utc>,
+    pen: Pen,
+}
+
+/// The application poller's pen: AppWorkload.log, on the poller's thread.
+fn poller_pen(now: DateTime<Utc>) -> Pen {
+    Pen::new(APP_LOG, "AppWorkload", threads::APP_POLLER, now)
+}
+
 /// Asks the gateway for app policies (a compressed list), logs them as the IME does
-/// (`[Win32App] <label> = [...]`) and parses them.
+/// (`Get policies = [...]`) and parses them.
 async fn fetch_policies(
     device: &Device,
-    now: DateTime<Utc>,
+    pen: &mut Pen,
     gw: &gateway::Session<'_>,
-    request: &str,
-    payload: &Value,
+    (request, payload): (&str, &Value),
     reason: &str,
-    label: &str,
 ) -> Result<Vec<Value>, AgentError> {
     let payload = gw.call(request, payload, reason).await?;
     let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] {label} = {text}"),
-    );
+    pen.info(device, &lines::get_policies(&text));
     Ok(serde_json::from_str(&text).unwrap_or_default())
+}
+
+/// The app ids of an app's subgraph: the app, then what it depends on or supersedes.
+fn subgraph_ids(policy: &Value) -> Vec<&str> {
+    let mut ids = vec![policy["Id"].as_str().unwrap_or_default()];
+    for rel in policy["FlatDependencies"].as_array().into_iter().flatten() {
+        if let Some(child) = rel["ChildId"].as_str() {
+            ids.push(child);
+        }
+    }
+    ids
 }
 
 /// One policy check-in: fetch the required apps and process each.
@@ -241,37 +252,49 @@ pub async fn checkin(
         super::scripts::checkin(device, state, &gw, &reason, now).await?;
         super::remediations::fetch(device, state, &gw, &reason, now).await?;
     }
-    log(device, now, Severity::Info, &format!("[Win32App] ..................... Processing user session 1, userId: {DEVICE_USER}, userSID: S-1-5-18 ....................."));
+    let mut pen = poller_pen(now);
+    pen.info(device, &lines::poller_starts());
+    if let Some(last) = state.ime.last_poll {
+        pen.info(device, &lines::previous_checkin(last));
+    }
+    pen.info(device, &lines::active_user_sessions(1));
+    pen.info(device, &lines::processing_user_session(0, DEVICE_USER, ""));
+    pen.info(device, &lines::esp_phase("NotInEsp"));
+    pen.info(device, &lines::requesting(lines::Requested::Required));
     let policies = fetch_policies(
         device,
-        now,
+        &mut pen,
         &gw,
-        "RequestApplication",
-        &json!([]),
+        ("RequestApplication", &json!([])),
         &reason,
-        "Get policies",
     )
     .await?;
+    pen.info(device, &lines::got_apps(policies.len(), DEVICE_USER, 0));
+    // A dependency or superseded app (Intent 0) is processed with its parent.
+    let subgraphs: Vec<&Value> = policies.iter().filter(|p| p["Intent"] != 0).collect();
+    pen.info(device, &lines::processing_subgraphs(subgraphs.len()));
+    let mut poll = Poll {
+        gw: &gw,
+        all: &policies,
+        now,
+        pen,
+    };
     let mut reports = Vec::new();
-    for policy in &policies {
-        if policy["Intent"] == 0 {
-            continue; // a dependency or superseded app, processed with its parent
-        }
+    for policy in &subgraphs {
+        poll.pen
+            .info(device, &lines::processing_subgraph(&subgraph_ids(policy)));
         let mut extra = Vec::new();
-        let report = process(device, state, &gw, policy, &policies, &mut extra, now).await;
+        let report = process(device, state, &mut poll, policy, &mut extra).await;
         reports.extend(extra);
         reports.extend(report);
+        poll.pen.info(device, &lines::done_subgraph());
     }
+    let mut pen = poll.pen;
+    pen.info(device, &lines::done_subgraphs(subgraphs.len()));
+    pen.info(device, &lines::completed_user_session(0, DEVICE_USER, ""));
+    pen.info(device, &lines::poller_stopped());
+    state.ime.last_poll = Some(now);
     if !reports.is_empty() {
-        log(
-            device,
-            now,
-            Severity::Info,
-            &format!(
-                "[Win32App][ReportingManager] Sending {} app state report(s)",
-                reports.len()
-            ),
-        );
         gateway::send_report(
             &mut state.ime.outbox,
             &gw,
@@ -286,29 +309,59 @@ pub async fn checkin(
     Ok(policies.len())
 }
 
+/// The effective intent's name in the action processor's record.
+fn intent_name(intent: i64) -> &'static str {
+    match intent {
+        1 => "AvailableInstall",
+        4 => "RequiredUninstall",
+        _ => "RequiredInstall",
+    }
+}
+
+/// The app's reporting state as the registry holds it (None: never reported).
+fn reporting_state(device: &Device, key: &str) -> Option<Value> {
+    let read = |name: &str| -> Option<Value> {
+        let text = device.registry.get_text(&format!(r"{key}\{name}"), name)?;
+        serde_json::from_str(&text).ok()
+    };
+    let compliance = read("ComplianceStateMessage")?;
+    let enforcement = read("EnforcementStateMessage").unwrap_or(Value::Null);
+    Some(json!({
+        "ApplicabilityState": compliance["Applicability"],
+        "DetectionState": detection_state(compliance["ComplianceState"].as_i64()),
+        "EnforcementState": enforcement["EnforcementState"],
+        "EnforcementErrorCode": enforcement["ErrorCode"],
+    }))
+}
+
+/// `Installed` when the compliance state says the app is there.
+fn detection_state(compliance: Option<i64>) -> &'static str {
+    if compliance == Some(1) {
+        "Installed"
+    } else {
+        "NotInstalled"
+    }
+}
+
 async fn process(
     device: &mut Device,
     state: &mut AgentState,
-    gw: &gateway::Session<'_>,
+    poll: &mut Poll<'_>,
     policy: &Value,
-    all: &[Value],
     extra: &mut Vec<Value>,
-    now: DateTime<Utc>,
 ) -> Option<Value> {
+    let now = poll.now;
     let id = policy["Id"].as_str().unwrap_or_default().to_owned();
     let rev = policy["Version"].as_i64().unwrap_or(1);
     let intent = policy["Intent"].as_i64().unwrap_or(0);
     let target_type = policy["TargetType"].as_i64().unwrap_or(2);
+    let requested = policy["Tenantless.Requested"] == true;
     let user = DEVICE_USER;
     let key = app_key(user, &id, rev);
-    if intent == 1 && policy["Tenantless.Requested"] != true {
+    if intent == 1 && !requested {
         return None; // available apps install only when the user asks
     }
-    if intent == 4 {
-        let outcome = uninstall(device, policy, &id, now);
-        return report_state(device, &key, intent, target_type, &outcome, &id, rev, now);
-    }
-    if !matches!(intent, 1 | 3) {
+    if !matches!(intent, 1 | 3 | 4) {
         return None;
     }
     if !device.registry.key_exists(&key) {
@@ -316,44 +369,90 @@ async fn process(
         state.ime.apps.remove(&id);
         state.ime.evaluated.remove(&id);
     }
-    let intent_name = match intent {
-        1 => "AvailableInstall",
-        4 => "RequiredUninstall",
-        _ => "RequiredInstall",
-    };
-    log(device, now, Severity::Info, &format!("[Win32App][ActionProcessor] App with id: {id}, targeted intent: {intent_name}, desired state: {}", if intent == 4 { "NotPresent" } else { "Present" }));
+    let prior = reporting_state(device, &key);
+    match &prior {
+        Some(s) => poll
+            .pen
+            .info(device, &lines::reporting_loaded(&id, &s.to_string())),
+        None => {
+            let initial = json!({
+                "ApplicabilityState": null, "DetectionState": null,
+                "EnforcementState": null, "EnforcementErrorCode": null,
+            });
+            poll.pen.info(
+                device,
+                &lines::reporting_initialized(&id, &initial.to_string()),
+            )
+        }
+    }
+    if intent == 4 {
+        let outcome = uninstall(device, poll, policy, &id);
+        return report_state(
+            device,
+            poll,
+            &key,
+            (intent, target_type),
+            &outcome,
+            &id,
+            rev,
+        );
+    }
+    let hash = subgraph_hash(&id);
     // An installed app's subgraph is evaluated again only when its reevaluation
     // interval (480 minutes) has passed since the last evaluation.
     let interval = Duration::minutes(policy["ReevaluationInterval"].as_i64().unwrap_or(480));
     if let Some(last) = state.ime.evaluated.get(&id).copied() {
-        if last + interval > now && policy["Tenantless.Requested"] != true {
-            log(device, now, Severity::Info, &format!("[Win32App][ReevaluationScheduleManager] Subgraph of app {id} was evaluated at {last}; next evaluation at {}", last + interval));
+        poll.pen
+            .info(device, &lines::previous_subgraph_evaluation(last, &hash));
+        if last + interval > now && !requested {
+            poll.pen
+                .info(device, &lines::reevaluation_not_expired(&hash));
             return None;
         }
-        log(device, now, Severity::Info, &format!("[Win32App][ReevaluationScheduleManager] Reevaluating the subgraph of app {id} (last evaluated at {last})"));
+        poll.pen.info(device, &lines::reevaluation_expired(&hash));
     }
     let detection = policy["DetectionRule"].as_str().unwrap_or("[]").to_owned();
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!(
-            "[Win32App] ProcessDetectionRules for app {id} ({})",
-            policy["Name"].as_str().unwrap_or_default()
-        ),
-    );
-    let outcome = if rules::detected(device, &detection) {
-        log(
+    let detected = rules::detected(device, &detection);
+    poll.pen
+        .info(device, &lines::detection_result(&id, detected));
+    let old_detection = prior.as_ref().and_then(|p| p["DetectionState"].as_str());
+    let new_detection = if detected {
+        "Installed"
+    } else {
+        "NotInstalled"
+    };
+    if old_detection != Some(new_detection) {
+        poll.pen.info(
             device,
-            now,
-            Severity::Info,
-            &format!("[Win32App] Checked detection for app {id}: detected"),
+            &lines::detection_delta(&id, old_detection, new_detection),
         );
+    }
+    let start = dotnet_date(&policy["StartDeadlineEx"]["StartTime"]);
+    let deadline = dotnet_date(&policy["StartDeadlineEx"]["Deadline"]);
+    let decision = |detection: &'static str, applicability: &'static str, grs_expired: bool| {
+        lines::decision(&lines::Decision {
+            id: &id,
+            intent: intent_name(intent),
+            desired: "Present",
+            detection,
+            applicability,
+            reboot: if state.ime.reboot_pending {
+                "HardReboot"
+            } else {
+                "Clean"
+            },
+            start: start.unwrap_or(now),
+            deadline: deadline.unwrap_or(now),
+            grs_expired,
+        })
+    };
+    let outcome = if detected {
+        poll.pen
+            .info(device, &decision("Detected", "Applicable", true));
+        poll.pen.info(device, &lines::no_action(&id));
         clear_grs(device, user, &id);
         state.ime.apps.remove(&id);
-        if intent != 4 {
-            state.ime.evaluated.insert(id.clone(), now);
-        }
+        state.ime.evaluated.insert(id.clone(), now);
         Outcome::state(1, 1000, 0)
     } else if let Err(code) = rules::requirements(
         &device.profile,
@@ -365,99 +464,137 @@ async fn process(
             policy["ExtendedRequirementRules"].as_str().unwrap_or("[]"),
         )
     }) {
-        log(
-            device,
-            now,
-            Severity::Info,
-            &format!("[Win32App] Requirements not met for app {id}: applicability {code}"),
-        );
+        let name = states::applicability(code);
+        poll.pen
+            .info(device, &lines::applicability_result(&id, name));
+        let old = prior
+            .as_ref()
+            .and_then(|p| p["ApplicabilityState"].as_i64());
+        if old != Some(code) {
+            let old = old.map(states::applicability);
+            poll.pen
+                .info(device, &lines::applicability_delta(&id, old, name));
+        }
+        poll.pen.info(device, &decision("NotDetected", name, true));
+        poll.pen.info(device, &lines::no_action(&id));
         Outcome {
             applicability: code,
             ..Outcome::state(2, 3000, 0)
         }
     } else {
-        let start = dotnet_date(&policy["StartDeadlineEx"]["StartTime"]);
-        let deadline = dotnet_date(&policy["StartDeadlineEx"]["Deadline"]);
+        poll.pen
+            .info(device, &lines::applicability_result(&id, "Applicable"));
+        let old = prior
+            .as_ref()
+            .and_then(|p| p["ApplicabilityState"].as_i64());
+        if old != Some(0) {
+            let old = old.map(states::applicability);
+            poll.pen
+                .info(device, &lines::applicability_delta(&id, old, "Applicable"));
+        }
         if let Some(start) = start.filter(|s| *s > now) {
             // Before the start time: detection and a report, nothing else.
-            log(
-                device,
-                now,
-                Severity::Info,
-                &format!("[Win32App] App {id} is not available until {start}; detection only"),
-            );
+            poll.pen
+                .info(device, &decision("NotDetected", "Applicable", true));
+            poll.pen.info(device, &lines::not_started(&id, start));
             state.ime.apps.entry(id.clone()).or_default().wake_at = Some(start);
+            let waiting = Outcome::state(2, 6000, 0);
             return report_state(
                 device,
+                poll,
                 &key,
-                intent,
-                target_type,
-                &Outcome::state(2, 6000, 0),
+                (intent, target_type),
+                &waiting,
                 &id,
                 rev,
-                now,
             );
         }
         if let Some(deadline) = deadline.filter(|d| *d > now) {
             // Between the start time and the deadline: download and cache the content.
+            poll.pen
+                .info(device, &decision("NotDetected", "Applicable", true));
             let cache = format!(r"{IMECACHE}\{id}_{rev}");
             state.ime.apps.entry(id.clone()).or_default().wake_at = Some(deadline);
             let outcome = if device.drive.exists(&cache) {
+                poll.pen.info(device, &lines::cache_found(&id));
                 Outcome::state(2, 2009, 0)
             } else {
-                let key = state.enrollment.as_ref().map(|e| e.key_b64.as_str());
-                match fetch_content(device, gw, key, &id, rev, &cache, now).await {
+                let key = state.enrollment.as_ref().map(|e| e.key_b64.clone());
+                match fetch_content(device, poll, key.as_deref(), policy, &cache).await {
                     Ok(()) => {
-                        log(device, now, Severity::Info, &format!("[Win32App] App {id} content cached; install pending until the deadline {deadline}"));
+                        poll.pen
+                            .info(device, &lines::install_pending(&id, deadline));
                         Outcome::state(2, 2009, 0)
                     }
                     Err(e) => {
-                        log(
-                            device,
-                            now,
-                            Severity::Error,
-                            &format!("[Win32App] Content for app {id} failed: {e}"),
-                        );
+                        poll.pen.error(device, &lines::content_failed(&id, &e));
                         Outcome::state(4, 5003, E_CONTENT)
                     }
                 }
             };
-            return report_state(device, &key, intent, target_type, &outcome, &id, rev, now);
+            return report_state(
+                device,
+                poll,
+                &key,
+                (intent, target_type),
+                &outcome,
+                &id,
+                rev,
+            );
         }
         if let Some(run) = state.ime.apps.get_mut(&id) {
             run.wake_at = None;
         }
         let run = state.ime.apps.entry(id.clone()).or_default().clone();
         if let Some(t) = run.next_retry.filter(|t| *t > now) {
-            log(
-                device,
-                now,
-                Severity::Info,
-                &format!("[Win32App] App {id} waits for its retry at {t}"),
-            );
+            poll.pen.info(device, &lines::retry_waiting(&id, t));
             return None;
         }
         if run.next_retry.is_none() {
-            if let Some(stamp) = grs_time(device, user, &id) {
-                if stamp + grs_period() > now {
-                    log(device, now, Severity::Info, &format!("[Win32App][GRSManager] App with id: {id} is not expired, will be skipped."));
-                    return None;
+            match device.registry.get_text(&grs_key(user, &id), &id) {
+                Some(text) => {
+                    poll.pen
+                        .info(device, &lines::grs_found(&text, user, &hash, &id));
+                    let stamp = NaiveDateTime::parse_from_str(&text, GRS_FORMAT)
+                        .ok()
+                        .map(|t| t.and_utc());
+                    if stamp.is_some_and(|s| s + grs_period() > now) {
+                        if requested {
+                            poll.pen
+                                .info(device, &lines::grs_enforced_by_intent(&id, &hash));
+                        } else {
+                            poll.pen.info(device, &lines::grs_not_expired(&id, &hash));
+                            return None;
+                        }
+                    } else {
+                        poll.pen.info(device, &lines::grs_expired(&id, &hash));
+                    }
                 }
-                log(device, now, Severity::Info, &format!("[Win32App][GRSManager] App with id: {id} has expired in GRS, will be retried."));
+                None => poll.pen.info(device, &lines::grs_none(&id, &hash)),
             }
         }
-        match dependencies(device, state, gw, policy, all, extra, now).await {
+        poll.pen
+            .info(device, &decision("NotDetected", "Applicable", true));
+        match dependencies(device, state, poll, policy, extra).await {
             Err(blocked) => blocked,
             Ok(()) => {
-                let outcome = enforce(device, state, gw, policy, &id, rev, &detection, now).await;
+                let outcome = enforce(device, state, poll, policy, &detection).await;
                 if outcome.compliance == 1 {
-                    supersede(device, policy, all, now);
+                    supersede(device, poll, policy);
                 }
                 outcome
             }
         }
     };
-    report_state(device, &key, intent, target_type, &outcome, &id, rev, now)
+    report_state(
+        device,
+        poll,
+        &key,
+        (intent, target_type),
+        &outcome,
+        &id,
+        rev,
+    )
 }
 
 /// Installs an app's auto-install dependencies first, deepest level first; `Err` holds
@@ -466,62 +603,49 @@ async fn process(
 async fn dependencies(
     device: &mut Device,
     state: &mut AgentState,
-    gw: &gateway::Session<'_>,
+    poll: &mut Poll<'_>,
     policy: &Value,
-    all: &[Value],
     extra: &mut Vec<Value>,
-    now: DateTime<Utc>,
 ) -> Result<(), Outcome> {
     let mut deps: Vec<&Value> = policy["FlatDependencies"]
         .as_array()
         .map(|d| d.iter().filter(|d| d["Type"] == 0).collect())
         .unwrap_or_default();
     deps.sort_by_key(|d| std::cmp::Reverse(d["Level"].as_i64().unwrap_or(0)));
+    let parent = policy["Id"].as_str().unwrap_or_default();
     for dep in deps {
         let child_id = dep["ChildId"].as_str().unwrap_or_default();
+        let all = poll.all;
         let Some(child) = all.iter().find(|p| p["Id"].as_str() == Some(child_id)) else {
-            log(
-                device,
-                now,
-                Severity::Error,
-                &format!("[Win32App] Dependency {child_id} has no policy"),
-            );
+            poll.pen
+                .error(device, &lines::dependency_missing(parent, child_id));
             return Err(Outcome::state(2, 6001, 0));
         };
         let child_detection = child["DetectionRule"].as_str().unwrap_or("[]").to_owned();
-        if rules::detected(device, &child_detection) {
+        let detected = rules::detected(device, &child_detection);
+        poll.pen
+            .info(device, &lines::detection_result(child_id, detected));
+        if detected {
             continue;
         }
         if dep["Action"] != 10 {
-            log(
-                device,
-                now,
-                Severity::Info,
-                &format!("[Win32App] Dependency {child_id} is not detected and is detect-only"),
-            );
+            poll.pen
+                .info(device, &lines::dependency_detect_only(parent, child_id));
             return Err(Outcome::state(2, 6001, 0));
         }
-        log(
-            device,
-            now,
-            Severity::Info,
-            &format!("[Win32App] Installing dependency {child_id} first"),
-        );
+        poll.pen
+            .info(device, &lines::dependency_install(parent, child_id));
+        let outcome = enforce(device, state, poll, child, &child_detection).await;
         let child_rev = child["Version"].as_i64().unwrap_or(1);
-        let outcome = enforce(
-            device,
-            state,
-            gw,
-            child,
-            child_id,
-            child_rev,
-            &child_detection,
-            now,
-        )
-        .await;
         let key = app_key(DEVICE_USER, child_id, child_rev);
         extra.extend(report_state(
-            device, &key, 0, 2, &outcome, child_id, child_rev, now,
+            device,
+            poll,
+            &key,
+            (0, 2),
+            &outcome,
+            child_id,
+            child_rev,
         ));
         if outcome.compliance != 1 {
             return Err(Outcome::state(2, 6001, 0));
@@ -531,42 +655,35 @@ async fn dependencies(
 }
 
 /// After an app installs, uninstalls the apps it replaces (supersedence Action 110).
-fn supersede(device: &mut Device, policy: &Value, all: &[Value], now: DateTime<Utc>) {
+fn supersede(device: &mut Device, poll: &mut Poll<'_>, policy: &Value) {
     for rel in policy["FlatDependencies"].as_array().into_iter().flatten() {
         if rel["Type"] != 1 || rel["Action"] != 110 {
             continue;
         }
         let old_id = rel["ChildId"].as_str().unwrap_or_default();
+        let all = poll.all;
         let Some(old) = all.iter().find(|p| p["Id"].as_str() == Some(old_id)) else {
             continue;
         };
-        log(
-            device,
-            now,
-            Severity::Info,
-            &format!(
-                "[Win32App] App {} supersedes {old_id}; uninstalling it",
-                policy["Id"].as_str().unwrap_or_default()
-            ),
-        );
-        let _ = uninstall(device, old, old_id, now);
+        let id = policy["Id"].as_str().unwrap_or_default();
+        poll.pen.info(device, &lines::superseding(id, old_id));
+        let _ = uninstall(device, poll, old, old_id);
     }
 }
 
 /// Writes an app's state and returns its report when it changed since the last one
 /// (`Reporting\...\ReportCache\<user>` LastHashValue; deleting it forces a report).
-#[allow(clippy::too_many_arguments)]
 fn report_state(
     device: &mut Device,
+    poll: &mut Poll<'_>,
     key: &str,
-    intent: i64,
-    target_type: i64,
+    (intent, target_type): (i64, i64),
     outcome: &Outcome,
     id: &str,
     rev: i64,
-    now: DateTime<Utc>,
 ) -> Option<Value> {
     let user = DEVICE_USER;
+    let before = reporting_state(device, key);
     let product_version = Value::Null;
     let (compliance, enforcement) = write_state(
         device,
@@ -575,8 +692,25 @@ fn report_state(
         target_type,
         outcome,
         &product_version,
-        now,
+        poll.now,
     );
+    let old = before.as_ref().and_then(|b| {
+        Some((
+            b["EnforcementState"].as_i64()?,
+            b["EnforcementErrorCode"].as_i64().unwrap_or(0),
+        ))
+    });
+    if old != Some((outcome.enforcement, outcome.error_code)) {
+        let name = |e: i64| states::enforcement(e);
+        poll.pen.info(
+            device,
+            &lines::execution_delta(
+                id,
+                old.map(|(e, c)| (name(e), c)),
+                (name(outcome.enforcement), outcome.error_code),
+            ),
+        );
+    }
     // Report when the state changed since the last report (Reporting\...\LastHashValue).
     let report = json!({
         "ApplicationId": id,
@@ -596,39 +730,76 @@ fn report_state(
     device
         .registry
         .set(&cache, "LastHashValue", RegValue::Sz(hash));
+    let status = if outcome.compliance == 1 {
+        "Installed"
+    } else if outcome.enforcement >= 5000 {
+        "Failed"
+    } else {
+        "NotInstalled"
+    };
+    let portal = lines::object(&[
+        ("ApplicationId", json!(id)),
+        ("ResultantAppState", json!(outcome.compliance)),
+        ("ReportingImpact", Value::Null),
+        ("WriteableToStorage", json!(true)),
+        ("CanGenerateComplianceState", json!(true)),
+        ("CanGenerateEnforcementState", json!(true)),
+        ("IsAppReportable", json!(true)),
+        ("IsAppAggregatable", json!(true)),
+        ("AvailableAppEnforcementFlag", json!(0)),
+        ("DesiredState", json!(outcome.desired)),
+        (
+            "DetectionState",
+            json!(detection_state(Some(outcome.compliance))),
+        ),
+        ("DetectionErrorOccurred", json!(false)),
+        ("DetectionErrorCode", Value::Null),
+        ("ApplicabilityState", json!(outcome.applicability)),
+        ("ApplicabilityErrorOccurred", json!(false)),
+        ("ApplicabilityErrorCode", Value::Null),
+        ("EnforcementState", json!(outcome.enforcement)),
+        ("EnforcementErrorCode", json!(outcome.error_code)),
+    ]);
+    poll.pen
+        .info(device, &lines::company_portal_status(&portal));
+    let mut status_pen = Pen::new(APP_LOG, "AppWorkload", threads::STATUS_SERVICE, poll.pen.at);
+    status_pen.info(
+        device,
+        &lines::status_returned(
+            user,
+            id,
+            states::applicability(outcome.applicability),
+            status,
+            outcome.error_code,
+        ),
+    );
     Some(report)
 }
 
 /// The uninstall intent: if the app is detected, run its uninstall command line and
 /// check that it is gone (DesiredState 1, not present).
-fn uninstall(device: &mut Device, policy: &Value, id: &str, now: DateTime<Utc>) -> Outcome {
+fn uninstall(device: &mut Device, poll: &mut Poll<'_>, policy: &Value, id: &str) -> Outcome {
     let detection = policy["DetectionRule"].as_str().unwrap_or("[]");
     let gone = Outcome {
         desired: 1,
         ..Outcome::state(2, 1000, 0)
     };
-    if !rules::detected(device, detection) {
+    let detected = rules::detected(device, detection);
+    poll.pen
+        .info(device, &lines::detection_result(id, detected));
+    if !detected {
+        poll.pen.info(device, &lines::no_action(id));
         return gone;
     }
+    let rev = policy["Version"].as_i64().unwrap_or(1);
+    poll.pen
+        .info(device, &lines::handler_invoked("Uninstall", id, rev));
     let line = policy["UninstallCommandLine"].as_str().unwrap_or_default();
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Uninstalling app {id}, command line: {line}"),
-    );
-    let run = device.run(
-        line,
-        r"C:\Windows\Temp",
-        std::time::Duration::from_secs(3600),
-        now,
-    );
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Uninstall lpExitCode {}", run.exit_code),
-    );
+    poll.pen
+        .info(device, &lines::launch_installer("machine", line));
+    let timeout = std::time::Duration::from_secs(3600);
+    let run = device.run(line, r"C:\Windows\Temp", timeout, poll.now);
+    installer_steps(device, poll, id, &run, timeout);
     if installer::is_success(run.exit_code) && !rules::detected(device, detection) {
         return Outcome {
             exit_code: Some(run.exit_code),
@@ -645,6 +816,40 @@ fn uninstall(device: &mut Device, policy: &Value, id: &str, now: DateTime<Utc>) 
         exit_code: Some(run.exit_code),
         ..Outcome::state(1, 5000, code)
     }
+}
+
+/// The installer's process, from its creation to its exit code: the lines, and the
+/// time it ran (a simulated installer takes a plausible while; a timeout its limit).
+fn installer_steps(
+    device: &Device,
+    poll: &mut Poll<'_>,
+    id: &str,
+    run: &installer::Outcome,
+    timeout: std::time::Duration,
+) {
+    let pid = 1000 + u32::from_be_bytes(pid_seed(id, poll.now)) % 30_000 * 4;
+    poll.pen.info(device, &lines::installer_created());
+    poll.pen.info(device, &lines::process_id(pid));
+    poll.pen.info(
+        device,
+        &lines::installer_timeout(timeout.as_millis() as u64),
+    );
+    let took = if run.timed_out {
+        Duration::from_std(timeout).unwrap_or(Duration::hours(1))
+    } else if run.installed.is_some() || run.removed.is_some() {
+        Duration::milliseconds(18_000 + i64::from(pid % 7_000))
+    } else {
+        Duration::milliseconds(2_500 + i64::from(pid % 1_500))
+    };
+    poll.pen.spend(took);
+    poll.pen.info(device, &lines::installation_done());
+    poll.pen.info(device, &lines::exit_code(run.exit_code));
+}
+
+/// Four bytes from an app id and a time (a process id that a world replays).
+fn pid_seed(id: &str, now: DateTime<Utc>) -> [u8; 4] {
+    let digest = Sha256::digest(format!("{id}|{now}").as_bytes());
+    [digest[0], digest[1], digest[2], digest[3]]
 }
 
 /// The user asks for an available app (Company Portal's "Install"): the IME fetches the
@@ -673,14 +878,15 @@ pub async fn install_available(
         id: &session,
         info: &info,
     };
+    let mut pen = poller_pen(now);
+    pen.info(device, &lines::poller_starts());
+    pen.info(device, &lines::requesting(lines::Requested::Available));
     let all = fetch_policies(
         device,
-        now,
+        &mut pen,
         &gw,
-        "GetAvailableApp",
-        &json!([]),
+        ("GetAvailableApp", &json!([])),
         "OnDemand",
-        "Get available apps",
     )
     .await?;
     let Some(id) = all
@@ -693,26 +899,36 @@ pub async fn install_available(
         })
         .and_then(|p| p["Id"].as_str())
     else {
+        pen.info(device, &lines::poller_stopped());
         return Ok(false);
     };
     // The user picked it (Company Portal): the IME asks for that app's policy alone.
+    pen.info(device, &lines::requesting(lines::Requested::Selected));
     let selected = fetch_policies(
         device,
-        now,
+        &mut pen,
         &gw,
-        "GetSelectedApp",
-        &json!({ "ApplicationId": id }),
+        ("GetSelectedApp", &json!({ "ApplicationId": id })),
         "OnDemand",
-        "Get selected app",
     )
     .await?;
     let Some(mut policy) = selected.into_iter().next() else {
+        pen.info(device, &lines::poller_stopped());
         return Ok(false);
     };
     policy["Tenantless.Requested"] = Value::Bool(true);
+    pen.info(device, &lines::processing_subgraph(&subgraph_ids(&policy)));
+    let mut poll = Poll {
+        gw: &gw,
+        all: &all,
+        now,
+        pen,
+    };
     let mut reports = Vec::new();
-    let report = process(device, state, &gw, &policy, &all, &mut reports, now).await;
+    let report = process(device, state, &mut poll, &policy, &mut reports).await;
     reports.extend(report);
+    poll.pen.info(device, &lines::done_subgraph());
+    poll.pen.info(device, &lines::poller_stopped());
     if !reports.is_empty() {
         gateway::send_report(
             &mut state.ime.outbox,
@@ -727,93 +943,109 @@ pub async fn install_available(
     Ok(true)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The enforcement of an install: content (cached, or downloaded, checked, decrypted
+/// and unzipped), detection once more, the installer, its exit code mapped through the
+/// app's return codes, and detection again after a success.
 async fn enforce(
     device: &mut Device,
     state: &mut AgentState,
-    gw: &gateway::Session<'_>,
+    poll: &mut Poll<'_>,
     policy: &Value,
-    id: &str,
-    rev: i64,
     detection: &str,
-    now: DateTime<Utc>,
 ) -> Outcome {
+    let now = poll.now;
     let user = DEVICE_USER;
+    let id = policy["Id"].as_str().unwrap_or_default();
+    let rev = policy["Version"].as_i64().unwrap_or(1);
+    let hash = subgraph_hash(id);
+    let install_ex: Value =
+        serde_json::from_str(policy["InstallEx"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    poll.pen
+        .info(device, &lines::handler_invoked("Install", id, rev));
+    let behavior = if install_ex["RunAs"] == 2 {
+        "User"
+    } else {
+        "System"
+    };
+    let intent = policy["Intent"].as_i64().unwrap_or(3);
+    poll.pen
+        .info(device, &lines::step_install_behavior(behavior, intent));
+    poll.pen.info(device, &lines::downloading(0, id));
     let cache = format!(r"{IMECACHE}\{id}_{rev}");
-    if !device.drive.exists(&cache) {
-        let key = state.enrollment.as_ref().map(|e| e.key_b64.as_str());
-        if let Err(e) = fetch_content(device, gw, key, id, rev, &cache, now).await {
-            log(
-                device,
-                now,
-                Severity::Error,
-                &format!("[Win32App] Content for app {id} failed: {e}"),
-            );
+    if device.drive.exists(&cache) {
+        poll.pen.info(device, &lines::cache_found(id));
+    } else {
+        let key = state.enrollment.as_ref().map(|e| e.key_b64.clone());
+        if let Err(e) = fetch_content(device, poll, key.as_deref(), policy, &cache).await {
+            poll.pen.error(device, &lines::content_failed(id, &e));
             set_grs(device, user, id, now);
+            poll.pen.info(device, &lines::grs_recorded(id, &hash, now));
             return Outcome::state(4, 5003, E_CONTENT);
         }
     }
     if state.ime.reboot_pending {
-        log(
-            device,
-            now,
-            Severity::Info,
-            &format!("[Win32App] A hard reboot is pending; app {id} waits for it"),
-        );
+        poll.pen.info(device, &lines::reboot_pending(id));
         return Outcome::state(2, 2003, 0);
     }
-    let install_ex: Value =
-        serde_json::from_str(policy["InstallEx"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
     let max_retries = install_ex["MaxRetries"].as_u64().unwrap_or(3) as u32;
     let interval = install_ex["RetryIntervalInMinutes"].as_i64().unwrap_or(5);
     let max_run = install_ex["MaxRunTimeInMinutes"].as_u64().unwrap_or(60);
+    let attempt = state.ime.apps.get(id).map(|a| a.attempts).unwrap_or(0) + 1;
+    poll.pen.info(device, &lines::execute_retry(attempt - 1));
+    // Detection once more right before the installer: an app that appeared meanwhile
+    // is not installed twice.
+    let there = rules::detected(device, detection);
+    poll.pen.info(device, &lines::detection_result(id, there));
+    if there {
+        state.ime.apps.remove(id);
+        clear_grs(device, user, id);
+        return Outcome::state(1, 1000, 0);
+    }
     let line = policy["InstallCommandLine"].as_str().unwrap_or_default();
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Launch Win32AppInstaller in machine session, command line: {line}"),
-    );
-    let run = device.run(
-        line,
-        &cache,
-        std::time::Duration::from_secs(max_run * 60),
-        now,
-    );
+    poll.pen
+        .info(device, &lines::launch_installer("machine", line));
+    let timeout = std::time::Duration::from_secs(max_run * 60);
+    let run = device.run(line, &cache, timeout, now);
+    installer_steps(device, poll, id, &run, timeout);
     let code = run.exit_code;
     let codes: Vec<Value> =
         serde_json::from_str(policy["ReturnCodes"].as_str().unwrap_or("[]")).unwrap_or_default();
-    let kind = codes
+    let mapped = codes
         .iter()
         .find(|c| c["ReturnCode"].as_i64() == Some(code))
-        .and_then(|c| c["Type"].as_i64())
-        .unwrap_or(0);
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] lpExitCode {code}, the result type of the exit code is {kind}"),
-    );
-    let attempt = state.ime.apps.get(id).map(|a| a.attempts).unwrap_or(0) + 1;
-    let mut outcome = match kind {
-        1..=3 => {
+        .and_then(|c| c["Type"].as_i64());
+    match mapped {
+        Some(kind) => poll.pen.info(
+            device,
+            &lines::exit_code_defined(states::return_code_type(kind)),
+        ),
+        None => poll.pen.info(device, &lines::exit_code_unmapped(code, id)),
+    }
+    let mut outcome = match mapped.unwrap_or(0) {
+        kind @ 1..=3 => {
             // Success (or a reboot, which the reboot manager handles): detect again.
             state.ime.apps.remove(id);
             if kind == 3 {
                 state.ime.reboot_pending = true;
-                log(device, now, Severity::Warning, &format!("[Win32App] App {id} asked for a hard reboot ({code}); no further installs until the device restarts"));
+                poll.pen.warn(device, &lines::reboot_required(id, code));
             }
-            if rules::detected(device, detection) {
+            let detected = rules::detected(device, detection);
+            poll.pen
+                .info(device, &lines::detection_result(id, detected));
+            if detected {
+                poll.pen.info(
+                    device,
+                    &lines::detection_delta(id, Some("NotInstalled"), "Installed"),
+                );
                 clear_grs(device, user, id);
+                state.ime.evaluated.insert(id.to_owned(), now);
+                clean_cache(device, poll, policy, &cache);
                 Outcome::state(1, 1000, 0)
             } else {
-                log(
-                    device,
-                    now,
-                    Severity::Error,
-                    &format!("[Win32App] App {id} is not detected after a successful install"),
-                );
+                poll.pen
+                    .error(device, &lines::not_detected_after_install(id));
                 set_grs(device, user, id, now);
+                poll.pen.info(device, &lines::grs_recorded(id, &hash, now));
                 Outcome::state(4, 5000, E_NOT_DETECTED)
             }
         }
@@ -828,21 +1060,16 @@ async fn enforce(
                     wake_at: None,
                 },
             );
-            log(
+            poll.pen.warn(
                 device,
-                now,
-                Severity::Warning,
-                &format!(
-                    "[Win32App] Retry code {code}: attempt {attempt} of {}, next at {next}",
-                    max_retries + 1
-                ),
+                &lines::retry_scheduled(id, attempt, max_retries + 1, next),
             );
             Outcome::state(2, 5006, code)
         }
         _ => {
             state.ime.apps.remove(id);
             set_grs(device, user, id, now);
-            log(device, now, Severity::Error, &format!("[Win32App][GRSManager] App with id: {id} failed with {code}; added to GRS at {now}"));
+            poll.pen.error(device, &lines::grs_recorded(id, &hash, now));
             Outcome::state(4, 5000, code)
         }
     };
@@ -850,16 +1077,32 @@ async fn enforce(
     outcome
 }
 
+/// After a successful install the unzipped content is kept for the app's
+/// ContentCacheDuration (minutes; none by default) and removed otherwise.
+fn clean_cache(device: &mut Device, poll: &mut Poll<'_>, policy: &Value, cache: &str) {
+    let keep = policy["ContentCacheDuration"].as_i64().unwrap_or(0);
+    if keep > 0 {
+        return;
+    }
+    poll.pen.info(device, &lines::cleaning_cache(cache));
+    let _ = device.drive.remove(cache);
+}
+
+/// Downloads an app's content into the staging folder, checks and decrypts it and
+/// unzips it into the IMECache, writing each step's lines; the download takes the
+/// time its size needs at the device's bandwidth.
 async fn fetch_content(
     device: &mut Device,
-    gw: &gateway::Session<'_>,
+    poll: &mut Poll<'_>,
     device_key: Option<&str>,
-    id: &str,
-    rev: i64,
+    policy: &Value,
     cache: &str,
-    now: DateTime<Utc>,
 ) -> Result<(), String> {
-    let payload = gw
+    let id = policy["Id"].as_str().unwrap_or_default();
+    let rev = policy["Version"].as_i64().unwrap_or(1);
+    let name = policy["Name"].as_str().unwrap_or_default();
+    let payload = poll
+        .gw
         .call(
             "GetContentInfo",
             &json!({ "ApplicationId": id, "ApplicationVersion": rev }),
@@ -870,24 +1113,16 @@ async fn fetch_content(
     let answer: Value = serde_json::from_str(&payload).map_err(|e| e.to_string())?;
     let content: Value = serde_json::from_str(answer["ContentInfo"].as_str().unwrap_or("{}"))
         .map_err(|e| e.to_string())?;
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Get content info from service,ret = {payload}"),
-    );
+    poll.pen.info(device, &lines::content_info(&payload));
     let keys =
         gateway::open_decrypt_info(answer["DecryptInfo"].as_str().unwrap_or("{}"), device_key)?;
     let url = content["UploadLocation"]
         .as_str()
         .ok_or("no content location")?;
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Downloading app {id} content from {url}"),
-    );
-    let bytes = gw
+    poll.pen.info(device, &lines::cache_miss(id, name));
+    poll.pen.info(device, &lines::cdn_url(url));
+    let bytes = poll
+        .gw
         .client
         .get(url)
         .send()
@@ -896,6 +1131,14 @@ async fn fetch_content(
         .bytes()
         .await
         .map_err(|e| e.to_string())?;
+    let size = bytes.len() as u64;
+    let kbps = device.profile.download_kbps.max(1);
+    let took = Duration::milliseconds((size * 8 / kbps) as i64 + 120);
+    poll.pen.spend(took);
+    poll.pen.info(device, &lines::cdn_done());
+    poll.pen.info(device, &lines::downloaded_size(size));
+    poll.pen
+        .info(device, &lines::downloaded_time(took.num_milliseconds()));
     let staging = format!(r"{INCOMING}\{id}_{rev}.bin");
     device
         .drive
@@ -914,15 +1157,18 @@ async fn fetch_content(
         file_digest: s("FileDigest"),
         file_digest_algorithm: s("FileDigestAlgorithm"),
     };
+    poll.pen.info(device, &lines::verifying_hash());
     let decrypted = syncml::intunewin::decrypt(&bytes, &info);
-    let _ = device.drive.remove(&staging);
-    let inner = decrypted.map_err(|e| e.to_string())?;
-    log(
-        device,
-        now,
-        Severity::Info,
-        &format!("[Win32App] Decryption succeeded for app {id}; unzipping to {cache}"),
-    );
+    let inner = match decrypted {
+        Ok(inner) => inner,
+        Err(e) => {
+            let _ = device.drive.remove(&staging);
+            return Err(e.to_string());
+        }
+    };
+    poll.pen.info(device, &lines::hash_pass());
+    poll.pen.info(device, &lines::decryption_done());
+    poll.pen.info(device, &lines::start_unzipping());
     let files = syncml::intunewin::extract(&inner).map_err(|e| e.to_string())?;
     for (path, bytes) in files {
         device
@@ -930,6 +1176,8 @@ async fn fetch_content(
             .write(&format!(r"{cache}\{}", path.replace('/', "\\")), &bytes)
             .map_err(|e| e.to_string())?;
     }
+    poll.pen.info(device, &lines::cleaning_staging(&staging));
+    let _ = device.drive.remove(&staging);
     Ok(())
 }
 
