@@ -209,6 +209,16 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
         "  journal (SQLite)   {}",
         options.dir.join("server/tenantless.db").display()
     )?;
+    let world_dir = options.dir.display();
+    writeln!(out, "\nRead them back:")?;
+    writeln!(
+        out,
+        "  tenantless logs {DEVICE} --dir {world_dir} --file AppWorkload.log --grep lpExitCode"
+    )?;
+    writeln!(
+        out,
+        "  tenantless explain-app {DEVICE} \"Contoso Widget\" --dir {world_dir}"
+    )?;
     world.stop().await;
     Ok(())
 }

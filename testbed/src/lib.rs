@@ -6,6 +6,7 @@
 pub mod demo;
 mod due;
 pub mod fleet;
+pub mod logs;
 pub mod pack;
 pub mod remote_server;
 pub mod report;

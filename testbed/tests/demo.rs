@@ -37,6 +37,10 @@ async fn the_demo_tells_the_story_and_leaves_artefacts() {
         .join("devices/DESKTOP-DEMO01/C/ProgramData/Microsoft/IntuneManagementExtension/Logs/IntuneManagementExtension.log")
         .exists());
     assert!(demo.join("server/tenantless.db").exists());
+    assert!(text.contains("tenantless logs DESKTOP-DEMO01 --dir "));
+    assert!(text.contains("tenantless explain-app DESKTOP-DEMO01 \"Contoso Widget\" --dir "));
+    the_logs_speak_the_real_imes_words(&demo);
+    logs_and_explain_app_read_the_demos_device(&demo);
 
     // Running it again starts afresh in the same folder.
     let mut again = Vec::new();
@@ -90,4 +94,201 @@ fn pack_writes_a_package_that_opens_and_decrypts() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("nope.exe is not in"));
+}
+
+fn tenantless(args: &[&str], demo: &std::path::Path) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .args(args)
+        .arg("--dir")
+        .arg(demo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Each family of the real IME's lines (spec ime.md section 12) is in the demo's logs:
+/// the application poller, subgraphs, GRS, detection, enforcement, reporting, the
+/// PowerShell poller, and AgentExecutor for scripts and remediations.
+fn the_logs_speak_the_real_imes_words(demo: &std::path::Path) {
+    let drive = agent::device::Drive::open(demo.join("devices/DESKTOP-DEMO01/C")).unwrap();
+    let app = agent::cmtrace::messages(&drive, "AppWorkload.log");
+    let ime = agent::cmtrace::messages(&drive, "IntuneManagementExtension.log");
+    let executor = agent::cmtrace::messages(&drive, "AgentExecutor.log");
+    let has = |lines: &[String], what: &str, p: &dyn Fn(&str) -> bool| {
+        assert!(lines.iter().any(|m| p(m)), "no {what} line");
+    };
+    let bar = "-----------------------------------------------------";
+    has(&app, "poller", &|m| {
+        m == format!("[Win32App] {bar} application poller starts. {bar} ")
+    });
+    has(&app, "poller", &|m| {
+        m == format!("[Win32App] {bar} application poller stopped. {bar} ")
+    });
+    has(&app, "user session", &|m| {
+        m.starts_with("[Win32App] ..................... Processing user session 0, userId: 00000000-0000-0000-0000-000000000000, userSID:")
+    });
+    has(&app, "ESP", &|m| {
+        m == "[Win32App] The EspPhase: NotInEsp in session"
+    });
+    has(&app, "requested kinds", &|m| {
+        m == "[Win32App] Requesting required apps"
+    });
+    has(&app, "policies", &|m| m.starts_with("Get policies = [{"));
+    has(&app, "app count", &|m| {
+        m.starts_with("[Win32App] Got 1 Win32App(s) for user 00000000-0000-0000-0000-000000000000 in session 0")
+    });
+    has(&app, "subgraph", &|m| {
+        m.starts_with("[Win32App][V3Processor] Processing subgraph with app ids: ")
+    });
+    has(&app, "subgraph", &|m| {
+        m == "[Win32App][V3Processor] Done processing 1 subgraphs."
+    });
+    has(&app, "reevaluation", &|m| {
+        m.starts_with("[Win32App][ReevaluationScheduleManager] Found previous reevaluation check-in time value: ")
+    });
+    has(&app, "GRS", &|m| {
+        m.starts_with("[Win32App][GRSManager] App with id: ")
+            && m.contains(" is not expired. | Hash = ")
+    });
+    has(&app, "GRS", &|m| {
+        m.starts_with("[Win32App][GRSManager] Found GRS value: ")
+    });
+    has(&app, "decision", &|m| {
+        m.starts_with("[Win32App][ActionProcessor] App with id: ")
+            && m.contains("\nGRS expired = True")
+    });
+    has(&app, "no action", &|m| {
+        m.starts_with("[Win32App][ActionProcessor] No action required for app with id: ")
+    });
+    has(&app, "detection", &|m| {
+        m.starts_with("[Win32App][DetectionActionHandler] Detection for policy with id: ")
+            && m.ends_with("detection state: Detected.")
+    });
+    has(&app, "applicability", &|m| {
+        m.ends_with("resulted in action status: Success and applicability state: Applicable.")
+    });
+    has(&app, "detection delta", &|m| {
+        m.contains("Detection state for app with id: ") && m.contains(r#"Report delta: {"DetectionState":{"OldValue":"NotInstalled","NewValue":"Installed"}}"#)
+    });
+    has(&app, "enforcement", &|m| {
+        m.starts_with(
+            "[Win32App] Handler invoked with execution type: Install for policy with id: ",
+        )
+    });
+    has(&app, "download", &|m| {
+        m.starts_with("[Win32App] Downloaded file size ")
+    });
+    has(&app, "hash", &|m| {
+        m == "[Win32App] file hash validation pass, starts decrypting"
+    });
+    has(&app, "exit code", &|m| m == "[Win32App] lpExitCode 1618");
+    has(&app, "mapping", &|m| {
+        m == "[Win32App] lpExitCode is defined as Retry"
+    });
+    has(&app, "reporting", &|m| {
+        m.starts_with("[Win32App][ReportingManager] App with id: ")
+            && m.contains("has been loaded and reporting state initialized. ReportingState: {")
+    });
+    has(&app, "report delta", &|m| {
+        m.contains("Execution state for app with id: ") && m.contains(r#""NewValue":"Success""#)
+    });
+    has(&app, "company portal", &|m| {
+        m.starts_with(r#"[Win32App][ReportingManager] Sending status to company portal based on report: {"ApplicationId":""#)
+    });
+    has(&app, "status service", &|m| {
+        m.starts_with("[StatusService] Returning status to user with id: ")
+            && m.ends_with("Status: Installed, ErrorCode: 0")
+    });
+    has(&ime, "PowerShell poller", &|m| {
+        m == "[PowerShell] Polling thread starts."
+    });
+    has(&ime, "PowerShell poller", &|m| {
+        m == "[PowerShell] Polling thread stopped."
+    });
+    has(&ime, "PowerShell policies", &|m| {
+        m.starts_with("[PowerShell] Get 1 policies for user ")
+    });
+    has(&ime, "PowerShell result", &|m| {
+        m.starts_with("[PowerShell] User Id = ") && m.ends_with("policy result = Success")
+    });
+    has(&executor, "AgentExecutor", &|m| {
+        m == "ExecutorLog AgentExecutor gets invoked"
+    });
+    has(&executor, "AgentExecutor script", &|m| {
+        m == "Powershell option gets invoked"
+    });
+    has(&executor, "AgentExecutor remediation", &|m| {
+        m == "remediation script option gets invoked"
+    });
+    has(&executor, "AgentExecutor remediation", &|m| {
+        m.starts_with(
+            r"Adding argument remediationScript with value C:\Windows\IMECache\HealthScripts\",
+        ) && m.ends_with(r"\detect.ps1")
+    });
+    has(&executor, "exit code", &|m| {
+        m == "Powershell exit code is 0"
+    });
+}
+
+/// `tenantless logs` and `tenantless explain-app` on the demo's device.
+fn logs_and_explain_app_read_the_demos_device(demo: &std::path::Path) {
+    let logs = tenantless(
+        &[
+            "logs",
+            "DESKTOP-DEMO01",
+            "--file",
+            "AppWorkload.log",
+            "--grep",
+            "lpExitCode",
+        ],
+        demo,
+    );
+    let lines: Vec<&str> = logs.lines().collect();
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.ends_with("[Win32App] lpExitCode 1618"))
+            .count(),
+        4,
+        "{logs}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l.contains("AppWorkload.log") && l.contains(" 14  ")));
+    let times: Vec<&str> = lines.iter().map(|l| &l[..23]).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "in time order");
+    assert!(!logs.contains("\x1b["), "no colours when not on a terminal");
+
+    let all = tenantless(
+        &["logs", "DESKTOP-DEMO01", "--since", "2026-11-24T09:00:00Z"],
+        demo,
+    );
+    for file in [
+        "IntuneManagementExtension.log",
+        "AppWorkload.log",
+        "AgentExecutor.log",
+        "HealthScripts.log",
+    ] {
+        assert!(all.contains(file), "{file} merged in");
+    }
+
+    let story = tenantless(&["explain-app", "DESKTOP-DEMO01", "Contoso Widget"], demo);
+    for expected in [
+        "Contoso Widget (",
+        "for the device",
+        "Intent 3 = Required",
+        "ComplianceState 1 = Installed",
+        "EnforcementState 1000 = Success",
+        "Installer runs: 5",
+        "exit code 1618 (Retry): another installation is already in progress",
+        "exit code 0 (Success): the action completed successfully",
+        "GRS: no entry",
+    ] {
+        assert!(story.contains(expected), "missing {expected:?} in\n{story}");
+    }
 }

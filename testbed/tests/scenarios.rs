@@ -18,12 +18,31 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Every device's IME logs, every file and rolled part, as text (the server's address,
+/// which changes from run to run, written as `https://tenantless`).
+fn log_bytes(world: &testbed::World) -> String {
+    let mut text = String::new();
+    for name in world.device_names() {
+        let drive = &world.device(&name).unwrap().device().drive;
+        for file in testbed::logs::LOG_FILES {
+            for part in agent::cmtrace::files(drive, file) {
+                let bytes = drive
+                    .read(&format!(r"{}\{part}", agent::cmtrace::LOG_DIR))
+                    .unwrap_or_default();
+                text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+        }
+    }
+    text.replace(world.base_url(), "https://tenantless")
+}
+
 #[tokio::test]
 async fn every_lab_runs_green_and_replays_identically() {
     let labs = testbed::scenario::find(&root().join("scenarios/labs"));
     assert!(!labs.is_empty());
     for lab in labs {
         let mut fingerprints = Vec::new();
+        let mut logs = Vec::new();
         for _ in 0..2 {
             let (report, world) = testbed::scenario::run(&lab, None, |_, _| {}).await.unwrap();
             for e in &report.expectations {
@@ -38,8 +57,15 @@ async fn every_lab_runs_green_and_replays_identically() {
             }
             assert!(!report.expectations.is_empty());
             fingerprints.push(world.fingerprint().await.unwrap());
+            logs.push(log_bytes(&world));
             world.stop().await;
         }
+        assert_eq!(
+            logs[0],
+            logs[1],
+            "{}: the IME's logs replay byte for byte",
+            lab.display()
+        );
         assert_eq!(
             fingerprints[0],
             fingerprints[1],

@@ -7,6 +7,7 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -117,6 +118,35 @@ enum Command {
         /// The common name of a new publisher's certificate.
         #[arg(long, default_value = "Tenantless Script Signing")]
         subject: String,
+    },
+    /// Print a device's IME logs, rolled files included, merged in time order
+    /// (warnings and errors coloured on a terminal).
+    Logs {
+        /// The device: its name in --dir's world, or its folder.
+        device: String,
+        /// The world's folder (the demo's by default).
+        #[arg(long, default_value = "./tenantless-demo")]
+        dir: PathBuf,
+        /// One log file only, e.g. AppWorkload.log.
+        #[arg(long)]
+        file: Option<String>,
+        /// Only records at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only records whose message contains this text.
+        #[arg(long)]
+        grep: Option<String>,
+    },
+    /// Tell an app's story on a device: its state messages decoded by name, its
+    /// installer runs with their exit codes and meaning, its GRS entry and next retry.
+    ExplainApp {
+        /// The device: its name in --dir's world, or its folder.
+        device: String,
+        /// The app's id or display name.
+        app: String,
+        /// The world's folder (the demo's by default).
+        #[arg(long, default_value = "./tenantless-demo")]
+        dir: PathBuf,
     },
     /// Enroll N devices and run them for D virtual days, printing throughput.
     Fleet {
@@ -310,6 +340,35 @@ async fn run(command: Command) -> Result<(), String> {
             publisher,
             subject,
         } => sign(&scripts, &publisher, &subject),
+        Command::Logs {
+            device,
+            dir,
+            file,
+            since,
+            grep,
+        } => {
+            let since = match since {
+                Some(t) => Some(
+                    server::clock::parse(&t)
+                        .ok_or_else(|| format!("--since {t:?} is not an RFC 3339 time"))?,
+                ),
+                None => None,
+            };
+            let agent = open_device(&device, &dir)?;
+            let query = testbed::logs::LogQuery { file, since, grep };
+            let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            for record in testbed::logs::records(&agent.device().drive, &query) {
+                let _ = writeln!(out, "{}", testbed::logs::format(&record, colour));
+            }
+            Ok(())
+        }
+        Command::ExplainApp { device, app, dir } => {
+            let agent = open_device(&device, &dir)?;
+            let d = agent.device();
+            let story = testbed::logs::explain_app(&d.drive, &d.registry, &app)?;
+            let _ = write!(out, "{story}");
+            Ok(())
+        }
         Command::Fleet {
             devices,
             days,
@@ -319,6 +378,12 @@ async fn run(command: Command) -> Result<(), String> {
             .map(|_| ())
             .map_err(|e| e.to_string()),
     }
+}
+
+/// A device of a world (by name) or a device folder, opened read-only.
+fn open_device(device: &str, world: &std::path::Path) -> Result<agent::Agent, String> {
+    let dir = testbed::logs::device_dir(device, world)?;
+    agent::Agent::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
 async fn run_scenarios(
