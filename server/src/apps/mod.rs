@@ -157,7 +157,10 @@ async fn app_policy(
         .unwrap_or_default();
     let body: Value = serde_json::from_str(&app.body).unwrap_or(Value::Null);
     let mut p = policy::policy(&app.id, app.revision, &body, &setup, t);
-    p["FlatDependencies"] = Value::Array(flat);
+    if !flat.is_empty() {
+        p["RelationVersion"] = Value::from(1);
+        p["FlatDependencies"] = Value::Array(flat);
+    }
     Ok(Some(p))
 }
 

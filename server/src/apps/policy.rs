@@ -298,12 +298,17 @@ pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Target
         "MinimumCpuSpeed": num("minimumCpuSpeedInMHz"),
         "RunAs32Bit": false,
     });
+    // Every key the service sends, in its order (a real device's `Get policies` line);
+    // nulls where Tenantless has nothing to say. FlatDependencies is filled (or left
+    // null) by the caller.
     json!({
         "Id": id,
         "Name": s(app, "displayName"),
         "Version": revision,
         "Intent": t.intent,
         "TargetType": t.target_type,
+        "AppApplicabilityStateDueToAssginmentFilters": null,
+        "AssignmentFilterIds": null,
         "DetectionRule": Value::Array(detection).to_string(),
         "InstallCommandLine": s(app, "installCommandLine"),
         "UninstallCommandLine": s(app, "uninstallCommandLine"),
@@ -311,17 +316,28 @@ pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Target
         "ExtendedRequirementRules": Value::Array(extended).to_string(),
         "InstallEx": install_ex.to_string(),
         "ReturnCodes": return_codes(app).to_string(),
-        "FlatDependencies": [],
-        "RebootEx": { "GracePeriod": -1, "Countdown": -1, "Snooze": -1 },
-        "StartDeadlineEx": { "TimeFormat": "", "StartTime": dotnet_date(t.start), "Deadline": dotnet_date(t.deadline) },
-        "InstallContext": if run_as == 2 { 1 } else { 2 },
-        "ReevaluationInterval": 480,
-        "DOPriority": 0,
-        "AssignmentFilterIds": null,
-        "ContentCacheDuration": null,
+        "AvailableAppEnforcement": 0,
         "SetUpFilePath": setup_file,
         "ToastState": 0,
-        "AvailableAppEnforcement": 0,
+        "Targeted": i64::from(t.intent != 0),
+        "FlatDependencies": null,
+        "MetadataVersion": revision,
+        "RelationVersion": 0,
+        "RebootEx": { "GracePeriod": -1, "Countdown": -1, "Snooze": -1 },
+        "InstallBehavior": 0,
+        "StartDeadlineEx": { "TimeFormat": "", "StartTime": dotnet_date(t.start), "Deadline": dotnet_date(t.deadline) },
+        "RemoveUserData": false,
+        "DOPriority": 0,
+        "newFlatDependencies": true,
+        "AssignmentFilterIdToEvalStateMap": null,
+        "ContentCacheDuration": null,
+        "ESPConfiguration": null,
+        "ReevaluationInterval": 480,
+        "SupportState": null,
+        "InstallContext": if run_as == 2 { 1 } else { 2 },
+        "InstallerData": null,
+        "AvailableAppRequestType": 0,
+        "ContentMode": 1,
     })
 }
 
@@ -353,6 +369,73 @@ pub fn decompress(payload: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The keys of a policy and of its JSON-in-a-string fields, in the order a real
+    /// device's `Get policies = [...]` line shows them; log parsers and people diffing
+    /// logs rely on it.
+    #[test]
+    fn a_policy_has_every_key_the_service_sends_in_its_order() {
+        let app = json!({ "displayName": "Contoso Widget", "applicableArchitectures": "x64" });
+        let t = Targeting {
+            intent: 3,
+            target_type: 2,
+            ..Default::default()
+        };
+        let p = policy("app-1", 1, &app, "widget.msi", &t);
+        let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "Id",
+                "Name",
+                "Version",
+                "Intent",
+                "TargetType",
+                "AppApplicabilityStateDueToAssginmentFilters",
+                "AssignmentFilterIds",
+                "DetectionRule",
+                "InstallCommandLine",
+                "UninstallCommandLine",
+                "RequirementRules",
+                "ExtendedRequirementRules",
+                "InstallEx",
+                "ReturnCodes",
+                "AvailableAppEnforcement",
+                "SetUpFilePath",
+                "ToastState",
+                "Targeted",
+                "FlatDependencies",
+                "MetadataVersion",
+                "RelationVersion",
+                "RebootEx",
+                "InstallBehavior",
+                "StartDeadlineEx",
+                "RemoveUserData",
+                "DOPriority",
+                "newFlatDependencies",
+                "AssignmentFilterIdToEvalStateMap",
+                "ContentCacheDuration",
+                "ESPConfiguration",
+                "ReevaluationInterval",
+                "SupportState",
+                "InstallContext",
+                "InstallerData",
+                "AvailableAppRequestType",
+                "ContentMode",
+            ]
+        );
+        let text = p.to_string();
+        assert!(text.contains(r#""FlatDependencies":null,"#), "{text}");
+        assert!(text.contains(r#""RebootEx":{"GracePeriod":-1,"Countdown":-1,"Snooze":-1}"#));
+        assert!(text.contains(r#""StartDeadlineEx":{"TimeFormat":"","StartTime":"#));
+        assert!(p["InstallEx"].as_str().unwrap().starts_with(
+            r#"{"RunAs":1,"RequiresLogon":true,"InstallProgramVisibility":3,"MaxRetries":3,"RetryIntervalInMinutes":5,"MaxRunTimeInMinutes":60,"DeviceRestartBehavior":"#
+        ));
+        assert!(p["RequirementRules"]
+            .as_str()
+            .unwrap()
+            .starts_with(r#"{"RequiredOSArchitecture":2,"MinimumFreeDiskSpaceInMB":null,"MinimumWindows10BuildNumer":"#));
+    }
 
     #[test]
     fn a_graph_app_becomes_the_imes_policy() {
