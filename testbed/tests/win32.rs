@@ -79,17 +79,21 @@ async fn assign(w: &World, id: &str) {
     assert_eq!(status, 204, "{body}");
 }
 
+/// The app's key under whichever user's key holds it (the device's all-zero id, or
+/// the signed-in user's object id for user-targeted and Company Portal apps).
 fn app_key(w: &World, id: &str) -> String {
-    let agent = w.device("LAB-01").unwrap();
-    let key = format!(r"{WIN32APPS}\{DEVICE_USER}");
-    let sub = agent
-        .device()
-        .registry
-        .subkeys(&key)
-        .into_iter()
-        .find(|k| k.starts_with(id))
-        .unwrap_or_else(|| panic!("no {id}_<rev> under {key}"));
-    format!(r"{key}\{sub}")
+    let registry = &w.device("LAB-01").unwrap().device().registry;
+    for user in registry.subkeys(WIN32APPS) {
+        let key = format!(r"{WIN32APPS}\{user}");
+        if let Some(sub) = registry
+            .subkeys(&key)
+            .into_iter()
+            .find(|k| k.starts_with(id))
+        {
+            return format!(r"{key}\{sub}");
+        }
+    }
+    panic!("no {id}_<rev> under {WIN32APPS}")
 }
 
 fn state_message(w: &World, id: &str, which: &str) -> Value {
@@ -616,6 +620,17 @@ async fn an_available_app_installs_only_when_the_user_asks() {
         )
         .await;
     assert_eq!(statuses["value"][0]["installState"], "installed");
+    let user = w
+        .device("LAB-01")
+        .unwrap()
+        .device()
+        .profile
+        .user_object_id
+        .clone();
+    assert!(
+        app_key(&w, &id).starts_with(&format!(r"{WIN32APPS}\{user}\")),
+        "Company Portal installs in the user's session, under the user's id"
+    );
     // Company Portal's flow: the list of available apps, then the one the user picked.
     let dev = w.device_id("LAB-01").unwrap();
     let selected = Filter::kind("gateway_call")
@@ -1170,5 +1185,65 @@ async fn the_1618_timeline_in_the_real_imes_words() {
     .into_owned();
     assert!(raw.contains(r#"thread="14""#) && raw.contains(r#"thread="26""#));
     assert!(!raw.contains(r#"component="AppWorkload" context="" type="1" thread="1" "#));
+    w.stop().await;
+}
+
+/// A user-targeted app is processed in the signed-in user's session (1, with the user's
+/// object id and SID) and its state lives under the user's id, in the user's context.
+#[tokio::test]
+async fn a_user_targeted_app_is_processed_in_the_users_session() {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" } }] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    w.advance(Duration::hours(1)).await;
+    assert!(program_installed(&w));
+    let profile = w.device("LAB-01").unwrap().device().profile.clone();
+    let key = app_key(&w, &id);
+    assert!(
+        key.starts_with(&format!(r"{WIN32APPS}\{}\{id}_", profile.user_object_id)),
+        "{key}"
+    );
+    assert!(!w
+        .device("LAB-01")
+        .unwrap()
+        .device()
+        .registry
+        .key_exists(&format!(
+            r"{WIN32APPS}\{DEVICE_USER}\{}",
+            key.rsplit('\\').next().unwrap()
+        )));
+    let compliance = state_message(&w, &id, "ComplianceStateMessage");
+    assert_eq!(
+        (
+            compliance["InstallContext"].as_i64(),
+            compliance["TargetType"].as_i64()
+        ),
+        (Some(1), Some(1))
+    );
+    let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    let session = format!(
+        "[Win32App] ..................... Processing user session 1, userId: {}, userSID: {} ..................... ",
+        profile.user_object_id,
+        profile.user_sid()
+    );
+    let at = log
+        .iter()
+        .position(|m| m == &session)
+        .expect("the user's session");
+    assert!(profile.user_sid().starts_with("S-1-12-1-"));
+    assert!(log[at..].iter().any(|m| m
+        == &format!(
+            "[Win32App] Got 1 Win32App(s) for user {} in session 1",
+            profile.user_object_id
+        )));
+    assert!(log
+        .iter()
+        .any(|m| m == "[Win32App] Got 2 active user sessions"));
     w.stop().await;
 }

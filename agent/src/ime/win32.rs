@@ -99,8 +99,7 @@ fn clear_grs(device: &mut Device, user: &str, app_id: &str) {
 fn write_state(
     device: &mut Device,
     key: &str,
-    intent: i64,
-    target_type: i64,
+    (intent, target_type, context): (i64, i64, i64),
     o: &Outcome,
     product_version: &Value,
     now: DateTime<Utc>,
@@ -111,7 +110,7 @@ fn write_state(
         "DesiredState": o.desired,
         "ErrorCode": o.error_code,
         "TargetingMethod": 0,
-        "InstallContext": 2,
+        "InstallContext": context,
         "TargetType": target_type,
         "ProductVersion": product_version,
         "AssignmentFilterIds": null,
@@ -173,6 +172,10 @@ struct Poll<'a> {
     all: &'a [Value],
     now: DateTime<Utc>,
     pen: Pen,
+    /// The session's user: the device's all-zero id, or the user's object id.
+    user: String,
+    /// The session: 0 userless, 1 the signed-in user's.
+    session: u32,
 }
 
 /// The application poller's pen: AppWorkload.log, on the poller's thread.
@@ -184,14 +187,16 @@ fn poller_pen(now: DateTime<Utc>) -> Pen {
 /// (`Get policies = [...]`) and parses them.
 async fn fetch_policies(
     device: &Device,
-    pen: &mut Pen,
+    pen: Option<&mut Pen>,
     gw: &gateway::Session<'_>,
     (request, payload): (&str, &Value),
     reason: &str,
 ) -> Result<Vec<Value>, AgentError> {
     let payload = gw.call(request, payload, reason).await?;
     let text = gateway::decompress(&payload).unwrap_or_else(|| "[]".into());
-    pen.info(device, &lines::get_policies(&text));
+    if let Some(pen) = pen {
+        pen.info(device, &lines::get_policies(&text));
+    }
     Ok(serde_json::from_str(&text).unwrap_or_default())
 }
 
@@ -257,42 +262,67 @@ pub async fn checkin(
     if let Some(last) = state.ime.last_poll {
         pen.info(device, &lines::previous_checkin(last));
     }
-    pen.info(device, &lines::active_user_sessions(1));
-    pen.info(device, &lines::processing_user_session(0, DEVICE_USER, ""));
-    pen.info(device, &lines::esp_phase("NotInEsp"));
-    pen.info(device, &lines::requesting(lines::Requested::Required));
     let policies = fetch_policies(
         device,
-        &mut pen,
+        None,
         &gw,
         ("RequestApplication", &json!([])),
         &reason,
     )
     .await?;
-    pen.info(device, &lines::got_apps(policies.len(), DEVICE_USER, 0));
-    // A dependency or superseded app (Intent 0) is processed with its parent.
-    let subgraphs: Vec<&Value> = policies.iter().filter(|p| p["Intent"] != 0).collect();
-    pen.info(device, &lines::processing_subgraphs(subgraphs.len()));
+    // Device-targeted apps in the userless session 0; user-targeted ones in the
+    // signed-in user's session 1, under the user's Entra object id.
+    let user = device.profile.user_object_id.clone();
+    let sid = device.profile.user_sid();
+    let mut sessions = vec![(0, DEVICE_USER.to_owned(), String::new())];
+    if !user.is_empty() {
+        sessions.push((1, user, sid));
+    }
+    pen.info(device, &lines::active_user_sessions(sessions.len()));
     let mut poll = Poll {
         gw: &gw,
         all: &policies,
         now,
         pen,
+        user: String::new(),
+        session: 0,
     };
     let mut reports = Vec::new();
-    for policy in &subgraphs {
+    for (session, user, sid) in sessions {
+        let mine: Vec<&Value> = policies
+            .iter()
+            .filter(|p| (p["TargetType"] == 1) == (session == 1))
+            .collect();
+        let pen = &mut poll.pen;
+        pen.info(
+            device,
+            &lines::processing_user_session(session, &user, &sid),
+        );
+        pen.info(device, &lines::esp_phase("NotInEsp"));
+        pen.info(device, &lines::requesting(lines::Requested::Required));
+        let listed = Value::Array(mine.iter().map(|p| (*p).clone()).collect());
+        pen.info(device, &lines::get_policies(&listed.to_string()));
+        pen.info(device, &lines::got_apps(mine.len(), &user, session));
+        // A dependency or superseded app (Intent 0) is processed with its parent.
+        let subgraphs: Vec<&Value> = mine.into_iter().filter(|p| p["Intent"] != 0).collect();
+        pen.info(device, &lines::processing_subgraphs(subgraphs.len()));
+        poll.user = user.clone();
+        poll.session = session;
+        for policy in &subgraphs {
+            poll.pen
+                .info(device, &lines::processing_subgraph(&subgraph_ids(policy)));
+            let mut extra = Vec::new();
+            let report = process(device, state, &mut poll, policy, &mut extra).await;
+            reports.extend(extra);
+            reports.extend(report);
+            poll.pen.info(device, &lines::done_subgraph());
+        }
         poll.pen
-            .info(device, &lines::processing_subgraph(&subgraph_ids(policy)));
-        let mut extra = Vec::new();
-        let report = process(device, state, &mut poll, policy, &mut extra).await;
-        reports.extend(extra);
-        reports.extend(report);
-        poll.pen.info(device, &lines::done_subgraph());
+            .info(device, &lines::done_subgraphs(subgraphs.len()));
+        poll.pen
+            .info(device, &lines::completed_user_session(session, &user, &sid));
     }
-    let mut pen = poll.pen;
-    pen.info(device, &lines::done_subgraphs(subgraphs.len()));
-    pen.info(device, &lines::completed_user_session(0, DEVICE_USER, ""));
-    pen.info(device, &lines::poller_stopped());
+    poll.pen.info(device, &lines::poller_stopped());
     state.ime.last_poll = Some(now);
     if !reports.is_empty() {
         gateway::send_report(
@@ -356,7 +386,8 @@ async fn process(
     let intent = policy["Intent"].as_i64().unwrap_or(0);
     let target_type = policy["TargetType"].as_i64().unwrap_or(2);
     let requested = policy["Tenantless.Requested"] == true;
-    let user = DEVICE_USER;
+    let user = poll.user.clone();
+    let user = user.as_str();
     let key = app_key(user, &id, rev);
     if intent == 1 && !requested {
         return None; // available apps install only when the user asks
@@ -637,7 +668,7 @@ async fn dependencies(
             .info(device, &lines::dependency_install(parent, child_id));
         let outcome = enforce(device, state, poll, child, &child_detection).await;
         let child_rev = child["Version"].as_i64().unwrap_or(1);
-        let key = app_key(DEVICE_USER, child_id, child_rev);
+        let key = app_key(&poll.user, child_id, child_rev);
         extra.extend(report_state(
             device,
             poll,
@@ -682,14 +713,17 @@ fn report_state(
     id: &str,
     rev: i64,
 ) -> Option<Value> {
-    let user = DEVICE_USER;
+    let user = poll.user.clone();
+    let user = user.as_str();
     let before = reporting_state(device, key);
     let product_version = Value::Null;
+    // Apps of the user's session install in the user's context (1), others in the
+    // system's (2).
+    let context = if user == DEVICE_USER { 2 } else { 1 };
     let (compliance, enforcement) = write_state(
         device,
         key,
-        intent,
-        target_type,
+        (intent, target_type, context),
         outcome,
         &product_version,
         poll.now,
@@ -714,6 +748,7 @@ fn report_state(
     // Report when the state changed since the last report (Reporting\...\LastHashValue).
     let report = json!({
         "ApplicationId": id,
+        "UserId": user,
         "Version": rev,
         "Intent": intent,
         "ErrorCode": outcome.error_code,
@@ -883,7 +918,7 @@ pub async fn install_available(
     pen.info(device, &lines::requesting(lines::Requested::Available));
     let all = fetch_policies(
         device,
-        &mut pen,
+        Some(&mut pen),
         &gw,
         ("GetAvailableApp", &json!([])),
         "OnDemand",
@@ -906,7 +941,7 @@ pub async fn install_available(
     pen.info(device, &lines::requesting(lines::Requested::Selected));
     let selected = fetch_policies(
         device,
-        &mut pen,
+        Some(&mut pen),
         &gw,
         ("GetSelectedApp", &json!({ "ApplicationId": id })),
         "OnDemand",
@@ -918,11 +953,18 @@ pub async fn install_available(
     };
     policy["Tenantless.Requested"] = Value::Bool(true);
     pen.info(device, &lines::processing_subgraph(&subgraph_ids(&policy)));
+    // Company Portal runs in the signed-in user's session.
+    let user = match device.profile.user_object_id.as_str() {
+        "" => DEVICE_USER.to_owned(),
+        u => u.to_owned(),
+    };
     let mut poll = Poll {
         gw: &gw,
         all: &all,
         now,
         pen,
+        session: u32::from(user != DEVICE_USER),
+        user,
     };
     let mut reports = Vec::new();
     let report = process(device, state, &mut poll, &policy, &mut reports).await;
@@ -954,7 +996,8 @@ async fn enforce(
     detection: &str,
 ) -> Outcome {
     let now = poll.now;
-    let user = DEVICE_USER;
+    let user = poll.user.clone();
+    let user = user.as_str();
     let id = policy["Id"].as_str().unwrap_or_default();
     let rev = policy["Version"].as_i64().unwrap_or(1);
     let hash = subgraph_hash(id);
@@ -970,7 +1013,7 @@ async fn enforce(
     let intent = policy["Intent"].as_i64().unwrap_or(3);
     poll.pen
         .info(device, &lines::step_install_behavior(behavior, intent));
-    poll.pen.info(device, &lines::downloading(0, id));
+    poll.pen.info(device, &lines::downloading(poll.session, id));
     let cache = format!(r"{IMECACHE}\{id}_{rev}");
     if device.drive.exists(&cache) {
         poll.pen.info(device, &lines::cache_found(id));
