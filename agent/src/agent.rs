@@ -25,6 +25,9 @@ pub enum Activity {
     MsiJobs,
 }
 
+/// How long a restart keeps the device down: from the IME's stop to its start.
+pub const BOOT_TIME: chrono::Duration = chrono::Duration::seconds(95);
+
 /// One simulated device and its agent.
 #[derive(Debug)]
 pub struct Agent {
@@ -295,14 +298,15 @@ impl Agent {
     }
 
     /// Restarts the device: pending reboots are done, the IME service starts again (and
-    /// checks in), and the device checks in with its management server.
+    /// checks in) once Windows is back up ([`BOOT_TIME`] later, a gap in its log), and
+    /// the device checks in with its management server.
     pub fn reboot(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
         self.state.ime.reboot_pending = false;
         if self.state.ime.installed {
             if self.state.ime.running {
                 ime::stop(&mut self.device, &mut self.state, now);
             }
-            ime::start(&mut self.device, &mut self.state, now);
+            ime::start(&mut self.device, &mut self.state, now + BOOT_TIME);
         }
         self.state.sync_requested = self.state.enrollment.is_some();
         self.save()

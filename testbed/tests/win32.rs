@@ -573,7 +573,8 @@ async fn a_hard_reboot_blocks_the_next_install_until_the_device_restarts() {
     );
 
     w.reboot("LAB-01").unwrap();
-    w.settle().await;
+    // Windows is back a minute and a half later; the IME starts and checks in.
+    w.advance(Duration::minutes(5)).await;
     assert!(
         installed(&w, "Waits"),
         "installed once the device restarted"
@@ -1245,5 +1246,43 @@ async fn a_user_targeted_app_is_processed_in_the_users_session() {
     assert!(log
         .iter()
         .any(|m| m == "[Win32App] Got 2 active user sessions"));
+    w.stop().await;
+}
+
+/// A restart of the device leaves a gap between `EMS Agent Stopped` and `EMS Agent
+/// Started` (Windows was down); a restart of the service does not.
+#[tokio::test]
+async fn a_reboot_shows_as_a_gap_in_the_imes_log() {
+    let (mut w, _id) = world_with_app(package(vec![0])).await;
+    w.require_ime("LAB-01").await.unwrap();
+    w.advance(Duration::hours(1)).await;
+    let now = w.now();
+    w.device_mut("LAB-01").unwrap().restart_ime(now).unwrap();
+    w.advance(Duration::minutes(10)).await;
+    w.reboot("LAB-01").unwrap();
+    w.advance(Duration::minutes(10)).await;
+    let records = agent::cmtrace::records(
+        &w.device("LAB-01").unwrap().device().drive,
+        "IntuneManagementExtension.log",
+    );
+    let times = |m: &str| -> Vec<DateTime<Utc>> {
+        records
+            .iter()
+            .filter(|(_, r)| r == m)
+            .map(|(t, _)| *t)
+            .collect()
+    };
+    let (stopped, started) = (times("EMS Agent Stopped"), times("EMS Agent Started"));
+    assert_eq!(
+        (stopped.len(), started.len()),
+        (2, 3),
+        "install, restart, reboot"
+    );
+    assert_eq!(started[1], stopped[0], "a service restart: no gap");
+    assert_eq!(
+        started[2] - stopped[1],
+        agent::agent::BOOT_TIME,
+        "a reboot: the machine was down"
+    );
     w.stop().await;
 }
