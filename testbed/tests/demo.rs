@@ -42,9 +42,28 @@ async fn the_demo_tells_the_story_and_leaves_artefacts() {
     the_logs_speak_the_real_imes_words(&demo);
     logs_and_explain_app_read_the_demos_device(&demo);
 
-    // Running it again starts afresh in the same folder.
+    // Running it again starts afresh in the same folder, and writes the same logs.
+    let logs_of = |demo: &std::path::Path| {
+        let drive = agent::device::Drive::open(demo.join("devices/DESKTOP-DEMO01/C")).unwrap();
+        testbed::logs::LOG_FILES
+            .iter()
+            .map(|f| without_ports(&agent::cmtrace::messages(&drive, f).join("\n")))
+            .collect::<Vec<String>>()
+    };
+    let first = logs_of(&demo);
     let mut again = Vec::new();
     testbed::demo::run(&options, &mut again).await.unwrap();
+    let second = logs_of(&demo);
+    for (file, (a, b)) in testbed::logs::LOG_FILES
+        .iter()
+        .zip(first.iter().zip(&second))
+    {
+        let diverge = a.lines().zip(b.lines()).find(|(x, y)| x != y);
+        assert!(
+            a == b,
+            "{file}: the same seed, the same logs; first difference: {diverge:?}"
+        );
+    }
 }
 
 #[test]
@@ -291,4 +310,40 @@ fn logs_and_explain_app_read_the_demos_device(demo: &std::path::Path) {
     ] {
         assert!(story.contains(expected), "missing {expected:?} in\n{story}");
     }
+}
+
+/// `text` with every `localhost:<port>` written `localhost:PORT` (the server listens on
+/// a new port each run) and the content keys sealed to the device's certificate left
+/// out (the device's key and the sealing are fresh randomness each run).
+fn without_ports(text: &str) -> String {
+    let text = without_between(
+        text,
+        "<EncryptionCertificateThumbprint>",
+        "</EncryptionCertificateThumbprint>",
+    );
+    let text = without_between(&text, "<EncryptedContent>", "</EncryptedContent>");
+    let text = text.as_str();
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("localhost:") {
+        let (head, tail) = rest.split_at(at + "localhost:".len());
+        out.push_str(head);
+        out.push_str("PORT");
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` without what stands between each `open` and the next `close`.
+fn without_between(text: &str, open: &str, close: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(open) {
+        out.push_str(&rest[..at + open.len()]);
+        rest = &rest[at + open.len()..];
+        rest = rest.find(close).map_or("", |end| &rest[end..]);
+    }
+    out.push_str(rest);
+    out
 }

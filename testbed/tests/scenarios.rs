@@ -36,6 +36,37 @@ fn log_bytes(world: &testbed::World) -> String {
     text.replace(world.base_url(), "https://tenantless")
 }
 
+/// Every line of every device's AppWorkload.log is one of the real IME's shapes (spec
+/// ime.md section 12), and every application poller that starts stops.
+fn speaks_the_imes_voice(world: &testbed::World, lab: &Path) {
+    const SHAPES: [&str; 6] = [
+        "[Win32App]",
+        "[StatusService]",
+        "Get policies = [",
+        "Starts verifying encrypted hash",
+        "Start unzipping",
+        "Cleaning up staging content ",
+    ];
+    for name in world.device_names() {
+        let drive = &world.device(&name).unwrap().device().drive;
+        let lines = agent::cmtrace::messages(drive, "AppWorkload.log");
+        for line in &lines {
+            assert!(
+                SHAPES.iter().any(|s| line.starts_with(s)),
+                "{}: {name}: {line:?} is not in the IME's words",
+                lab.display()
+            );
+        }
+        let count = |what: &str| lines.iter().filter(|l| l.contains(what)).count();
+        assert_eq!(
+            count("application poller starts."),
+            count("application poller stopped."),
+            "{}: {name}: every poller run is framed",
+            lab.display()
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_lab_runs_green_and_replays_identically() {
     let labs = testbed::scenario::find(&root().join("scenarios/labs"));
@@ -58,6 +89,7 @@ async fn every_lab_runs_green_and_replays_identically() {
             assert!(!report.expectations.is_empty());
             fingerprints.push(world.fingerprint().await.unwrap());
             logs.push(log_bytes(&world));
+            speaks_the_imes_voice(&world, &lab);
             world.stop().await;
         }
         assert_eq!(

@@ -168,6 +168,28 @@ async fn a_required_app_installs_on_the_first_try() {
         !drive.exists(&format!(r"C:\Windows\IMECache\{id}_{rev}")),
         "the IMECache is empty after a successful install (ContentCacheDuration unset)"
     );
+    // Detection runs right before the installer and again after it.
+    let detection = format!(
+        "[Win32App][DetectionActionHandler] Detection for policy with id: {id} resulted in action status: Success and detection state: "
+    );
+    let launch = log
+        .iter()
+        .position(|m| m.starts_with("[Win32App] Launch Win32AppInstaller"))
+        .expect("the installer ran");
+    let exit = log
+        .iter()
+        .position(|m| m == "[Win32App] lpExitCode is defined as Success")
+        .expect("its exit code");
+    assert_eq!(
+        log[..launch].last().map(String::as_str),
+        Some(format!("{detection}NotDetected.").as_str()),
+        "detection right before the installer"
+    );
+    assert_eq!(
+        log[exit + 1],
+        format!("{detection}Detected."),
+        "and right after it"
+    );
     assert!(
         !drive.exists(&format!(r"{}\{id}_{rev}.bin", win32::INCOMING)),
         "staging cleaned up"
