@@ -377,7 +377,7 @@ impl Journal {
             let _committing = self.committing.lock().await;
             let done = self.store.txn() > txn && self.committed.load(Ordering::SeqCst) >= recorded;
             if !done {
-                self.store.close_open().await;
+                let _closed = self.store.close_open().await;
                 let written = match self.flush_counted().await {
                     Ok(written) => written,
                     Err(e) => {
@@ -649,5 +649,41 @@ mod tests {
             journal.committed.load(std::sync::atomic::Ordering::SeqCst),
             2
         );
+
+        // A commit whose caller goes away while it waits leaves the gate open.
+        let (go_on, wait) = tokio::sync::oneshot::channel::<()>();
+        let writer = {
+            let (journal, store) = (journal.clone(), store.clone());
+            tokio::spawn(async move {
+                store
+                    .in_request(store.txn(), async {
+                        journal.record("D", &event(3)).await.unwrap();
+                        let _ = wait.await;
+                    })
+                    .await
+            })
+        };
+        while journal.queue().recorded < 3 {
+            tokio::task::yield_now().await;
+        }
+        let abandoned = tokio::spawn({
+            let journal = journal.clone();
+            async move { journal.commit(None).await }
+        });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        abandoned.abort();
+        let _ = abandoned.await;
+        go_on.send(()).unwrap();
+        writer.await.unwrap();
+        let fourth = event(4);
+        let late = store.in_request(store.txn(), journal.record("D", &fourth));
+        tokio::time::timeout(std::time::Duration::from_secs(5), late)
+            .await
+            .expect("a new request may write")
+            .unwrap();
+        journal.commit(None).await.unwrap();
+        assert_eq!(journal.count(&Filter::default(), None).await.unwrap(), 4);
     }
 }

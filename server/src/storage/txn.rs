@@ -283,6 +283,17 @@ fn broken(e: &sqlx::Error) -> bool {
     )
 }
 
+/// The open transaction closed to newcomers by a commit; opened again when dropped.
+pub(crate) struct Closed<'a> {
+    conn: &'a Conn,
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        self.conn.reopen();
+    }
+}
+
 /// Leaves the open transaction when a request's handling ends, finished or dropped.
 struct Leaving<'a> {
     conn: &'a Conn,
@@ -325,9 +336,14 @@ impl Store {
     }
 
     /// Closes the open transaction to new requests and waits for those in it to leave;
-    /// [`Store::commit_open`] or [`Store::rollback_open`] opens the next one.
-    pub(crate) async fn close_open(&self) {
+    /// [`Store::commit_open`] or [`Store::rollback_open`] opens the next one, and so
+    /// does dropping the guard (a commit whose caller went away must not leave every
+    /// request waiting).
+    pub(crate) async fn close_open(&self) -> Closed<'_> {
+        // Made first, so a commit dropped while it waits opens the gate again too.
+        let closed = Closed { conn: &self.conn };
         self.conn.close().await;
+        closed
     }
 
     /// The connection, in the open transaction (see the module).
