@@ -37,7 +37,7 @@ pub mod threads {
     pub const SERVICE: u32 = 1;
     /// The application poller (Win32 apps).
     pub const APP_POLLER: u32 = 14;
-    /// The PowerShell poller (platform scripts) and AgentExecutor.
+    /// The PowerShell poller (platform scripts).
     pub const POWERSHELL: u32 = 9;
     /// The status service (Company Portal, downloads).
     pub const STATUS_SERVICE: u32 = 26;
@@ -129,6 +129,14 @@ impl Pen {
     pub fn spend(&mut self, took: chrono::Duration) {
         self.at += took;
     }
+}
+
+/// A process id for a run of `what` at `at` (a multiple of 4, as Windows gives them)
+/// that a world replays.
+pub fn process_id(what: &str, at: DateTime<Utc>) -> u32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{what}|{at}").as_bytes());
+    1000 + u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 30_000 * 4
 }
 
 /// Writes a line to one of the IME's logs under a thread id.

@@ -293,7 +293,7 @@ fn run_script(
     }
     exec.info(
         device,
-        &lines::executor_created(super::scripts::pid(file, exec.at)),
+        &lines::executor_created(super::process_id(file, exec.at)),
     );
     let outcome = device.run_script(&path, TIMEOUT);
     exec.spend(chrono::Duration::milliseconds(1_200));

@@ -51,12 +51,6 @@ pub(super) fn executor_pen(at: DateTime<Utc>) -> Pen {
     Pen::new(EXECUTOR_LOG, "AgentExecutor", threads::SERVICE, at)
 }
 
-/// A process id for a script run that a world replays.
-pub(super) fn pid(id: &str, at: DateTime<Utc>) -> u32 {
-    let d = Sha256::digest(format!("{id}|{at}").as_bytes());
-    1000 + u32::from_be_bytes([d[0], d[1], d[2], d[3]]) % 30_000 * 4
-}
-
 /// What one run gave.
 struct RunResult {
     success: bool,
@@ -198,7 +192,10 @@ fn execute(
     if let Err(e) = device.drive.write(&path, body.as_bytes()) {
         return fail(format!("writing {path}: {e}"));
     }
-    exec.info(device, &lines::executor_created(pid(id, exec.at)));
+    exec.info(
+        device,
+        &lines::executor_created(super::process_id(id, exec.at)),
+    );
     let policy_name = if enforce { "allsigned" } else { "bypass" };
     exec.info(device, &lines::executor_cmd_line(policy_name, &path));
     let outcome = device.run_script(&path, TIMEOUT);
@@ -206,7 +203,7 @@ fn execute(
     exec.spend(if outcome.timed_out {
         chrono::Duration::minutes(30)
     } else {
-        chrono::Duration::milliseconds(1_800 + i64::from(pid(id, exec.at) % 900))
+        chrono::Duration::milliseconds(1_800 + i64::from(super::process_id(id, exec.at) % 900))
     });
     exec.info(device, &lines::executor_exit_code(outcome.exit_code));
     exec.info(

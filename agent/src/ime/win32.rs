@@ -862,7 +862,7 @@ fn installer_steps(
     run: &installer::Outcome,
     timeout: std::time::Duration,
 ) {
-    let pid = 1000 + u32::from_be_bytes(pid_seed(id, poll.now)) % 30_000 * 4;
+    let pid = super::process_id(id, poll.now);
     poll.pen.info(device, &lines::installer_created());
     poll.pen.info(device, &lines::process_id(pid));
     poll.pen.info(
@@ -879,12 +879,6 @@ fn installer_steps(
     poll.pen.spend(took);
     poll.pen.info(device, &lines::installation_done());
     poll.pen.info(device, &lines::exit_code(run.exit_code));
-}
-
-/// Four bytes from an app id and a time (a process id that a world replays).
-fn pid_seed(id: &str, now: DateTime<Utc>) -> [u8; 4] {
-    let digest = Sha256::digest(format!("{id}|{now}").as_bytes());
-    [digest[0], digest[1], digest[2], digest[3]]
 }
 
 /// The user asks for an available app (Company Portal's "Install"): the IME fetches the
