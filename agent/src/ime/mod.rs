@@ -233,7 +233,7 @@ pub fn start(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
         device,
         LOG,
         "IntuneManagementExtension",
-        "EMS Agent Started",
+        lines::EMS_STARTED,
         Severity::Info,
         now,
     );
@@ -258,7 +258,7 @@ pub fn stop(device: &mut Device, state: &mut AgentState, now: DateTime<Utc>) {
         device,
         LOG,
         "IntuneManagementExtension",
-        "EMS Agent Stopped",
+        lines::EMS_STOPPED,
         Severity::Info,
         now,
     );
