@@ -89,14 +89,7 @@ pub fn explain_app(
     app: &str,
 ) -> Result<String, String> {
     let policies = known_policies(drive);
-    let id = policies
-        .iter()
-        .find(|p| {
-            p["Id"]
-                .as_str()
-                .is_some_and(|i| i.eq_ignore_ascii_case(app))
-                || p["Name"].as_str() == Some(app)
-        })
+    let id = win32::find_policy(&policies, app)
         .and_then(|p| p["Id"].as_str())
         .unwrap_or(app)
         .to_lowercase();

@@ -881,6 +881,16 @@ fn installer_steps(
     poll.pen.info(device, &lines::exit_code(run.exit_code));
 }
 
+/// The policy of an app named by its id (in any case) or its display name.
+pub fn find_policy<'a>(policies: &'a [Value], app: &str) -> Option<&'a Value> {
+    policies.iter().find(|p| {
+        p["Id"]
+            .as_str()
+            .is_some_and(|i| i.eq_ignore_ascii_case(app))
+            || p["Name"].as_str() == Some(app)
+    })
+}
+
 /// The user asks for an available app (Company Portal's "Install"): the IME fetches the
 /// available apps, picks the one named (by id or display name) and processes it.
 pub async fn install_available(
@@ -918,16 +928,7 @@ pub async fn install_available(
         "OnDemand",
     )
     .await?;
-    let Some(id) = all
-        .iter()
-        .find(|p| {
-            p["Id"]
-                .as_str()
-                .is_some_and(|i| i.eq_ignore_ascii_case(app))
-                || p["Name"].as_str() == Some(app)
-        })
-        .and_then(|p| p["Id"].as_str())
-    else {
+    let Some(id) = find_policy(&all, app).and_then(|p| p["Id"].as_str()) else {
         pen.info(device, &lines::poller_stopped());
         return Ok(false);
     };
