@@ -8,6 +8,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
+use common::seeded;
 use common::*;
 use serde_json::{json, Value};
 
@@ -96,19 +97,6 @@ impl Drop for ServerProcess {
     }
 }
 
-/// A small deterministic generator (the campaign's moments come from a seed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
 async fn all_events(admin: &AdminClient, kind: &str) -> Vec<Value> {
     let (status, v) = admin
         .get(&format!(
@@ -136,16 +124,10 @@ async fn every_answered_request_survives_kill_9_on_postgres() {
 /// default; `TENANTLESS_SEED` picks the moments), then checks the journal.
 async fn campaign(db: Option<&str>) {
     install_provider();
-    let kills: u64 = std::env::var("TENANTLESS_KILLS")
-        .ok()
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(20);
-    let seed: u64 = std::env::var("TENANTLESS_SEED")
-        .ok()
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(16);
+    let kills = seeded::env_number("TENANTLESS_KILLS", 20);
+    let seed = seeded::env_number("TENANTLESS_SEED", 16);
     eprintln!("kill campaign: {kills} kills, TENANTLESS_SEED={seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = seeded::Lcg(seed);
     let dir = tempfile::tempdir().unwrap();
     let (device_addr, admin_addr) = (free_port(), free_port());
     let mut server = ServerProcess::start(dir.path(), db, device_addr, admin_addr);

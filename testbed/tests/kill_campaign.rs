@@ -8,6 +8,8 @@
 #[path = "../../server/tests/common/cluster.rs"]
 mod cluster;
 mod common;
+#[path = "../../server/tests/common/seeded.rs"]
+mod seeded;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -15,29 +17,10 @@ use std::time::Duration as Wall;
 
 use chrono::Duration;
 use common::{free_port, server_on};
+use seeded::{env_number, Lcg};
 use server::journal::{Entry, Filter};
 use testbed::remote_server::RemoteOptions;
 use testbed::world::{AdminBody, World, WorldOptions};
-
-/// A small deterministic generator (the campaign's moments come from a seed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// The kinds of event a device's acknowledged result entries become, one each.
 const RESULT_KINDS: [&str; 3] = ["app_report", "script_result", "remediation_result"];

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 pub mod cluster;
+pub mod seeded;
 #[allow(unused_imports)]
 pub use cluster::Cluster;
 
