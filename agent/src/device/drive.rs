@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Log records kept before they are written regardless.
-const MAX_PENDING_LOGS: usize = 2048;
+const MAX_PENDING_LOGS: usize = 512;
 
 /// The `C:` drive of one device.
 #[derive(Debug, Clone)]
