@@ -324,17 +324,7 @@ pub async fn checkin(
     }
     poll.pen.info(device, &lines::poller_stopped());
     state.ime.last_poll = Some(now);
-    if !reports.is_empty() {
-        gateway::send_report(
-            &mut state.ime.outbox,
-            &gw,
-            "Win32AppResult",
-            reports,
-            "Unknown",
-            (&device.profile.device_id, now),
-        )
-        .await?;
-    }
+    send_results(device, state, &gw, reports, ("Unknown", now)).await?;
     state.ime.next_checkin = Some(now + Duration::minutes(60));
     Ok(policies.len())
 }
@@ -966,18 +956,30 @@ pub async fn install_available(
     reports.extend(report);
     poll.pen.info(device, &lines::done_subgraph());
     poll.pen.info(device, &lines::poller_stopped());
-    if !reports.is_empty() {
-        gateway::send_report(
-            &mut state.ime.outbox,
-            &gw,
-            "Win32AppResult",
-            reports,
-            "OnDemand",
-            (&device.profile.device_id, now),
-        )
-        .await?;
-    }
+    send_results(device, state, &gw, reports, ("OnDemand", now)).await?;
     Ok(true)
+}
+
+/// Sends the app state reports a poller run produced (`Win32AppResult`), if any.
+async fn send_results(
+    device: &Device,
+    state: &mut AgentState,
+    gw: &gateway::Session<'_>,
+    reports: Vec<Value>,
+    (reason, now): (&str, DateTime<Utc>),
+) -> Result<(), AgentError> {
+    if reports.is_empty() {
+        return Ok(());
+    }
+    gateway::send_report(
+        &mut state.ime.outbox,
+        gw,
+        "Win32AppResult",
+        reports,
+        reason,
+        (&device.profile.device_id, now),
+    )
+    .await
 }
 
 /// The enforcement of an install: content (cached, or downloaded, checked, decrypted
