@@ -22,6 +22,7 @@ pub mod inventory;
 pub mod journal;
 pub mod omadm;
 pub mod pki;
+pub mod probe;
 pub mod scripts;
 pub mod secret;
 pub mod state;

@@ -56,3 +56,12 @@ async fn journal_events_waiting_to_be_written_survive_a_stop() {
     assert_eq!(enrolled.len(), 1, "{enrolled:?}");
     second.stop().await;
 }
+
+#[tokio::test]
+async fn the_probe_says_ready_while_the_server_runs_and_not_after_it_stops() {
+    let (server, _dir) = start().await;
+    let addr = server.admin_addr;
+    assert_eq!(server::probe::ready(addr).await, Ok(()));
+    server.stop().await;
+    assert!(server::probe::ready(addr).await.is_err());
+}

@@ -10,53 +10,71 @@ use server::config::{Config, DEFAULT_IME_VERSION};
 /// The Tenantless management service: MS-MDE2 enrollment and OMA-DM sessions for
 /// Windows devices on an HTTPS listener, and an admin API (Microsoft Graph shapes) on
 /// an HTTP listener.
+///
+/// Every flag can also be given as the environment variable shown beside it (the flag
+/// wins), which is how the container image is configured.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
     /// Where the database, the CA (`pki/ca.pem` is the certificate devices must trust)
     /// and hosted content live. Created on first start.
-    #[arg(long, default_value = "./tenantless-data")]
+    #[arg(long, default_value = "./tenantless-data", env = "TENANTLESS_DATA_DIR")]
     data_dir: PathBuf,
     /// Address of the device-facing HTTPS listener (enrollment, management, content).
-    #[arg(long, default_value = "127.0.0.1:8443")]
+    #[arg(long, default_value = "127.0.0.1:8443", env = "TENANTLESS_LISTEN")]
     listen: SocketAddr,
     /// Address of the admin HTTP listener (keep it on loopback).
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        env = "TENANTLESS_ADMIN_LISTEN"
+    )]
     admin_listen: SocketAddr,
     /// Database URL: `sqlite://PATH` or `postgres://...`. Default: SQLite at
     /// DATA_DIR/tenantless.db.
-    #[arg(long)]
+    #[arg(long, env = "TENANTLESS_DB", hide_env_values = true)]
     db: Option<String>,
     /// The enrollment secret: any user name with this password may enroll.
-    #[arg(long, default_value = "tenantless", env = "TENANTLESS_ENROLL_SECRET")]
+    #[arg(
+        long,
+        default_value = "tenantless",
+        env = "TENANTLESS_ENROLL_SECRET",
+        hide_env_values = true
+    )]
     enroll_secret: String,
     /// The admin API's bearer token.
     #[arg(
         long,
         default_value = "tenantless-admin",
-        env = "TENANTLESS_ADMIN_TOKEN"
+        env = "TENANTLESS_ADMIN_TOKEN",
+        hide_env_values = true
     )]
     admin_token: String,
     /// The base URL devices reach this server at (default: https://localhost:PORT).
-    #[arg(long)]
+    #[arg(long, env = "TENANTLESS_PUBLIC_URL")]
     public_url: Option<String>,
     /// The IME version delivered to devices that need it.
-    #[arg(long, default_value = DEFAULT_IME_VERSION)]
+    #[arg(long, default_value = DEFAULT_IME_VERSION, env = "TENANTLESS_IME_VERSION")]
     ime_version: String,
     /// Seed for the server's random choices, for reproducible journals.
-    #[arg(long)]
+    #[arg(long, env = "TENANTLESS_SEED")]
     seed: Option<u64>,
     /// The world clock: `real`, `manual` (moves only by POST /testbed/clock/advance) or
     /// `scaled:N` (N times real time, and advanceable). Agents follow it with
     /// `tenantless-agent --clock server run`.
-    #[arg(long, default_value = "real")]
+    #[arg(long, default_value = "real", env = "TENANTLESS_CLOCK")]
     clock: String,
     /// World time at start for manual and scaled clocks (RFC 3339; default: now).
-    #[arg(long)]
+    #[arg(long, env = "TENANTLESS_CLOCK_START")]
     clock_start: Option<String>,
     /// How long a device may take over its TLS handshake (real time: `10s`, `2m`).
     #[arg(long, default_value = "10s", env = "TENANTLESS_HANDSHAKE_TIMEOUT")]
     handshake_timeout: String,
+    /// Do not serve: ask the server configured here (its --admin-listen, loopback for
+    /// 0.0.0.0) whether it is up and its database answers, and exit 0 if so (the
+    /// container image's HEALTHCHECK).
+    #[arg(long)]
+    probe: bool,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +93,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.probe {
+        return match runtime.block_on(server::probe::ready(args.admin_listen)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("tenantless-server: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let start = match args.clock_start.as_deref().map(server::clock::parse) {
         Some(None) => {
             eprintln!("tenantless-server: --clock-start is not an RFC 3339 time");
