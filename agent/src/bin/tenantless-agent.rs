@@ -29,36 +29,10 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Enroll the device (creating it if the directory is empty), then check in once.
-    Enroll {
-        /// The server's base URL (https://host:port) or its discovery URL.
-        #[arg(long)]
-        server: String,
-        /// The user's e-mail address.
-        #[arg(long)]
-        user: String,
-        /// The enrollment secret (or TENANTLESS_ENROLL_SECRET, or --secret-file: a
-        /// command line is visible to every user of the machine).
-        #[arg(long, env = "TENANTLESS_ENROLL_SECRET", hide_env_values = true)]
-        secret: Option<String>,
-        /// A file holding the enrollment secret (its first line).
-        #[arg(long, conflicts_with = "secret")]
-        secret_file: Option<PathBuf>,
-        /// A CA certificate (PEM) to trust for the server, e.g. DATA_DIR/pki/ca.pem.
-        #[arg(long)]
-        ca: Vec<PathBuf>,
-        /// A device profile (JSON) for a new device.
-        #[arg(long)]
-        profile: Option<PathBuf>,
-        /// The computer name of a new device.
-        #[arg(long)]
-        device_name: Option<String>,
-        /// Use an ECDSA key instead of Windows' RSA-2048 (faster, for fleets).
-        #[arg(long)]
-        fast_keys: bool,
-        /// Authenticate management sessions with the MD5 digest, not the certificate.
-        #[arg(long)]
-        digest: bool,
-    },
+    Enroll(EnrollArgs),
+    /// Enroll unless the directory already holds an enrolled device, then run until
+    /// stopped (a container's device: `docker compose` starts it with this).
+    Join(EnrollArgs),
     /// Run in real time: check in on the poll schedule, until interrupted.
     Run,
     /// Check in now (the Company Portal's "Sync").
@@ -81,6 +55,41 @@ enum Cmd {
     },
     /// Show enrollment, last session, IME version and installed programs (JSON).
     Status,
+    /// Exit 0 if the directory holds an enrolled device (a container's HEALTHCHECK).
+    Health,
+}
+
+/// How a device enrolls.
+#[derive(clap::Args, Debug)]
+struct EnrollArgs {
+    /// The server's base URL (https://host:port) or its discovery URL.
+    #[arg(long)]
+    server: String,
+    /// The user's e-mail address.
+    #[arg(long)]
+    user: String,
+    /// The enrollment secret (or TENANTLESS_ENROLL_SECRET, or --secret-file: a
+    /// command line is visible to every user of the machine).
+    #[arg(long, env = "TENANTLESS_ENROLL_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// A file holding the enrollment secret (its first line).
+    #[arg(long, conflicts_with = "secret")]
+    secret_file: Option<PathBuf>,
+    /// A CA certificate (PEM) to trust for the server, e.g. DATA_DIR/pki/ca.pem.
+    #[arg(long)]
+    ca: Vec<PathBuf>,
+    /// A device profile (JSON) for a new device.
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// The computer name of a new device.
+    #[arg(long)]
+    device_name: Option<String>,
+    /// Use an ECDSA key instead of Windows' RSA-2048 (faster, for fleets).
+    #[arg(long)]
+    fast_keys: bool,
+    /// Authenticate management sessions with the MD5 digest, not the certificate.
+    #[arg(long)]
+    digest: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -218,76 +227,22 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         }
     };
     match cli.command {
-        Cmd::Enroll {
-            server,
-            user,
-            secret,
-            secret_file,
-            ca,
-            profile,
-            device_name,
-            fast_keys,
-            digest,
-        } => {
-            let mut agent = if Agent::exists(&dir) {
-                Agent::open(&dir)?
-            } else {
-                let mut p: DeviceProfile = match profile {
-                    Some(path) => {
-                        let bytes = std::fs::read(&path)
-                            .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
-                        serde_json::from_slice(&bytes)
-                            .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?
-                    }
-                    None => DeviceProfile::default(),
-                };
-                if let Some(name) = device_name {
-                    p.device_name = name;
-                }
-                p.fast_keys |= fast_keys;
-                p.user_principal_name = user.clone();
-                Agent::create(&dir, p, seed())?
-            };
-            let secret = match (secret, secret_file) {
-                (_, Some(path)) => std::fs::read_to_string(&path)
-                    .map(|text| text.lines().next().unwrap_or_default().to_owned())
-                    .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?,
-                (Some(secret), None) => secret,
-                (None, None) => return Err(AgentError::Config(
-                    "enroll needs the secret: --secret-file, TENANTLESS_ENROLL_SECRET or --secret"
-                        .into(),
-                )),
-            };
-            let mut trusted = Vec::new();
-            for path in ca {
-                trusted.push(
-                    std::fs::read_to_string(&path)
-                        .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?,
-                );
-            }
-            let request = EnrollRequest {
-                server,
-                user,
-                secret,
-                trusted_ca_pem: trusted,
-                digest_only: digest,
-            };
-            let now = match source {
-                ClockSource::System => system_now(),
-                ClockSource::Server => {
-                    let client = agent::http::client(&request.trusted_ca_pem, None)?;
-                    agent::remote_clock::now(&client, &request.server).await?
-                }
-            };
-            agent.enroll(&request, now).await?;
-            println!(
-                "enrolled {} ({})",
-                agent.device().profile.device_name,
-                agent.device().profile.device_id
-            );
+        Cmd::Enroll(args) => {
+            let mut agent = enroll(&dir, source, args).await?;
             let now = now_for(source, &mut agent).await?;
             report(agent.run_due(now).await?);
             Ok(())
+        }
+        Cmd::Join(args) => {
+            let enrolled = Agent::exists(&dir)
+                && Agent::open(&dir).is_ok_and(|a| a.state().enrollment.is_some());
+            if !enrolled {
+                enroll(&dir, source, args).await?.save()?;
+            }
+            match source {
+                ClockSource::Server => follow_server(&dir).await,
+                ClockSource::System => run_forever(&dir).await,
+            }
         }
         Cmd::Run if source == ClockSource::Server => follow_server(&dir).await,
         Cmd::Run => run_forever(&dir).await,
@@ -317,6 +272,13 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
         Cmd::RestartIme => act(&dir, source, Agent::restart_ime, "IME service restarted").await,
         Cmd::StopIme => act(&dir, source, Agent::stop_ime, "IME service stopped").await,
         Cmd::Registry { action } => registry(&dir, action),
+        Cmd::Health => {
+            if open(&dir)?.state().enrollment.is_none() {
+                return Err(AgentError::NotEnrolled);
+            }
+            println!("enrolled");
+            Ok(())
+        }
         Cmd::Status => {
             let agent = open(&dir)?;
             let text = serde_json::to_string_pretty(&agent.status())
@@ -325,6 +287,80 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             Ok(())
         }
     }
+}
+
+/// Creates the device if the directory is empty, and enrolls it.
+async fn enroll(dir: &Path, source: ClockSource, args: EnrollArgs) -> Result<Agent, AgentError> {
+    let EnrollArgs {
+        server,
+        user,
+        secret,
+        secret_file,
+        ca,
+        profile,
+        device_name,
+        fast_keys,
+        digest,
+    } = args;
+    let mut agent = if Agent::exists(dir) {
+        Agent::open(dir)?
+    } else {
+        let mut p: DeviceProfile = match profile {
+            Some(path) => {
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?
+            }
+            None => DeviceProfile::default(),
+        };
+        if let Some(name) = device_name {
+            p.device_name = name;
+        }
+        p.fast_keys |= fast_keys;
+        p.user_principal_name = user.clone();
+        Agent::create(dir, p, seed())?
+    };
+    let secret = match (secret, secret_file) {
+        (_, Some(path)) => std::fs::read_to_string(&path)
+            .map(|text| text.lines().next().unwrap_or_default().to_owned())
+            .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?,
+        (Some(secret), None) => secret,
+        (None, None) => {
+            return Err(AgentError::Config(
+                "enroll needs the secret: --secret-file, TENANTLESS_ENROLL_SECRET or --secret"
+                    .into(),
+            ))
+        }
+    };
+    let mut trusted = Vec::new();
+    for path in ca {
+        trusted.push(
+            std::fs::read_to_string(&path)
+                .map_err(|e| AgentError::Config(format!("{}: {e}", path.display())))?,
+        );
+    }
+    let request = EnrollRequest {
+        server,
+        user,
+        secret,
+        trusted_ca_pem: trusted,
+        digest_only: digest,
+    };
+    let now = match source {
+        ClockSource::System => system_now(),
+        ClockSource::Server => {
+            let client = agent::http::client(&request.trusted_ca_pem, None)?;
+            agent::remote_clock::now(&client, &request.server).await?
+        }
+    };
+    agent.enroll(&request, now).await?;
+    println!(
+        "enrolled {} ({})",
+        agent.device().profile.device_name,
+        agent.device().profile.device_id
+    );
+    Ok(agent)
 }
 
 fn report(activities: Vec<agent::Activity>) {
@@ -414,7 +450,7 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
     let mut agent = open(dir)?;
     std::fs::write(dir.join("run.pid"), std::process::id().to_string())?;
     println!(
-        "running {} ({}); Ctrl-C to stop",
+        "running {} ({}); Ctrl-C or SIGTERM to stop",
         agent.device().profile.device_name,
         agent.device().profile.device_id
     );
@@ -439,7 +475,7 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
             .min(Duration::from_secs(1));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = tokio::signal::ctrl_c() => break,
+            _ = stop_requested() => break,
         }
     }
     let _ = std::fs::remove_file(dir.join("run.pid"));
@@ -457,13 +493,13 @@ async fn follow_server(dir: &Path) -> Result<(), AgentError> {
         .map(|e| e.addr.clone())
         .ok_or(AgentError::NotEnrolled)?;
     let follower = agent.device().profile.device_id.clone();
-    println!("following the world clock of {addr}; Ctrl-C to stop");
+    println!("following the world clock of {addr}; Ctrl-C or SIGTERM to stop");
     loop {
         let client = agent.client()?;
         let due = agent.next_due();
         let waited = tokio::select! {
             w = agent::remote_clock::wait(&client, &addr, &follower, due) => w,
-            _ = tokio::signal::ctrl_c() => break,
+            _ = stop_requested() => break,
         };
         let now = match waited {
             Ok(now) => now,
@@ -481,4 +517,19 @@ async fn follow_server(dir: &Path) -> Result<(), AgentError> {
         }
     }
     agent.save()
+}
+
+/// Ctrl-C, or SIGTERM as `docker stop` and service managers send: the device saves
+/// and stops.
+async fn stop_requested() {
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        return;
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
