@@ -11,7 +11,10 @@ use server::journal::{Entry, Expectation, Filter, Verification};
 /// How to reach a remote server.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
-    /// The admin API's URL, e.g. `http://127.0.0.1:8080`.
+    /// The admin API's URL, e.g. `http://127.0.0.1:8080`; or the admin URLs of several
+    /// replicas of one server behind one PostgreSQL, separated by commas: admin calls go
+    /// to the first that can be reached, and the world's clock moves on every one that
+    /// can (each replica keeps its own clock).
     pub admin_url: String,
     /// The admin API's bearer token.
     pub admin_token: String,
@@ -39,7 +42,7 @@ impl RemoteServer {
     pub async fn connect(options: RemoteOptions, start: DateTime<Utc>) -> Result<Self, String> {
         let mut remote = RemoteServer {
             options,
-            http: reqwest::Client::new(),
+            http: admin_client()?,
             base_url: String::new(),
             ca_pem: String::new(),
         };
@@ -55,11 +58,11 @@ impl RemoteServer {
             .unwrap_or_default()
             .to_owned();
         remote.ca_pem = info["caPem"].as_str().unwrap_or_default().to_owned();
+        // One reset empties the shared database; each replica's reset also sets its clock.
         remote
-            .call(
-                "POST",
+            .on_every_replica(
                 "/testbed/reset",
-                Some(json!({ "everything": true, "now": server::clock::format(start) })),
+                json!({ "everything": true, "now": server::clock::format(start) }),
             )
             .await?;
         Ok(remote)
@@ -70,9 +73,40 @@ impl RemoteServer {
         &self.options.enroll_secret
     }
 
-    /// The admin API's URL.
+    /// The admin API's URL (the first replica's).
     pub fn admin_url(&self) -> &str {
-        self.options.admin_url.trim_end_matches('/')
+        self.replicas().next().unwrap_or_default()
+    }
+
+    /// Every replica's admin URL.
+    fn replicas(&self) -> impl Iterator<Item = &str> {
+        self.options
+            .admin_url
+            .split(',')
+            .map(|url| url.trim().trim_end_matches('/'))
+            .filter(|url| !url.is_empty())
+    }
+
+    /// POSTs to every replica that can be reached; an error if none could, or if one
+    /// that could said no.
+    async fn on_every_replica(&self, path: &str, body: Value) -> Result<(), String> {
+        let mut reached = false;
+        let mut unreachable = Vec::new();
+        for base in self.replicas() {
+            let body = crate::world::AdminBody::Json(body.clone());
+            match self.send(base, "POST", path, body).await {
+                Err(e) => unreachable.push(e),
+                Ok((status, answer)) => {
+                    reached = true;
+                    check(base, "POST", path, status, answer)?;
+                }
+            }
+        }
+        if reached {
+            Ok(())
+        } else {
+            Err(unreachable.join("; "))
+        }
     }
 
     /// One admin call; the status and JSON answer.
@@ -82,12 +116,29 @@ impl RemoteServer {
         path: &str,
         body: crate::world::AdminBody,
     ) -> (u16, Value) {
-        let url = format!("{}{path}", self.admin_url());
+        let mut failures = Vec::new();
+        for base in self.replicas() {
+            match self.send(base, method, path, body.clone()).await {
+                Ok(answer) => return answer,
+                Err(e) => failures.push(e),
+            }
+        }
+        (0, json!({ "detail": failures.join("; ") }))
+    }
+
+    /// One admin call to one replica; Err when it cannot be reached.
+    async fn send(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: crate::world::AdminBody,
+    ) -> Result<(u16, Value), String> {
         let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::GET);
         let req = self
             .http
-            .request(method, url)
+            .request(method, format!("{base}{path}"))
             .bearer_auth(&self.options.admin_token);
         let req = match body {
             crate::world::AdminBody::None => req,
@@ -97,9 +148,9 @@ impl RemoteServer {
         match req.send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
-                (status, r.json().await.unwrap_or(Value::Null))
+                Ok((status, r.json().await.unwrap_or(Value::Null)))
             }
-            Err(e) => (0, json!({ "detail": e.to_string() })),
+            Err(e) => Err(format!("{base}: {e}")),
         }
     }
 
@@ -107,28 +158,16 @@ impl RemoteServer {
     async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let body = body.map_or(crate::world::AdminBody::None, crate::world::AdminBody::Json);
         let (status, answer) = self.request(method, path, body).await;
-        if (200..300).contains(&status) {
-            Ok(answer)
-        } else {
-            let detail = answer["detail"]
-                .as_str()
-                .map_or(answer.to_string(), str::to_owned);
-            Err(format!(
-                "{method} {}{path}: HTTP {status} {detail}",
-                self.admin_url()
-            ))
-        }
+        check(self.admin_url(), method, path, status, answer)
     }
 
     /// Moves the server's clock to `to` (the world only moves forward).
     pub async fn set_clock(&self, to: DateTime<Utc>) -> Result<(), String> {
-        self.call(
-            "POST",
+        self.on_every_replica(
             "/testbed/clock/advance",
-            Some(json!({ "to": server::clock::format(to) })),
+            json!({ "to": server::clock::format(to) }),
         )
         .await
-        .map(|_| ())
     }
 
     /// Marks a device as needing the IME; true if its installation was queued.
@@ -193,5 +232,38 @@ impl RemoteServer {
         };
         let events = self.events(&scope).await?;
         Ok(Verification::check(filter, expectation, &events))
+    }
+}
+
+/// An HTTP client for admin APIs. It trusts the system's CA certificates when there are
+/// some, and works without them (a minimal container holds none; the admin API is
+/// usually plain HTTP), where `reqwest::Client::new()` would panic.
+pub fn admin_client() -> Result<reqwest::Client, String> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .build()
+        .or_else(|_| {
+            reqwest::Client::builder()
+                .tls_certs_only(std::iter::empty())
+                .build()
+        })
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))
+}
+
+/// A 2xx answer's JSON, or an error naming the call.
+fn check(
+    base: &str,
+    method: &str,
+    path: &str,
+    status: u16,
+    answer: Value,
+) -> Result<Value, String> {
+    if (200..300).contains(&status) {
+        Ok(answer)
+    } else {
+        let detail = answer["detail"]
+            .as_str()
+            .map_or(answer.to_string(), str::to_owned);
+        Err(format!("{method} {base}{path}: HTTP {status} {detail}"))
     }
 }

@@ -640,7 +640,10 @@ impl World {
             Backend::Remote(r) => return r.request(method, path, body).await,
         };
         let url = format!("http://{}{path}", server.admin_addr);
-        let http = reqwest::Client::new();
+        let http = match crate::remote_server::admin_client() {
+            Ok(http) => http,
+            Err(e) => return (0, serde_json::json!({ "detail": e })),
+        };
         let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::GET);
         let req = http.request(method, url).bearer_auth(ADMIN_TOKEN);

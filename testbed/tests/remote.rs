@@ -182,3 +182,53 @@ fn scenarios_run_against_a_remote_server() {
     let text = String::from_utf8_lossy(&events.stdout);
     assert!(text.contains("client health"), "{text}");
 }
+
+#[tokio::test]
+async fn a_world_moves_the_clock_of_every_replica_and_skips_one_that_is_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, _base, admin_a) = server(&dir.path().join("a"));
+    let (_b, _base, admin_b) = server(&dir.path().join("b"));
+    let down = {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", socket.local_addr().unwrap())
+    };
+    let lab = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scenarios/labs")
+        .join("01-ime-arrives-by-syncml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .arg("run")
+        .arg(&lab)
+        .args(["--server", &format!("{down},{admin_a},{admin_b}")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::new();
+    let mut clocks = Vec::new();
+    for admin in [&admin_a, &admin_b] {
+        let clock: serde_json::Value = http
+            .get(format!("{admin}/testbed/clock"))
+            .bearer_auth("tenantless-admin")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        clocks.push(clock["now"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        clocks[0], clocks[1],
+        "both replicas stand at the world's time"
+    );
+    assert!(
+        clocks[0].as_str() > "2026-11-24T09:00:00.000Z",
+        "{clocks:?}"
+    );
+}

@@ -52,8 +52,9 @@ enum Command {
         #[arg(long)]
         pace: Option<f64>,
         /// Run against this tenantless-server's admin URL (started with `--clock
-        /// manual`; it is reset before each scenario) instead of one in-process.
-        #[arg(long)]
+        /// manual`; it is reset before each scenario) instead of one in-process. Replicas
+        /// of one server behind one PostgreSQL: their admin URLs, comma-separated.
+        #[arg(long, env = "TENANTLESS_SERVER")]
         server: Option<String>,
         /// The remote server's admin token.
         #[arg(
@@ -178,9 +179,8 @@ struct ServerArgs {
 
 impl ServerArgs {
     async fn get(&self, path: &str, query: &[(&str, String)]) -> Result<serde_json::Value, String> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        let response = reqwest::Client::new()
+        let response = testbed::remote_server::admin_client()?
             .get(&url)
             .bearer_auth(&self.token)
             .query(query)
