@@ -1,6 +1,7 @@
 //! What people and tools type at Tenantless: scenario files (TOML), journal filters and
-//! expectations (JSON, as `/testbed/verify` takes them), clock durations, and the IME
-//! gateway's compressed policy payloads, read by the server and the agent.
+//! expectations (JSON, as `/testbed/verify` takes them), clock durations, the IME
+//! gateway's compressed policy payloads, read by the server and the agent, and the admin
+//! API's OData query strings (`$filter`, `$orderby`, `$top`...).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -19,4 +20,16 @@ fuzz_target!(|data: &[u8]| {
     let _ = server::worldclock::parse_duration(text);
     let _ = server::apps::policy::decompress(text);
     let _ = agent::ime::gateway::decompress(text);
+    let entity = serde_json::json!({ "deviceName": "PC-01", "n": 3, "a": { "b": null } });
+    if let Ok(filter) = server::odata::filter::parse(text) {
+        let _ = filter.matches(&entity);
+    }
+    if let Ok(options) = server::odata::Options::parse(text, Default::default(), String::new()) {
+        let collection = server::odata::Collection {
+            context: "c",
+            expandable: &[],
+            searchable: &["deviceName"],
+        };
+        let _ = options.page(vec![entity.clone(), entity], &collection);
+    }
 });

@@ -137,7 +137,7 @@ fn not_committed(path: &str) -> axum::response::Response {
     if path.starts_with("/EnrollmentServer/") {
         return crate::enroll::not_committed_fault();
     }
-    let mut response = crate::admin::Problem::new(
+    let mut response = crate::api_error::ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "the request's changes could not be committed; try again",
     )
@@ -248,7 +248,9 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
         state.config.handshake_timeout,
         rx.clone(),
     ));
-    let admin = crate::admin::router(state.clone());
+    let admin = axum::ServiceExt::<axum::extract::Request>::into_make_service(
+        crate::admin::service(state.clone()),
+    );
     let mut admin_rx = rx;
     let admin_task = tokio::spawn(async move {
         let stop = async move {

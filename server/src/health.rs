@@ -7,15 +7,15 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::admin::Problem;
+use crate::api_error::ApiError;
 use crate::journal::Event;
 use crate::state::Shared;
 use crate::storage::{AgentHealthRow, Device};
 
 /// Records an agent status report.
-pub async fn report(state: &Shared, device: &Device, payload: &str) -> Result<(), Problem> {
+pub async fn report(state: &Shared, device: &Device, payload: &str) -> Result<(), ApiError> {
     let r: Value = serde_json::from_str(payload).map_err(|e| {
-        Problem::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("AgentStatusReport payload: {e}"),
         )

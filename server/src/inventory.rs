@@ -5,13 +5,15 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::admin::Problem;
+use crate::api_error::ApiError;
 use crate::journal::Event;
+use crate::odata::{Collection, Options};
 use crate::state::Shared;
 use crate::storage::{Device, InventoryRow};
 
@@ -26,9 +28,9 @@ pub fn admin_routes() -> Router<Shared> {
 }
 
 /// Records an upload: `{InventoryType: "Full" | "Delta", Programs: [...]}`.
-pub async fn upload(state: &Shared, device: &Device, payload: &str) -> Result<(), Problem> {
+pub async fn upload(state: &Shared, device: &Device, payload: &str) -> Result<(), ApiError> {
     let body: Value = serde_json::from_str(payload).map_err(|e| {
-        Problem::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("ApplicationInventory payload: {e}"),
         )
@@ -86,7 +88,10 @@ fn app_id(name: &str, version: &str) -> String {
     hex::encode(&Sha256::digest(format!("{name}|{version}").as_bytes())[..16])
 }
 
-async fn detected_apps(State(state): State<Shared>) -> Result<Json<Value>, Problem> {
+async fn detected_apps(
+    State(state): State<Shared>,
+    options: Options,
+) -> Result<Response, ApiError> {
     let mut apps: Vec<(String, String, String, Vec<String>)> = Vec::new();
     for r in state.store.all_inventory().await? {
         match apps.iter_mut().find(|a| a.0 == r.name && a.1 == r.version) {
@@ -107,13 +112,21 @@ async fn detected_apps(State(state): State<Shared>) -> Result<Json<Value>, Probl
             })
         })
         .collect();
-    Ok(Json(json!({ "value": value })))
+    options.page(
+        value,
+        &Collection {
+            context: "deviceManagement/detectedApps",
+            expandable: &[],
+            searchable: &["displayName"],
+        },
+    )
 }
 
 async fn detected_app_devices(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+    options: Options,
+) -> Result<Response, ApiError> {
     let mut devices = Vec::new();
     for r in state.store.all_inventory().await? {
         if app_id(&r.name, &r.version) == id {
@@ -122,5 +135,13 @@ async fn detected_app_devices(
             }
         }
     }
-    Ok(Json(json!({ "value": devices })))
+    let context = format!("deviceManagement/detectedApps('{id}')/managedDevices");
+    options.page(
+        devices,
+        &Collection {
+            context: &context,
+            expandable: &[],
+            searchable: &["deviceName"],
+        },
+    )
 }

@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod api_error;
 pub mod app;
 pub mod apps;
 pub mod clock;
@@ -20,6 +21,7 @@ pub mod health;
 pub mod ime;
 pub mod inventory;
 pub mod journal;
+pub mod odata;
 pub mod omadm;
 pub mod pki;
 pub mod probe;

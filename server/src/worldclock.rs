@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admin::Problem;
+use crate::api_error::ApiError;
 use crate::clock;
 use crate::state::Shared;
 
@@ -97,10 +97,10 @@ pub async fn get_clock_for_devices(
     State(state): State<Shared>,
     peer: Option<axum::Extension<crate::tls::PeerCertificate>>,
     Query(mut q): Query<ClockQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Value>, ApiError> {
     if q.follower.is_some() {
         let unknown = || {
-            Problem::new(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "following the clock needs an enrolled device's certificate",
             )
@@ -121,10 +121,10 @@ pub async fn get_clock_for_devices(
 pub async fn get_clock(
     State(state): State<Shared>,
     Query(q): Query<ClockQuery>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Value>, ApiError> {
     let until = match &q.until {
         Some(t) => Some(clock::parse(t).ok_or_else(|| {
-            Problem::new(
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("until {t:?} is not an RFC 3339 time"),
             )
@@ -228,46 +228,46 @@ const MAX_ADVANCE_DAYS: i64 = 3660;
 pub async fn advance(
     State(state): State<Shared>,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Value>, ApiError> {
     let req: AdvanceRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("advance: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("advance: {e}")))?;
     let now = state.now();
     let target = match (&req.by, &req.to) {
         (Some(by), None) => parse_duration(by)
             .and_then(|d| now.checked_add_signed(d))
             .ok_or_else(|| {
-                Problem::new(
+                ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("by {by:?} is not a duration like 90s, 20m, 8h, 7d"),
                 )
             })?,
         (None, Some(to)) => clock::parse(to).ok_or_else(|| {
-            Problem::new(
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("to {to:?} is not an RFC 3339 time"),
             )
         })?,
         _ => {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "give exactly one of by and to",
             ))
         }
     };
     if target < now {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "the world clock does not go backwards",
         ));
     }
     if target - now > Duration::days(MAX_ADVANCE_DAYS) {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("one advance moves the world clock {MAX_ADVANCE_DAYS} days at most"),
         ));
     }
     if state.clock.mode() == "real" {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::CONFLICT,
             "this server's clock is the real one (start it with --clock manual or scaled:N)",
         ));

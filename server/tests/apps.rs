@@ -124,7 +124,7 @@ async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back(
         .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
         .await;
     assert_eq!(
-        device["tenantless"]["imeState"], "queued",
+        device["@tenantless.details"]["imeState"], "queued",
         "targeting a device with a Win32 app brings the IME"
     );
 
@@ -308,7 +308,7 @@ async fn a_gateway_envelope_that_is_not_an_object_is_refused_and_the_server_goes
         assert_eq!(r.status().as_u16(), 400, "{body}");
         let problem: Value = r.json().await.unwrap();
         assert!(
-            problem["detail"]
+            problem["error"]["message"]
                 .as_str()
                 .is_some_and(|d| d.starts_with("envelope")),
             "{problem}"

@@ -77,7 +77,7 @@ async fn package_one_over_mtls_records_devinfo_and_ends_when_nothing_is_queued()
         .await;
     assert_eq!(device["manufacturer"], "Microsoft Corporation");
     assert_eq!(device["model"], "Virtual Machine");
-    assert_eq!(device["tenantless"]["language"], "en-US");
+    assert_eq!(device["@tenantless.details"]["language"], "en-US");
     assert_eq!(device["lastSyncDateTime"], "2026-11-24T09:00:00.000Z");
     let (_, sessions) = admin
         .get(&format!(
@@ -562,7 +562,7 @@ async fn the_ime_is_delivered_by_enterprise_desktop_app_management_and_upgraded(
     let (_, device) = admin
         .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
         .await;
-    assert_eq!(device["tenantless"]["imeState"], "installing");
+    assert_eq!(device["@tenantless.details"]["imeState"], "installing");
 
     let mut done = package1(DEVICE, "B", &mdm_url(&server), None);
     done.body.commands.push(Command::Alert(Alert {
@@ -585,9 +585,9 @@ async fn the_ime_is_delivered_by_enterprise_desktop_app_management_and_upgraded(
     let (_, device) = admin
         .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
         .await;
-    assert_eq!(device["tenantless"]["imeState"], "installed");
+    assert_eq!(device["@tenantless.details"]["imeState"], "installed");
     assert_eq!(
-        device["tenantless"]["imeVersion"],
+        device["@tenantless.details"]["imeVersion"],
         server::config::DEFAULT_IME_VERSION
     );
     let steps: Vec<_> = admin
@@ -614,7 +614,7 @@ async fn the_ime_is_delivered_by_enterprise_desktop_app_management_and_upgraded(
 }
 
 #[tokio::test]
-async fn the_admin_api_wants_its_token_and_speaks_problem_json() {
+async fn the_admin_api_wants_its_token() {
     let (server, _dir) = start().await;
     let http = reqwest::Client::new();
     let base = format!("http://{}", server.admin_addr);
@@ -624,7 +624,7 @@ async fn the_admin_api_wants_its_token_and_speaks_problem_json() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(r.headers()["content-type"], "application/json");
     let r = http
         .get(format!("{base}/beta/deviceManagement/managedDevices"))
         .bearer_auth("nope")
@@ -635,7 +635,10 @@ async fn the_admin_api_wants_its_token_and_speaks_problem_json() {
     let (status, body) = admin(&server)
         .get("/beta/deviceManagement/managedDevices/NOPE")
         .await;
-    assert_eq!((status, body["status"].as_i64()), (404, Some(404)));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("ResourceNotFound"))
+    );
     let (status, body) = admin(&server)
         .post(
             "/beta/deviceManagement/managedDevices/NOPE/commands",
@@ -651,7 +654,11 @@ async fn the_admin_api_wants_its_token_and_speaks_problem_json() {
         )
         .await;
     assert_eq!(status, 400);
-    assert!(body["detail"].as_str().unwrap().contains("Frobnicate"));
+    assert_eq!(body["error"]["code"], "BadRequest", "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Frobnicate"));
     let (status, _) = admin(&server)
         .post(
             &format!("/beta/deviceManagement/managedDevices/{DEVICE}/commands"),
@@ -773,4 +780,201 @@ async fn a_flood_of_strangers_messages_does_not_fill_the_database() {
         .as_str()
         .is_some_and(|r| r.len() < 300)));
     server.stop().await;
+}
+
+/// One admin request with a raw client: status, headers and JSON body.
+async fn raw(
+    server: &server::RunningServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = reqwest::Client::new()
+        .request(method, format!("http://{}{path}", server.admin_addr))
+        .header("client-request-id", "5f0c8a52-4d1b-4f4e-9a51-0c7a3f5e2b11");
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    if let Some((content_type, bytes)) = body {
+        req = req.header("content-type", content_type).body(bytes);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    (
+        status,
+        headers,
+        r.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_admin_api_answers_on_both_graph_roots_with_request_ids() {
+    let (server, _dir) = start().await;
+    enroll(&server, DEVICE).await;
+    for path in [
+        "/beta/deviceManagement/managedDevices",
+        "/v1.0/deviceManagement/managedDevices",
+        "/v1.0/deviceManagement/managedDevices/",
+    ] {
+        let (status, headers, body) = raw(&server, "GET", path, Some(TOKEN), None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+        assert_eq!(body["value"][0]["id"], DEVICE, "{path}");
+        let request_id = headers["request-id"].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(request_id).is_ok(), "{request_id}");
+        assert_eq!(
+            headers["client-request-id"],
+            "5f0c8a52-4d1b-4f4e-9a51-0c7a3f5e2b11"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_created_entity_has_a_location_and_graphs_common_properties() {
+    let (server, _dir) = start().await;
+    let script = json!({
+        "@odata.type": "#microsoft.graph.deviceManagementScript",
+        "displayName": "Contoso baseline",
+        "scriptContent": "V3JpdGUtSG9zdCAnaGkn",
+        "runAsAccount": "system",
+        "fileName": "baseline.ps1",
+    });
+    let bytes = serde_json::to_vec(&script).unwrap();
+    let (status, headers, body) = raw(
+        &server,
+        "POST",
+        "/v1.0/deviceManagement/deviceManagementScripts/",
+        Some(TOKEN),
+        Some(("application/json", bytes)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["id"].as_str().unwrap();
+    assert_eq!(
+        headers["location"],
+        format!(
+            "http://{}/v1.0/deviceManagement/deviceManagementScripts/{id}",
+            server.admin_addr
+        )
+        .as_str()
+    );
+    assert_eq!(body["roleScopeTagIds"], json!(["0"]));
+    assert!(body["lastModifiedDateTime"].is_string(), "{body}");
+    assert!(
+        body.get("tenantless").is_none(),
+        "Tenantless facts are an annotation: {body}"
+    );
+    assert_eq!(body["@tenantless.details"]["revision"], 1, "{body}");
+
+    let (status, _, one) = raw(
+        &server,
+        "GET",
+        &format!("/v1.0/deviceManagement/deviceManagementScripts/{id}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        one["@odata.type"],
+        "#microsoft.graph.deviceManagementScript"
+    );
+}
+
+#[tokio::test]
+async fn every_admin_failure_is_a_graph_error() {
+    let (server, _dir) = start().await;
+    let big = vec![b' '; 3 * 1024 * 1024];
+    // Method, path, token, body (content type and bytes), then the status and code.
+    type Body<'a> = Option<(&'a str, Vec<u8>)>;
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Body<'a>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "GET",
+            "/beta/deviceManagement/managedDevices/0000-NOPE",
+            Some(TOKEN),
+            None,
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            "GET",
+            "/beta/deviceManagement/nothingHere",
+            Some(TOKEN),
+            None,
+            404,
+            "ResourceNotFound",
+        ),
+        (
+            "GET",
+            "/beta/deviceManagement/managedDevices",
+            None,
+            None,
+            401,
+            "InvalidAuthenticationToken",
+        ),
+        (
+            "PUT",
+            "/v1.0/deviceManagement/managedDevices",
+            Some(TOKEN),
+            None,
+            405,
+            "MethodNotAllowed",
+        ),
+        (
+            "PUT",
+            "/tenantless/ime",
+            Some(TOKEN),
+            Some(("text/plain", b"1.2.3.4".to_vec())),
+            415,
+            "UnsupportedMediaType",
+        ),
+        (
+            "PUT",
+            "/tenantless/ime",
+            Some(TOKEN),
+            Some(("application/json", b"{\"version\":".to_vec())),
+            400,
+            "BadRequest",
+        ),
+        (
+            "PUT",
+            "/tenantless/ime",
+            Some(TOKEN),
+            Some(("application/json", big)),
+            413,
+            "RequestEntityTooLarge",
+        ),
+        (
+            "GET",
+            "/testbed/events?limit=many",
+            Some(TOKEN),
+            None,
+            400,
+            "BadRequest",
+        ),
+    ];
+    for (method, path, token, body, want_status, want_code) in cases {
+        let (status, headers, answer) = raw(&server, method, path, token, body).await;
+        assert_eq!(status, want_status, "{method} {path}: {answer}");
+        assert_eq!(
+            headers["content-type"], "application/json",
+            "{method} {path}"
+        );
+        let error = &answer["error"];
+        assert_eq!(error["code"], want_code, "{method} {path}: {answer}");
+        assert!(
+            error["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{method} {path}: {answer}"
+        );
+        let inner = &error["innerError"];
+        assert_eq!(inner["request-id"], headers["request-id"].to_str().unwrap());
+        assert_eq!(
+            inner["client-request-id"],
+            "5f0c8a52-4d1b-4f4e-9a51-0c7a3f5e2b11"
+        );
+        assert!(inner["date"].as_str().is_some_and(|d| d.starts_with("20")));
+    }
 }

@@ -123,7 +123,7 @@ impl RemoteServer {
                 Err(e) => failures.push(e),
             }
         }
-        (0, json!({ "detail": failures.join("; ") }))
+        (0, no_answer(failures.join("; ")))
     }
 
     /// One admin call to one replica; Err when it cannot be reached.
@@ -250,6 +250,18 @@ pub fn admin_client() -> Result<reqwest::Client, String> {
         .map_err(|e| format!("cannot make an HTTP client: {e}"))
 }
 
+/// A Graph error body for a call that got no answer (0 as its status).
+pub fn no_answer(message: impl Into<String>) -> Value {
+    json!({ "error": { "code": "ServiceUnavailable", "message": message.into() } })
+}
+
+/// The message of a Graph error answer (or the whole answer when it is not one).
+pub fn error_message(answer: &Value) -> String {
+    answer["error"]["message"]
+        .as_str()
+        .map_or_else(|| answer.to_string(), str::to_owned)
+}
+
 /// A 2xx answer's JSON, or an error naming the call.
 fn check(
     base: &str,
@@ -261,9 +273,9 @@ fn check(
     if (200..300).contains(&status) {
         Ok(answer)
     } else {
-        let detail = answer["detail"]
-            .as_str()
-            .map_or(answer.to_string(), str::to_owned);
-        Err(format!("{method} {base}{path}: HTTP {status} {detail}"))
+        Err(format!(
+            "{method} {base}{path}: HTTP {status} {}",
+            error_message(&answer)
+        ))
     }
 }

@@ -32,6 +32,7 @@
 //! detection, remediation, schedule: `hourly`, `every Nh`, `daily HH:MM`,
 //! `every Nd HH:MM`, `once`) are created and assigned to every device.
 
+use crate::remote_server::error_message;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -777,7 +778,7 @@ pub async fn run_with(
                     )
                     .await;
                 if status != 204 {
-                    return Err(fail(format!("assign: {status} {}", answer["detail"])));
+                    return Err(fail(format!("assign: {status} {}", error_message(&answer))));
                 }
             }
             Step::InstallAvailable { device, app } => {
@@ -1047,7 +1048,7 @@ async fn create_app(
         )
         .await;
     if status != 201 {
-        return Err(format!("{status} {}", created["detail"]));
+        return Err(format!("{status} {}", error_message(&created)));
     }
     let id = created["id"].as_str().unwrap_or_default().to_owned();
     // Fixed keys: scenario runs replay byte for byte.
@@ -1066,7 +1067,7 @@ async fn create_app(
         )
         .await;
     if status != 200 {
-        return Err(format!("content: {status} {}", answer["detail"]));
+        return Err(format!("content: {status} {}", error_message(&answer)));
     }
     let mut relationships = Vec::new();
     for (names, kind) in [

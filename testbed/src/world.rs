@@ -635,14 +635,14 @@ impl World {
         let server = match &self.server {
             Backend::Local(s) => s,
             Backend::Stopped { .. } => {
-                return (0, serde_json::json!({ "detail": "the server is stopped" }))
+                return (0, crate::remote_server::no_answer("the server is stopped"))
             }
             Backend::Remote(r) => return r.request(method, path, body).await,
         };
         let url = format!("http://{}{path}", server.admin_addr);
         let http = match crate::remote_server::admin_client() {
             Ok(http) => http,
-            Err(e) => return (0, serde_json::json!({ "detail": e })),
+            Err(e) => return (0, crate::remote_server::no_answer(e)),
         };
         let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
             .unwrap_or(reqwest::Method::GET);
@@ -657,7 +657,7 @@ impl World {
                 let status = r.status().as_u16();
                 (status, r.json().await.unwrap_or(serde_json::Value::Null))
             }
-            Err(e) => (0, serde_json::json!({ "detail": e.to_string() })),
+            Err(e) => (0, crate::remote_server::no_answer(e.to_string())),
         }
     }
 

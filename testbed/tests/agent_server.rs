@@ -160,7 +160,7 @@ async fn enroll_then_first_session_records_the_device() {
         .await;
     assert_eq!(device["deviceName"], "LAB-01");
     assert_eq!(device["manufacturer"], "Microsoft Corporation");
-    assert_eq!(device["tenantless"]["language"], "en-US");
+    assert_eq!(device["@tenantless.details"]["language"], "en-US");
     // Windows keeps the enrollment in the registry.
     let reg = &a.device().registry;
     let enrollments = reg.subkeys(r"HKLM\SOFTWARE\Microsoft\Enrollments");
@@ -403,8 +403,8 @@ async fn the_ime_arrives_by_enterprise_desktop_app_management_and_upgrades() {
             None,
         )
         .await;
-    assert_eq!(device["tenantless"]["imeVersion"], "1.95.0.0");
-    assert_eq!(device["tenantless"]["imeState"], "installed");
+    assert_eq!(device["@tenantless.details"]["imeVersion"], "1.95.0.0");
+    assert_eq!(device["@tenantless.details"]["imeState"], "installed");
 
     // Delete of the product uninstalls it, and the service goes with it.
     let product = format!(

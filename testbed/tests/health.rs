@@ -80,7 +80,7 @@ async fn a_stopped_ime_is_restarted_by_the_health_check() {
             AdminBody::None,
         )
         .await;
-    let health = &device["tenantless"]["agentHealth"];
+    let health = &device["@tenantless.details"]["agentHealth"];
     assert_eq!(health["healthState"], "remediated", "{device}");
     assert_eq!(
         health["imeVersion"],
@@ -99,7 +99,7 @@ async fn a_stopped_ime_is_restarted_by_the_health_check() {
         )
         .await;
     assert_eq!(
-        device["tenantless"]["agentHealth"]["healthState"],
+        device["@tenantless.details"]["agentHealth"]["healthState"],
         "healthy"
     );
     w.stop().await;

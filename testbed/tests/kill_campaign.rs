@@ -210,11 +210,11 @@ async fn state_agrees(world: &World, device: &str, app: &str, script: &str, reme
     .await;
     let (last, status) = (last.expect("an app report"), status.expect("an app status"));
     assert_eq!(
-        status["tenantless"]["complianceState"], last.payload["compliance"],
+        status["@tenantless.details"]["complianceState"], last.payload["compliance"],
         "{device}"
     );
     assert_eq!(
-        status["tenantless"]["enforcementState"], last.payload["enforcement"],
+        status["@tenantless.details"]["enforcementState"], last.payload["enforcement"],
         "{device}"
     );
 
@@ -240,7 +240,7 @@ async fn state_agrees(world: &World, device: &str, app: &str, script: &str, reme
         "{device}"
     );
     assert_eq!(
-        state["tenantless"]["runs"].as_u64(),
+        state["@tenantless.details"]["runs"].as_u64(),
         Some(kind_events(world, device, "remediation_result").await.len() as u64),
         "{device}: the run count is the journal's"
     );

@@ -183,7 +183,7 @@ async fn an_hourly_remediation_runs_24_times_in_a_virtual_day() {
         "the detection script itself ran each time"
     );
     assert_eq!(
-        run_state(&w, &id).await["tenantless"]["runs"],
+        run_state(&w, &id).await["@tenantless.details"]["runs"],
         json!(before + 24)
     );
     w.stop().await;
@@ -236,7 +236,7 @@ async fn the_admin_api_refuses_bad_remediations_with_problem_json() {
         .await;
     assert_eq!(status, 400, "{body}");
     assert!(
-        body["detail"]
+        body["error"]["message"]
             .as_str()
             .unwrap()
             .contains("detectionScriptContent"),

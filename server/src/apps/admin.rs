@@ -8,7 +8,8 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-use crate::admin::Problem;
+use crate::api_error::ApiError;
+use crate::odata::{Collection, Options};
 use crate::state::Shared;
 use crate::storage::AssignmentRow;
 
@@ -41,36 +42,43 @@ fn app_json(row: &crate::storage::AppRow) -> Value {
     let mut body: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
     body["id"] = json!(row.id);
     body["createdDateTime"] = json!(row.created_at);
-    body["tenantless"] = json!({ "revision": row.revision });
-    body
+    body[crate::odata::DETAILS] = json!({ "revision": row.revision });
+    crate::odata::with_entity_defaults(body, "#microsoft.graph.win32LobApp", Some(&row.created_at))
 }
 
-async fn list(State(state): State<Shared>) -> Result<Json<Value>, Problem> {
+/// The mobile apps collection.
+const MOBILE_APPS: Collection = Collection {
+    context: "deviceAppManagement/mobileApps",
+    expandable: &[],
+    searchable: &["displayName"],
+};
+
+async fn list(State(state): State<Shared>, options: Options) -> Result<Response, ApiError> {
     let apps: Vec<Value> = state.store.apps().await?.iter().map(app_json).collect();
-    Ok(Json(json!({ "value": apps })))
+    options.page(apps, &MOBILE_APPS)
 }
 
-async fn one(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, Problem> {
+async fn one(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
     let row = state
         .store
         .app(&id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
     Ok(Json(app_json(&row)))
 }
 
-async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, Problem> {
+async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
     let mut app: Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
     if app["@odata.type"] != "#microsoft.graph.win32LobApp" {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "@odata.type must be #microsoft.graph.win32LobApp",
         ));
     }
     for field in ["displayName", "installCommandLine"] {
         if app[field].as_str().is_none_or(str::is_empty) {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("{field} is required"),
             ));
@@ -89,7 +97,7 @@ async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, Pr
         .store
         .app(&id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "the app vanished"))?;
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "the app vanished"))?;
     Ok((StatusCode::CREATED, Json(app_json(&row))).into_response())
 }
 
@@ -99,14 +107,14 @@ async fn upload(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Value>, ApiError> {
     state
         .store
         .app(&id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
     let package = syncml::intunewin::open(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not a .intunewin: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not a .intunewin: {e}")))?;
     let detection = package.detection.to_xml();
     state
         .store
@@ -122,7 +130,7 @@ async fn upload(
 
 /// An assignment target as Tenantless stores it: `allDevices`, `allUsers`,
 /// `device:<ID>` or `user:<upn>`.
-pub(crate) fn parse_target(t: &Value) -> Result<String, Problem> {
+pub(crate) fn parse_target(t: &Value) -> Result<String, ApiError> {
     Ok(match t["@odata.type"].as_str().unwrap_or_default() {
         "#microsoft.graph.allDevicesAssignmentTarget" => "allDevices".to_owned(),
         "#microsoft.graph.allLicensedUsersAssignmentTarget" => "allUsers".to_owned(),
@@ -135,7 +143,7 @@ pub(crate) fn parse_target(t: &Value) -> Result<String, Problem> {
             t["userPrincipalName"].as_str().unwrap_or_default()
         ),
         other => {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("target {other:?} is not supported"),
             ))
@@ -152,14 +160,14 @@ async fn assign(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     state
         .store
         .app(&id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
     let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
     let mut rows = Vec::new();
     for a in v["mobileAppAssignments"]
         .as_array()
@@ -168,20 +176,20 @@ async fn assign(
     {
         let intent = a["intent"].as_str().unwrap_or("required").to_owned();
         if !matches!(intent.as_str(), "required" | "available" | "uninstall") {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("intent {intent:?}: use required, available or uninstall"),
             ));
         }
         let target = parse_target(&a["target"])?;
         let times = &a["settings"]["installTimeSettings"];
-        let time = |key: &str| -> Result<Option<String>, Problem> {
+        let time = |key: &str| -> Result<Option<String>, ApiError> {
             match times[key].as_str() {
                 None => Ok(None),
                 Some(t) => crate::clock::parse(t)
                     .map(|t| Some(crate::clock::format(t)))
                     .ok_or_else(|| {
-                        Problem::new(
+                        ApiError::new(
                             StatusCode::BAD_REQUEST,
                             format!("{key} {t:?} is not an RFC 3339 time"),
                         )
@@ -213,25 +221,25 @@ async fn update_relationships(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let row = state
         .store
         .app(&id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
     let v: Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
     let relationships = v["relationships"].as_array().cloned().unwrap_or_default();
     for r in &relationships {
         let target = r["targetId"].as_str().unwrap_or_default();
         if target == id {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "an app cannot depend on or supersede itself",
             ));
         }
         if state.store.app(target).await?.is_none() {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("targetId {target:?} is not an app"),
             ));
@@ -240,7 +248,7 @@ async fn update_relationships(
             r["@odata.type"].as_str(),
             Some("#microsoft.graph.mobileAppDependency" | "#microsoft.graph.mobileAppSupersedence")
         ) {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("relationship {} is not supported", r["@odata.type"]),
             ));
@@ -271,12 +279,13 @@ pub fn install_state(compliance: i64, enforcement: i64) -> &'static str {
 async fn device_statuses(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+    options: Options,
+) -> Result<Response, ApiError> {
     state
         .store
         .app(&id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
     let mut out = Vec::new();
     for s in state.store.app_statuses(&id).await? {
         let device = state.store.device(&s.device_id).await?;
@@ -288,8 +297,16 @@ async fn device_statuses(
             "installState": install_state(s.compliance, s.enforcement),
             "errorCode": s.error_code,
             "lastSyncDateTime": s.updated_at,
-            "tenantless": { "complianceState": s.compliance, "enforcementState": s.enforcement },
+            crate::odata::DETAILS: { "complianceState": s.compliance, "enforcementState": s.enforcement },
         }));
     }
-    Ok(Json(json!({ "value": out })))
+    let context = format!("deviceAppManagement/mobileApps('{id}')/deviceStatuses");
+    options.page(
+        out,
+        &Collection {
+            context: &context,
+            expandable: &[],
+            searchable: &["deviceName"],
+        },
+    )
 }

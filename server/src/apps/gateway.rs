@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::policy;
-use crate::admin::Problem;
+use crate::api_error::ApiError;
 use crate::journal::Event;
 use crate::state::Shared;
 use crate::storage::{AppStatusRow, Device};
@@ -45,9 +45,9 @@ pub(super) fn routes() -> Router<Shared> {
 async fn device_of(
     state: &Shared,
     peer: Option<Extension<PeerCertificate>>,
-) -> Result<Arc<Device>, Problem> {
+) -> Result<Arc<Device>, ApiError> {
     let cert = peer.and_then(|Extension(p)| p.0).ok_or_else(|| {
-        Problem::new(
+        ApiError::new(
             StatusCode::UNAUTHORIZED,
             "the gateway needs the device's client certificate",
         )
@@ -56,7 +56,7 @@ async fn device_of(
         .device_for_certificate(&crate::pki::thumbprint(&cert))
         .await?
         .ok_or_else(|| {
-            Problem::new(
+            ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "this certificate was not issued here, or was revoked",
             )
@@ -66,7 +66,7 @@ async fn device_of(
 async fn service_addresses(
     State(state): State<Shared>,
     peer: Option<Extension<PeerCertificate>>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Value>, ApiError> {
     device_of(&state, peer).await?;
     Ok(Json(json!([{
         "IsPrimary": true,
@@ -81,17 +81,17 @@ async fn session(
     Path(session): Path<String>,
     peer: Option<Extension<PeerCertificate>>,
     body: Bytes,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let cert = peer.as_ref().and_then(|Extension(p)| p.0.clone());
     let device = device_of(&state, peer).await?;
     if !session.starts_with("SideCarGatewaySessions(") {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no such gateway resource",
         ));
     }
     let envelope = Envelope::parse(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("envelope: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("envelope: {e}")))?;
     let request = envelope.text("RequestContentType").unwrap_or_default();
     let payload = envelope
         .text("RequestPayload")
@@ -256,11 +256,11 @@ async fn given_apps(
 }
 
 /// Refuses (as if the app did not exist) an app the device is not given.
-async fn given_to(state: &Shared, device: &Device, id: &str) -> Result<(), Problem> {
+async fn given_to(state: &Shared, device: &Device, id: &str) -> Result<(), ApiError> {
     if given_apps(state, device).await?.contains(id) {
         Ok(())
     } else {
-        Err(Problem::new(
+        Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no app {id} for this device"),
         ))
@@ -272,9 +272,9 @@ async fn content_info(
     device: &Device,
     payload: &str,
     cert: Option<&[u8]>,
-) -> Result<String, Problem> {
+) -> Result<String, ApiError> {
     let asked: Value = serde_json::from_str(payload).map_err(|e| {
-        Problem::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("GetContentInfo payload: {e}"),
         )
@@ -285,15 +285,15 @@ async fn content_info(
         .store
         .app(id)
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no app {id}")))?;
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no app {id}")))?;
     let (package, detection) =
         state.store.app_content(id).await?.ok_or_else(|| {
-            Problem::new(StatusCode::NOT_FOUND, format!("app {id} has no content"))
+            ApiError::new(StatusCode::NOT_FOUND, format!("app {id} has no content"))
         })?;
     let detection = syncml::intunewin::Detection::parse(&detection)
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let opened = syncml::intunewin::open(&package)
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let e = &detection.encryption;
     let content = json!({
         "UploadLocation": format!("{}/content/apps/{id}/{}.intunewin.bin", state.base_url, app.revision),
@@ -316,7 +316,7 @@ async fn content_info(
         &state.random_bytes::<32>(),
         &state.random_bytes::<16>(),
     )
-    .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e))?;
+    .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     Ok(json!({
         "ApplicationId": id,
         "ContentInfo": content.to_string(),
@@ -331,15 +331,15 @@ async fn content(
     State(state): State<Shared>,
     Path((app, _file)): Path<(String, String)>,
     peer: Option<Extension<PeerCertificate>>,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let device = device_of(&state, peer).await?;
     given_to(&state, &device, &app).await?;
     let (package, _) =
         state.store.app_content(&app).await?.ok_or_else(|| {
-            Problem::new(StatusCode::NOT_FOUND, format!("app {app} has no content"))
+            ApiError::new(StatusCode::NOT_FOUND, format!("app {app} has no content"))
         })?;
     let opened = syncml::intunewin::open(&package)
-        .map_err(|e| Problem::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         opened.encrypted,
@@ -347,9 +347,9 @@ async fn content(
         .into_response())
 }
 
-async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), Problem> {
+async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), ApiError> {
     let reports: Value = serde_json::from_str(payload).map_err(|e| {
-        Problem::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("Win32AppResult payload: {e}"),
         )

@@ -15,7 +15,8 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 
-use crate::admin::Problem;
+use crate::api_error::ApiError;
+use crate::odata::{Collection, Options};
 use crate::state::Shared;
 use crate::storage::{AppRow, AssignmentRow, Device, ScriptKind, StoreError};
 
@@ -71,18 +72,18 @@ fn script_json<K: Kind>(row: &AppRow) -> Value {
     body["@odata.type"] = json!(K::ODATA_TYPE);
     body["id"] = json!(row.id);
     body["createdDateTime"] = json!(row.created_at);
-    body["tenantless"] = json!({ "revision": row.revision });
-    body
+    body[crate::odata::DETAILS] = json!({ "revision": row.revision });
+    crate::odata::with_entity_defaults(body, K::ODATA_TYPE, Some(&row.created_at))
 }
 
-fn not_found<K: Kind>(id: &str) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, format!("no {} {id}", K::NOUN))
+fn not_found<K: Kind>(id: &str) -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, format!("no {} {id}", K::NOUN))
 }
 
 /// Checks a script body as Graph would take it; the contents must be base64.
-fn validate<K: Kind>(script: &Value) -> Result<(), Problem> {
+fn validate<K: Kind>(script: &Value) -> Result<(), ApiError> {
     if script["displayName"].as_str().is_none_or(str::is_empty) {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "displayName is required",
         ));
@@ -92,14 +93,14 @@ fn validate<K: Kind>(script: &Value) -> Result<(), Problem> {
             Value::Null if i > 0 => continue,
             Value::String(text) if !text.is_empty() || i > 0 => text.as_str(),
             _ => {
-                return Err(Problem::new(
+                return Err(ApiError::new(
                     StatusCode::BAD_REQUEST,
                     format!("{field} is required (base64)"),
                 ))
             }
         };
         decode(content).map_err(|e| {
-            Problem::new(
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("{field} is not base64: {e}"),
             )
@@ -121,7 +122,7 @@ pub(crate) fn content(body: &Value, field: &str) -> String {
 }
 
 /// Loads a script or answers 404.
-async fn load<K: Kind>(state: &Shared, id: &str) -> Result<AppRow, Problem> {
+async fn load<K: Kind>(state: &Shared, id: &str) -> Result<AppRow, ApiError> {
     state
         .store
         .script(K::STORE, id)
@@ -129,7 +130,10 @@ async fn load<K: Kind>(state: &Shared, id: &str) -> Result<AppRow, Problem> {
         .ok_or_else(|| not_found::<K>(id))
 }
 
-async fn list<K: Kind>(State(state): State<Shared>) -> Result<Json<Value>, Problem> {
+async fn list<K: Kind>(
+    State(state): State<Shared>,
+    options: Options,
+) -> Result<Response, ApiError> {
     let scripts: Vec<Value> = state
         .store
         .scripts(K::STORE)
@@ -137,22 +141,51 @@ async fn list<K: Kind>(State(state): State<Shared>) -> Result<Json<Value>, Probl
         .iter()
         .map(script_json::<K>)
         .collect();
-    Ok(Json(json!({ "value": scripts })))
+    let context = K::PATH.trim_start_matches("/beta/");
+    options.page(
+        scripts,
+        &Collection {
+            context,
+            expandable: &[],
+            searchable: &["displayName"],
+        },
+    )
+}
+
+/// A script's run states, as a collection.
+fn run_states_page(
+    options: &Options,
+    path: &str,
+    id: &str,
+    states: Vec<Value>,
+) -> Result<Response, ApiError> {
+    let context = format!(
+        "{}('{id}')/deviceRunStates",
+        path.trim_start_matches("/beta/")
+    );
+    options.page(
+        states,
+        &Collection {
+            context: &context,
+            expandable: &[],
+            searchable: &[],
+        },
+    )
 }
 
 async fn one<K: Kind>(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(script_json::<K>(&load::<K>(&state, &id).await?)))
 }
 
-fn parse_json(body: &[u8]) -> Result<Value, Problem> {
+fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))
 }
 
-async fn create<K: Kind>(State(state): State<Shared>, body: Bytes) -> Result<Response, Problem> {
+async fn create<K: Kind>(State(state): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
     let mut script = parse_json(&body)?;
     validate::<K>(&script)?;
     if let Some(map) = script.as_object_mut() {
@@ -173,7 +206,7 @@ async fn update<K: Kind>(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, Problem> {
+) -> Result<Json<Value>, ApiError> {
     let row = load::<K>(&state, &id).await?;
     let changes = parse_json(&body)?;
     let mut script: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
@@ -245,7 +278,7 @@ async fn assign_targets(
     kind: ScriptKind,
     id: &str,
     assignments: Vec<crate::storage::ScriptAssignment>,
-) -> Result<(), Problem> {
+) -> Result<(), ApiError> {
     state
         .store
         .set_script_assignments(kind, id, &assignments)

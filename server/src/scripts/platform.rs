@@ -13,12 +13,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Value};
 
 use super::{assign_targets, assigned_ids, assigned_to, load, parse_json, Platform};
-use crate::admin::Problem;
+use crate::api_error::ApiError;
 use crate::journal::Event;
+use crate::odata::Options;
 use crate::state::Shared;
 use crate::storage::{Device, ScriptAssignment, ScriptKind, ScriptStateRow, StoreError};
 
@@ -38,7 +39,7 @@ async fn assign(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     load::<Platform>(&state, &id).await?;
     let v = parse_json(&body)?;
     let assignments = v["deviceManagementScriptAssignments"]
@@ -53,7 +54,7 @@ async fn assign(
                 settings: "{}".into(),
             })
         })
-        .collect::<Result<Vec<_>, Problem>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
     assign_targets(&state, ScriptKind::Platform, &id, assignments).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -62,7 +63,8 @@ async fn assign(
 async fn run_states(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+    options: Options,
+) -> Result<Response, ApiError> {
     load::<Platform>(&state, &id).await?;
     let states: Vec<Value> = state
         .store
@@ -82,7 +84,7 @@ async fn run_states(
             })
         })
         .collect();
-    Ok(Json(json!({ "value": states })))
+    super::run_states_page(&options, PATH, &id, states)
 }
 
 /// The scripts assigned to a device, as `PolicyRequest` answers them.
@@ -106,9 +108,9 @@ pub async fn policies_for(state: &Shared, device: &Device) -> Result<Vec<Value>,
 }
 
 /// Records `PolicyResult` reports: the run state, and a `script_result` event.
-pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), Problem> {
+pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), ApiError> {
     let reports: Value = serde_json::from_str(payload).map_err(|e| {
-        Problem::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("PolicyResult payload: {e}"),
         )

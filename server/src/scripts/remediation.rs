@@ -17,12 +17,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Value};
 
 use super::{assign_targets, assigned_ids, assigned_to, load, parse_json, Remediation};
-use crate::admin::Problem;
+use crate::api_error::ApiError;
 use crate::journal::Event;
+use crate::odata::Options;
 use crate::state::Shared;
 use crate::storage::{Device, RemediationStateRow, ScriptAssignment, ScriptKind, StoreError};
 
@@ -37,14 +38,14 @@ pub fn admin_routes() -> Router<Shared> {
 }
 
 /// A Graph `runSchedule` as the IME's Schedule.
-fn schedule(run_schedule: &Value) -> Result<Value, Problem> {
+fn schedule(run_schedule: &Value) -> Result<Value, ApiError> {
     let kind = match run_schedule["@odata.type"].as_str() {
         None if run_schedule.is_null() => return Ok(daily_at_midnight()),
         Some("#microsoft.graph.deviceHealthScriptRunOnceSchedule") => "Once",
         Some("#microsoft.graph.deviceHealthScriptHourlySchedule") => "Hourly",
         Some("#microsoft.graph.deviceHealthScriptDailySchedule") => "Daily",
         other => {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("runSchedule @odata.type {other:?} is not a deviceHealthScript schedule"),
             ))
@@ -52,7 +53,7 @@ fn schedule(run_schedule: &Value) -> Result<Value, Problem> {
     };
     let interval = run_schedule["interval"].as_i64().unwrap_or(1);
     if interval < 1 {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "runSchedule interval must be at least 1",
         ));
@@ -77,7 +78,7 @@ async fn assign(
     State(state): State<Shared>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     load::<Remediation>(&state, &id).await?;
     let v = parse_json(&body)?;
     let assignments = v["deviceHealthScriptAssignments"]
@@ -96,7 +97,7 @@ async fn assign(
                 settings: settings.to_string(),
             })
         })
-        .collect::<Result<Vec<_>, Problem>>()?;
+        .collect::<Result<Vec<_>, ApiError>>()?;
     assign_targets(&state, ScriptKind::Remediation, &id, assignments).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -105,7 +106,8 @@ async fn assign(
 async fn run_states(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, Problem> {
+    options: Options,
+) -> Result<Response, ApiError> {
     load::<Remediation>(&state, &id).await?;
     let states: Vec<Value> = state
         .store
@@ -126,12 +128,12 @@ async fn run_states(
                 "remediationScriptError": text("RemediationScriptErrorDetails"),
                 "postRemediationDetectionScriptOutput": text("PostRemediationDetectScriptOutput"),
                 "postRemediationDetectionScriptError": text("PostRemediationDetectScriptError"),
-                "tenantless": { "runs": s.runs, "result": r },
+                crate::odata::DETAILS: { "runs": s.runs, "result": r },
                 "managedDevice": { "id": s.device_id },
             })
         })
         .collect();
-    Ok(Json(json!({ "value": states })))
+    super::run_states_page(&options, PATH, &id, states)
 }
 
 /// The remediations assigned to a device, as `GetScript` answers them.
@@ -179,9 +181,9 @@ fn states(result: &Value) -> (&'static str, &'static str) {
 }
 
 /// Records `HealthScriptResult` reports: the run state, and a `remediation_result` event.
-pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), Problem> {
+pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), ApiError> {
     let reports: Value = serde_json::from_str(payload).map_err(|e| {
-        Problem::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("HealthScriptResult payload: {e}"),
         )

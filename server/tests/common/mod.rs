@@ -182,6 +182,11 @@ pub fn header(action: &str, to: &str, user: Option<(&str, &str)>) -> Header {
 }
 
 pub fn rst(csr_der: &[u8], device_id: &str, secret: &str, to: &str) -> String {
+    rst_named(csr_der, device_id, "DESKTOP-TEST01", secret, to)
+}
+
+/// [`rst`] from a device with this computer name.
+pub fn rst_named(csr_der: &[u8], device_id: &str, name: &str, secret: &str, to: &str) -> String {
     let ctx = |name: &str, value: &str| ContextItem {
         name: name.into(),
         value: value.into(),
@@ -201,7 +206,7 @@ pub fn rst(csr_der: &[u8], device_id: &str, secret: &str, to: &str) -> String {
                 ctx("Locale", "en-US"),
                 ctx("TargetedUserLoggedIn", "true"),
                 ctx("OSEdition", "72"),
-                ctx("DeviceName", "DESKTOP-TEST01"),
+                ctx("DeviceName", name),
                 ctx("MAC", "00-15-5D-01-02-03"),
                 ctx("DeviceID", device_id),
                 ctx("EnrollmentType", "Full"),
@@ -246,13 +251,18 @@ pub async fn enroll(server: &RunningServer, device_id: &str) -> Enrolled {
 
 /// [`enroll`] with a server known by its device URL and CA.
 pub async fn enroll_at(base_url: &str, ca_pem: &str, device_id: &str) -> Enrolled {
+    enroll_named(base_url, ca_pem, device_id, "DESKTOP-TEST01").await
+}
+
+/// [`enroll_at`] for a device with this computer name.
+pub async fn enroll_named(base_url: &str, ca_pem: &str, device_id: &str, name: &str) -> Enrolled {
     let key = KeyPair::generate().expect("key");
     let client = https(ca_pem, None);
     let url = format!("{base_url}/EnrollmentServer/Enrollment.svc");
     let (status, _, body) = post_soap(
         &client,
         &url,
-        rst(&csr(&key, device_id), device_id, SECRET, &url),
+        rst_named(&csr(&key, device_id), device_id, name, SECRET, &url),
     )
     .await;
     assert_eq!(status, 200, "{body}");

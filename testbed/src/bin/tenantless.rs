@@ -193,7 +193,7 @@ impl ServerArgs {
             return Err(format!(
                 "{url}: {} {}",
                 status.as_u16(),
-                body["detail"].as_str().unwrap_or_default()
+                testbed::remote_server::error_message(&body)
             ));
         }
         Ok(body)

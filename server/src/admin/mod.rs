@@ -1,8 +1,8 @@
 //! The admin API: JSON over HTTP with a bearer token, resources named as Microsoft
 //! Graph names them where Graph has them (`/beta/deviceManagement/managedDevices`,
 //! `deviceName`, `lastSyncDateTime`, ...). Tenantless-only resources live under
-//! `/tenantless/` and the journal under `/testbed/`. Errors are problem JSON
-//! (RFC 9457).
+//! `/tenantless/` and the journal under `/testbed/`. Errors are Graph's error JSON
+//! (`crate::api_error`).
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, StatusCode};
@@ -14,55 +14,33 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use syncml::dm::{Command, Container, Data, Item, ItemCommand, Meta};
 
+use crate::api_error::ApiError;
 use crate::journal::{Entry, Expectation, Filter};
+use crate::odata::{Collection, Options};
 use crate::state::Shared;
-use crate::storage::{CommandRow, Device, StoreError};
+use crate::storage::{CommandRow, Device};
 
-/// A problem+json error.
-#[derive(Debug)]
-pub struct Problem {
-    status: StatusCode,
-    detail: String,
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+pub mod graph;
+
+/// The admin listener's service: the router behind Graph's addressing (`/v1.0` and
+/// `/beta`, trailing slashes ignored).
+pub fn service(
+    state: Shared,
+) -> impl tower::Service<
+    axum::extract::Request,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + 'static {
+    tower::ServiceBuilder::new()
+        .layer(tower_http::normalize_path::NormalizePathLayer::trim_trailing_slash())
+        .map_request(graph::version_root)
+        .service(router(state))
 }
-
-impl Problem {
-    /// A problem with this status and explanation.
-    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Problem {
-            status,
-            detail: detail.into(),
-        }
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = json!({
-            "type": "about:blank",
-            "title": self.status.canonical_reason().unwrap_or("Error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "application/problem+json")],
-            body.to_string(),
-        )
-            .into_response()
-    }
-}
-
-impl From<StoreError> for Problem {
-    fn from(e: StoreError) -> Self {
-        tracing::error!("admin API storage error: {e}");
-        Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the database is unavailable",
-        )
-    }
-}
-
-type ApiResult<T = Json<Value>> = Result<T, Problem>;
 
 /// The admin router, bearer token required except for health.
 pub fn router(state: Shared) -> Router {
@@ -115,7 +93,12 @@ pub fn router(state: Shared) -> Router {
             state.clone(),
             crate::app::commit_request,
         ))
-        .fallback(|| async { Problem::new(StatusCode::NOT_FOUND, "no such resource") })
+        .fallback(graph::not_found)
+        .method_not_allowed_fallback(graph::method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            graph::envelope,
+        ))
         .with_state(state)
 }
 
@@ -126,16 +109,17 @@ async fn bearer(State(state): State<Shared>, request: Request, next: Next) -> Re
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if !given.is_some_and(|token| crate::secret::matches(token, &state.config.admin_token)) {
-        return Problem::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
+        return ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
             .into_response();
     }
     next.run(request).await
 }
 
-/// A device in Graph's `managedDevice` shape, with Tenantless's own facts under
-/// `tenantless`.
+/// A device in Graph's `managedDevice` shape, with Tenantless's own facts in the
+/// [`crate::odata::DETAILS`] annotation.
 pub fn managed_device(d: &Device) -> Value {
-    json!({
+    let device = json!({
+        "@odata.type": "#microsoft.graph.managedDevice",
         "id": d.id,
         "deviceName": d.device_name,
         "userPrincipalName": d.user_principal_name,
@@ -147,7 +131,7 @@ pub fn managed_device(d: &Device) -> Value {
         "model": d.model,
         "managementAgent": "mdm",
         "managedDeviceOwnerType": if d.enrollment_type.eq_ignore_ascii_case("Device") { "company" } else { "personal" },
-        "tenantless": {
+        crate::odata::DETAILS: {
             "enrollmentType": d.enrollment_type,
             "osEdition": d.os_edition,
             "language": d.language,
@@ -157,7 +141,8 @@ pub fn managed_device(d: &Device) -> Value {
             "imeVersion": d.ime_version,
             "imeState": d.ime_state,
         },
-    })
+    });
+    crate::odata::with_entity_defaults(device, "#microsoft.graph.managedDevice", None)
 }
 
 async fn device_or_404(state: &Shared, id: &str) -> ApiResult<Device> {
@@ -165,10 +150,17 @@ async fn device_or_404(state: &Shared, id: &str) -> ApiResult<Device> {
         .store
         .device(&id.to_uppercase())
         .await?
-        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no managed device {id}")))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no managed device {id}")))
 }
 
-async fn list_devices(State(state): State<Shared>) -> ApiResult {
+/// The managed devices collection.
+pub const MANAGED_DEVICES: Collection = Collection {
+    context: "deviceManagement/managedDevices",
+    expandable: &[],
+    searchable: &["deviceName"],
+};
+
+async fn list_devices(State(state): State<Shared>, options: Options) -> Result<Response, ApiError> {
     let devices: Vec<Value> = state
         .store
         .devices()
@@ -176,7 +168,7 @@ async fn list_devices(State(state): State<Shared>) -> ApiResult {
         .iter()
         .map(managed_device)
         .collect();
-    Ok(Json(json!({ "value": devices })))
+    options.page(devices, &MANAGED_DEVICES)
 }
 
 /// `DELETE managedDevices/{id}`: the device's certificates are revoked and its record
@@ -184,7 +176,7 @@ async fn list_devices(State(state): State<Shared>) -> ApiResult {
 async fn delete_device(
     State(state): State<Shared>,
     Path(id): Path<String>,
-) -> Result<StatusCode, Problem> {
+) -> Result<StatusCode, ApiError> {
     let device = device_or_404(&state, &id).await?;
     state
         .store
@@ -195,12 +187,16 @@ async fn delete_device(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn get_device(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+async fn get_device(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> ApiResult {
     let device = device_or_404(&state, &id).await?;
     let health = state.store.agent_health(&device.id).await?;
     let mut v = managed_device(&device);
-    v["tenantless"]["agentHealth"] = crate::health::agent_health_json(health.as_ref());
-    Ok(Json(v))
+    v[crate::odata::DETAILS]["agentHealth"] = crate::health::agent_health_json(health.as_ref());
+    Ok(Json(options.entity(v, MANAGED_DEVICES.context)))
 }
 
 fn command_json(c: &CommandRow) -> Value {
@@ -234,7 +230,7 @@ async fn get_command(
     let device = device_or_404(&state, &id).await?;
     match state.store.command(command).await? {
         Some(c) if c.device_id == device.id => Ok(Json(command_json(&c))),
-        _ => Err(Problem::new(
+        _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no command {command} for {id}"),
         )),
@@ -349,20 +345,20 @@ async fn queue_command(
 ) -> ApiResult<Response> {
     let device = device_or_404(&state, &id).await?;
     let spec: CommandSpec = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("not a command: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not a command: {e}")))?;
     let command = spec
         .to_command()
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
     // What is queued must read back: refuse inline XML that is not well-formed.
     Command::parse(&command.to_xml()).map_err(|e| {
-        Problem::new(
+        ApiError::new(
             StatusCode::BAD_REQUEST,
             format!("the command does not serialise: {e}"),
         )
     })?;
     let queued = crate::omadm::queue(&state, &device.id, &command, "admin", None).await?;
     let row = state.store.command(queued).await?.ok_or_else(|| {
-        Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "queued command vanished")
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "queued command vanished")
     })?;
     Ok((StatusCode::CREATED, Json(command_json(&row))).into_response())
 }
@@ -376,7 +372,7 @@ async fn list_sessions(State(state): State<Shared>, Path(id): Path<String>) -> A
 
 async fn session_messages(State(state): State<Shared>, Path(session): Path<i64>) -> ApiResult {
     if state.store.session(session).await?.is_none() {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no session {session}"),
         ));
@@ -414,7 +410,7 @@ struct ImeVersion {
 
 async fn put_ime(State(state): State<Shared>, Json(body): Json<ImeVersion>) -> ApiResult {
     if body.version.trim().is_empty() {
-        return Err(Problem::new(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "version must not be empty",
         ));
@@ -445,10 +441,10 @@ struct EventsQuery {
 
 impl EventsQuery {
     /// The filter, and a sequence number to start after when `since` is one.
-    fn filter(&self) -> Result<(Filter, Option<i64>), Problem> {
+    fn filter(&self) -> Result<(Filter, Option<i64>), ApiError> {
         let mut f: Filter = match &self.filter {
             Some(json) => serde_json::from_str(json)
-                .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("filter: {e}")))?,
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("filter: {e}")))?,
             None => Filter::default(),
         };
         let or = |a: &Option<String>, b: Option<String>| a.clone().or(b);
@@ -491,7 +487,7 @@ struct VerifyRequest {
 
 async fn verify(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResult {
     let req: VerifyRequest = serde_json::from_slice(&body)
-        .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("verification: {e}")))?;
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("verification: {e}")))?;
     let outcome = state.journal.verify(&req.filter, &req.expect).await?;
     Ok(Json(serde_json::to_value(outcome).unwrap_or(Value::Null)))
 }
@@ -514,12 +510,12 @@ async fn reset(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResul
         ResetRequest::default()
     } else {
         serde_json::from_slice(&body)
-            .map_err(|e| Problem::new(StatusCode::BAD_REQUEST, format!("reset: {e}")))?
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("reset: {e}")))?
     };
     let now = match &req.now {
         None => None,
         Some(t) => Some(crate::clock::parse(t).ok_or_else(|| {
-            Problem::new(
+            ApiError::new(
                 StatusCode::BAD_REQUEST,
                 format!("now {t:?} is not an RFC 3339 time"),
             )
@@ -527,7 +523,7 @@ async fn reset(State(state): State<Shared>, body: axum::body::Bytes) -> ApiResul
     };
     if let Some(now) = now {
         if !state.clock.set(now) {
-            return Err(Problem::new(
+            return Err(ApiError::new(
                 StatusCode::CONFLICT,
                 "only a manual world clock can be set (start the server with --clock manual)",
             ));
@@ -558,7 +554,7 @@ async fn ready(State(state): State<Shared>) -> Response {
     if state.store.ping().await {
         Json(json!({ "status": "ready" })).into_response()
     } else {
-        Problem::new(
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "the database does not answer",
         )

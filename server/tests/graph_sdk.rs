@@ -1,0 +1,69 @@
+//! A real Graph client against the admin API: the official Python SDK
+//! (`msgraph-beta-sdk`, pinned in `tests/graph/requirements.txt`) runs
+//! `tests/graph/sdk_workflow.py` with only a base URL and a token.
+//!
+//! The SDK lives in a virtualenv that `scripts/graph-sdk-env.sh` makes; its python is
+//! `TENANTLESS_GRAPH_PYTHON`. Without one the test says so and passes, unless
+//! `TENANTLESS_REQUIRE_GRAPH_SDK=1` (which `.ci/run` sets) makes that a failure.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const DEVICES: usize = 30;
+
+fn graph_python() -> Option<PathBuf> {
+    let python = std::env::var_os("TENANTLESS_GRAPH_PYTHON").map(PathBuf::from);
+    let found = python.filter(|p| p.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("TENANTLESS_REQUIRE_GRAPH_SDK").as_deref() != Ok("1"),
+            "TENANTLESS_REQUIRE_GRAPH_SDK=1 but TENANTLESS_GRAPH_PYTHON names no python \
+             (scripts/graph-sdk-env.sh makes one)"
+        );
+        eprintln!("skipped: no Graph SDK virtualenv (run scripts/graph-sdk-env.sh)");
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_graph_sdk_drives_the_admin_api() {
+    let Some(python) = graph_python() else {
+        return;
+    };
+    let (server, _dir) = start().await;
+    for i in 0..DEVICES {
+        let id = format!("5E1F0000-0000-4000-8000-{i:012}");
+        enroll_named(
+            &server.base_url,
+            server.ca_pem(),
+            &id,
+            &format!("LAB-{i:03}"),
+        )
+        .await;
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graph/sdk_workflow.py");
+    let base = format!("http://{}/beta", server.admin_addr);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .env("GRAPH_BASE_URL", base)
+            .env("GRAPH_TOKEN", TOKEN)
+            .env("GRAPH_DEVICES", DEVICES.to_string())
+            .output()
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("ok   the page iterator follows nextLink"),
+        "{stdout}"
+    );
+    server.stop().await;
+}
