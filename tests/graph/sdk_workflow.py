@@ -1,0 +1,138 @@
+"""The official Microsoft Graph beta SDK for Python (msgraph-beta-sdk, on kiota) against
+Tenantless's admin API, configured only by a base URL and a token, as a user points it at
+a test backend. Run by server/tests/graph_sdk.rs with GRAPH_BASE_URL, GRAPH_TOKEN and
+GRAPH_DEVICES (how many devices are enrolled, named LAB-000, LAB-001, ...). Exits 1 with
+a message at the first answer that a Graph client would not get from Graph.
+"""
+
+import asyncio
+import os
+import sys
+
+from kiota_abstractions.authentication import (
+    AccessTokenProvider,
+    AllowedHostsValidator,
+    BaseBearerTokenAuthenticationProvider,
+)
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph_beta import GraphRequestAdapter, GraphServiceClient
+from msgraph_beta.generated.device_app_management.mobile_apps.mobile_apps_request_builder import (
+    MobileAppsRequestBuilder,
+)
+from msgraph_beta.generated.device_management.managed_devices.managed_devices_request_builder import (
+    ManagedDevicesRequestBuilder,
+)
+from msgraph_beta.generated.models.managed_device import ManagedDevice
+from msgraph_beta.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph_beta.generated.models.win32_lob_app import Win32LobApp
+from msgraph_core import PageIterator
+
+BASE = os.environ["GRAPH_BASE_URL"]
+TOKEN = os.environ["GRAPH_TOKEN"]
+DEVICES = int(os.environ["GRAPH_DEVICES"])
+
+
+class StaticToken(AccessTokenProvider):
+    """The admin API's bearer token (what a test backend's configuration gives)."""
+
+    async def get_authorization_token(self, uri, additional_authentication_context=None):
+        return TOKEN
+
+    def get_allowed_hosts_validator(self):
+        return AllowedHostsValidator([])
+
+
+def client():
+    adapter = GraphRequestAdapter(BaseBearerTokenAuthenticationProvider(StaticToken()))
+    adapter.base_url = BASE
+    return GraphServiceClient(request_adapter=adapter)
+
+
+def expect(ok, what):
+    if not ok:
+        print(f"FAIL {what}", file=sys.stderr)
+        sys.exit(1)
+    print(f"ok   {what}")
+
+
+def devices_query(**params):
+    query = ManagedDevicesRequestBuilder.ManagedDevicesRequestBuilderGetQueryParameters(**params)
+    return RequestConfiguration(query_parameters=query)
+
+
+async def main():
+    graph = client()
+    managed = graph.device_management.managed_devices
+
+    page = await managed.get()
+    expect(len(page.value) == DEVICES, f"lists the {DEVICES} devices ({len(page.value)})")
+    expect(page.odata_next_link is None, "one page when all fit")
+
+    found = await managed.get(devices_query(filter="deviceName eq 'LAB-007'"))
+    names = [d.device_name for d in found.value]
+    expect(names == ["LAB-007"], f"$filter by name finds that device only ({names})")
+
+    found = await managed.get(devices_query(filter="startswith(deviceName,'LAB-01')", count=True))
+    expect(found.odata_count == 10, f"$filter startswith and $count ({found.odata_count})")
+
+    selected = await managed.get(devices_query(select=["deviceName"], top=1))
+    one = selected.value[0]
+    expect(one.device_name is not None and one.operating_system is None,
+           "$select keeps only what was asked")
+
+    first = await managed.get(devices_query(top=7, orderby=["deviceName desc"]))
+    expect(first.odata_next_link is not None, "$top leaves a nextLink when more remain")
+    seen = []
+
+    def collect(device: ManagedDevice):
+        seen.append(device.device_name)
+        return True
+
+    iterator = PageIterator(first, graph.request_adapter)
+    await iterator.iterate(collect)
+    expect(len(seen) == DEVICES and len(set(seen)) == DEVICES,
+           f"the page iterator follows nextLink through every device once ({len(seen)})")
+    expect(seen[0] == f"LAB-{DEVICES - 1:03}", f"$orderby desc ({seen[0]})")
+
+    count = await managed.count.get()
+    expect(count == DEVICES, f"/$count ({count})")
+
+    try:
+        await managed.by_managed_device_id("00000000-0000-0000-0000-00000000dead").get()
+        expect(False, "a missing device is an error")
+    except ODataError as e:
+        code = e.error.code if e.error else None
+        message = e.error.message if e.error else None
+        expect(code == "ResourceNotFound" and bool(message),
+               f"a missing device is an ODataError ResourceNotFound ({code}: {message})")
+        expect(e.response_status_code == 404, "with status 404")
+
+    try:
+        await managed.get(devices_query(filter="deviceName like 'LAB'"))
+        expect(False, "an unsupported $filter is refused")
+    except ODataError as e:
+        code = e.error.code if e.error else None
+        expect(code == "BadRequest", f"an unsupported $filter is a BadRequest, not ignored ({code})")
+
+    app = Win32LobApp(
+        display_name="Contoso Widget",
+        publisher="Contoso",
+        file_name="widget.intunewin",
+        setup_file_path="widget.msi",
+        install_command_line="msiexec /i widget.msi /qn",
+        uninstall_command_line="msiexec /x widget.msi /qn",
+    )
+    created = await graph.device_app_management.mobile_apps.post(app)
+    expect(created is not None and created.id, f"creates a win32LobApp ({created.id if created else None})")
+    expect(isinstance(created, Win32LobApp), "answered as a win32LobApp")
+
+    cast = await graph.device_app_management.mobile_apps.graph_win32_lob_app.get()
+    expect([a.display_name for a in cast.value] == ["Contoso Widget"],
+           "the win32LobApp type-cast segment lists it")
+    query = MobileAppsRequestBuilder.MobileAppsRequestBuilderGetQueryParameters(
+        filter="isof('microsoft.graph.win32LobApp') and displayName eq 'Contoso Widget'")
+    apps = await graph.device_app_management.mobile_apps.get(RequestConfiguration(query_parameters=query))
+    expect(len(apps.value) == 1, "$filter with isof on apps")
+
+
+asyncio.run(main())
