@@ -152,24 +152,35 @@ async fn agents_in_other_processes_follow_the_servers_clock() {
     }
 }
 
+/// `tenantless run SCENARIOS --server ADMIN`, which must succeed; its output.
+fn run_remotely(scenarios: &[std::path::PathBuf], admin: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .arg("run")
+        .args(scenarios)
+        .args(["--server", admin])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn scenarios_run_against_a_remote_server() {
     let dir = tempfile::tempdir().unwrap();
     let (_server, _base, admin) = server(&dir.path().join("server"));
     let labs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/labs");
     // Two labs in a row: the server is reset (and its clock set back) between them.
-    let out = Command::new(env!("CARGO_BIN_EXE_tenantless"))
-        .arg("run")
-        .arg(labs.join("01-ime-arrives-by-syncml"))
-        .arg(labs.join("07-scripts-remediations-and-client-health"))
-        .args(["--server", &admin])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let stdout = run_remotely(
+        &[
+            labs.join("01-ime-arrives-by-syncml"),
+            labs.join("07-scripts-remediations-and-client-health"),
+        ],
+        &admin,
     );
     assert!(stdout.contains("2 scenario(s)"), "{stdout}");
     assert!(stdout.contains(" 0 failed"), "{stdout}");
@@ -195,18 +206,7 @@ async fn a_world_moves_the_clock_of_every_replica_and_skips_one_that_is_down() {
     let lab = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scenarios/labs")
         .join("01-ime-arrives-by-syncml");
-    let out = Command::new(env!("CARGO_BIN_EXE_tenantless"))
-        .arg("run")
-        .arg(&lab)
-        .args(["--server", &format!("{down},{admin_a},{admin_b}")])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_remotely(&[lab], &format!("{down},{admin_a},{admin_b}"));
 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::new();
