@@ -978,3 +978,80 @@ async fn every_admin_failure_is_a_graph_error() {
         assert!(inner["date"].as_str().is_some_and(|d| d.starts_with("20")));
     }
 }
+
+#[tokio::test]
+async fn a_batch_runs_each_request_with_its_own_answer_and_dependencies() {
+    let (server, _dir) = start().await;
+    enroll(&server, DEVICE).await;
+    let batch = json!({ "requests": [
+        { "id": "1", "method": "GET", "url": "/deviceManagement/managedDevices?$select=deviceName" },
+        { "id": "2", "method": "GET", "url": "https://graph.microsoft.com/v1.0/deviceManagement/managedDevices/NOPE" },
+        { "id": "3", "method": "GET", "url": "deviceManagement/managedDevices", "dependsOn": ["2"] },
+        { "id": "4", "method": "POST", "url": "/deviceManagement/deviceManagementScripts",
+          "headers": { "Content-Type": "application/json" },
+          "body": { "displayName": "Batched", "scriptContent": "V3JpdGUtSG9zdA==", "runAsAccount": "system", "fileName": "b.ps1" } },
+    ]});
+    let (status, _, answer) = raw(
+        &server,
+        "POST",
+        "/v1.0/$batch",
+        Some(TOKEN),
+        Some(("application/json", serde_json::to_vec(&batch).unwrap())),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let by_id = |id: &str| {
+        answer["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_id("1")["status"], 200);
+    assert_eq!(by_id("1")["body"]["value"][0]["id"], DEVICE);
+    assert!(by_id("1")["body"]["value"][0].get("osVersion").is_none());
+    assert_eq!(by_id("2")["status"], 404);
+    assert_eq!(by_id("2")["body"]["error"]["code"], "ResourceNotFound");
+    assert_eq!(by_id("3")["status"], 424, "{}", by_id("3"));
+    assert_eq!(by_id("3")["body"]["error"]["code"], "FailedDependency");
+    assert_eq!(by_id("4")["status"], 201, "{}", by_id("4"));
+    assert!(by_id("4")["headers"]["location"]
+        .as_str()
+        .is_some_and(|l| l.contains("/v1.0/deviceManagement/deviceManagementScripts/")));
+
+    // The script the batch created is there (its request committed).
+    let (_, scripts) = admin(&server)
+        .get("/beta/deviceManagement/deviceManagementScripts")
+        .await;
+    assert_eq!(scripts["value"][0]["displayName"], "Batched");
+
+    let too_many: Vec<_> = (0..21)
+        .map(|i| json!({ "id": i.to_string(), "method": "GET", "url": "/deviceManagement/managedDevices" }))
+        .collect();
+    let (status, _, answer) = raw(
+        &server,
+        "POST",
+        "/beta/$batch",
+        Some(TOKEN),
+        Some((
+            "application/json",
+            serde_json::to_vec(&json!({ "requests": too_many })).unwrap(),
+        )),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (400, Some("BadRequest"))
+    );
+    let (status, _, _) = raw(
+        &server,
+        "POST",
+        "/beta/$batch",
+        None,
+        Some(("application/json", serde_json::to_vec(&batch).unwrap())),
+    )
+    .await;
+    assert_eq!(status, 401, "a batch needs the token like any request");
+}

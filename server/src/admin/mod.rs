@@ -22,6 +22,7 @@ use crate::storage::{CommandRow, Device};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
+pub mod batch;
 pub mod graph;
 
 /// The admin listener's service: the router behind Graph's addressing (`/v1.0` and
@@ -70,6 +71,7 @@ pub fn router(state: Shared) -> Router {
             "/tenantless/sessions/{session}/messages",
             get(session_messages),
         )
+        .route("/beta/$batch", post(batch::run))
         .route("/tenantless/ime", get(get_ime).put(put_ime))
         .route("/tenantless/server", get(server_info))
         .merge(crate::apps::admin_routes())
