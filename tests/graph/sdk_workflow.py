@@ -151,5 +151,17 @@ async def main():
     apps = await graph.device_app_management.mobile_apps.get(RequestConfiguration(query_parameters=query))
     expect(len(apps.value) == 1, "$filter with isof on apps")
 
+    item = graph.device_app_management.mobile_apps.by_mobile_app_id(created.id)
+    await item.patch(Win32LobApp(display_name="Contoso Widget 2"))
+    again = await item.get()
+    expect(again.display_name == "Contoso Widget 2" and again.publisher == "Contoso",
+           f"PATCH changes what it names and keeps the rest ({again.display_name})")
+    await item.delete()
+    try:
+        await item.get()
+        expect(False, "a deleted app is gone")
+    except ODataError as e:
+        expect(e.response_status_code == 404, "DELETE removes the app (then 404)")
+
 
 asyncio.run(main())

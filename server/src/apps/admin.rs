@@ -19,7 +19,10 @@ pub(super) fn routes() -> Router<Shared> {
             "/beta/deviceAppManagement/mobileApps",
             get(list).post(create),
         )
-        .route("/beta/deviceAppManagement/mobileApps/{id}", get(one))
+        .route(
+            "/beta/deviceAppManagement/mobileApps/{id}",
+            get(one).patch(update).delete(remove),
+        )
         .route(
             "/beta/deviceAppManagement/mobileApps/{id}/content",
             put(upload),
@@ -43,8 +46,11 @@ fn app_json(row: &crate::storage::AppRow) -> Value {
     body["id"] = json!(row.id);
     body["createdDateTime"] = json!(row.created_at);
     body[crate::odata::DETAILS] = json!({ "revision": row.revision });
-    crate::odata::with_entity_defaults(body, "#microsoft.graph.win32LobApp", Some(&row.created_at))
+    crate::odata::with_entity_defaults(body, WIN32_LOB_APP, Some(&row.created_at))
 }
+
+/// The one kind of mobile app this server knows.
+const WIN32_LOB_APP: &str = "#microsoft.graph.win32LobApp";
 
 /// The mobile apps collection.
 const MOBILE_APPS: Collection = Collection {
@@ -58,19 +64,72 @@ async fn list(State(state): State<Shared>, options: Options) -> Result<Response,
     options.page(apps, &MOBILE_APPS)
 }
 
-async fn one(State(state): State<Shared>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let row = state
+async fn load(state: &Shared, id: &str) -> Result<crate::storage::AppRow, ApiError> {
+    state
         .store
-        .app(&id)
+        .app(id)
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
-    Ok(Json(app_json(&row)))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))
+}
+
+async fn one(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> Result<Json<Value>, ApiError> {
+    let app = app_json(&load(&state, &id).await?);
+    Ok(Json(options.entity(app, MOBILE_APPS.context)))
+}
+
+/// `PATCH`: the fields given replace the old ones; a new revision, which devices pick
+/// up at their next check-in. The type stays a win32LobApp.
+async fn update(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let row = load(&state, &id).await?;
+    let changes: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
+    if changes["@odata.type"]
+        .as_str()
+        .is_some_and(|t| t != WIN32_LOB_APP)
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "an app's @odata.type cannot change",
+        ));
+    }
+    let mut app: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+    crate::odata::merge(&mut app, &changes);
+    state
+        .store
+        .upsert_app(&id, &app.to_string(), &state.now_text())
+        .await?;
+    state.policy_changed();
+    Ok(crate::odata::changed(
+        &headers,
+        app_json(&load(&state, &id).await?),
+    ))
+}
+
+/// `DELETE`: the app, its content, assignments and reported states are gone; devices
+/// stop receiving its policy at their next check-in (what is installed stays).
+async fn remove(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    load(&state, &id).await?;
+    state.store.delete_app(&id).await?;
+    state.policy_changed();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
     let mut app: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
-    if app["@odata.type"] != "#microsoft.graph.win32LobApp" {
+    if app["@odata.type"] != WIN32_LOB_APP {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "@odata.type must be #microsoft.graph.win32LobApp",

@@ -43,6 +43,33 @@ pub fn with_entity_defaults(mut entity: Value, odata_type: &str, when: Option<&s
     entity
 }
 
+/// A changed entity's answer, as Graph gives it: 204 No Content, or the entity (200)
+/// when the client asked with `Prefer: return=representation`.
+pub fn changed(headers: &axum::http::HeaderMap, entity: Value) -> Response {
+    let wants_it = headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.to_ascii_lowercase().contains("return=representation"));
+    if wants_it {
+        axum::Json(entity).into_response()
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
+}
+
+/// Merges a PATCH body into an entity: the fields it names replace the old ones (not
+/// `id`, which stays the entity's).
+pub fn merge(entity: &mut Value, changes: &Value) {
+    if let (Some(to), Some(from)) = (entity.as_object_mut(), changes.as_object()) {
+        for (k, v) in from {
+            if k != "id" {
+                to.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
 /// The most items a page holds (Intune's).
 pub const PAGE_LIMIT: usize = 1000;
 

@@ -176,8 +176,12 @@ fn run_states_page(
 async fn one<K: Kind>(
     State(state): State<Shared>,
     Path(id): Path<String>,
+    options: Options,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(script_json::<K>(&load::<K>(&state, &id).await?)))
+    let entity = script_json::<K>(&load::<K>(&state, &id).await?);
+    Ok(Json(
+        options.entity(entity, K::PATH.trim_start_matches("/beta/")),
+    ))
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
@@ -205,25 +209,21 @@ async fn create<K: Kind>(State(state): State<Shared>, body: Bytes) -> Result<Res
 async fn update<K: Kind>(
     State(state): State<Shared>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let row = load::<K>(&state, &id).await?;
     let changes = parse_json(&body)?;
     let mut script: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
-    if let (Some(to), Some(from)) = (script.as_object_mut(), changes.as_object()) {
-        for (k, v) in from {
-            if k != "id" {
-                to.insert(k.clone(), v.clone());
-            }
-        }
-    }
+    crate::odata::merge(&mut script, &changes);
     validate::<K>(&script)?;
     state
         .store
         .upsert_script(K::STORE, &id, &script.to_string(), &state.now_text())
         .await?;
     state.policy_changed();
-    Ok(Json(script_json::<K>(&load::<K>(&state, &id).await?)))
+    let entity = script_json::<K>(&load::<K>(&state, &id).await?);
+    Ok(crate::odata::changed(&headers, entity))
 }
 
 /// Script targets in the shape `apps::targets` reads.

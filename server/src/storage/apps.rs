@@ -17,6 +17,20 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets an app: its content, assignments and reported states with it.
+    pub async fn delete_app(&self, id: &str) -> Result<()> {
+        let mut db = self.db().await?;
+        for statement in [
+            "DELETE FROM app_status WHERE app_id = $1",
+            "DELETE FROM app_assignments WHERE app_id = $1",
+            "DELETE FROM app_content WHERE app_id = $1",
+            "DELETE FROM apps WHERE id = $1",
+        ] {
+            sqlx::query(statement).bind(id).execute(&mut *db).await?;
+        }
+        Ok(())
+    }
+
     /// One app.
     pub async fn app(&self, id: &str) -> Result<Option<AppRow>> {
         let row = sqlx::query("SELECT * FROM apps WHERE id = $1")
