@@ -114,11 +114,18 @@ impl RemoteServer {
         &self,
         method: &str,
         path: &str,
-        body: crate::world::AdminBody,
+        mut body: crate::world::AdminBody,
     ) -> (u16, Value) {
         let mut failures = Vec::new();
-        for base in self.replicas() {
-            match self.send(base, method, path, body.clone()).await {
+        let mut replicas = self.replicas().peekable();
+        while let Some(base) = replicas.next() {
+            // A body (an upload may be large) is copied only while another replica remains.
+            let body = if replicas.peek().is_some() {
+                body.clone()
+            } else {
+                std::mem::replace(&mut body, crate::world::AdminBody::None)
+            };
+            match self.send(base, method, path, body).await {
                 Ok(answer) => return answer,
                 Err(e) => failures.push(e),
             }
