@@ -168,8 +168,8 @@ impl Options {
                 "select" => o.select = Some(list(&value)),
                 "expand" => o.expand = list(&value),
                 "top" => o.top = Some(count(&value, "$top")?),
-                "skip" => o.skip += count(&value, "$skip")?,
-                "skiptoken" => o.skip += skiptoken(&value)?,
+                "skip" => o.skip = o.skip.saturating_add(count(&value, "$skip")?),
+                "skiptoken" => o.skip = o.skip.saturating_add(skiptoken(&value)?),
                 "count" => {
                     o.count = match value.to_ascii_lowercase().as_str() {
                         "true" => true,
@@ -219,7 +219,7 @@ impl Options {
             .take(size)
             .map(|item| self.selected(item))
             .collect();
-        let more = self.skip + page.len() < total && size > 0;
+        let more = self.skip.saturating_add(page.len()) < total && size > 0;
         let mut body = Map::new();
         body.insert(
             "@odata.context".into(),
@@ -234,7 +234,7 @@ impl Options {
         if more {
             body.insert(
                 "@odata.nextLink".into(),
-                Value::String(self.next_link(self.skip + size)),
+                Value::String(self.next_link(self.skip.saturating_add(size))),
             );
         }
         body.insert("value".into(), Value::Array(page));
@@ -460,6 +460,14 @@ mod tests {
         );
         let page = answer("$search=\"pc-0003\"", 5).await;
         assert_eq!(page["value"].as_array().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn huge_offsets_give_an_empty_page_not_an_overflow() {
+        let max = usize::MAX;
+        let page = answer(&format!("$skip={max}&$skip=1&$skiptoken=skip:{max}"), 3).await;
+        assert_eq!(page["value"], json!([]));
+        assert!(page.get("@odata.nextLink").is_none());
     }
 
     #[test]
