@@ -24,6 +24,30 @@ from msgraph_beta.generated.device_management.managed_devices.managed_devices_re
 )
 from msgraph_beta.generated.models.managed_device import ManagedDevice
 from msgraph_beta.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph_beta.generated.device_app_management.mobile_apps.item.assign.assign_post_request_body import (
+    AssignPostRequestBody,
+)
+from msgraph_beta.generated.device_app_management.mobile_apps.item.mobile_app_item_request_builder import (
+    MobileAppItemRequestBuilder,
+)
+from msgraph_beta.generated.models.all_devices_assignment_target import AllDevicesAssignmentTarget
+from msgraph_beta.generated.models.install_intent import InstallIntent
+from msgraph_beta.generated.models.mobile_app_assignment import MobileAppAssignment
+from msgraph_beta.generated.device_management.device_health_scripts.item.assign.assign_post_request_body import (
+    AssignPostRequestBody as RemediationAssignBody,
+)
+from msgraph_beta.generated.device_management.device_management_scripts.item.assign.assign_post_request_body import (
+    AssignPostRequestBody as ScriptAssignBody,
+)
+from msgraph_beta.generated.models.device_health_script import DeviceHealthScript
+from msgraph_beta.generated.models.device_health_script_assignment import (
+    DeviceHealthScriptAssignment,
+)
+from msgraph_beta.generated.models.device_management_script import DeviceManagementScript
+from msgraph_beta.generated.models.device_management_script_assignment import (
+    DeviceManagementScriptAssignment,
+)
+from msgraph_beta.generated.models.run_as_account_type import RunAsAccountType
 from msgraph_beta.generated.models.win32_lob_app import Win32LobApp
 from msgraph_core import PageIterator
 from msgraph_core.requests.batch_request_builder import BatchRequestBuilder
@@ -152,6 +176,20 @@ async def main():
     expect(len(apps.value) == 1, "$filter with isof on apps")
 
     item = graph.device_app_management.mobile_apps.by_mobile_app_id(created.id)
+    await item.assign.post(AssignPostRequestBody(mobile_app_assignments=[
+        MobileAppAssignment(intent=InstallIntent.Required, target=AllDevicesAssignmentTarget())]))
+    assigned = await item.assignments.get()
+    expect(len(assigned.value) == 1 and assigned.value[0].intent == InstallIntent.Required
+           and isinstance(assigned.value[0].target, AllDevicesAssignmentTarget),
+           "an assignment made with /assign reads back from /assignments")
+    expanded = await item.get(RequestConfiguration(
+        query_parameters=MobileAppItemRequestBuilder.MobileAppItemRequestBuilderGetQueryParameters(
+            expand=["assignments"])))
+    expect(len(expanded.assignments or []) == 1, "$expand=assignments on an app")
+    listed = await graph.device_app_management.mobile_apps.get(RequestConfiguration(
+        query_parameters=MobileAppsRequestBuilder.MobileAppsRequestBuilderGetQueryParameters(
+            expand=["assignments"])))
+    expect(len(listed.value[0].assignments or []) == 1, "$expand=assignments on the apps")
     await item.patch(Win32LobApp(display_name="Contoso Widget 2"))
     again = await item.get()
     expect(again.display_name == "Contoso Widget 2" and again.publisher == "Contoso",
@@ -162,6 +200,38 @@ async def main():
         expect(False, "a deleted app is gone")
     except ODataError as e:
         expect(e.response_status_code == 404, "DELETE removes the app (then 404)")
+
+    await scripts_and_remediations(graph)
+
+
+async def scripts_and_remediations(graph):
+    scripts = graph.device_management.device_management_scripts
+    script = await scripts.post(DeviceManagementScript(
+        display_name="Contoso baseline", script_content=b"Write-Host 'baseline'",
+        run_as_account=RunAsAccountType.System, file_name="baseline.ps1"))
+    expect(script.script_content == b"Write-Host 'baseline'",
+           "a platform script's content round-trips as base64")
+    one = scripts.by_device_management_script_id(script.id)
+    await one.assign.post(ScriptAssignBody(device_management_script_assignments=[
+        DeviceManagementScriptAssignment(target=AllDevicesAssignmentTarget())]))
+    states = await one.device_run_states.get()
+    expect(states is not None and states.value == [], "a script's run states list (none yet)")
+
+    remediations = graph.device_management.device_health_scripts
+    remediation = await remediations.post(DeviceHealthScript(
+        display_name="Contoso marker", detection_script_content=b"exit 1",
+        remediation_script_content=b"exit 0", run_as_account=RunAsAccountType.System))
+    fix = remediations.by_device_health_script_id(remediation.id)
+    await fix.assign.post(RemediationAssignBody(device_health_script_assignments=[
+        DeviceHealthScriptAssignment(target=AllDevicesAssignmentTarget(),
+                                     run_remediation_script=True)]))
+    states = await fix.device_run_states.get()
+    expect(states is not None and states.value == [], "a remediation's run states list (none yet)")
+
+    await one.delete()
+    await fix.delete()
+    left = (await scripts.get()).value + (await remediations.get()).value
+    expect(left == [], "DELETE removes scripts and remediations")
 
 
 asyncio.run(main())

@@ -39,6 +39,10 @@ pub(super) fn routes() -> Router<Shared> {
             "/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses",
             get(device_statuses),
         )
+        .route(
+            "/beta/deviceAppManagement/mobileApps/{id}/assignments",
+            get(assignments),
+        )
 }
 
 fn app_json(row: &crate::storage::AppRow) -> Value {
@@ -55,13 +59,77 @@ const WIN32_LOB_APP: &str = "#microsoft.graph.win32LobApp";
 /// The mobile apps collection.
 const MOBILE_APPS: Collection = Collection {
     context: "deviceAppManagement/mobileApps",
-    expandable: &[],
+    expandable: &["assignments"],
     searchable: &["displayName"],
 };
 
 async fn list(State(state): State<Shared>, options: Options) -> Result<Response, ApiError> {
-    let apps: Vec<Value> = state.store.apps().await?.iter().map(app_json).collect();
+    let mut apps: Vec<Value> = state.store.apps().await?.iter().map(app_json).collect();
+    if options.expands("assignments") {
+        let assignments = state.store.assignments().await?;
+        for app in &mut apps {
+            app["assignments"] = Value::Array(assignments_of(&assignments, app["id"].as_str()));
+        }
+    }
     options.page(apps, &MOBILE_APPS)
+}
+
+/// An app's assignments, in Graph's `mobileAppAssignment` shape.
+fn assignments_of(all: &[AssignmentRow], app_id: Option<&str>) -> Vec<Value> {
+    all.iter()
+        .filter(|a| Some(a.app_id.as_str()) == app_id)
+        .map(assignment_json)
+        .collect()
+}
+
+/// One assignment as Graph shows it (the target types `assign` takes, read back).
+fn assignment_json(a: &AssignmentRow) -> Value {
+    let target = match a.target.split_once(':') {
+        Some(("device", id)) => {
+            json!({ "@odata.type": "#tenantless.deviceAssignmentTarget", "deviceId": id })
+        }
+        Some(("user", upn)) => {
+            json!({ "@odata.type": "#tenantless.userAssignmentTarget", "userPrincipalName": upn })
+        }
+        _ if a.target == "allUsers" => {
+            json!({ "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" })
+        }
+        _ => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
+    };
+    let mut settings = json!({ "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings" });
+    if a.start_at.is_some() || a.deadline_at.is_some() {
+        settings["installTimeSettings"] = json!({
+            "useLocalTime": false,
+            "startDateTime": a.start_at,
+            "deadlineDateTime": a.deadline_at,
+        });
+    }
+    json!({
+        "@odata.type": "#microsoft.graph.mobileAppAssignment",
+        "id": format!("{}_{}", a.app_id, a.id),
+        "intent": a.intent,
+        "target": target,
+        "settings": settings,
+    })
+}
+
+/// `GET .../assignments`.
+async fn assignments(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    load(&state, &id).await?;
+    let mine = assignments_of(&state.store.assignments().await?, Some(&id));
+    let context = format!("deviceAppManagement/mobileApps('{id}')/assignments");
+    options.page(
+        mine,
+        &Collection {
+            context: &context,
+            expandable: &[],
+            searchable: &[],
+        },
+    )
 }
 
 async fn load(state: &Shared, id: &str) -> Result<crate::storage::AppRow, ApiError> {
@@ -77,7 +145,11 @@ async fn one(
     Path(id): Path<String>,
     options: Options,
 ) -> Result<Json<Value>, ApiError> {
-    let app = app_json(&load(&state, &id).await?);
+    let mut app = app_json(&load(&state, &id).await?);
+    if options.expands("assignments") {
+        let all = state.store.assignments().await?;
+        app["assignments"] = Value::Array(assignments_of(&all, Some(&id)));
+    }
     Ok(Json(options.entity(app, MOBILE_APPS.context)))
 }
 

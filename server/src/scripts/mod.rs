@@ -63,7 +63,7 @@ fn crud<K: Kind>() -> Router<Shared> {
         .route(K::PATH, get(list::<K>).post(create::<K>))
         .route(
             &format!("{}/{{id}}", K::PATH),
-            get(one::<K>).patch(update::<K>),
+            get(one::<K>).patch(update::<K>).delete(remove::<K>),
         )
 }
 
@@ -224,6 +224,18 @@ async fn update<K: Kind>(
     state.policy_changed();
     let entity = script_json::<K>(&load::<K>(&state, &id).await?);
     Ok(crate::odata::changed(&headers, entity))
+}
+
+/// `DELETE`: the script, its assignments and run states are gone; devices stop
+/// receiving it at their next check-in.
+async fn remove<K: Kind>(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    load::<K>(&state, &id).await?;
+    state.store.delete_script(K::STORE, &id).await?;
+    state.policy_changed();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Script targets in the shape `apps::targets` reads.

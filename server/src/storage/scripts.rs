@@ -28,6 +28,13 @@ impl ScriptKind {
             ScriptKind::Remediation => "health_script_assignments",
         }
     }
+
+    fn states(self) -> &'static str {
+        match self {
+            ScriptKind::Platform => "script_states",
+            ScriptKind::Remediation => "health_script_states",
+        }
+    }
 }
 
 /// One assignment of a script: its target, and (remediations) its settings JSON.
@@ -43,6 +50,24 @@ pub struct ScriptAssignment {
 }
 
 impl Store {
+    /// Forgets a script: its assignments and reported states with it.
+    pub async fn delete_script(&self, kind: ScriptKind, id: &str) -> Result<()> {
+        let mut db = self.db().await?;
+        for (table, key) in [
+            (kind.states(), "script_id"),
+            (kind.assignments(), "script_id"),
+            (kind.table(), "id"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE {key} = $1"
+            )))
+            .bind(id)
+            .execute(&mut *db)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Creates or replaces a script (bumping its revision on replace).
     pub async fn upsert_script(
         &self,
