@@ -44,11 +44,12 @@ COPY --from=binaries /out/ /usr/local/bin/
 # the server listen on the container's interfaces and keep its data in the volume.
 ENV TENANTLESS_DATA_DIR=/var/lib/tenantless \
     TENANTLESS_LISTEN=0.0.0.0:8443 \
-    TENANTLESS_ADMIN_LISTEN=0.0.0.0:8080
+    TENANTLESS_ADMIN_LISTEN=0.0.0.0:8080 \
+    TENANTLESS_ADMIN_TLS_LISTEN=0.0.0.0:8444
 USER tenantless
 WORKDIR /var/lib/tenantless
 VOLUME ["/var/lib/tenantless"]
-EXPOSE 8443 8080
+EXPOSE 8443 8080 8444
 # The server answers SIGTERM by finishing its requests and writing the journal; it and
 # the agent handle signals as PID 1, so no init is needed (compose adds one anyway).
 STOPSIGNAL SIGTERM

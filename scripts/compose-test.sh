@@ -19,6 +19,7 @@ export TENANTLESS_ADMIN_TOKEN=compose-test-admin
 token=$TENANTLESS_ADMIN_TOKEN
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 export TENANTLESS_ADMIN_PORT=$(free_port) TENANTLESS_DEVICE_PORT=$(free_port)
+export TENANTLESS_ADMIN_TLS_PORT=$(free_port)
 admin=http://127.0.0.1:$TENANTLESS_ADMIN_PORT
 work=$(mktemp -d)
 chmod 0777 "$work"
@@ -89,6 +90,10 @@ followers=$(api POST /testbed/clock/advance '{"by": "2h"}' | json 'd["followers"
 check "the devices follow the server's clock ($followers followers)" test "$followers" = "$TENANTLESS_DEVICES"
 sessions=$(api GET '/testbed/events/count?filter=%7B%22kind%22%3A%22session_started%22%7D' | json 'd["count"]')
 check "the devices checked in as the clock moved ($sessions sessions)" test "$sessions" -gt "$TENANTLESS_DEVICES"
+docker compose cp server:/var/lib/tenantless/pki/ca.pem "$work/ca.pem" >/dev/null 2>&1
+tls_devices=$(curl -fsS --cacert "$work/ca.pem" -H "Authorization: Bearer $token" \
+    "https://127.0.0.1:$TENANTLESS_ADMIN_TLS_PORT/v1.0/deviceManagement/managedDevices" | json 'len(d["value"])')
+check "the admin API over HTTPS, trusting the server's CA ($tls_devices devices)" test "$tls_devices" = "$TENANTLESS_DEVICES"
 
 echo "== the labs, through the scenario service"
 mkdir -p -m 0777 "$work/labs"

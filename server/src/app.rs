@@ -52,6 +52,8 @@ pub struct RunningServer {
     pub device_addr: SocketAddr,
     /// The admin HTTP address.
     pub admin_addr: SocketAddr,
+    /// The admin HTTPS address, when configured.
+    pub admin_tls_addr: Option<SocketAddr>,
     /// The base URL devices use.
     pub base_url: String,
     /// The shared state (for in-process callers such as the testbed).
@@ -194,6 +196,17 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             addr: config.admin_listen,
             source,
         })?;
+    let admin_tls_listener = match config.admin_tls_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?,
+        ),
+        None => None,
+    };
+    let admin_tls_addr = admin_tls_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok());
     let device_addr = device_listener
         .local_addr()
         .map_err(|source| StartError::Bind {
@@ -241,6 +254,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
     ));
 
     let (shutdown, rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    if let Some(listener) = admin_tls_listener {
+        tasks.push(tokio::spawn(crate::tls::serve(
+            listener,
+            tls.clone(),
+            crate::admin::service(state.clone()),
+            state.config.handshake_timeout,
+            rx.clone(),
+        )));
+    }
     let device_task = tokio::spawn(crate::tls::serve(
         device_listener,
         tls,
@@ -263,15 +286,16 @@ pub async fn start(config: Config, clock: Arc<dyn Clock>) -> Result<RunningServe
             tracing::error!("admin listener: {e}");
         }
     });
-    let tasks = vec![
+    tasks.extend([
         device_task,
         admin_task,
         tokio::spawn(commit_regularly(state.clone(), shutdown.subscribe())),
-    ];
-    tracing::info!(%device_addr, %admin_addr, %base_url, "tenantless-server listening");
+    ]);
+    tracing::info!(%device_addr, %admin_addr, ?admin_tls_addr, %base_url, "tenantless-server listening");
     Ok(RunningServer {
         device_addr,
         admin_addr,
+        admin_tls_addr,
         base_url,
         state,
         shutdown,

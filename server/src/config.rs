@@ -12,6 +12,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The admin HTTP listener.
     pub admin_listen: SocketAddr,
+    /// The admin API on HTTPS too (the server's certificate), for clients that send
+    /// tokens only over TLS; `None` for none.
+    pub admin_tls_listen: Option<SocketAddr>,
     /// Database URL; `None` means SQLite at `data_dir/tenantless.db`.
     pub db_url: Option<String>,
     /// The enrollment secret (OnPremise UsernameToken password).
@@ -39,6 +42,7 @@ impl Config {
             data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            admin_tls_listen: None,
             db_url: None,
             enroll_secret: "enroll-secret".into(),
             admin_token: "admin-token".into(),

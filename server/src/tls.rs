@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -18,6 +17,16 @@ use tower::ServiceExt;
 /// The client certificate (DER) of the connection a request arrived on, if any.
 #[derive(Debug, Clone, Default)]
 pub struct PeerCertificate(pub Option<Arc<Vec<u8>>>);
+
+/// The scheme a request came in by: `https` when it came through [`serve`] (which marks
+/// each request with its [`PeerCertificate`]), else `http`.
+pub fn scheme(extensions: &axum::http::Extensions) -> &'static str {
+    if extensions.get::<PeerCertificate>().is_some() {
+        "https"
+    } else {
+        "http"
+    }
+}
 
 /// Which accepted connection a request arrived on (numbered from 1 per listener): what
 /// binds a digest-authenticated management session to the connection it began on.
@@ -65,13 +74,22 @@ const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100
 
 /// Serves `app` over TLS on `listener` until `shutdown` turns true; a client gets
 /// `handshake_timeout` (real time, as a network is) for its TLS handshake.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
-    app: Router,
+    app: S,
     handshake_timeout: std::time::Duration,
     mut shutdown: watch::Receiver<bool>,
-) {
+) where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
     let acceptor = TlsAcceptor::from(tls);
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut connections = 0u64;

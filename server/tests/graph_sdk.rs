@@ -1,6 +1,7 @@
 //! A real Graph client against the admin API: the official Python SDK
 //! (`msgraph-beta-sdk`, pinned in `tests/graph/requirements.txt`) runs
-//! `tests/graph/sdk_workflow.py` with only a base URL and a token.
+//! `tests/graph/sdk_workflow.py` with only a base URL and a token, over the admin API's
+//! HTTPS listener (trusting the server's CA, as a user's machine would).
 //!
 //! The SDK lives in a virtualenv that `scripts/graph-sdk-env.sh` makes; its python is
 //! `TENANTLESS_GRAPH_PYTHON`. Without one the test says so and passes, unless
@@ -33,7 +34,12 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
     let Some(python) = graph_python() else {
         return;
     };
-    let (server, _dir) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = server::Config::for_tests(dir.path().to_owned());
+    config.admin_tls_listen = Some("127.0.0.1:0".parse().unwrap());
+    let server = start_with(config).await;
+    let ca = dir.path().join("server-ca.pem");
+    std::fs::write(&ca, server.ca_pem()).unwrap();
     for i in 0..DEVICES {
         let id = format!("5E1F0000-0000-4000-8000-{i:012}");
         enroll_named(
@@ -45,13 +51,14 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
         .await;
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graph/sdk_workflow.py");
-    let base = format!("http://{}/beta", server.admin_addr);
+    let base = format!("https://{}/beta", server.admin_tls_addr.unwrap());
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new(python)
             .arg(script)
             .env("GRAPH_BASE_URL", base)
             .env("GRAPH_TOKEN", TOKEN)
             .env("GRAPH_DEVICES", DEVICES.to_string())
+            .env("SSL_CERT_FILE", ca)
             .output()
     })
     .await

@@ -118,7 +118,10 @@ fn created_location_base(request: &Request) -> Option<String> {
         .extensions()
         .get::<Address>()
         .map_or_else(|| request.uri().path().to_owned(), |a| a.path.clone());
-    Some(format!("http://{host}{path}"))
+    Some(format!(
+        "{}://{host}{path}",
+        crate::tls::scheme(request.extensions())
+    ))
 }
 
 /// A 201 answer gains `Location` (the collection's URL and the new entity's id), as

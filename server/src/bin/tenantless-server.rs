@@ -23,6 +23,10 @@ struct Args {
     /// Address of the device-facing HTTPS listener (enrollment, management, content).
     #[arg(long, default_value = "127.0.0.1:8443", env = "TENANTLESS_LISTEN")]
     listen: SocketAddr,
+    /// The admin API on HTTPS as well, at this address, with the server's certificate
+    /// (for Graph clients that send tokens only over TLS). Default: none.
+    #[arg(long, env = "TENANTLESS_ADMIN_TLS_LISTEN")]
+    admin_tls_listen: Option<SocketAddr>,
     /// Address of the admin HTTP listener (keep it on loopback).
     #[arg(
         long,
@@ -128,6 +132,7 @@ fn main() -> ExitCode {
         data_dir: args.data_dir,
         listen: args.listen,
         admin_listen: args.admin_listen,
+        admin_tls_listen: args.admin_tls_listen,
         db_url: args.db,
         enroll_secret: args.enroll_secret,
         admin_token: args.admin_token,
@@ -149,6 +154,9 @@ fn main() -> ExitCode {
             server.device_addr, server.base_url
         );
         println!("admin:   http://{}", server.admin_addr);
+        if let Some(addr) = server.admin_tls_addr {
+            println!("admin:   https://{addr}");
+        }
         stopped().await;
         server.stop().await;
         ExitCode::SUCCESS

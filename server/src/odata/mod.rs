@@ -139,7 +139,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Options {
             .get(header::HOST)
             .and_then(|h| h.to_str().ok())
             .unwrap_or("localhost");
-        let origin = format!("http://{host}");
+        let origin = format!("{}://{host}", crate::tls::scheme(&parts.extensions));
         Options::parse(parts.uri.query().unwrap_or_default(), address, origin)
     }
 }

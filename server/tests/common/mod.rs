@@ -29,13 +29,16 @@ pub async fn start() -> (RunningServer, tempfile::TempDir) {
 }
 
 pub async fn start_in(dir: &std::path::Path) -> RunningServer {
+    start_with(Config::for_tests(dir.to_owned())).await
+}
+
+/// A server with this configuration, on the tests' manual clock.
+pub async fn start_with(config: Config) -> RunningServer {
     install_provider();
     let clock = Arc::new(server::clock::ManualClock::new(
         server::clock::parse("2026-11-24T09:00:00Z").expect("time"),
     ));
-    server::start(Config::for_tests(dir.to_owned()), clock)
-        .await
-        .expect("server starts")
+    server::start(config, clock).await.expect("server starts")
 }
 
 /// reqwest's plain HTTP client still asks rustls for the process's provider.
