@@ -121,6 +121,10 @@ async def main():
            f"the page iterator follows nextLink through every device once ({len(seen)})")
     expect(seen[0] == f"LAB-{DEVICES - 1:03}", f"$orderby desc ({seen[0]})")
 
+    tags = await graph.device_management.role_scope_tags.get()
+    expect([(t.id, t.display_name, t.is_built_in) for t in tags.value] == [("0", "Default", True)],
+           "roleScopeTags holds the Default tag")
+
     count = await managed.count.get()
     expect(count == DEVICES, f"/$count ({count})")
 

@@ -47,6 +47,11 @@ pub fn service(
 pub fn router(state: Shared) -> Router {
     let guarded = Router::new()
         .route("/beta/deviceManagement/managedDevices", get(list_devices))
+        .route("/beta/deviceManagement/roleScopeTags", get(list_scope_tags))
+        .route(
+            "/beta/deviceManagement/roleScopeTags/{id}",
+            get(get_scope_tag),
+        )
         .route(
             "/beta/deviceManagement/managedDevices/{id}",
             get(get_device).delete(delete_device),
@@ -161,6 +166,40 @@ pub const MANAGED_DEVICES: Collection = Collection {
     expandable: &[],
     searchable: &["deviceName"],
 };
+
+/// The one scope tag a tenant always has: everything Tenantless holds carries it
+/// (`roleScopeTagIds: ["0"]`), and backup tools read it to name the tags they find.
+fn default_scope_tag() -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.roleScopeTag",
+        "id": "0",
+        "displayName": "Default",
+        "description": "",
+        "isBuiltIn": true,
+    })
+}
+
+const SCOPE_TAGS: Collection = Collection {
+    context: "deviceManagement/roleScopeTags",
+    expandable: &[],
+    searchable: &["displayName"],
+};
+
+async fn list_scope_tags(options: Options) -> Result<Response, ApiError> {
+    options.page(vec![default_scope_tag()], &SCOPE_TAGS)
+}
+
+async fn get_scope_tag(Path(id): Path<String>, options: Options) -> ApiResult {
+    if id != "0" {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no role scope tag {id}"),
+        ));
+    }
+    Ok(Json(
+        options.entity(default_scope_tag(), SCOPE_TAGS.context),
+    ))
+}
 
 async fn list_devices(State(state): State<Shared>, options: Options) -> Result<Response, ApiError> {
     let devices: Vec<Value> = state
