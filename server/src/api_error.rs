@@ -47,6 +47,11 @@ impl ApiError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The error's JSON body: `{"error":{"code","message"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        json!({ "error": { "code": self.code, "message": self.message } })
+    }
 }
 
 /// Graph's error code for an HTTP status.
@@ -77,7 +82,7 @@ pub fn code_for(status: StatusCode) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let body = self.body();
         let mut response = (
             self.status,
             [(header::CONTENT_TYPE, "application/json")],

@@ -96,7 +96,7 @@ pub async fn run(State(state): State<Shared>, request: Request) -> Result<Respon
                     StatusCode::FAILED_DEPENDENCY,
                     format!("The request depends on request '{d}', which failed."),
                 );
-                (e.status(), HeaderMap::new(), error_body(&e))
+                (e.status(), HeaderMap::new(), Some(e.body()))
             }
             None => dispatch(&state, root, [authorization.as_ref(), host.as_ref()], inner).await,
         };
@@ -121,12 +121,6 @@ pub async fn run(State(state): State<Shared>, request: Request) -> Result<Respon
     Ok(Json(json!({ "responses": responses })).into_response())
 }
 
-fn error_body(e: &ApiError) -> Option<Value> {
-    Some(
-        json!({ "error": { "code": crate::api_error::code_for(e.status()), "message": e.message() } }),
-    )
-}
-
 /// Runs one inner request through the admin API.
 async fn dispatch(
     state: &Shared,
@@ -134,7 +128,7 @@ async fn dispatch(
     [authorization, host]: [Option<&HeaderValue>; 2],
     inner: &Inner,
 ) -> (StatusCode, HeaderMap, Option<Value>) {
-    let failed = |e: ApiError| (e.status(), HeaderMap::new(), error_body(&e));
+    let failed = |e: ApiError| (e.status(), HeaderMap::new(), Some(e.body()));
     let Ok(method) = Method::from_bytes(inner.method.to_ascii_uppercase().as_bytes()) else {
         return failed(bad(format!("'{}' is not an HTTP method", inner.method)));
     };
