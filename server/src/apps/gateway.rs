@@ -99,15 +99,15 @@ async fn session(
     let reason = envelope
         .text("CheckinReason")
         .unwrap_or_else(|| "Unknown".to_owned());
-    record(
-        &state,
+    // That the call came stands alone: the requests that only read (most) then never
+    // join a transaction, and a commit does not wait for them.
+    state.journal.note(
         &device.id,
-        Event::GatewayCall {
+        &Event::GatewayCall {
             request: request.clone(),
             reason,
         },
-    )
-    .await;
+    );
     let response = match request.as_str() {
         "RequestApplication" | "GetAvailableApp" => {
             // Required and uninstall apps, or the available ones.

@@ -405,26 +405,37 @@ impl Journal {
     /// flushes first, so readers never miss an event.
     pub async fn record(&self, device: &str, event: &Event) -> Result<(), StoreError> {
         self.store.enter().await?;
+        let started = crate::storage::request_started();
+        if self.enqueue(started, device, event) >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Records an event that stands alone, such as that a call arrived: it joins no
+    /// request's transaction, so a commit does not wait for the request that noted it,
+    /// and it is not dropped when that request's transaction is rolled back after. The
+    /// next commit writes it, and the request's own [`Journal::commit`] waits for that.
+    pub fn note(&self, device: &str, event: &Event) {
+        self.enqueue(None, device, event);
+    }
+
+    /// Queues an event stamped now; returns how many wait.
+    fn enqueue(&self, started: Option<u64>, device: &str, event: &Event) -> usize {
         let payload = serde_json::to_string(event).unwrap_or_default();
         let kind = kind_of(&payload);
         tracing::debug!(device, kind, "journal");
         let event = Pending {
-            started: crate::storage::request_started(),
+            started,
             at: clock::format(self.clock.now()),
             device: device.to_owned(),
             kind,
             payload,
         };
-        let waiting = {
-            let mut queue = self.queue();
-            queue.events.push(event);
-            queue.recorded += 1;
-            queue.events.len()
-        };
-        if waiting >= FLUSH_AT {
-            self.flush().await?;
-        }
-        Ok(())
+        let mut queue = self.queue();
+        queue.events.push(event);
+        queue.recorded += 1;
+        queue.events.len()
     }
 
     /// Writes the events kept so far into the open transaction, in one statement per
