@@ -1308,3 +1308,99 @@ async fn a_reboot_shows_as_a_gap_in_the_imes_log() {
     );
     w.stop().await;
 }
+
+/// A package of about `kb` KB that does not compress away.
+fn big_package(kb: usize) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut msi = SimulatedMsi::new(PRODUCT, "Contoso Widget", "1.2.0", "Contoso");
+    let mut block = Sha256::digest(b"widget").to_vec();
+    let mut content = String::new();
+    while content.len() < kb * 1024 {
+        block = Sha256::digest(&block).to_vec();
+        content.push_str(&hex::encode(&block));
+    }
+    msi.files.push(syncml::sim_msi::MsiFile {
+        path: r"C:\Program Files\Contoso\widget.exe".into(),
+        content,
+    });
+    syncml::intunewin::pack(
+        &[("widget.msi".into(), msi.to_bytes())],
+        "widget.msi",
+        &keys(),
+        None,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn content_comes_through_delivery_optimization_unless_its_policy_says_bypass() {
+    // By default: Delivery Optimization, its progress on the status service's thread
+    // about every second of the download, the last line with every byte.
+    let (mut w, id) = world_with_app(big_package(300)).await;
+    w.device_mut("LAB-01")
+        .unwrap()
+        .device_mut()
+        .profile
+        .download_kbps = 400;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(2)).await;
+    let records = agent::cmtrace::read(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    let progress: Vec<&agent::cmtrace::Record> = records
+        .iter()
+        .filter(|r| r.message.contains(") via DO, bytes "))
+        .collect();
+    assert!(progress.len() >= 3, "{} progress lines", progress.len());
+    let bytes = |r: &agent::cmtrace::Record| -> (u64, u64) {
+        let tail = r.message.split("via DO, bytes ").nth(1).unwrap();
+        let (done, rest) = tail.split_once('/').unwrap();
+        let total = rest.split_whitespace().next().unwrap();
+        (done.parse().unwrap(), total.parse().unwrap())
+    };
+    let (last_done, total) = bytes(progress[progress.len() - 1]);
+    assert_eq!(last_done, total, "the last progress line has every byte");
+    assert!(total > 100 * 1024, "{total}");
+    for pair in progress.windows(2) {
+        assert!(bytes(pair[0]).0 < bytes(pair[1]).0);
+        assert!(pair[0].at < pair[1].at, "progress takes time");
+    }
+    assert!(progress
+        .iter()
+        .all(|r| r.thread == agent::ime::threads::STATUS_SERVICE));
+    assert!(progress[0].message.starts_with(&format!(
+        "[StatusService] Downloading app (id = {id}, name Contoso Widget) via DO"
+    )));
+    let messages: Vec<&str> = records.iter().map(|r| r.message.as_str()).collect();
+    let notified = messages
+        .iter()
+        .position(|m| *m == "[Win32App] Notified DO Service the job is complete.")
+        .expect("the DO job completes");
+    assert!(!messages.iter().any(|m| m.contains("CDN mode")));
+    assert!(messages[notified + 1].starts_with("[Win32App] Downloaded file size "));
+    w.stop().await;
+
+    // DODownloadMode 100 (Bypass): the CDN, and no DO line.
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    w.device_mut("LAB-01").unwrap().device_mut().registry.set(
+        win32::DO_POLICY_KEY,
+        "DODownloadMode",
+        agent::device::RegValue::Dword(100),
+    );
+    assign(&w, &id).await;
+    w.advance(Duration::hours(2)).await;
+    let messages =
+        agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    assert!(messages
+        .iter()
+        .any(|m| m.starts_with("[Win32App] ExternalCDN mode, content raw URL is ")));
+    assert!(messages
+        .iter()
+        .any(|m| m == "[Win32App] CDN mode, download completes."));
+    assert!(
+        !messages
+            .iter()
+            .any(|m| m.contains("via DO") || m.contains("DO Service")),
+        "no DO line"
+    );
+    assert_eq!(install_times(&w).len(), 1, "installed either way");
+    w.stop().await;
+}

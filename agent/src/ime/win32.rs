@@ -1128,6 +1128,45 @@ fn clean_cache(device: &mut Device, poll: &mut Poll<'_>, policy: &Value, cache: 
     let _ = device.drive.remove(cache);
 }
 
+/// Where Delivery Optimization's download mode is set by policy.
+pub const DO_POLICY_KEY: &str = r"HKLM\SOFTWARE\Policies\Microsoft\Windows\DeliveryOptimization";
+/// Delivery Optimization's "Bypass" download mode: content comes straight from the CDN.
+const DO_BYPASS: u32 = 100;
+/// The most progress lines the status service writes for one download.
+const DO_PROGRESS_LINES: i64 = 20;
+
+/// True when the IME hands the download to Delivery Optimization, as Windows does
+/// unless `DODownloadMode` is 100 (Bypass); then it downloads in CDN mode.
+fn delivery_optimization(device: &Device) -> bool {
+    !matches!(
+        device.registry.get(DO_POLICY_KEY, "DODownloadMode"),
+        Some(RegValue::Dword(DO_BYPASS))
+    )
+}
+
+/// Delivery Optimization's job, as the status service sees it: a progress line about
+/// every second of the download (at most [`DO_PROGRESS_LINES`], the last with every
+/// byte), on the status service's thread, while the poller waits for the job.
+fn do_progress(
+    device: &Device,
+    poll: &mut Poll<'_>,
+    (id, name): (&str, &str),
+    size: u64,
+    took: Duration,
+) {
+    let steps = took.num_seconds().clamp(1, DO_PROGRESS_LINES);
+    let mut status = Pen::new(APP_LOG, "AppWorkload", threads::STATUS_SERVICE, poll.pen.at);
+    for step in 1..=steps {
+        status.spend(took / steps as i32);
+        let done = size * step as u64 / steps as u64;
+        status.info(
+            device,
+            &lines::do_progress(id, name, done, size, &poll.user),
+        );
+    }
+    poll.pen.spend(took);
+}
+
 /// Downloads an app's content into the staging folder, checks and decrypts it and
 /// unzips it into the IMECache, writing each step's lines; the download takes the
 /// time its size needs at the device's bandwidth.
@@ -1160,7 +1199,10 @@ async fn fetch_content(
         .as_str()
         .ok_or("no content location")?;
     poll.pen.info(device, &lines::cache_miss(id, name));
-    poll.pen.info(device, &lines::cdn_url(url));
+    let through_do = delivery_optimization(device);
+    if !through_do {
+        poll.pen.info(device, &lines::cdn_url(url));
+    }
     let bytes = poll
         .gw
         .client
@@ -1174,8 +1216,13 @@ async fn fetch_content(
     let size = bytes.len() as u64;
     let kbps = device.profile.download_kbps.max(1);
     let took = Duration::milliseconds((size * 8 / kbps) as i64 + 120);
-    poll.pen.spend(took);
-    poll.pen.info(device, &lines::cdn_done());
+    if through_do {
+        do_progress(device, poll, (id, name), size, took);
+        poll.pen.info(device, &lines::do_complete());
+    } else {
+        poll.pen.spend(took);
+        poll.pen.info(device, &lines::cdn_done());
+    }
     poll.pen.info(device, &lines::downloaded_size(size));
     poll.pen
         .info(device, &lines::downloaded_time(took.num_milliseconds()));
