@@ -1404,3 +1404,117 @@ async fn content_comes_through_delivery_optimization_unless_its_policy_says_bypa
     assert_eq!(install_times(&w).len(), 1, "installed either way");
     w.stop().await;
 }
+
+/// How many devices the app's `deviceStatuses` lists.
+async fn statuses(w: &World, id: &str) -> usize {
+    let (_, body) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses"),
+            AdminBody::None,
+        )
+        .await;
+    body["value"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn an_app_whose_assignment_is_removed_is_cleaned_up_once_and_leaves_its_statuses() {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(2)).await;
+    assert_eq!(install_times(&w).len(), 1);
+    assert_eq!(statuses(&w, &id).await, 1);
+
+    // The assignment goes: at its next check-in the IME sets the app to Cleanup.
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    w.advance(Duration::hours(3)).await;
+    let compliance = state_message(&w, &id, "ComplianceStateMessage");
+    assert_eq!(compliance["ComplianceState"], 100, "{compliance}");
+    assert_eq!(compliance["DesiredState"], 0, "{compliance}");
+    let cleanup = format!(
+        "[Win32App][ActionProcessor] App with id: {id} is no longer targeted. Its reporting state is set to Cleanup."
+    );
+    let lines = |w: &World| {
+        agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG)
+            .iter()
+            .filter(|m| **m == cleanup)
+            .count()
+    };
+    assert_eq!(lines(&w), 1, "once, not at every check-in");
+    let dev = w.device_id("LAB-01").unwrap();
+    let changed = Filter::kind("app_state_changed")
+        .device(&dev)
+        .field("appId", id.as_str())
+        .field("newCompliance", 100);
+    assert!(
+        w.journal()
+            .filter(changed)
+            .verify(Expectation::Exactly(1))
+            .await
+            .unwrap()
+            .ok
+    );
+    assert_eq!(
+        statuses(&w, &id).await,
+        0,
+        "the device left the app's statuses"
+    );
+    assert_eq!(
+        install_times(&w).len(),
+        1,
+        "nothing uninstalled or installed"
+    );
+
+    // Assigned again: detected at once, Installed again, no second install.
+    assign(&w, &id).await;
+    w.advance(Duration::hours(2)).await;
+    assert_eq!(
+        state_message(&w, &id, "ComplianceStateMessage")["ComplianceState"],
+        1
+    );
+    assert_eq!(statuses(&w, &id).await, 1);
+    assert_eq!(install_times(&w).len(), 1);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_app_without_a_detection_rule_is_unknown_and_never_installed() {
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    let (status, body) = w
+        .admin(
+            "PATCH",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}"),
+            AdminBody::Json(json!({ "@odata.type": "#microsoft.graph.win32LobApp", "rules": [] })),
+        )
+        .await;
+    assert!(status == 204 || status == 200, "{status} {body}");
+    assign(&w, &id).await;
+    w.advance(Duration::hours(3)).await;
+    let compliance = state_message(&w, &id, "ComplianceStateMessage");
+    assert_eq!(compliance["ComplianceState"], 5, "{compliance}");
+    assert!(install_times(&w).is_empty(), "nothing tells it is missing");
+    let records = agent::cmtrace::read(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG);
+    let unknown = format!("[Win32App][DetectionActionHandler] Detection for policy with id: {id} resulted in action status: Failed and detection state: Unknown.");
+    assert!(records
+        .iter()
+        .any(|r| r.message == unknown && r.severity == 2));
+    let (_, statuses) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(
+        statuses["value"][0]["installState"], "unknown",
+        "{statuses}"
+    );
+    w.stop().await;
+}

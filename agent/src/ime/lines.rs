@@ -210,6 +210,12 @@ pub fn detection_result(id: &str, detected: bool) -> String {
     )
 }
 
+/// The detection rules could not be evaluated (none, unreadable, or of an unknown
+/// type): the app's state is Unknown (ComplianceState 5).
+pub fn detection_unknown(id: &str) -> String {
+    format!("[Win32App][DetectionActionHandler] Detection for policy with id: {id} resulted in action status: Failed and detection state: Unknown.")
+}
+
 /// The applicability action handler's result.
 pub fn applicability_result(id: &str, state: &str) -> String {
     format!("[Win32App][ApplicabilityActionHandler] Applicability check for policy with id: {id} resulted in action status: Success and applicability state: {state}.")
@@ -473,6 +479,11 @@ pub fn not_started(id: &str, start: DateTime<Utc>) -> String {
         "[Win32App][ActionProcessor] App with id: {id} is not available before its start time {}. Only detection is reported.",
         local_time(start)
     )
+}
+
+/// A required app's assignment is gone: its state is set to Cleanup (ComplianceState 100).
+pub fn no_longer_targeted(id: &str) -> String {
+    format!("[Win32App][ActionProcessor] App with id: {id} is no longer targeted. Its reporting state is set to Cleanup.")
 }
 
 /// Between start time and deadline: the content is cached, the install waits.

@@ -255,6 +255,16 @@ fn rule_text(rule: &Value, key: &str) -> Value {
     }
 }
 
+/// True when the detection rules can be evaluated: a JSON list of at least one rule,
+/// each of a type the IME knows (registry, MSI, file, script).
+pub fn can_detect(detection_rule: &str) -> bool {
+    let rules: Vec<Value> = serde_json::from_str(detection_rule).unwrap_or_default();
+    !rules.is_empty()
+        && rules
+            .iter()
+            .all(|rule| (0..=3).contains(&num(rule, "DetectionType")))
+}
+
 /// Evaluates the policy's DetectionRule (a JSON string holding the rule list): true
 /// when there is at least one rule and every rule holds.
 pub fn detected(device: &mut Device, detection_rule: &str) -> bool {

@@ -319,6 +319,7 @@ pub async fn checkin(
         }
         poll.pen
             .info(device, &lines::done_subgraphs(subgraphs.len()));
+        reports.extend(clean_up_untargeted(device, state, &mut poll, &listed));
         poll.pen
             .info(device, &lines::completed_user_session(session, &user, &sid));
     }
@@ -327,6 +328,77 @@ pub async fn checkin(
     send_results(device, state, &gw, reports, ("Unknown", now)).await?;
     state.ime.next_checkin = Some(now + Duration::minutes(60));
     Ok(policies.len())
+}
+
+/// The required (or uninstall) apps whose key the session's user has but the service
+/// no longer lists: each is set to ComplianceState 100 (Cleanup, DesiredState none) and
+/// reported once, and its GRS and retry schedule are forgotten. Available apps (Intent
+/// 1, which the required list never holds) and dependencies (Intent 0) are left alone.
+fn clean_up_untargeted(
+    device: &mut Device,
+    state: &mut AgentState,
+    poll: &mut Poll<'_>,
+    listed: &Value,
+) -> Vec<Value> {
+    let user = poll.user.clone();
+    let base = format!(r"{WIN32APPS}\{user}");
+    let mut reports = Vec::new();
+    for name in device.registry.subkeys(&base) {
+        let Some((id, rev)) = name
+            .rsplit_once('_')
+            .and_then(|(id, rev)| Some((id.to_owned(), rev.parse::<i64>().ok()?)))
+        else {
+            continue;
+        };
+        let is_listed = listed.as_array().into_iter().flatten().any(|p| {
+            p["Id"]
+                .as_str()
+                .is_some_and(|p| p.eq_ignore_ascii_case(&id))
+        });
+        let key = format!(r"{base}\{name}");
+        let intent = match device.registry.get(&key, "Intent") {
+            Some(RegValue::Dword(i @ (3 | 4))) => i64::from(*i),
+            _ => continue,
+        };
+        let message = |name: &str| -> Value {
+            device
+                .registry
+                .get_text(&format!(r"{key}\{name}"), name)
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(Value::Null)
+        };
+        let (compliance, enforcement) = (
+            message("ComplianceStateMessage"),
+            message("EnforcementStateMessage"),
+        );
+        if is_listed || compliance["ComplianceState"] == 100 {
+            continue;
+        }
+        poll.pen.info(device, &lines::no_longer_targeted(&id));
+        let cleanup = Outcome {
+            applicability: compliance["Applicability"].as_i64().unwrap_or(0),
+            desired: 0,
+            ..Outcome::state(
+                100,
+                enforcement["EnforcementState"].as_i64().unwrap_or(1000),
+                enforcement["ErrorCode"].as_i64().unwrap_or(0),
+            )
+        };
+        let target_type = compliance["TargetType"].as_i64().unwrap_or(2);
+        reports.extend(report_state(
+            device,
+            poll,
+            &key,
+            (intent, target_type),
+            &cleanup,
+            &id,
+            rev,
+        ));
+        clear_grs(device, &user, &id);
+        state.ime.apps.remove(&id);
+        state.ime.evaluated.remove(&id);
+    }
+    reports
 }
 
 /// The effective intent's name in the action processor's record.
@@ -433,6 +505,22 @@ async fn process(
         poll.pen.info(device, &lines::reevaluation_expired(&hash));
     }
     let detection = policy["DetectionRule"].as_str().unwrap_or("[]").to_owned();
+    if !rules::can_detect(&detection) {
+        // Nothing tells whether the app is there: Unknown, and nothing is enforced.
+        poll.pen.warn(device, &lines::detection_unknown(&id));
+        poll.pen.info(device, &lines::no_action(&id));
+        state.ime.evaluated.insert(id.clone(), now);
+        let unknown = Outcome::state(5, 4000, 0);
+        return report_state(
+            device,
+            poll,
+            &key,
+            (intent, target_type),
+            &unknown,
+            &id,
+            rev,
+        );
+    }
     let detected = rules::detected(device, &detection);
     poll.pen
         .info(device, &lines::detection_result(&id, detected));

@@ -357,15 +357,19 @@ async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), A
     let given = given_apps(state, device).await?;
     for r in reports.as_array().cloned().unwrap_or_default() {
         let app_id = r["ApplicationId"].as_str().unwrap_or_default().to_owned();
+        let compliance = r["ComplianceStateMessage"]["ComplianceState"]
+            .as_i64()
+            .unwrap_or(5);
+        if compliance == CLEANUP && !given.contains(&app_id) {
+            cleaned_up(state, device, &app_id, &r).await?;
+            continue;
+        }
         if !state
             .accept_report(&device.id, &given, "Win32AppResult", &app_id, &r)
             .await?
         {
             continue;
         }
-        let compliance = r["ComplianceStateMessage"]["ComplianceState"]
-            .as_i64()
-            .unwrap_or(5);
         let enforcement = r["EnforcementStateMessage"]["EnforcementState"]
             .as_i64()
             .unwrap_or(4000);
@@ -413,6 +417,62 @@ async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), A
             .await;
         }
     }
+    Ok(())
+}
+
+/// ComplianceState 100: the device cleaned up an app it is no longer given.
+const CLEANUP: i64 = 100;
+
+/// A device's Cleanup report for an app it is no longer given: the device leaves the
+/// app's statuses (`deviceStatuses`), and the journal has the report and the change.
+/// A report received before, or for an app the device had no state of, changes nothing.
+async fn cleaned_up(
+    state: &Shared,
+    device: &Device,
+    app_id: &str,
+    r: &Value,
+) -> Result<(), ApiError> {
+    if let Some(report_id) = r["ReportId"].as_str() {
+        if !state
+            .store
+            .first_receipt(&device.id, report_id, &state.now_text())
+            .await?
+        {
+            return Ok(());
+        }
+    }
+    let Some(previous) = state.store.remove_app_status(&device.id, app_id).await? else {
+        return Ok(());
+    };
+    let enforcement = r["EnforcementStateMessage"]["EnforcementState"]
+        .as_i64()
+        .unwrap_or(previous.enforcement);
+    let error_code = r["ErrorCode"].as_i64().unwrap_or(0);
+    record(
+        state,
+        &device.id,
+        Event::AppReport {
+            app_id: app_id.to_owned(),
+            version: r["Version"].as_i64().unwrap_or(0),
+            compliance: CLEANUP,
+            enforcement,
+            error_code,
+        },
+    )
+    .await;
+    record(
+        state,
+        &device.id,
+        Event::AppStateChanged {
+            app_id: app_id.to_owned(),
+            old_compliance: Some(previous.compliance),
+            new_compliance: CLEANUP,
+            old_enforcement: Some(previous.enforcement),
+            new_enforcement: enforcement,
+            error_code,
+        },
+    )
+    .await;
     Ok(())
 }
 

@@ -153,6 +153,29 @@ impl Store {
         Ok(previous)
     }
 
+    /// Forgets a device's state of an app (it is no longer given the app); returns it.
+    pub async fn remove_app_status(
+        &self,
+        device_id: &str,
+        app_id: &str,
+    ) -> Result<Option<AppStatusRow>> {
+        let previous = sqlx::query("SELECT * FROM app_status WHERE device_id = $1 AND app_id = $2")
+            .bind(device_id)
+            .bind(app_id)
+            .fetch_optional(&mut *self.db().await?)
+            .await?
+            .map(|r| AppStatusRow::from_row(&r))
+            .transpose()?;
+        if previous.is_some() {
+            sqlx::query("DELETE FROM app_status WHERE device_id = $1 AND app_id = $2")
+                .bind(device_id)
+                .bind(app_id)
+                .execute(&mut *self.db().await?)
+                .await?;
+        }
+        Ok(previous)
+    }
+
     /// Every device's state of an app.
     pub async fn app_statuses(&self, app_id: &str) -> Result<Vec<AppStatusRow>> {
         let rows = sqlx::query("SELECT * FROM app_status WHERE app_id = $1 ORDER BY device_id")
