@@ -19,8 +19,11 @@ pub struct Config {
     pub db_url: Option<String>,
     /// The enrollment secret (OnPremise UsernameToken password).
     pub enroll_secret: String,
-    /// The admin API's bearer token.
+    /// The admin API's bearer token, and the client secret of its OAuth client.
     pub admin_token: String,
+    /// The admin API's OAuth client id (client credentials at
+    /// `/{tenant}/oauth2/v2.0/token`, its secret the admin token).
+    pub admin_client_id: String,
     /// The base URL devices use (`https://host:port`); defaults to the listen address,
     /// with `localhost` for an unspecified or loopback IP.
     pub public_url: Option<String>,
@@ -46,6 +49,7 @@ impl Config {
             db_url: None,
             enroll_secret: "enroll-secret".into(),
             admin_token: "admin-token".into(),
+            admin_client_id: DEFAULT_ADMIN_CLIENT_ID.into(),
             public_url: None,
             seed: Some(7),
             ime_version: DEFAULT_IME_VERSION.into(),
@@ -53,6 +57,9 @@ impl Config {
         }
     }
 }
+
+/// The admin API's OAuth client id unless configured otherwise.
+pub const DEFAULT_ADMIN_CLIENT_ID: &str = "tenantless";
 
 /// The IME version delivered unless configured otherwise.
 pub const DEFAULT_IME_VERSION: &str = "1.93.102.0";

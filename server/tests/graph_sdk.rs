@@ -58,6 +58,9 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
             .env("GRAPH_BASE_URL", base)
             .env("GRAPH_TOKEN", TOKEN)
             .env("GRAPH_DEVICES", DEVICES.to_string())
+            .env("GRAPH_TENANT", "contoso.onmicrosoft.com")
+            .env("GRAPH_CLIENT_ID", server::config::DEFAULT_ADMIN_CLIENT_ID)
+            .env("REQUESTS_CA_BUNDLE", &ca)
             .env("SSL_CERT_FILE", ca)
             .output()
     })
@@ -70,6 +73,10 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(
         stdout.contains("ok   the page iterator follows nextLink"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok   the SDK signed in with that credential lists the devices"),
         "{stdout}"
     );
     server.stop().await;

@@ -1055,3 +1055,146 @@ async fn a_batch_runs_each_request_with_its_own_answer_and_dependencies() {
     .await;
     assert_eq!(status, 401, "a batch needs the token like any request");
 }
+
+#[tokio::test]
+async fn an_app_signs_in_with_client_credentials_as_with_entra_id() {
+    let (server, _dir) = start().await;
+    enroll(&server, DEVICE).await;
+    let http = reqwest::Client::new();
+    let base = format!("http://{}", server.admin_addr);
+    let config: serde_json::Value = http
+        .get(format!(
+            "{base}/contoso.onmicrosoft.com/v2.0/.well-known/openid-configuration"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let endpoint = config["token_endpoint"].as_str().unwrap().to_owned();
+    assert_eq!(
+        endpoint,
+        format!("{base}/contoso.onmicrosoft.com/oauth2/v2.0/token")
+    );
+    assert!(config["authorization_endpoint"].is_string());
+    let ask = |form: Vec<(&'static str, &'static str)>| {
+        let http = http.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(form)
+                .finish();
+            let r = http
+                .post(&endpoint)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let good = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", server::config::DEFAULT_ADMIN_CLIENT_ID),
+        ("client_secret", TOKEN),
+        ("scope", "https://graph.microsoft.com/.default"),
+    ];
+    let (status, body) = ask(good.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3599);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let claims = token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(claims)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&claims["aud"], &claims["tid"], &claims["idtyp"]),
+        (
+            &json!("https://graph.microsoft.com"),
+            &json!("contoso.onmicrosoft.com"),
+            &json!("app")
+        )
+    );
+    let (status, _, body) = raw(
+        &server,
+        "GET",
+        "/beta/deviceManagement/managedDevices",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the token opens the admin API: {body}");
+    assert_eq!(body["value"][0]["id"], DEVICE);
+    let mut forged = token.clone();
+    forged.push('x');
+    let (status, _, _) = raw(
+        &server,
+        "GET",
+        "/beta/deviceManagement/managedDevices",
+        Some(&forged),
+        None,
+    )
+    .await;
+    assert_eq!(status, 401, "an altered token does not");
+
+    // Entra's errors, in Entra's shape (not Graph's).
+    for (form, want_status, error, code) in [
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", server::config::DEFAULT_ADMIN_CLIENT_ID),
+                ("client_secret", "wrong"),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            401,
+            "invalid_client",
+            7000215,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "someone-else"),
+                ("client_secret", TOKEN),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ],
+            400,
+            "unauthorized_client",
+            700016,
+        ),
+        (
+            vec![("grant_type", "password"), ("client_id", "tenantless")],
+            400,
+            "unsupported_grant_type",
+            70003,
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", server::config::DEFAULT_ADMIN_CLIENT_ID),
+                ("client_secret", TOKEN),
+                ("scope", "User.Read"),
+            ],
+            400,
+            "invalid_scope",
+            1002012,
+        ),
+    ] {
+        let (status, body) = ask(form).await;
+        assert_eq!(status, want_status, "{body}");
+        assert_eq!(body["error"], error, "{body}");
+        assert_eq!(body["error_codes"], json!([code]), "{body}");
+        assert!(body["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("AADSTS{code}: ")));
+        assert!(body.get("innerError").is_none() && body["error"].is_string());
+    }
+    server.stop().await;
+}

@@ -1,13 +1,20 @@
 """The official Microsoft Graph beta SDK for Python (msgraph-beta-sdk, on kiota) against
 Tenantless's admin API, configured only by a base URL and a token, as a user points it at
-a test backend. Run by server/tests/graph_sdk.rs with GRAPH_BASE_URL, GRAPH_TOKEN and
-GRAPH_DEVICES (how many devices are enrolled, named LAB-000, LAB-001, ...). Exits 1 with
-a message at the first answer that a Graph client would not get from Graph.
+a test backend; then as an app signs in to Entra ID: azure-identity's
+ClientSecretCredential (MSAL underneath) pointed at Tenantless as its authority. Run by
+server/tests/graph_sdk.rs with GRAPH_BASE_URL, GRAPH_TOKEN (also the OAuth client
+secret), GRAPH_TENANT, GRAPH_CLIENT_ID and GRAPH_DEVICES (how many devices are enrolled,
+named LAB-000, LAB-001, ...). Exits 1 with a message at the first answer that a Graph
+client would not get from Graph.
 """
 
 import asyncio
 import os
 import sys
+from urllib.parse import urlparse
+
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential
 
 from kiota_abstractions.authentication import (
     AccessTokenProvider,
@@ -49,13 +56,15 @@ from msgraph_beta.generated.models.device_management_script_assignment import (
 )
 from msgraph_beta.generated.models.run_as_account_type import RunAsAccountType
 from msgraph_beta.generated.models.win32_lob_app import Win32LobApp
-from msgraph_core import PageIterator
+from msgraph_core import AzureIdentityAuthenticationProvider, PageIterator
 from msgraph_core.requests.batch_request_builder import BatchRequestBuilder
 from msgraph_core.requests.batch_request_content import BatchRequestContent
 from msgraph_core.requests.batch_request_item import BatchRequestItem
 
 BASE = os.environ["GRAPH_BASE_URL"]
 TOKEN = os.environ["GRAPH_TOKEN"]
+TENANT = os.environ["GRAPH_TENANT"]
+CLIENT_ID = os.environ["GRAPH_CLIENT_ID"]
 DEVICES = int(os.environ["GRAPH_DEVICES"])
 
 
@@ -206,6 +215,7 @@ async def main():
         expect(e.response_status_code == 404, "DELETE removes the app (then 404)")
 
     await scripts_and_remediations(graph)
+    await signed_in_like_entra()
 
 
 async def scripts_and_remediations(graph):
@@ -236,6 +246,33 @@ async def scripts_and_remediations(graph):
     await fix.delete()
     left = (await scripts.get()).value + (await remediations.get()).value
     expect(left == [], "DELETE removes scripts and remediations")
+
+
+async def signed_in_like_entra():
+    """An app's credential, as for Graph, with Tenantless as the authority."""
+    host = urlparse(BASE).netloc
+    credential = ClientSecretCredential(TENANT, CLIENT_ID, TOKEN, authority=f"https://{host}",
+                                        disable_instance_discovery=True)
+    token = credential.get_token("https://graph.microsoft.com/.default")
+    expect(token.token.count(".") == 2 and token.token != TOKEN,
+           "ClientSecretCredential gets a JWT from the token endpoint")
+    # The SDK sends tokens only to the hosts it is told of (Graph's, by default).
+    provider = AzureIdentityAuthenticationProvider(
+        credential, scopes=["https://graph.microsoft.com/.default"],
+        allowed_hosts=[urlparse(BASE).hostname])
+    adapter = GraphRequestAdapter(provider)
+    adapter.base_url = BASE
+    graph = GraphServiceClient(request_adapter=adapter)
+    count = await graph.device_management.managed_devices.count.get()
+    expect(count == DEVICES, f"the SDK signed in with that credential lists the devices ({count})")
+
+    wrong = ClientSecretCredential(TENANT, CLIENT_ID, "not-the-secret", authority=f"https://{host}",
+                                   disable_instance_discovery=True)
+    try:
+        wrong.get_token("https://graph.microsoft.com/.default")
+        expect(False, "a wrong client secret gets no token")
+    except ClientAuthenticationError as e:
+        expect("AADSTS7000215" in str(e), "a wrong client secret is Entra's invalid_client (AADSTS7000215)")
 
 
 asyncio.run(main())

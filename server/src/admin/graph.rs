@@ -74,6 +74,11 @@ pub fn version_root(mut request: Request) -> Request {
     request
 }
 
+/// Marks a failure whose body is another protocol's error (Entra's sign-in errors):
+/// [`envelope`] leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct ForeignErrorBody;
+
 /// Adds Graph's request ids to every answer and turns every failure into Graph's error
 /// JSON with `innerError` (date, request-id, client-request-id).
 pub async fn envelope(State(state): State<Shared>, request: Request, next: Next) -> Response {
@@ -89,7 +94,9 @@ pub async fn envelope(State(state): State<Shared>, request: Request, next: Next)
     let response = next.run(request).await;
     let mut response = if response.status() == StatusCode::CREATED {
         with_location(response, created_under).await
-    } else if response.status().is_client_error() || response.status().is_server_error() {
+    } else if (response.status().is_client_error() || response.status().is_server_error())
+        && response.extensions().get::<ForeignErrorBody>().is_none()
+    {
         let inner = json!({
             "date": crate::clock::format(state.now()),
             "request-id": request_id,

@@ -24,6 +24,7 @@ type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
 pub mod batch;
 pub mod graph;
+pub mod oauth;
 
 /// The admin listener's service: the router behind Graph's addressing (`/v1.0` and
 /// `/beta`, trailing slashes ignored).
@@ -95,6 +96,7 @@ pub fn router(state: Shared) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/testbed/ready", get(ready))
+        .merge(oauth::routes())
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
             state.clone(),
@@ -115,7 +117,10 @@ async fn bearer(State(state): State<Shared>, request: Request, next: Next) -> Re
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    if !given.is_some_and(|token| crate::secret::matches(token, &state.config.admin_token)) {
+    let accepted = given.is_some_and(|token| {
+        crate::secret::matches(token, &state.config.admin_token) || oauth::valid(&state, token)
+    });
+    if !accepted {
         return ApiError::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
             .into_response();
     }

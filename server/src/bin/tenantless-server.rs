@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use server::config::{Config, DEFAULT_IME_VERSION};
+use server::config::{Config, DEFAULT_ADMIN_CLIENT_ID, DEFAULT_IME_VERSION};
 
 /// The Tenantless management service: MS-MDE2 enrollment and OMA-DM sessions for
 /// Windows devices on an HTTPS listener, and an admin API (Microsoft Graph shapes) on
@@ -54,6 +54,10 @@ struct Args {
         hide_env_values = true
     )]
     admin_token: String,
+    /// The client id that gets admin tokens by OAuth client credentials at
+    /// /{tenant}/oauth2/v2.0/token (its client secret is the admin token).
+    #[arg(long, default_value = DEFAULT_ADMIN_CLIENT_ID, env = "TENANTLESS_ADMIN_CLIENT_ID")]
+    admin_client_id: String,
     /// The base URL devices reach this server at (default: https://localhost:PORT).
     #[arg(long, env = "TENANTLESS_PUBLIC_URL")]
     public_url: Option<String>,
@@ -136,6 +140,7 @@ fn main() -> ExitCode {
         db_url: args.db,
         enroll_secret: args.enroll_secret,
         admin_token: args.admin_token,
+        admin_client_id: args.admin_client_id,
         public_url: args.public_url,
         seed: args.seed,
         ime_version: args.ime_version,
