@@ -47,6 +47,9 @@ from msgraph_beta.generated.device_management.device_management_scripts.item.ass
     AssignPostRequestBody as ScriptAssignBody,
 )
 from msgraph_beta.generated.models.device_health_script import DeviceHealthScript
+from msgraph_beta.generated.models.device_health_script_daily_schedule import (
+    DeviceHealthScriptDailySchedule,
+)
 from msgraph_beta.generated.models.device_health_script_assignment import (
     DeviceHealthScriptAssignment,
 )
@@ -195,6 +198,9 @@ async def main():
     expect(len(assigned.value) == 1 and assigned.value[0].intent == InstallIntent.Required
            and isinstance(assigned.value[0].target, AllDevicesAssignmentTarget),
            "an assignment made with /assign reads back from /assignments")
+    single = await item.assignments.by_mobile_app_assignment_id(assigned.value[0].id).get()
+    expect(single.id == assigned.value[0].id and single.intent == InstallIntent.Required,
+           "one assignment reads back by its id")
     expanded = await item.get(RequestConfiguration(
         query_parameters=MobileAppItemRequestBuilder.MobileAppItemRequestBuilderGetQueryParameters(
             expand=["assignments"])))
@@ -230,6 +236,16 @@ async def scripts_and_remediations(graph):
         DeviceManagementScriptAssignment(target=AllDevicesAssignmentTarget())]))
     states = await one.device_run_states.get()
     expect(states is not None and states.value == [], "a script's run states list (none yet)")
+    given = await one.assignments.get()
+    expect(len(given.value) == 1 and isinstance(given.value[0].target, AllDevicesAssignmentTarget),
+           "a script's assignments read back")
+    again = await one.assignments.by_device_management_script_assignment_id(given.value[0].id).get()
+    expect(again.id == given.value[0].id, "one script assignment reads back by its id")
+    try:
+        await one.assignments.by_device_management_script_assignment_id("nope").get()
+        expect(False, "a missing assignment is an error")
+    except ODataError as e:
+        expect(e.response_status_code == 404, "a missing script assignment is a 404")
 
     remediations = graph.device_management.device_health_scripts
     remediation = await remediations.post(DeviceHealthScript(
@@ -241,6 +257,11 @@ async def scripts_and_remediations(graph):
                                      run_remediation_script=True)]))
     states = await fix.device_run_states.get()
     expect(states is not None and states.value == [], "a remediation's run states list (none yet)")
+    given = (await fix.assignments.get()).value
+    expect(len(given) == 1 and given[0].run_remediation_script is True
+           and isinstance(given[0].run_schedule, DeviceHealthScriptDailySchedule)
+           and given[0].run_schedule.interval == 1,
+           "a remediation's assignment reads back with its daily schedule")
 
     await one.delete()
     await fix.delete()

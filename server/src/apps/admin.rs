@@ -43,6 +43,10 @@ pub(super) fn routes() -> Router<Shared> {
             "/beta/deviceAppManagement/mobileApps/{id}/assignments",
             get(assignments),
         )
+        .route(
+            "/beta/deviceAppManagement/mobileApps/{id}/assignments/{assignment}",
+            get(assignment),
+        )
 }
 
 fn app_json(row: &crate::storage::AppRow) -> Value {
@@ -82,20 +86,26 @@ fn assignments_of(all: &[AssignmentRow], app_id: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-/// One assignment as Graph shows it (the target types `assign` takes, read back).
-fn assignment_json(a: &AssignmentRow) -> Value {
-    let target = match a.target.split_once(':') {
+/// A stored target (`allDevices`, `allUsers`, `device:<id>`, `user:<upn>`) as the
+/// target JSON `assign` takes, read back.
+pub(crate) fn target_json(target: &str) -> Value {
+    match target.split_once(':') {
         Some(("device", id)) => {
             json!({ "@odata.type": "#tenantless.deviceAssignmentTarget", "deviceId": id })
         }
         Some(("user", upn)) => {
             json!({ "@odata.type": "#tenantless.userAssignmentTarget", "userPrincipalName": upn })
         }
-        _ if a.target == "allUsers" => {
+        _ if target == "allUsers" => {
             json!({ "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" })
         }
         _ => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
-    };
+    }
+}
+
+/// One assignment as Graph shows it.
+fn assignment_json(a: &AssignmentRow) -> Value {
+    let target = target_json(&a.target);
     let mut settings = json!({ "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings" });
     if a.start_at.is_some() || a.deadline_at.is_some() {
         settings["installTimeSettings"] = json!({
@@ -130,6 +140,25 @@ async fn assignments(
             searchable: &[],
         },
     )
+}
+
+/// `GET .../assignments/{assignmentId}`.
+async fn assignment(
+    State(state): State<Shared>,
+    Path((id, assignment)): Path<(String, String)>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    load(&state, &id).await?;
+    let mine = assignments_of(&state.store.assignments().await?, Some(&id));
+    let context = format!("deviceAppManagement/mobileApps('{id}')/assignments");
+    Ok(Json(options.entity(one_assignment(mine, &assignment)?, &context)).into_response())
+}
+
+/// The assignment with this id among an entity's, or Graph's 404.
+pub(crate) fn one_assignment(mine: Vec<Value>, id: &str) -> Result<Value, ApiError> {
+    mine.into_iter()
+        .find(|a| a["id"].as_str() == Some(id))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no assignment {id}")))
 }
 
 async fn load(state: &Shared, id: &str) -> Result<crate::storage::AppRow, ApiError> {

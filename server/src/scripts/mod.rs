@@ -37,6 +37,12 @@ trait Kind: Send + Sync + 'static {
     const STORE: ScriptKind;
     /// Fields that must hold base64 (and at least the first must be present).
     const CONTENTS: &'static [&'static str];
+    /// The Graph type of its assignments.
+    const ASSIGNMENT_TYPE: &'static str;
+    /// What an assignment's stored settings add to its Graph JSON.
+    fn assignment_settings(_settings: &Value) -> Vec<(&'static str, Value)> {
+        Vec::new()
+    }
 }
 
 struct Platform;
@@ -46,6 +52,7 @@ impl Kind for Platform {
     const NOUN: &'static str = "device management script";
     const STORE: ScriptKind = ScriptKind::Platform;
     const CONTENTS: &'static [&'static str] = &["scriptContent"];
+    const ASSIGNMENT_TYPE: &'static str = "#microsoft.graph.deviceManagementScriptAssignment";
 }
 
 struct Remediation;
@@ -56,6 +63,19 @@ impl Kind for Remediation {
     const STORE: ScriptKind = ScriptKind::Remediation;
     const CONTENTS: &'static [&'static str] =
         &["detectionScriptContent", "remediationScriptContent"];
+    const ASSIGNMENT_TYPE: &'static str = "#microsoft.graph.deviceHealthScriptAssignment";
+    fn assignment_settings(settings: &Value) -> Vec<(&'static str, Value)> {
+        vec![
+            (
+                "runRemediationScript",
+                json!(settings["runRemediationScript"] != false),
+            ),
+            (
+                "runSchedule",
+                remediation::run_schedule(&settings["schedule"]),
+            ),
+        ]
+    }
 }
 
 fn crud<K: Kind>() -> Router<Shared> {
@@ -65,6 +85,73 @@ fn crud<K: Kind>() -> Router<Shared> {
             &format!("{}/{{id}}", K::PATH),
             get(one::<K>).patch(update::<K>).delete(remove::<K>),
         )
+        .route(
+            &format!("{}/{{id}}/assignments", K::PATH),
+            get(assignments::<K>),
+        )
+        .route(
+            &format!("{}/{{id}}/assignments/{{assignment}}", K::PATH),
+            get(assignment::<K>),
+        )
+}
+
+/// A script's assignments in Graph's shape, in the order they were given; each id is
+/// the script's id and the assignment's position.
+async fn assignments_json<K: Kind>(state: &Shared, id: &str) -> Result<Vec<Value>, ApiError> {
+    load::<K>(state, id).await?;
+    let mine = state.assigned_scripts(K::STORE).await?;
+    Ok(mine
+        .iter()
+        .filter(|(script, _)| script.id == id)
+        .enumerate()
+        .map(|(n, (_, a))| {
+            let mut out = json!({
+                "@odata.type": K::ASSIGNMENT_TYPE,
+                "id": format!("{id}_{n}"),
+                "target": crate::apps::admin::target_json(&a.target),
+            });
+            let settings: Value = serde_json::from_str(&a.settings).unwrap_or(Value::Null);
+            for (name, value) in K::assignment_settings(&settings) {
+                out[name] = value;
+            }
+            out
+        })
+        .collect())
+}
+
+/// `GET .../assignments`.
+async fn assignments<K: Kind>(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    let mine = assignments_json::<K>(&state, &id).await?;
+    let context = format!("{}('{id}')/assignments", context::<K>());
+    options.page(
+        mine,
+        &Collection {
+            context: &context,
+            expandable: &[],
+            searchable: &[],
+        },
+    )
+}
+
+/// `GET .../assignments/{assignmentId}`.
+async fn assignment<K: Kind>(
+    State(state): State<Shared>,
+    Path((id, assignment)): Path<(String, String)>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    let mine = assignments_json::<K>(&state, &id).await?;
+    let one = crate::apps::admin::one_assignment(mine, &assignment)?;
+    let context = format!("{}('{id}')/assignments", context::<K>());
+    Ok(Json(options.entity(one, &context)).into_response())
+}
+
+/// The kind's collection as an `@odata.context` names it.
+fn context<K: Kind>() -> &'static str {
+    K::PATH.trim_start_matches("/beta/")
 }
 
 fn script_json<K: Kind>(row: &AppRow) -> Value {
@@ -250,8 +337,6 @@ fn as_assignment(target: &str) -> AssignmentRow {
     }
 }
 
-/// The scripts of a kind assigned to a device, each with the settings of the first
-/// assignment that targets it.
 /// The ids of the scripts of `kind` assigned to a device: a report for any other is
 /// ignored.
 async fn assigned_ids(
@@ -266,6 +351,8 @@ async fn assigned_ids(
         .collect())
 }
 
+/// The scripts of a kind assigned to a device, each with the settings of the first
+/// assignment that targets it.
 async fn assigned_to(
     state: &Shared,
     kind: ScriptKind,

@@ -67,6 +67,25 @@ fn schedule(run_schedule: &Value) -> Result<Value, ApiError> {
     }))
 }
 
+/// The IME's Schedule as the Graph `runSchedule` it was given.
+pub(super) fn run_schedule(schedule: &Value) -> Value {
+    let kind = match schedule["Type"].as_str() {
+        Some("Once") => "#microsoft.graph.deviceHealthScriptRunOnceSchedule",
+        Some("Hourly") => "#microsoft.graph.deviceHealthScriptHourlySchedule",
+        _ => "#microsoft.graph.deviceHealthScriptDailySchedule",
+    };
+    let mut out =
+        json!({ "@odata.type": kind, "interval": schedule["Interval"].as_i64().unwrap_or(1) });
+    if kind != "#microsoft.graph.deviceHealthScriptHourlySchedule" {
+        out["time"] = json!(schedule["Time"].as_str().unwrap_or("00:00:00"));
+        out["useUtc"] = json!(schedule["UseUtc"] == true);
+    }
+    if kind == "#microsoft.graph.deviceHealthScriptRunOnceSchedule" {
+        out["date"] = schedule["Date"].clone();
+    }
+    out
+}
+
 fn daily_at_midnight() -> Value {
     json!({ "Type": "Daily", "Interval": 1, "Time": "00:00:00", "Date": null, "UseUtc": false })
 }
