@@ -45,6 +45,8 @@ pub struct AppState {
     /// Devices by certificate thumbprint, as looked up; kept like `gateway_devices`.
     cert_devices: Mutex<HashMap<String, String>>,
     rng: Mutex<ChaCha8Rng>,
+    /// The admin API's fault mode, when it is on.
+    throttling: Mutex<Option<crate::admin::throttle::Throttling>>,
 }
 
 /// The handle handlers get.
@@ -76,6 +78,7 @@ impl AppState {
             cert_devices: Mutex::new(HashMap::new()),
             followers: Default::default(),
             cache: Mutex::new(PolicyCache::default()),
+            throttling: Mutex::new(None),
             gateway_devices: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
         }
@@ -148,6 +151,13 @@ impl AppState {
             }
             None => Ok(true),
         }
+    }
+
+    /// The admin API's fault mode (`None`: off).
+    pub fn throttling(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<crate::admin::throttle::Throttling>> {
+        lock(&self.throttling)
     }
 
     /// Forgets what is remembered of a device whose certificates were revoked: its

@@ -50,6 +50,14 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
         )
         .await;
     }
+    // Throttled on purpose once: the SDK's retry handler must wait as told.
+    let (status, body) = admin(&server)
+        .put(
+            "/tenantless/throttling",
+            serde_json::json!({ "rules": [{ "pattern": "/deviceManagement/roleScopeTags", "status": 429, "retryAfter": 1, "limit": 1 }] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graph/sdk_workflow.py");
     let base = format!("https://{}/beta", server.admin_tls_addr.unwrap());
     let out = tokio::task::spawn_blocking(move || {
@@ -78,6 +86,15 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
     assert!(
         stdout.contains("ok   the SDK signed in with that credential lists the devices"),
         "{stdout}"
+    );
+    let (_, retried) = admin(&server)
+        .get("/testbed/events?kind=throttle_retry")
+        .await;
+    let retries = retried["value"].as_array().cloned().unwrap_or_default();
+    assert_eq!(retries.len(), 1, "{retried}");
+    assert_eq!(
+        retries[0]["payload"]["honoured"], true,
+        "the SDK waited Retry-After: {retried}"
     );
     server.stop().await;
 }

@@ -1198,3 +1198,54 @@ async fn an_app_signs_in_with_client_credentials_as_with_entra_id() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn throttling_on_purpose_refuses_with_retry_after_and_records_whether_the_client_waited() {
+    let (server, _dir) = start().await;
+    enroll(&server, DEVICE).await;
+    let admin = admin(&server);
+    let devices = "/v1.0/deviceManagement/managedDevices";
+    let (status, body) = admin
+        .put(
+            "/tenantless/throttling",
+            json!({ "seed": 3, "rules": [{ "pattern": "/deviceManagement/managedDevices", "status": 503, "retryAfter": 2, "limit": 1 }] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A stranger is neither refused nor remembered: the token comes first.
+    let (status, _, _) = raw(&server, "GET", devices, None, None).await;
+    assert_eq!(status, 401);
+
+    let (status, headers, body) = raw(&server, "GET", devices, Some(TOKEN), None).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(headers["retry-after"], "2");
+    assert_eq!(body["error"]["code"], "ServiceUnavailable", "{body}");
+    // Retried at once, against the advice; the rule's limit is spent, so it passes.
+    let (status, _, body) = raw(&server, "GET", devices, Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, refused) = admin.get("/testbed/events?kind=throttled").await;
+    assert_eq!(refused["value"].as_array().unwrap().len(), 1, "{refused}");
+    assert_eq!(refused["value"][0]["payload"]["status"], 503);
+    let (_, retried) = admin.get("/testbed/events?kind=throttle_retry").await;
+    let retry = &retried["value"][0]["payload"];
+    assert_eq!(retry["honoured"], false, "{retried}");
+    assert_eq!(retry["retryAfter"], 2);
+    let (_, setting) = admin.get("/tenantless/throttling").await;
+    assert_eq!(setting["rules"][0]["refused"], 1, "{setting}");
+
+    for wrong in [
+        json!({ "rules": [{ "pattern": "*", "status": 500 }] }),
+        json!({ "rules": [{ "pattern": "*", "rate": 2 }] }),
+        json!({ "rules": [{ "pattern": "" }] }),
+        json!({ "rules": [{ "pattern": "*", "colour": "red" }] }),
+    ] {
+        let (status, body) = admin.put("/tenantless/throttling", wrong).await;
+        assert_eq!(status, 400, "{body}");
+    }
+    let (status, _) = admin.delete("/tenantless/throttling").await;
+    assert_eq!(status, 204);
+    let (_, setting) = admin.get("/tenantless/throttling").await;
+    assert!(setting.is_null());
+    server.stop().await;
+}

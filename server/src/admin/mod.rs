@@ -25,6 +25,7 @@ type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 pub mod batch;
 pub mod graph;
 pub mod oauth;
+pub mod throttle;
 
 /// The admin listener's service: the router behind Graph's addressing (`/v1.0` and
 /// `/beta`, trailing slashes ignored).
@@ -89,6 +90,16 @@ pub fn router(state: Shared) -> Router {
         .route("/testbed/reset", post(reset))
         .route("/testbed/clock", get(crate::worldclock::get_clock))
         .route("/testbed/clock/advance", post(crate::worldclock::advance))
+        .route(
+            "/tenantless/throttling",
+            get(throttle::get)
+                .put(throttle::set)
+                .delete(throttle::clear),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            throttle::throttle,
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), bearer));
     Router::new()
         .route(

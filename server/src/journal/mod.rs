@@ -131,6 +131,30 @@ pub enum Event {
         /// Item Data.
         data: String,
     },
+    /// The admin API's fault mode refused a request (`tenantless/throttling`).
+    Throttled {
+        /// The HTTP method.
+        method: String,
+        /// The path.
+        path: String,
+        /// 429 or 503.
+        status: u16,
+        /// The `Retry-After` it was given, seconds.
+        retry_after: u64,
+    },
+    /// A request the fault mode refused came again.
+    ThrottleRetry {
+        /// The HTTP method.
+        method: String,
+        /// The path.
+        path: String,
+        /// How long the client waited, real milliseconds.
+        waited_ms: u64,
+        /// The `Retry-After` it had been given, seconds.
+        retry_after: u64,
+        /// It waited at least that long.
+        honoured: bool,
+    },
     /// The IME called its gateway.
     GatewayCall {
         /// RequestContentType, e.g. `RequestApplication`.
