@@ -47,6 +47,8 @@ pub struct AppState {
     rng: Mutex<ChaCha8Rng>,
     /// The admin API's fault mode, when it is on.
     throttling: Mutex<Option<crate::admin::throttle::Throttling>>,
+    /// Pushes waiting for their devices, by device id (see `admin::actions`).
+    pushes: Mutex<HashMap<String, Vec<crate::admin::actions::Push>>>,
 }
 
 /// The handle handlers get.
@@ -79,6 +81,7 @@ impl AppState {
             followers: Default::default(),
             cache: Mutex::new(PolicyCache::default()),
             throttling: Mutex::new(None),
+            pushes: Mutex::new(HashMap::new()),
             gateway_devices: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
         }
@@ -151,6 +154,24 @@ impl AppState {
             }
             None => Ok(true),
         }
+    }
+
+    /// Leaves a push for a device (once per kind while it waits).
+    pub fn push(&self, device_id: &str, push: crate::admin::actions::Push) {
+        let mut pushes = lock(&self.pushes);
+        let waiting = pushes.entry(device_id.to_owned()).or_default();
+        if !waiting.contains(&push) {
+            waiting.push(push);
+        }
+    }
+
+    /// Takes the pushes waiting for devices, by device id.
+    pub fn take_pushes(&self) -> HashMap<String, Vec<crate::admin::actions::Push>> {
+        let mut pushes = lock(&self.pushes);
+        if pushes.is_empty() {
+            return HashMap::new();
+        }
+        std::mem::take(&mut *pushes)
     }
 
     /// The admin API's fault mode (`None`: off).

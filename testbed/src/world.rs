@@ -403,6 +403,7 @@ impl World {
         let mut last_at = None;
         let mut ran_any = BTreeSet::new();
         loop {
+            self.take_pushes();
             let devices = &self.devices;
             self.due
                 .refresh(|name| devices.get(name).and_then(Agent::next_due));
@@ -454,6 +455,38 @@ impl World {
             self.set_clock(target).await;
         }
         done
+    }
+
+    /// Hands the pushes the server holds for this world's devices to them (a sync
+    /// makes a device due now; a reboot restarts it), as WNS would. A server in another
+    /// process keeps its pushes: its devices learn at their next check-in.
+    fn take_pushes(&mut self) {
+        let Backend::Local(server) = &self.server else {
+            return;
+        };
+        let pushes = server.state.take_pushes();
+        if pushes.is_empty() {
+            return;
+        }
+        let now = self.now();
+        for (name, agent) in &mut self.devices {
+            let Some(waiting) = pushes.get(&agent.device().profile.device_id) else {
+                continue;
+            };
+            for push in waiting {
+                let done = match push {
+                    server::admin::actions::Push::Sync => {
+                        agent.request_sync();
+                        Ok(())
+                    }
+                    server::admin::actions::Push::Reboot => agent.reboot(now),
+                };
+                if let Err(e) = done {
+                    self.device_errors.push((now, name.clone(), e.to_string()));
+                }
+            }
+            self.due.touch(name);
+        }
     }
 
     /// Writes the folders of devices that ran (their saves are deferred to here); many

@@ -203,3 +203,81 @@ async fn a_scenario_can_stop_and_start_the_server_and_enroll_a_device_late() {
     assert_eq!(report.expectations.len(), 3);
     world.stop().await;
 }
+
+/// A device's management sessions, oldest first.
+async fn sessions(w: &World, id: &str) -> Vec<server::journal::Entry> {
+    w.journal()
+        .filter(Filter::kind("session_started").device(id))
+        .events()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sync_device_and_reboot_now_reach_the_device_by_push() {
+    use testbed::AdminBody;
+    let mut w = world(5).await;
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.require_ime("LAB-01").await.unwrap();
+    w.advance(Duration::hours(4)).await;
+    let id = w.device_id("LAB-01").unwrap();
+    let before = sessions(&w, &id).await.len();
+    let pushed_at = w.now();
+
+    // The next scheduled session is hours away; a sync comes at once.
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/v1.0/deviceManagement/managedDevices/{id}/syncDevice"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    w.advance(Duration::minutes(1)).await;
+    let after = sessions(&w, &id).await;
+    assert_eq!(after.len(), before + 1, "one session, now");
+    assert_eq!(
+        after.last().unwrap().at,
+        server::clock::format(pushed_at),
+        "at the moment of the push"
+    );
+
+    // A reboot: the IME stops, Windows is down for a while, the IME starts again.
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/managedDevices/{id}/rebootNow"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let rebooted_at = w.now();
+    w.advance(Duration::minutes(10)).await;
+    let records = agent::cmtrace::records(
+        &w.device("LAB-01").unwrap().device().drive,
+        "IntuneManagementExtension.log",
+    );
+    let stopped = records
+        .iter()
+        .rev()
+        .find(|(_, m)| m == "EMS Agent Stopped")
+        .map(|(t, _)| *t);
+    assert_eq!(stopped, Some(rebooted_at), "stopped at the push");
+    let actions = w
+        .journal()
+        .filter(Filter::kind("device_action").device(&id))
+        .count()
+        .await
+        .unwrap();
+    assert_eq!(actions, 2);
+
+    let (status, body) = w
+        .admin(
+            "POST",
+            "/beta/deviceManagement/managedDevices/NOPE/syncDevice",
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(status, 404, "{body}");
+    w.stop().await;
+}

@@ -171,6 +171,11 @@ async def main():
     # fails on Graph's own JSON bodies in msgraph-core 1.5.2, so bodies are checked by
     # server/tests/management.rs instead.)
 
+    target = managed.by_managed_device_id(everyone[0].id)
+    await target.sync_device.post()
+    await target.reboot_now.post()
+    expect(True, "syncDevice and rebootNow are accepted (204)")
+
     app = Win32LobApp(
         display_name="Contoso Widget",
         publisher="Contoso",

@@ -22,6 +22,7 @@ use crate::storage::{CommandRow, Device};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
+pub mod actions;
 pub mod batch;
 pub mod graph;
 pub mod oauth;
@@ -81,6 +82,7 @@ pub fn router(state: Shared) -> Router {
         .route("/beta/$batch", post(batch::run))
         .route("/tenantless/ime", get(get_ime).put(put_ime))
         .route("/tenantless/server", get(server_info))
+        .merge(actions::routes())
         .merge(crate::apps::admin_routes())
         .merge(crate::scripts::admin_routes())
         .merge(crate::inventory::admin_routes())

@@ -131,6 +131,11 @@ pub enum Event {
         /// Item Data.
         data: String,
     },
+    /// An admin asked for a managed-device action (`syncDevice`, `rebootNow`).
+    DeviceAction {
+        /// The Graph action.
+        action: String,
+    },
     /// The admin API's fault mode refused a request (`tenantless/throttling`).
     Throttled {
         /// The HTTP method.
