@@ -14,7 +14,7 @@ pub fn origin(url: &str) -> String {
     format!("{scheme}://{host}")
 }
 
-async fn get(client: &reqwest::Client, url: &str) -> Result<DateTime<Utc>, AgentError> {
+async fn get(client: &reqwest::Client, url: &str) -> Result<Waited, AgentError> {
     let response = client
         .get(url)
         .send()
@@ -27,27 +27,45 @@ async fn get(client: &reqwest::Client, url: &str) -> Result<DateTime<Utc>, Agent
         )));
     }
     let body: serde_json::Value = response.json().await.map_err(|e| http::classify(url, e))?;
-    body["now"]
+    let now = body["now"]
         .as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
         .map(|t| t.with_timezone(&Utc))
-        .ok_or_else(|| AgentError::Protocol(format!("{url}: no world time in the answer")))
+        .ok_or_else(|| AgentError::Protocol(format!("{url}: no world time in the answer")))?;
+    let pushes = body["pushes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    Ok(Waited { now, pushes })
 }
 
 /// The server's world time.
 pub async fn now(client: &reqwest::Client, server: &str) -> Result<DateTime<Utc>, AgentError> {
-    get(client, &format!("{}/testbed/clock", origin(server))).await
+    Ok(get(client, &format!("{}/testbed/clock", origin(server)))
+        .await?
+        .now)
+}
+
+/// What a long poll of the clock answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waited {
+    /// World time when it answered.
+    pub now: DateTime<Utc>,
+    /// The pushes that ended it (`syncDevice`, `rebootNow`), if any.
+    pub pushes: Vec<String>,
 }
 
 /// Waits (one long poll of the server) until world time reaches `until` (`None`: until
-/// the server moves on); returns the world time when it answers, which may be earlier
-/// if the poll ended first.
+/// the server moves on) or a push comes for this device; returns the world time when it
+/// answers, which may be earlier if the poll ended first, and the pushes.
 pub async fn wait(
     client: &reqwest::Client,
     server: &str,
     follower: &str,
     until: Option<DateTime<Utc>>,
-) -> Result<DateTime<Utc>, AgentError> {
+) -> Result<Waited, AgentError> {
     let mut url = format!("{}/testbed/clock?follower={follower}", origin(server));
     // "As soon as possible" is a moment long past; any past moment answers at once.
     let floor = DateTime::<Utc>::from_timestamp(0, 0).unwrap_or_default();

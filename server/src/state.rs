@@ -163,6 +163,18 @@ impl AppState {
         if !waiting.contains(&push) {
             waiting.push(push);
         }
+        drop(pushes);
+        self.followers.wake(device_id);
+    }
+
+    /// True when a push waits for the device.
+    pub fn has_push(&self, device_id: &str) -> bool {
+        lock(&self.pushes).contains_key(device_id)
+    }
+
+    /// Takes the pushes waiting for one device.
+    pub fn take_pushes_for(&self, device_id: &str) -> Vec<crate::admin::actions::Push> {
+        lock(&self.pushes).remove(device_id).unwrap_or_default()
     }
 
     /// Takes the pushes waiting for devices, by device id.

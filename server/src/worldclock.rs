@@ -6,7 +6,8 @@
 //! `POST /testbed/clock/advance` (`{"by": "24h"}` or `{"to": "..."}`) walks the clock to
 //! its target through the followers' due moments, stopping at each until every follower
 //! due there has done its work and asked again: every check-in happens at its own world
-//! time, as in the in-process world.
+//! time, as in the in-process world. A follower's long poll also ends when a push
+//! (`syncDevice`, `rebootNow`) waits for it; the answer then names them in `pushes`.
 
 use std::collections::BTreeMap;
 use std::time::Duration as StdDuration;
@@ -57,6 +58,19 @@ impl Followers {
             .min()
             .copied();
         (next, idle)
+    }
+
+    /// A push for a follower: it counts as working (an advance waits for it) until it
+    /// comes back. False when it does not follow the clock.
+    pub(crate) fn wake(&self, id: &str) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(until) = waiting.get_mut(id) else {
+            return false;
+        };
+        *until = None;
+        drop(waiting);
+        self.changed.notify_waiters();
+        true
     }
 
     fn forget_busy(&self, now: DateTime<Utc>) {
@@ -151,10 +165,20 @@ pub async fn get_clock(
     state.followers.set(&id, Some(wait_for_time));
     // A clock that runs by itself reaches `until` without a notification.
     let tick = (state.clock.mode() != "manual").then_some(StdDuration::from_millis(250));
-    if wait_for(&state, LONG_POLL, tick, || state.now() >= wait_for_time).await {
+    let due = || state.now() >= wait_for_time || state.has_push(&id);
+    if wait_for(&state, LONG_POLL, tick, due).await {
         state.followers.set(&id, None); // it goes to work
     }
-    Ok(Json(clock_json(&state)))
+    let mut answer = clock_json(&state);
+    let pushes: Vec<&str> = state
+        .take_pushes_for(&id)
+        .iter()
+        .map(|p| p.action())
+        .collect();
+    if !pushes.is_empty() {
+        answer["pushes"] = json!(pushes);
+    }
+    Ok(Json(answer))
 }
 
 /// Waits (in real time: a network long poll, not world time) until `done` holds or

@@ -150,6 +150,35 @@ async fn agents_in_other_processes_follow_the_servers_clock() {
         assert_eq!(times[6], "2026-11-24T09:30:00.000Z");
         assert_eq!(times[15], "2026-11-25T03:15:00.000Z");
     }
+
+    // syncDevice: the push ends the device's long poll and it checks in at once, at
+    // world time 09:00 (its next scheduled session is at 11:15). The advance after it
+    // waits for the pushed device to finish.
+    let id = devices["value"][0]["id"].as_str().unwrap().to_owned();
+    let synced = http
+        .post(format!(
+            "{admin}/beta/deviceManagement/managedDevices/{id}/syncDevice"
+        ))
+        .bearer_auth("tenantless-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(synced.status().as_u16(), 204);
+    http.post(format!("{admin}/testbed/clock/advance"))
+        .bearer_auth("tenantless-admin")
+        .json(&serde_json::json!({ "by": "1m" }))
+        .send()
+        .await
+        .unwrap();
+    let events = get(format!("/testbed/events?device={id}&kind=session_started")).await;
+    let times: Vec<&str> = events["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["at"].as_str().unwrap())
+        .collect();
+    assert_eq!(times.len(), 17, "{times:?}");
+    assert_eq!(times[16], "2026-11-25T09:00:00.000Z");
 }
 
 /// `tenantless run SCENARIOS --server ADMIN`, which must succeed; its output.

@@ -483,7 +483,7 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
 }
 
 /// `run --clock server`: wait on the server's world clock for each moment the device has
-/// work, and do it at that world time.
+/// work, and do it at that world time; a push ends the wait early.
 async fn follow_server(dir: &Path) -> Result<(), AgentError> {
     let mut agent = open(dir)?;
     let addr = agent
@@ -501,15 +501,29 @@ async fn follow_server(dir: &Path) -> Result<(), AgentError> {
             w = agent::remote_clock::wait(&client, &addr, &follower, due) => w,
             _ = stop_requested() => break,
         };
-        let now = match waited {
-            Ok(now) => now,
+        let (now, pushes) = match waited {
+            Ok(w) => (w.now, w.pushes),
             Err(e) => {
                 eprintln!("tenantless-agent: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        if due.is_some_and(|t| t <= now) {
+        for push in pushes {
+            // The server's push (WNS's stand-in): check in, or restart, now.
+            let done = match push.as_str() {
+                "syncDevice" => {
+                    agent.request_sync();
+                    Ok(())
+                }
+                "rebootNow" => agent.reboot(now),
+                _ => Ok(()),
+            };
+            if let Err(e) = done {
+                eprintln!("tenantless-agent: {push}: {e}");
+            }
+        }
+        if agent.next_due().is_some_and(|t| t <= now) {
             match agent.run_due(now).await {
                 Ok(done) => report(done),
                 Err(e) => eprintln!("tenantless-agent: {e}"),

@@ -4,7 +4,9 @@
 //! (`device_action`) before the 204, and waits in the server's memory for the device,
 //! as a WNS notification does (one lost in a restart is made up by the device's next
 //! scheduled check-in). A world in the same process takes the waiting pushes of its
-//! devices at every step ([`crate::state::AppState::take_pushes`]).
+//! devices at every step ([`crate::state::AppState::take_pushes`]); a device that
+//! follows the server's clock (`tenantless-agent --clock server run`) gets them as the
+//! answer to its long poll (`crate::worldclock`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
