@@ -17,11 +17,11 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::time::Instant;
 
 use crate::api_error::ApiError;
 use crate::journal::Event;
@@ -91,7 +91,8 @@ pub struct Throttling {
 struct Waiting {
     /// Who asked: its `client-request-id` (if it sent one), and its method and URL.
     asked: Asked,
-    since: Instant,
+    /// When it was refused, real time.
+    since: DateTime<Utc>,
     retry_after: u64,
 }
 
@@ -242,15 +243,17 @@ fn judge(
     (method, path): (&str, &str),
     events: &mut Vec<Event>,
 ) -> Verdict {
+    // A client waits in real time, whatever the world's clock says.
+    let now = crate::clock::Clock::now(&crate::clock::SystemClock);
     if let Some(at) = t.waiting.iter().position(|w| asked.again(&w.asked)) {
         if let Some(w) = t.waiting.remove(at) {
-            let waited = w.since.elapsed();
+            let waited = (now - w.since).num_milliseconds().max(0);
             events.push(Event::ThrottleRetry {
                 method: method.to_owned(),
                 path: path.to_owned(),
-                waited_ms: u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                waited_ms: waited.unsigned_abs(),
                 retry_after: w.retry_after,
-                honoured: waited.as_secs_f64() >= w.retry_after as f64,
+                honoured: waited.unsigned_abs() >= w.retry_after.saturating_mul(1000),
             });
         }
     }
@@ -268,7 +271,7 @@ fn judge(
             }
             t.waiting.push_back(Waiting {
                 asked,
-                since: Instant::now(),
+                since: now,
                 retry_after,
             });
             events.push(Event::Throttled {
