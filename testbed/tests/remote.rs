@@ -51,6 +51,16 @@ fn agent(dir: &Path, args: &[&str]) -> Command {
     cmd
 }
 
+/// The world times of a page of journal events.
+fn at_times(events: &serde_json::Value) -> Vec<String> {
+    events["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["at"].as_str().map(str::to_owned))
+        .collect()
+}
+
 #[tokio::test]
 async fn agents_in_other_processes_follow_the_servers_clock() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -138,13 +148,8 @@ async fn agents_in_other_processes_follow_the_servers_clock() {
     assert_eq!(devices["value"].as_array().unwrap().len(), 2);
     for d in devices["value"].as_array().unwrap() {
         let id = d["id"].as_str().unwrap();
-        let events = get(format!("/testbed/events?device={id}&kind=session_started")).await;
-        let times: Vec<&str> = events["value"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["at"].as_str().unwrap())
-            .collect();
+        let times =
+            at_times(&get(format!("/testbed/events?device={id}&kind=session_started")).await);
         assert_eq!(times.len(), 16, "{id}: {times:?}");
         assert_eq!(times[1], "2026-11-24T09:03:00.000Z");
         assert_eq!(times[6], "2026-11-24T09:30:00.000Z");
@@ -170,13 +175,7 @@ async fn agents_in_other_processes_follow_the_servers_clock() {
         .send()
         .await
         .unwrap();
-    let events = get(format!("/testbed/events?device={id}&kind=session_started")).await;
-    let times: Vec<&str> = events["value"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["at"].as_str().unwrap())
-        .collect();
+    let times = at_times(&get(format!("/testbed/events?device={id}&kind=session_started")).await);
     assert_eq!(times.len(), 17, "{times:?}");
     assert_eq!(times[16], "2026-11-25T09:00:00.000Z");
 }

@@ -132,14 +132,7 @@ async fn assignments(
     load(&state, &id).await?;
     let mine = assignments_of(&state.store.assignments().await?, Some(&id));
     let context = format!("deviceAppManagement/mobileApps('{id}')/assignments");
-    options.page(
-        mine,
-        &Collection {
-            context: &context,
-            expandable: &[],
-            searchable: &[],
-        },
-    )
+    options.page(mine, &Collection::plain(&context))
 }
 
 /// `GET .../assignments/{assignmentId}`.

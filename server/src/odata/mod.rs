@@ -117,6 +117,18 @@ pub struct Collection<'a> {
     pub searchable: &'a [&'a str],
 }
 
+impl<'a> Collection<'a> {
+    /// A collection with nothing to expand or search (an entity's assignments, run
+    /// states).
+    pub fn plain(context: &'a str) -> Self {
+        Collection {
+            context,
+            expandable: &[],
+            searchable: &[],
+        }
+    }
+}
+
 fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, message)
 }

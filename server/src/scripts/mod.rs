@@ -127,14 +127,7 @@ async fn assignments<K: Kind>(
 ) -> Result<Response, ApiError> {
     let mine = assignments_json::<K>(&state, &id).await?;
     let context = format!("{}('{id}')/assignments", context::<K>());
-    options.page(
-        mine,
-        &Collection {
-            context: &context,
-            expandable: &[],
-            searchable: &[],
-        },
-    )
+    options.page(mine, &Collection::plain(&context))
 }
 
 /// `GET .../assignments/{assignmentId}`.
@@ -250,14 +243,7 @@ fn run_states_page(
         "{}('{id}')/deviceRunStates",
         path.trim_start_matches("/beta/")
     );
-    options.page(
-        states,
-        &Collection {
-            context: &context,
-            expandable: &[],
-            searchable: &[],
-        },
-    )
+    options.page(states, &Collection::plain(&context))
 }
 
 async fn one<K: Kind>(
