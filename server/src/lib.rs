@@ -25,6 +25,7 @@ pub mod odata;
 pub mod omadm;
 pub mod pki;
 pub mod probe;
+pub mod push;
 pub mod scripts;
 pub mod secret;
 pub mod state;

@@ -47,8 +47,8 @@ pub struct AppState {
     rng: Mutex<ChaCha8Rng>,
     /// The admin API's fault mode, when it is on.
     throttling: Mutex<Option<crate::admin::throttle::Throttling>>,
-    /// Pushes waiting for their devices, by device id (see `admin::actions`).
-    pushes: Mutex<HashMap<String, Vec<crate::admin::actions::Push>>>,
+    /// Pushes waiting for their devices.
+    pub pushes: crate::push::Pushes,
 }
 
 /// The handle handlers get.
@@ -81,7 +81,7 @@ impl AppState {
             followers: Default::default(),
             cache: Mutex::new(PolicyCache::default()),
             throttling: Mutex::new(None),
-            pushes: Mutex::new(HashMap::new()),
+            pushes: Default::default(),
             gateway_devices: Mutex::new(HashMap::new()),
             rng: Mutex::new(rng),
         }
@@ -156,34 +156,10 @@ impl AppState {
         }
     }
 
-    /// Leaves a push for a device (once per kind while it waits).
-    pub fn push(&self, device_id: &str, push: crate::admin::actions::Push) {
-        let mut pushes = lock(&self.pushes);
-        let waiting = pushes.entry(device_id.to_owned()).or_default();
-        if !waiting.contains(&push) {
-            waiting.push(push);
-        }
-        drop(pushes);
+    /// Leaves a push for a device; a device that follows the clock is woken for it.
+    pub fn push(&self, device_id: &str, push: crate::push::Push) {
+        self.pushes.leave(device_id, push);
         self.followers.wake(device_id);
-    }
-
-    /// True when a push waits for the device.
-    pub fn has_push(&self, device_id: &str) -> bool {
-        lock(&self.pushes).contains_key(device_id)
-    }
-
-    /// Takes the pushes waiting for one device.
-    pub fn take_pushes_for(&self, device_id: &str) -> Vec<crate::admin::actions::Push> {
-        lock(&self.pushes).remove(device_id).unwrap_or_default()
-    }
-
-    /// Takes the pushes waiting for devices, by device id.
-    pub fn take_pushes(&self) -> HashMap<String, Vec<crate::admin::actions::Push>> {
-        let mut pushes = lock(&self.pushes);
-        if pushes.is_empty() {
-            return HashMap::new();
-        }
-        std::mem::take(&mut *pushes)
     }
 
     /// The admin API's fault mode (`None`: off).

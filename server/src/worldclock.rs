@@ -165,13 +165,14 @@ pub async fn get_clock(
     state.followers.set(&id, Some(wait_for_time));
     // A clock that runs by itself reaches `until` without a notification.
     let tick = (state.clock.mode() != "manual").then_some(StdDuration::from_millis(250));
-    let due = || state.now() >= wait_for_time || state.has_push(&id);
+    let due = || state.now() >= wait_for_time || state.pushes.waiting_for(&id);
     if wait_for(&state, LONG_POLL, tick, due).await {
         state.followers.set(&id, None); // it goes to work
     }
     let mut answer = clock_json(&state);
     let pushes: Vec<&str> = state
-        .take_pushes_for(&id)
+        .pushes
+        .take_for(&id)
         .iter()
         .map(|p| p.action())
         .collect();

@@ -464,7 +464,7 @@ impl World {
         let Backend::Local(server) = &self.server else {
             return;
         };
-        let pushes = server.state.take_pushes();
+        let pushes = server.state.pushes.take_all();
         if pushes.is_empty() {
             return;
         }
@@ -475,11 +475,11 @@ impl World {
             };
             for push in waiting {
                 let done = match push {
-                    server::admin::actions::Push::Sync => {
+                    server::push::Push::Sync => {
                         agent.request_sync();
                         Ok(())
                     }
-                    server::admin::actions::Push::Reboot => agent.reboot(now),
+                    server::push::Push::Reboot => agent.reboot(now),
                 };
                 if let Err(e) = done {
                     self.device_errors.push((now, name.clone(), e.to_string()));

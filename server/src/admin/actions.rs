@@ -1,12 +1,6 @@
 //! Managed-device actions as Graph offers them (`POST .../managedDevices/{id}/syncDevice`
-//! and `.../rebootNow`), and the push channel that carries them to the device: the
-//! stand-in for the Windows Push Notification Service. An action is journalled
-//! (`device_action`) before the 204, and waits in the server's memory for the device,
-//! as a WNS notification does (one lost in a restart is made up by the device's next
-//! scheduled check-in). A world in the same process takes the waiting pushes of its
-//! devices at every step ([`crate::state::AppState::take_pushes`]); a device that
-//! follows the server's clock (`tenantless-agent --clock server run`) gets them as the
-//! answer to its long poll (`crate::worldclock`).
+//! and `.../rebootNow`): journalled (`device_action`) before the 204, then carried to
+//! the device by a push ([`crate::push`]).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,26 +9,8 @@ use axum::Router;
 
 use crate::api_error::ApiError;
 use crate::journal::Event;
+use crate::push::Push;
 use crate::state::Shared;
-
-/// What a push asks of a device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Push {
-    /// Check in now: an OMA-DM session, then the IME.
-    Sync,
-    /// Restart (then check in).
-    Reboot,
-}
-
-impl Push {
-    /// The Graph action's name.
-    pub fn action(self) -> &'static str {
-        match self {
-            Push::Sync => "syncDevice",
-            Push::Reboot => "rebootNow",
-        }
-    }
-}
 
 /// The action routes.
 pub fn routes() -> Router<Shared> {
