@@ -24,7 +24,7 @@ seeds() {
             "$fixtures"/rst_*.xml "$fixtures"/rstrc_*.xml "$fixtures"/fault_*.xml ;;
         provisioning) ls "$fixtures"/provisioning_doc.xml ;;
         msi_job) ls "$fixtures"/msi_install_job.xml ;;
-        testbed_inputs) find scenarios -name '*.toml' ;;
+        testbed_inputs) find scenarios -name '*.toml'; ls tests/fuzz-seeds/testbed_inputs/* ;;
         *) ;;
     esac
 }

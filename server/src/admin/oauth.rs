@@ -140,7 +140,7 @@ async fn openid_configuration(Path(tenant): Path<String>, request: Request) -> J
 
 /// The token request's form fields.
 #[derive(Debug, Default)]
-struct TokenRequest {
+pub struct TokenRequest {
     grant_type: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
@@ -149,7 +149,7 @@ struct TokenRequest {
 
 impl TokenRequest {
     /// The fields of an `application/x-www-form-urlencoded` body (others ignored).
-    fn parse(body: &[u8]) -> Self {
+    pub fn parse(body: &[u8]) -> Self {
         let mut form = TokenRequest::default();
         for (name, value) in form_urlencoded::parse(body) {
             let field = match name.as_ref() {
@@ -199,7 +199,10 @@ async fn token(
     body: Bytes,
 ) -> Response {
     let mut form = TokenRequest::parse(&body);
-    if let Some((id, secret)) = basic_credentials(&headers) {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if let Some((id, secret)) = authorization.and_then(basic_credentials) {
         form.client_id.get_or_insert(id);
         form.client_secret.get_or_insert(secret);
     }
@@ -270,17 +273,17 @@ async fn token(
         .into_response()
 }
 
-/// `Authorization: Basic base64(id:secret)`, form-decoded as OAuth says.
-fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let encoded = value.strip_prefix("Basic ")?;
+/// An `Authorization` header's `Basic base64(id:secret)`, form-decoded as OAuth says.
+pub fn basic_credentials(authorization: &str) -> Option<(String, String)> {
+    let encoded = authorization.strip_prefix("Basic ")?;
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
         .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     let unescape = |s: &str| {
-        form_urlencoded::parse(format!("v={s}").as_bytes())
+        // One value: an `&` left unencoded is part of it.
+        form_urlencoded::parse(format!("v={}", s.replace('&', "%26")).as_bytes())
             .next()
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
@@ -331,15 +334,16 @@ mod tests {
 
     #[test]
     fn basic_credentials_are_form_decoded() {
-        let mut headers = HeaderMap::new();
         let encoded = base64::engine::general_purpose::STANDARD.encode("my%20app:s%3Acret");
-        headers.insert(
-            header::AUTHORIZATION,
-            format!("Basic {encoded}").parse().unwrap(),
-        );
         assert_eq!(
-            basic_credentials(&headers),
+            basic_credentials(&format!("Basic {encoded}")),
             Some(("my app".into(), "s:cret".into()))
         );
+        let raw = base64::engine::general_purpose::STANDARD.encode("app:a&b=c");
+        assert_eq!(
+            basic_credentials(&format!("Basic {raw}")),
+            Some(("app".into(), "a&b=c".into()))
+        );
+        assert_eq!(basic_credentials("Bearer x"), None);
     }
 }

@@ -114,6 +114,51 @@ impl Asked {
 }
 
 impl Throttling {
+    /// The fault mode a `PUT /tenantless/throttling` body asks for, or why it cannot be.
+    pub fn parse(body: &[u8]) -> Result<Throttling, ApiError> {
+        let setting: Setting =
+            serde_json::from_slice(body).map_err(|e| bad(format!("throttling: {e}")))?;
+        if setting.rules.len() > MAX_RULES {
+            return Err(bad(format!("at most {MAX_RULES} rules")));
+        }
+        for rule in &setting.rules {
+            if rule.pattern.trim().is_empty() {
+                return Err(bad("a rule needs a pattern"));
+            }
+            if !(0.0..=1.0).contains(&rule.rate) {
+                return Err(bad("rate is between 0 and 1"));
+            }
+            if !matches!(rule.status, 429 | 503) {
+                return Err(bad("status is 429 or 503"));
+            }
+            if rule.retry_after > MAX_RETRY_AFTER {
+                return Err(bad(format!(
+                    "retryAfter is at most {MAX_RETRY_AFTER} seconds"
+                )));
+            }
+        }
+        Ok(Throttling {
+            rules: setting.rules,
+            seed: setting.seed,
+            rng: ChaCha8Rng::seed_from_u64(setting.seed),
+            waiting: VecDeque::new(),
+        })
+    }
+
+    /// Decides a request (`GET /beta/...`) as the middleware would, without a journal:
+    /// true when it is refused.
+    pub fn refuses(&mut self, method: &str, uri: &str) -> bool {
+        let asked = Asked {
+            id: None,
+            line: format!("{method} {uri}"),
+        };
+        let path = uri.split('?').next().unwrap_or(uri);
+        matches!(
+            judge(self, asked, (method, path), &mut Vec::new()),
+            Verdict::Refuse { .. }
+        )
+    }
+
     fn view(&self) -> Value {
         serde_json::json!({ "seed": self.seed, "rules": self.rules })
     }
@@ -145,33 +190,7 @@ pub async fn set(
     State(state): State<Shared>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let setting: Setting =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("throttling: {e}")))?;
-    if setting.rules.len() > MAX_RULES {
-        return Err(bad(format!("at most {MAX_RULES} rules")));
-    }
-    for rule in &setting.rules {
-        if rule.pattern.trim().is_empty() {
-            return Err(bad("a rule needs a pattern"));
-        }
-        if !(0.0..=1.0).contains(&rule.rate) {
-            return Err(bad("rate is between 0 and 1"));
-        }
-        if !matches!(rule.status, 429 | 503) {
-            return Err(bad("status is 429 or 503"));
-        }
-        if rule.retry_after > MAX_RETRY_AFTER {
-            return Err(bad(format!(
-                "retryAfter is at most {MAX_RETRY_AFTER} seconds"
-            )));
-        }
-    }
-    let throttling = Throttling {
-        rules: setting.rules,
-        seed: setting.seed,
-        rng: ChaCha8Rng::seed_from_u64(setting.seed),
-        waiting: VecDeque::new(),
-    };
+    let throttling = Throttling::parse(&body)?;
     let view = throttling.view();
     *state.throttling() = Some(throttling);
     Ok(Json(view))
