@@ -28,6 +28,16 @@ pub fn scheme(extensions: &axum::http::Extensions) -> &'static str {
     }
 }
 
+/// `scheme://host` as the client addressed this server (its `Host` header, `localhost`
+/// without one), for absolute links in answers.
+pub fn origin(headers: &axum::http::HeaderMap, extensions: &axum::http::Extensions) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("{}://{host}", scheme(extensions))
+}
+
 /// Which accepted connection a request arrived on (numbered from 1 per listener): what
 /// binds a digest-authenticated management session to the connection it began on.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -204,14 +204,7 @@ async fn a_required_app_installs_on_the_first_try() {
         .device(&dev)
         .field("appId", id.as_str())
         .field("newCompliance", 1);
-    assert!(
-        w.journal()
-            .filter(installed)
-            .verify(Expectation::Exactly(1))
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(holds(&w, installed, Expectation::Exactly(1)).await);
     let (_, statuses) = w
         .admin(
             "GET",
@@ -482,14 +475,7 @@ async fn a_scheduled_assignment_detects_before_the_start_downloads_between_and_i
         .device(&dev)
         .field("appId", id.as_str())
         .field("compliance", 2);
-    assert!(
-        w.journal()
-            .filter(reported)
-            .verify(Expectation::AtLeast(1))
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(holds(&w, reported, Expectation::AtLeast(1)).await);
 
     // Between start and deadline: downloaded and cached, still not installed, pending.
     w.advance(Duration::hours(2)).await;
@@ -660,12 +646,7 @@ async fn an_available_app_installs_only_when_the_user_asks() {
         .device(&dev)
         .field("request", "GetSelectedApp");
     assert!(
-        w.journal()
-            .filter(selected)
-            .verify(Expectation::Exactly(1))
-            .await
-            .unwrap()
-            .ok,
+        holds(&w, selected, Expectation::Exactly(1)).await,
         "one GetSelectedApp, for the app that exists"
     );
     w.stop().await;
@@ -971,14 +952,7 @@ async fn a_requirement_rule_holds_back_an_app_and_a_detection_script_confirms_it
         .device(&dev)
         .field("appId", id.as_str())
         .field("newCompliance", 1);
-    assert!(
-        w.journal()
-            .filter(installed)
-            .verify(Expectation::Exactly(1))
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(holds(&w, installed, Expectation::Exactly(1)).await);
 
     // Remove the file: the script no longer detects the app, and the next reevaluation
     // (8 hours on) installs it again.
@@ -1405,6 +1379,16 @@ async fn content_comes_through_delivery_optimization_unless_its_policy_says_bypa
     w.stop().await;
 }
 
+/// Whether the journal's events matching `filter` meet `expectation`.
+async fn holds(w: &World, filter: Filter, expectation: Expectation) -> bool {
+    w.journal()
+        .filter(filter)
+        .verify(expectation)
+        .await
+        .unwrap()
+        .ok
+}
+
 /// How many devices the app's `deviceStatuses` lists.
 async fn statuses(w: &World, id: &str) -> usize {
     let (_, body) = w
@@ -1453,14 +1437,7 @@ async fn an_app_whose_assignment_is_removed_is_cleaned_up_once_and_leaves_its_st
         .device(&dev)
         .field("appId", id.as_str())
         .field("newCompliance", 100);
-    assert!(
-        w.journal()
-            .filter(changed)
-            .verify(Expectation::Exactly(1))
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(holds(&w, changed, Expectation::Exactly(1)).await);
     assert_eq!(
         statuses(&w, &id).await,
         0,

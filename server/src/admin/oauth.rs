@@ -100,17 +100,8 @@ fn issue(key: &[u8], tenant: &str, client_id: &str, now: DateTime<Utc>) -> Optio
     .ok()
 }
 
-/// `https://host` as the client addressed this server.
-fn base(request_headers: &HeaderMap, extensions: &axum::http::Extensions) -> String {
-    let host = request_headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("{}://{host}", crate::tls::scheme(extensions))
-}
-
 async fn openid_configuration(Path(tenant): Path<String>, request: Request) -> Json<Value> {
-    let base = base(request.headers(), request.extensions());
+    let base = crate::tls::origin(request.headers(), request.extensions());
     let at = |path: &str| format!("{base}/{tenant}/{path}");
     Json(json!({
         "token_endpoint": at("oauth2/v2.0/token"),

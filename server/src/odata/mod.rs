@@ -146,12 +146,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Options {
                 path: parts.uri.path().to_owned(),
                 ..Address::default()
             });
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("localhost");
-        let origin = format!("{}://{host}", crate::tls::scheme(&parts.extensions));
+        let origin = crate::tls::origin(&parts.headers, &parts.extensions);
         Options::parse(parts.uri.query().unwrap_or_default(), address, origin)
     }
 }
