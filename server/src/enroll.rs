@@ -295,6 +295,8 @@ async fn enroll(
     }
 }
 
+/// One enrollment request, step by step: who asks, what they ask for, the certificate,
+/// the device's records, the IME if something already targets the device, the reply.
 async fn enroll_inner(
     state: &Shared,
     peer: &PeerCertificate,
@@ -302,8 +304,11 @@ async fn enroll_inner(
 ) -> Result<Response, SoapFault> {
     let fault_action = action::RSTRC;
     let env = read::<RequestSecurityToken>(state, body, fault_action).await?;
-    let relates = env.header.message_id.clone();
     let rst = &env.body;
+    let refuse_with = Refusal {
+        state,
+        relates: env.header.message_id.clone(),
+    };
     // A renewal is authenticated by the device's current certificate (no UsernameToken);
     // anything else by the enrollment secret.
     let renewing_device = match (&peer.0, rst.request_type.as_str()) {
@@ -326,73 +331,34 @@ async fn enroll_inner(
             .unwrap_or_default(),
         None => authenticate(state, &env.header, fault_action).await?,
     };
-    let csr_fault = |reason: String| {
-        SoapFault::new(
-            fault_action,
-            relates.clone(),
-            FaultSubcode::CertificateRequest,
-            reason,
-        )
-    };
-
     let request_type = match rst.request_type.as_str() {
         value::REQUEST_ISSUE => "Issue",
         value::REQUEST_RENEW => "Renew",
         value::REQUEST_RECOVERY => "Recovery",
         other => {
-            refuse(
-                state,
-                fault_action,
-                "MessageFormat",
-                &format!("RequestType {other}"),
-            )
-            .await;
-            return Err(SoapFault::new(
-                fault_action,
-                relates,
-                FaultSubcode::MessageFormat,
-                format!("unknown RequestType {other:?}"),
-            ));
+            return Err(refuse_with
+                .fault(
+                    FaultSubcode::MessageFormat,
+                    &format!("RequestType {other}"),
+                    format!("unknown RequestType {other:?}"),
+                )
+                .await)
         }
     };
-    if !rst.binary_security_token.value_type.ends_with("#PKCS10") {
-        let vt = rst.binary_security_token.value_type.clone();
-        refuse(
-            state,
-            fault_action,
-            "CertificateRequest",
-            &format!("ValueType {vt}"),
-        )
-        .await;
-        return Err(csr_fault(format!(
-            "BinarySecurityToken ValueType {vt:?} is not a PKCS#10 request"
-        )));
-    }
-    let csr_der = match rst.binary_security_token.decode() {
-        Ok(der) => der,
-        Err(e) => {
-            refuse(state, fault_action, "CertificateRequest", &e.to_string()).await;
-            return Err(csr_fault(format!("the request is not base64: {e}")));
-        }
-    };
-    let csr = match pki::verify_csr(&csr_der) {
+    let csr = match certificate_request(rst) {
         Ok(csr) => csr,
-        Err(e) => {
-            refuse(state, fault_action, "CertificateRequest", &e.to_string()).await;
-            return Err(csr_fault(e.to_string()));
+        Err((logged, told)) => {
+            return Err(refuse_with
+                .fault(FaultSubcode::CertificateRequest, &logged, told)
+                .await)
         }
     };
-
     let device_id = match requested_device_id(state, renewing_device.clone(), rst, &csr) {
         Ok(id) => id,
         Err(reason) => {
-            refuse(state, fault_action, "MessageFormat", &reason).await;
-            return Err(SoapFault::new(
-                fault_action,
-                relates,
-                FaultSubcode::MessageFormat,
-                reason,
-            ));
+            return Err(refuse_with
+                .fault(FaultSubcode::MessageFormat, &reason, reason.clone())
+                .await)
         }
     };
     let previous = state.store.device(&device_id).await.ok().flatten();
@@ -403,15 +369,10 @@ async fn enroll_inner(
         let reason = format!(
             "{device_id} is already enrolled: renew with its certificate, or delete the device first"
         );
-        refuse(state, fault_action, "Authorization", &reason).await;
-        return Err(SoapFault::new(
-            fault_action,
-            relates,
-            FaultSubcode::Authorization,
-            reason,
-        ));
+        return Err(refuse_with
+            .fault(FaultSubcode::Authorization, &reason, reason.clone())
+            .await);
     }
-    let enrollment_type = rst.context("EnrollmentType").unwrap_or("Full").to_owned();
     let now = state.now();
     let issued = state
         .ca
@@ -422,75 +383,175 @@ async fn enroll_inner(
             now,
             Duration::days(CERT_VALIDITY_DAYS),
         )
-        .map_err(|e| {
-            SoapFault::new(
-                fault_action,
-                relates.clone(),
-                FaultSubcode::EnrollmentServer,
-                e.to_string(),
-            )
-        })?;
+        .map_err(|e| refuse_with.internal(FaultSubcode::EnrollmentServer, e.to_string()))?;
+    let device = device_record(state, rst, &device_id, user, previous.as_ref(), now);
+    let internal = |e: crate::storage::StoreError| {
+        refuse_with.internal(FaultSubcode::InternalServiceFault, format!("storage: {e}"))
+    };
+    keep_records(
+        state,
+        &device,
+        &issued,
+        previous.is_some() && request_type != "Renew",
+    )
+    .await
+    .map_err(internal)?;
+    let doc = provisioning(state, &device, &issued).to_doc().to_xml();
+    let event = Event::Enrolled {
+        request_type: request_type.into(),
+        user: device.user_principal_name.clone(),
+        enrollment_type: device.enrollment_type.clone(),
+        thumbprint: issued.thumbprint,
+    };
+    if let Err(e) = state.journal.record(&device_id, &event).await {
+        tracing::error!("journal: {e}");
+    }
+    // Most devices are targeted before they enroll (Autopilot, group members): the IME
+    // goes out with the first session.
+    if needs_ime(state, &device).await.map_err(internal)? {
+        crate::ime::require(state, &device_id, crate::ime::Why::Enrolled)
+            .await
+            .map_err(internal)?;
+    }
+    let header = Header {
+        action: action::RSTRC.into(),
+        relates_to: env.header.message_id.clone(),
+        security: Some(Security {
+            timestamp: Some(Timestamp {
+                created: clock::format(now),
+                expires: clock::format(now + Duration::minutes(5)),
+            }),
+            ..Security::default()
+        }),
+        ..Header::default()
+    };
+    let body = RequestSecurityTokenResponseCollection::provisioning(&doc);
+    Ok(soap(StatusCode::OK, Envelope::new(header, body).to_xml()))
+}
 
+/// Refusing an enrollment request: the journal's `refused` event and the fault.
+struct Refusal<'a> {
+    state: &'a Shared,
+    relates: Option<String>,
+}
+
+impl Refusal<'_> {
+    /// Journals `logged` and answers the fault with `told`.
+    async fn fault(&self, subcode: FaultSubcode, logged: &str, told: String) -> SoapFault {
+        let code = subcode.qualified();
+        let code = code.split_once(':').map_or(code.as_str(), |(_, c)| c);
+        refuse(self.state, action::RSTRC, code, logged).await;
+        self.internal(subcode, told)
+    }
+
+    /// The fault alone (a server-side failure, logged by whoever met it).
+    fn internal(&self, subcode: FaultSubcode, reason: String) -> SoapFault {
+        SoapFault::new(action::RSTRC, self.relates.clone(), subcode, reason)
+    }
+}
+
+/// The request's PKCS#10 certificate request, verified; or what to journal and what to
+/// tell the client.
+fn certificate_request(rst: &RequestSecurityToken) -> Result<pki::VerifiedCsr, (String, String)> {
+    let token = &rst.binary_security_token;
+    if !token.value_type.ends_with("#PKCS10") {
+        let vt = &token.value_type;
+        return Err((
+            format!("ValueType {vt}"),
+            format!("BinarySecurityToken ValueType {vt:?} is not a PKCS#10 request"),
+        ));
+    }
+    let der = token
+        .decode()
+        .map_err(|e| (e.to_string(), format!("the request is not base64: {e}")))?;
+    pki::verify_csr(&der).map_err(|e| (e.to_string(), e.to_string()))
+}
+
+/// True when something the IME handles targets the device: an app, a platform script
+/// or a remediation.
+async fn needs_ime(state: &Shared, device: &Device) -> Result<bool, crate::storage::StoreError> {
+    let apps = state.store.assignments().await?;
+    Ok(apps.iter().any(|a| crate::apps::targets(a, device))
+        || crate::scripts::any_assigned_to(state, device).await?)
+}
+
+/// The device's record after this enrollment: new credentials, what the request says
+/// about the device, and the IME's state carried over from an earlier enrollment.
+fn device_record(
+    state: &Shared,
+    rst: &RequestSecurityToken,
+    device_id: &str,
+    user: String,
+    previous: Option<&Device>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Device {
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let device = Device {
-        id: device_id.clone(),
+    Device {
+        id: device_id.to_owned(),
         device_name: rst.context("DeviceName").unwrap_or_default().to_owned(),
-        user_principal_name: user.clone(),
-        enrollment_type: enrollment_type.clone(),
+        user_principal_name: user,
+        enrollment_type: rst.context("EnrollmentType").unwrap_or("Full").to_owned(),
         hw_dev_id: rst.context("HWDevID").unwrap_or_default().to_owned(),
         os_version: rst.context("OSVersion").unwrap_or_default().to_owned(),
         os_edition: rst.context("OSEdition").unwrap_or_default().to_owned(),
         enrolled_at: clock::format(now),
-        client_name: device_id.clone(),
+        client_name: device_id.to_owned(),
         client_secret: state.random_secret(),
         client_nonce: b64(&state.random_bytes::<16>()),
         server_name: PROVIDER_ID.into(),
         server_secret: state.random_secret(),
         server_nonce: b64(&state.random_bytes::<16>()),
-        ime_required: previous.as_ref().is_some_and(|d| d.ime_required),
-        ime_version: previous
-            .as_ref()
-            .map(|d| d.ime_version.clone())
-            .unwrap_or_default(),
+        ime_required: previous.is_some_and(|d| d.ime_required),
+        ime_version: previous.map(|d| d.ime_version.clone()).unwrap_or_default(),
         ime_state: previous
-            .as_ref()
             .map(|d| d.ime_state.clone())
             .unwrap_or_else(|| "none".into()),
         ..Device::default()
-    };
-    let internal = |e: crate::storage::StoreError| {
-        SoapFault::new(
-            fault_action,
-            relates.clone(),
-            FaultSubcode::InternalServiceFault,
-            format!("storage: {e}"),
-        )
-    };
-    state.store.upsert_device(&device).await.map_err(internal)?;
+    }
+}
+
+/// Stores the device and its new certificate. Enrolling again (`replaces`) revokes the
+/// device's other certificates; a renewal keeps the current one working until the
+/// device switches.
+async fn keep_records(
+    state: &Shared,
+    device: &Device,
+    issued: &pki::IssuedCert,
+    replaces: bool,
+) -> Result<(), crate::storage::StoreError> {
+    let now = state.now();
+    state.store.upsert_device(device).await?;
     state
         .store
         .insert_certificate(&CertificateRow {
             serial: issued.serial.clone(),
-            device_id: device_id.clone(),
+            device_id: device.id.clone(),
             thumbprint: issued.thumbprint.clone(),
             der: issued.der.clone(),
             issued_at: clock::format(now),
             not_after: clock::format(issued.not_after),
         })
-        .await
-        .map_err(internal)?;
-    // Enrolling again replaces the device's certificates; a renewal keeps the current
-    // one working until the device switches.
-    if previous.is_some() && request_type != "Renew" {
+        .await?;
+    if replaces {
         state
             .store
-            .revoke_certificates(&device_id, &issued.thumbprint, &clock::format(now))
-            .await
-            .map_err(internal)?;
-        state.forget_device(&device_id);
+            .revoke_certificates(&device.id, &issued.thumbprint, &clock::format(now))
+            .await?;
+        state.forget_device(&device.id);
     }
+    Ok(())
+}
 
-    let store = if enrollment_type.eq_ignore_ascii_case("Device") {
+/// The `wap-provisioningdoc` for the device: its certificate, the CA, the management
+/// address, the digest credentials and Intune's poll cadence.
+fn provisioning(
+    state: &Shared,
+    device: &Device,
+    issued: &pki::IssuedCert,
+) -> EnrollmentProvisioning {
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let device_id = &device.id;
+    let store = if device.enrollment_type.eq_ignore_ascii_case("Device") {
         CertStore::System
     } else {
         CertStore::User
@@ -500,7 +561,7 @@ async fn enroll_inner(
     } else {
         "User"
     };
-    let provisioning = EnrollmentProvisioning {
+    EnrollmentProvisioning {
         root_ca: StoredCert {
             thumbprint: state.ca.thumbprint(),
             encoded: b64(state.ca.cert_der()),
@@ -550,30 +611,5 @@ async fn enroll_inner(
             interval_for_remaining_scheduled_retries: 480,
             poll_on_login: true,
         },
-    };
-    let doc = provisioning.to_doc().to_xml();
-
-    let event = Event::Enrolled {
-        request_type: request_type.into(),
-        user,
-        enrollment_type,
-        thumbprint: issued.thumbprint,
-    };
-    if let Err(e) = state.journal.record(&device_id, &event).await {
-        tracing::error!("journal: {e}");
     }
-    let header = Header {
-        action: action::RSTRC.into(),
-        relates_to: env.header.message_id.clone(),
-        security: Some(Security {
-            timestamp: Some(Timestamp {
-                created: clock::format(now),
-                expires: clock::format(now + Duration::minutes(5)),
-            }),
-            ..Security::default()
-        }),
-        ..Header::default()
-    };
-    let body = RequestSecurityTokenResponseCollection::provisioning(&doc);
-    Ok(soap(StatusCode::OK, Envelope::new(header, body).to_xml()))
 }

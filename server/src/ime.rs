@@ -133,9 +133,38 @@ async fn installer(State(state): State<Shared>, Path(version): Path<String>) -> 
     }
 }
 
+/// Why the server delivers the IME to a device (the `why` of its `ime_install` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// An app or script assigned now targets the device.
+    Assigned,
+    /// The device enrolled while something that needs the IME targets it.
+    Enrolled,
+    /// The device's IME reports a version below the current one (a reverted snapshot).
+    Outdated,
+    /// A new version was rolled out.
+    RolledOut,
+    /// An administrator asked for it.
+    Requested,
+}
+
+impl Why {
+    /// The name in the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Why::Assigned => "assigned",
+            Why::Enrolled => "enrolled",
+            Why::Outdated => "outdated",
+            Why::RolledOut => "rolledOut",
+            Why::Requested => "requested",
+        }
+    }
+}
+
 /// Marks a device as needing the IME and, unless it has (or is getting) the current
-/// version, queues its installation. Returns true when commands were queued.
-pub async fn require(state: &Shared, device_id: &str) -> Result<bool, StoreError> {
+/// version, queues its installation. Returns true when commands were queued. With
+/// [`Why::Outdated`] the device's own report wins over what the server last saw installed.
+pub async fn require(state: &Shared, device_id: &str, why: Why) -> Result<bool, StoreError> {
     let Some(device) = state.store.device(device_id).await? else {
         return Ok(false);
     };
@@ -146,7 +175,13 @@ pub async fn require(state: &Shared, device_id: &str) -> Result<bool, StoreError
             ime.sha256(ime.current()).unwrap_or_default(),
         )
     };
-    let up_to_date = device.ime_version == version
+    if why == Why::Outdated && device.ime_state != "installed" {
+        // Already being brought up to date (or the last try failed and waits for a
+        // reason other than the report).
+        return Ok(false);
+    }
+    let up_to_date = why != Why::Outdated
+        && device.ime_version == version
         && matches!(
             device.ime_state.as_str(),
             "queued" | "installing" | "installed"
@@ -193,8 +228,15 @@ pub async fn require(state: &Shared, device_id: &str) -> Result<bool, StoreError
         .store
         .set_ime(device_id, true, &version, "queued")
         .await?;
-    record(state, device_id, "queued", &version, None).await;
+    record(state, device_id, "queued", &version, None, Some(why)).await;
     Ok(true)
+}
+
+/// True when an IME reporting `reported` runs a version below the current one.
+pub fn is_outdated(state: &Shared, reported: &str) -> bool {
+    let ime = state.ime.lock().unwrap_or_else(|e| e.into_inner());
+    !reported.is_empty()
+        && syncml::version::cmp(reported, ime.current()) == std::cmp::Ordering::Less
 }
 
 /// Makes `version` the delivered one and queues it for every device that needs the IME.
@@ -206,7 +248,7 @@ pub async fn roll_out(state: &Shared, version: &str) -> Result<usize, StoreError
         .set_current(version);
     let mut queued = 0;
     for device in state.store.devices().await? {
-        if device.ime_required && require(state, &device.id).await? {
+        if device.ime_required && require(state, &device.id, Why::RolledOut).await? {
             queued += 1;
         }
     }
@@ -236,7 +278,15 @@ pub(crate) async fn on_status(
         .store
         .set_ime(device_id, true, &device.ime_version, next)
         .await?;
-    record(state, device_id, next, &device.ime_version, Some(status)).await;
+    record(
+        state,
+        device_id,
+        next,
+        &device.ime_version,
+        Some(status),
+        None,
+    )
+    .await;
     Ok(())
 }
 
@@ -267,15 +317,23 @@ pub(crate) async fn on_alert(
         .store
         .set_ime(device_id, true, &device.ime_version, next)
         .await?;
-    record(state, device_id, next, &device.ime_version, code).await;
+    record(state, device_id, next, &device.ime_version, code, None).await;
     Ok(())
 }
 
-async fn record(state: &Shared, device_id: &str, step: &str, version: &str, code: Option<i64>) {
+async fn record(
+    state: &Shared,
+    device_id: &str,
+    step: &str,
+    version: &str,
+    code: Option<i64>,
+    why: Option<Why>,
+) {
     let event = Event::ImeInstall {
         state: step.into(),
         version: version.into(),
         code,
+        why: why.map(|w| w.as_str().to_owned()),
     };
     if let Err(e) = state.journal.record(device_id, &event).await {
         tracing::error!("journal: {e}");

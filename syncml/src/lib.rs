@@ -8,6 +8,7 @@
 //! - [`msi_job`]: the `MsiInstallJob` of the EnterpriseDesktopAppManagement CSP.
 //! - [`sim_msi`]: the simulated MSI package format the server hosts and the agent installs.
 //! - [`intunewin`]: the encrypted `.intunewin` content package of Win32 apps.
+//! - [`version`]: ordering dotted version numbers.
 //!
 //! Every parser is total: any bytes in, a value or an [`Error`] out, never a panic.
 #![forbid(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod mde2;
 pub mod msi_job;
 pub mod provisioning;
 pub mod sim_msi;
+pub mod version;
 pub mod xml;
 
 pub use error::{Error, Result};

@@ -20,7 +20,9 @@
 //! ```
 //!
 //! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `enroll` (a device
-//! declared with `enroll = false`), `sync`, `require_ime`, `restart_ime`, `stop_ime`,
+//! declared with `enroll = false`), `sync`, `require_ime`, `ime_version` (roll out a new
+//! IME), `snapshot` and `restore_snapshot` (of a device, as of a virtual machine),
+//! `restart_ime`, `stop_ime`,
 //! `stop_server`, `start_server`, `queue` (an OMA-DM command as the admin API takes it),
 //! `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
 //! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
@@ -254,6 +256,13 @@ pub enum Step {
     Sync(String),
     /// Something the IME handles targets the device.
     RequireIme(String),
+    /// Roll out a new IME version (the server delivers it to every device that needs
+    /// the IME).
+    ImeVersion(String),
+    /// Take a snapshot of a device, as of a virtual machine.
+    Snapshot(String),
+    /// Revert a device to its snapshot.
+    RestoreSnapshot(String),
     /// Enroll a device declared with `enroll = false`.
     Enroll(String),
     /// Restart the device's IME service.
@@ -317,19 +326,7 @@ pub enum Step {
         name: String,
     },
     /// Assign an app.
-    Assign {
-        /// The app's name.
-        app: String,
-        /// `required` (default), `available` or `uninstall`.
-        #[serde(default = "required")]
-        intent: String,
-        /// A device's name, or all devices when absent.
-        device: Option<String>,
-        /// Available from (a duration from now, e.g. `12h`).
-        start: Option<String>,
-        /// Deadline (a duration from now).
-        deadline: Option<String>,
-    },
+    Assign(AssignSpec),
     /// A user installs an available app (Company Portal).
     InstallAvailable {
         /// The device.
@@ -378,6 +375,23 @@ pub enum Step {
         #[serde(default = "yes")]
         installed: bool,
     },
+}
+
+/// An `assign` step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignSpec {
+    /// The app's name.
+    pub app: String,
+    /// `required` (default), `available` or `uninstall`.
+    #[serde(default = "required")]
+    pub intent: String,
+    /// A device's name, or all devices when absent.
+    pub device: Option<String>,
+    /// Available from (a duration from now, e.g. `12h`).
+    pub start: Option<String>,
+    /// Deadline (a duration from now).
+    pub deadline: Option<String>,
 }
 
 fn yes() -> bool {
@@ -553,7 +567,6 @@ pub async fn run_with(
     options: &RunOptions,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(ScenarioReport, World), ScenarioError> {
-    let (seed, pace) = (options.seed, options.pace);
     let file = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
         file: file.clone(),
@@ -564,7 +577,45 @@ pub async fn run_with(
         message: e.to_string().trim().to_owned(),
     })?;
     let started = std::time::Instant::now();
-    let seed = seed.unwrap_or(scenario.seed);
+    let seed = options.seed.unwrap_or(scenario.seed);
+    let mut world = start_world(&scenario, options, seed, &file).await?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let apps = create_workload(&world, &scenario, base, &file).await?;
+    world.settle().await;
+
+    let mut results = Vec::new();
+    let total = scenario.steps.len();
+    for (n, spanned) in scenario.steps.iter().enumerate() {
+        progress(n, total);
+        let at = At {
+            file: &file,
+            line: line_of(&text, spanned.span().start),
+        };
+        if let Some(result) = run_step(&mut world, &apps, spanned.get_ref(), &at).await? {
+            results.push(result);
+        }
+    }
+    progress(total, total);
+    Ok((
+        ScenarioReport {
+            name: scenario.name,
+            file,
+            seed,
+            expectations: results,
+            wall_ms: started.elapsed().as_millis(),
+        },
+        world,
+    ))
+}
+
+/// The world of a scenario: its server, clock and devices (enrolled unless they wait
+/// for an `enroll` step).
+async fn start_world(
+    scenario: &Scenario,
+    options: &RunOptions,
+    seed: u64,
+    file: &str,
+) -> Result<World, ScenarioError> {
     let mut world_options = WorldOptions {
         seed,
         remote: options.remote.clone(),
@@ -573,12 +624,12 @@ pub async fn run_with(
     if let Some(start) = &scenario.start {
         world_options.start =
             server::clock::parse(start).ok_or_else(|| ScenarioError::Invalid {
-                file: file.clone(),
+                file: file.to_owned(),
                 message: format!("start {start:?} is not an RFC 3339 time"),
             })?;
     }
     let mut world = World::start(world_options).await?;
-    world.pace = pace;
+    world.pace = options.pace;
     for d in &scenario.devices {
         let mut profile = DeviceProfile::default();
         if let Some(u) = &d.user {
@@ -601,348 +652,385 @@ pub async fn run_with(
             world.enroll(&d.name).await?;
         }
     }
-    let base = path.parent().unwrap_or(Path::new("."));
+    Ok(world)
+}
+
+/// Creates the scenario's apps (returned by name with their ids), scripts and
+/// remediations.
+async fn create_workload(
+    world: &World,
+    scenario: &Scenario,
+    base: &Path,
+    file: &str,
+) -> Result<BTreeMap<String, String>, ScenarioError> {
+    let invalid = |what: &str, name: &str, message: String| ScenarioError::Invalid {
+        file: file.to_owned(),
+        message: format!("{what} {name:?}: {message}"),
+    };
     let mut apps: BTreeMap<String, String> = BTreeMap::new();
     for app in &scenario.apps {
-        let id = create_app(&world, app, base, &apps)
+        let id = create_app(world, app, base, &apps)
             .await
-            .map_err(|message| ScenarioError::Invalid {
-                file: file.clone(),
-                message: format!("app {:?}: {message}", app.name),
-            })?;
+            .map_err(|message| invalid("app", &app.name, message))?;
         apps.insert(app.name.clone(), id);
     }
     for script in &scenario.scripts {
         crate::workload::script_with(
-            &world,
+            world,
             &script.name,
             &script.content,
             script.enforce_signature,
         )
         .await
-        .map_err(|e| ScenarioError::Invalid {
-            file: file.clone(),
-            message: format!("script {:?}: {e}", script.name),
-        })?;
+        .map_err(|e| invalid("script", &script.name, e.to_string()))?;
     }
     for r in &scenario.remediations {
-        let invalid = |message: String| ScenarioError::Invalid {
-            file: file.clone(),
-            message: format!("remediation {:?}: {message}", r.name),
-        };
-        let schedule = r.run_schedule().map_err(invalid)?;
-        crate::workload::remediation(&world, &r.name, &r.detection, &r.remediation, schedule)
+        let schedule = r
+            .run_schedule()
+            .map_err(|message| invalid("remediation", &r.name, message))?;
+        crate::workload::remediation(world, &r.name, &r.detection, &r.remediation, schedule)
             .await
-            .map_err(|e| invalid(e.to_string()))?;
+            .map_err(|e| invalid("remediation", &r.name, e.to_string()))?;
     }
-    world.settle().await;
+    Ok(apps)
+}
 
-    let mut results = Vec::new();
-    let total = scenario.steps.len();
-    for (n, spanned) in scenario.steps.iter().enumerate() {
-        progress(n, total);
-        let line = line_of(&text, spanned.span().start);
-        let fail = |message: String| ScenarioError::Step {
-            file: file.clone(),
-            line,
+/// Where a step is written, for its errors.
+struct At<'a> {
+    file: &'a str,
+    line: usize,
+}
+
+impl At<'_> {
+    fn fail(&self, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Step {
+            file: self.file.to_owned(),
+            line: self.line,
+            message: message.into(),
+        }
+    }
+
+    fn result(&self, description: String, ok: bool, message: String) -> ExpectationResult {
+        ExpectationResult {
+            line: self.line,
+            description,
+            ok,
             message,
-        };
-        match spanned.get_ref() {
-            Step::Advance(d) => {
-                let by = parse_duration(d).ok_or_else(|| {
-                    fail(format!(
-                        "advance {d:?} is not a duration like 90s, 20m, 8h or 7d"
-                    ))
-                })?;
-                world.advance(by).await;
+            near_misses: vec![],
+        }
+    }
+}
+
+/// Runs one step; an expectation returns its result.
+async fn run_step(
+    world: &mut World,
+    apps: &BTreeMap<String, String>,
+    step: &Step,
+    at: &At<'_>,
+) -> Result<Option<ExpectationResult>, ScenarioError> {
+    let fail = |message: String| at.fail(message);
+    let failed = |e: WorldError| at.fail(e.to_string());
+    let now = world.now();
+    match step {
+        Step::Advance(d) => {
+            let by = parse_duration(d).ok_or_else(|| {
+                fail(format!(
+                    "advance {d:?} is not a duration like 90s, 20m, 8h or 7d"
+                ))
+            })?;
+            world.advance(by).await;
+        }
+        Step::Sync(device) => {
+            world.sync(device).await.map_err(failed)?;
+        }
+        Step::RequireIme(device) => {
+            world.require_ime(device).await.map_err(failed)?;
+        }
+        Step::ImeVersion(version) => {
+            let (status, answer) = world
+                .admin(
+                    "PUT",
+                    "/tenantless/ime",
+                    AdminBody::Json(json!({ "version": version })),
+                )
+                .await;
+            if status != 200 {
+                return Err(fail(format!(
+                    "ime_version: {status} {}",
+                    error_message(&answer)
+                )));
             }
-            Step::Sync(device) => {
-                world.sync(device).await.map_err(|e| fail(e.to_string()))?;
+        }
+        Step::Snapshot(device) => world.snapshot(device).map_err(failed)?,
+        Step::RestoreSnapshot(device) => world.restore_snapshot(device).map_err(failed)?,
+        Step::RestartIme(device) => {
+            let agent = world.device_mut(device).map_err(failed)?;
+            agent.restart_ime(now).map_err(|e| fail(e.to_string()))?;
+        }
+        Step::StopIme(device) => {
+            let agent = world.device_mut(device).map_err(failed)?;
+            agent.stop_ime(now).map_err(|e| fail(e.to_string()))?;
+        }
+        Step::Enroll(device) => world.enroll(device).await.map_err(failed)?,
+        Step::StopServer(true) => world.stop_server().await.map_err(failed)?,
+        Step::StartServer(true) => world.start_server().await.map_err(failed)?,
+        Step::StopServer(false) | Step::StartServer(false) => {}
+        Step::Queue { device, command } => {
+            let command = command.to_command().map_err(fail)?;
+            world.queue(device, &command).await.map_err(failed)?;
+        }
+        Step::SetRegistry {
+            device,
+            key,
+            name,
+            kind,
+            value,
+        } => {
+            let value = RegValue::parse(kind, value).map_err(fail)?;
+            let agent = world.device_mut(device).map_err(failed)?;
+            if !agent.device_mut().registry.set(key, name, value) {
+                return Err(fail(format!("{key} is not under HKLM, HKU or HKCU")));
             }
-            Step::RequireIme(device) => {
-                world
-                    .require_ime(device)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
+            agent.save().map_err(|e| fail(e.to_string()))?;
+        }
+        Step::DeleteRegistryKey { device, key } => {
+            let key = &expand(key, world, device, apps).map_err(fail)?;
+            let agent = world.device_mut(device).map_err(failed)?;
+            agent.device_mut().registry.delete_key(key);
+            agent.save().map_err(|e| fail(e.to_string()))?;
+        }
+        Step::DeleteRegistryValue { device, key, name } => {
+            let agent = world.device_mut(device).map_err(failed)?;
+            agent.device_mut().registry.delete_value(key, name);
+            agent.save().map_err(|e| fail(e.to_string()))?;
+        }
+        Step::InstallProgram { device, program } => {
+            install_by_hand(world, device, program).map_err(failed)?
+        }
+        Step::UninstallProgram { device, name } => {
+            let agent = world.device_mut(device).map_err(failed)?;
+            uninstall_by_hand(agent, name);
+            agent.save().map_err(|e| fail(e.to_string()))?;
+        }
+        Step::Assign(spec) => assign(world, apps, at, spec).await?,
+        Step::InstallAvailable { device, app } => {
+            if !world.install_available(device, app).await.map_err(failed)? {
+                return Err(fail(format!("no available app named {app} on {device}")));
             }
-            Step::RestartIme(device) => {
-                let now = world.now();
-                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
-                agent.restart_ime(now).map_err(|e| fail(e.to_string()))?;
-            }
-            Step::Enroll(device) => world
-                .enroll(device)
-                .await
-                .map_err(|e| fail(e.to_string()))?,
-            Step::StopServer(true) => world.stop_server().await.map_err(|e| fail(e.to_string()))?,
-            Step::StartServer(true) => world
-                .start_server()
-                .await
-                .map_err(|e| fail(e.to_string()))?,
-            Step::StopServer(false) | Step::StartServer(false) => {}
-            Step::StopIme(device) => {
-                let now = world.now();
-                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
-                agent.stop_ime(now).map_err(|e| fail(e.to_string()))?;
-            }
-            Step::Queue { device, command } => {
-                let command = command.to_command().map_err(fail)?;
-                world
-                    .queue(device, &command)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-            }
-            Step::SetRegistry {
+        }
+        Step::Reboot(device) => world.reboot(device).map_err(failed)?,
+        Step::Expect(spec) => return expect_journal(world, apps, spec, at).await.map(Some),
+        Step::ExpectRegistry {
+            device,
+            key,
+            name,
+            equals,
+            contains,
+            absent,
+        } => {
+            let key = &expand(key, world, device, apps).map_err(fail)?;
+            let name = match name {
+                Some(n) => Some(expand(n, world, device, apps).map_err(fail)?),
+                None => None,
+            };
+            let agent = world.device(device).map_err(failed)?;
+            let wanted = RegistryWanted {
+                equals: equals.as_deref(),
+                contains: contains.as_deref(),
+                absent: *absent,
+            };
+            let (description, ok, message) = expect_registry(
+                &agent.device().registry,
                 device,
                 key,
-                name,
-                kind,
-                value,
-            } => {
-                let value = RegValue::parse(kind, value).map_err(fail)?;
-                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
-                if !agent.device_mut().registry.set(key, name, value) {
-                    return Err(fail(format!("{key} is not under HKLM, HKU or HKCU")));
-                }
-                agent.save().map_err(|e| fail(e.to_string()))?;
-            }
-            Step::DeleteRegistryKey { device, key } => {
-                let key = &expand(key, &world, device, &apps).map_err(fail)?;
-                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
-                agent.device_mut().registry.delete_key(key);
-                agent.save().map_err(|e| fail(e.to_string()))?;
-            }
-            Step::DeleteRegistryValue { device, key, name } => {
-                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
-                agent.device_mut().registry.delete_value(key, name);
-                agent.save().map_err(|e| fail(e.to_string()))?;
-            }
-            Step::InstallProgram { device, program } => {
-                install_by_hand(&mut world, device, program).map_err(|e| fail(e.to_string()))?
-            }
-            Step::UninstallProgram { device, name } => {
-                let agent = world.device_mut(device).map_err(|e| fail(e.to_string()))?;
-                let reg = &mut agent.device_mut().registry;
-                for root in [programs::UNINSTALL_KEY, programs::UNINSTALL_KEY_WOW64] {
-                    for sub in reg.subkeys(root) {
-                        let key = format!(r"{root}\{sub}");
-                        if reg.get_text(&key, "DisplayName").as_deref() == Some(name.as_str()) {
-                            reg.delete_key(&key);
-                        }
-                    }
-                }
-                agent.save().map_err(|e| fail(e.to_string()))?;
-            }
-            Step::Assign {
-                app,
-                intent,
-                device,
-                start,
-                deadline,
-            } => {
-                let id = apps
-                    .get(app)
-                    .ok_or_else(|| fail(format!("no app named {app}")))?;
-                let target = match device {
-                    Some(d) => {
-                        json!({ "@odata.type": "#tenantless.deviceAssignmentTarget", "deviceId": world.device_id(d).map_err(|e| fail(e.to_string()))? })
-                    }
-                    None => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
-                };
-                let at = |d: &Option<String>| -> Result<Option<String>, ScenarioError> {
-                    match d {
-                        None => Ok(None),
-                        Some(d) => {
-                            let by = parse_duration(d)
-                                .ok_or_else(|| fail(format!("{d:?} is not a duration")))?;
-                            Ok(Some(
-                                (world.now() + by)
-                                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                            ))
-                        }
-                    }
-                };
-                let mut settings = serde_json::Map::new();
-                if let Some(s) = at(start)? {
-                    settings.insert("startDateTime".into(), json!(s));
-                }
-                if let Some(d) = at(deadline)? {
-                    settings.insert("deadlineDateTime".into(), json!(d));
-                }
-                let body = json!({ "mobileAppAssignments": [{ "intent": intent, "target": target, "settings": { "installTimeSettings": settings } }] });
-                let (status, answer) = world
-                    .admin(
-                        "POST",
-                        &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-                        AdminBody::Json(body),
-                    )
-                    .await;
-                if status != 204 {
-                    return Err(fail(format!("assign: {status} {}", error_message(&answer))));
-                }
-            }
-            Step::InstallAvailable { device, app } => {
-                if !world
-                    .install_available(device, app)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?
-                {
-                    return Err(fail(format!("no available app named {app} on {device}")));
-                }
-            }
-            Step::Reboot(device) => world.reboot(device).map_err(|e| fail(e.to_string()))?,
-            Step::Expect(spec) => {
-                let names = device_ids(&world);
-                let mut spec = spec.clone();
-                if let Some(name) = &spec.app {
-                    spec.app = Some(apps.get(name).cloned().unwrap_or_else(|| name.clone()));
-                }
-                let (filter, expectation) = spec.compile(&names).map_err(fail)?;
-                let v = world
-                    .journal()
-                    .filter(filter)
-                    .verify(expectation)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                results.push(ExpectationResult {
-                    line,
-                    description: spec.describe(),
-                    ok: v.ok,
-                    message: v.message,
-                    near_misses: v.near_misses,
-                });
-            }
-            Step::ExpectRegistry {
-                device,
-                key,
-                name,
-                equals,
-                contains,
-                absent,
-            } => {
-                let key = &expand(key, &world, device, &apps).map_err(fail)?;
-                let name = &match name {
-                    Some(n) => Some(expand(n, &world, device, &apps).map_err(fail)?),
-                    None => None,
-                };
-                let agent = world.device(device).map_err(|e| fail(e.to_string()))?;
-                let reg = &agent.device().registry;
-                let (found, shown) = match name {
-                    Some(n) => {
-                        let v = reg.get_text(key, n);
-                        (v.is_some(), v.clone().unwrap_or_else(|| "(absent)".into()))
-                    }
-                    None => (
-                        reg.key_exists(key),
-                        if reg.key_exists(key) {
-                            "(key present)".into()
-                        } else {
-                            "(absent)".into()
-                        },
-                    ),
-                };
-                let ok = if *absent {
-                    !found
-                } else {
-                    found
-                        && equals.as_ref().is_none_or(|e| shown == *e)
-                        && contains.as_ref().is_none_or(|c| shown.contains(c.as_str()))
-                };
-                let target = format!(
-                    "{key}{}",
-                    name.as_ref().map(|n| format!("\\{n}")).unwrap_or_default()
-                );
-                let wanted = if *absent {
-                    "absent".to_owned()
-                } else {
-                    match (equals, contains) {
-                        (Some(e), _) => format!("= {e:?}"),
-                        (None, Some(c)) => format!("contains {c:?}"),
-                        _ => "present".into(),
-                    }
-                };
-                results.push(ExpectationResult {
-                    line,
-                    description: format!("{device}: registry {target} {wanted}"),
-                    ok,
-                    message: format!("{target} is {shown}"),
-                    near_misses: vec![],
-                });
-            }
-            Step::ExpectLog {
-                device,
-                file: log,
-                contains,
-                count,
-            } => {
-                let agent = world.device(device).map_err(|e| fail(e.to_string()))?;
-                let found = agent::cmtrace::messages(&agent.device().drive, log)
-                    .iter()
-                    .filter(|m| m.contains(contains.as_str()))
-                    .count();
-                let ok = match count {
-                    Some(n) => found == *n,
-                    None => found > 0,
-                };
-                results.push(ExpectationResult {
-                    line,
-                    description: format!(
-                        "{device}: {log} has {} record(s) containing {contains:?}",
-                        count
-                            .map(|n| n.to_string())
-                            .unwrap_or_else(|| "some".into())
-                    ),
-                    ok,
-                    message: format!("{found} record(s) found"),
-                    near_misses: vec![],
-                });
-            }
-            Step::ExpectProgram {
-                device,
-                name,
-                installed,
-            } => {
-                let agent = world.device(device).map_err(|e| fail(e.to_string()))?;
-                let present = agent
-                    .device()
-                    .installed_programs()
-                    .iter()
-                    .any(|p| p.display_name == *name);
-                results.push(ExpectationResult {
-                    line,
-                    description: format!(
-                        "{device}: {name} {}",
-                        if *installed {
-                            "installed"
-                        } else {
-                            "not installed"
-                        }
-                    ),
-                    ok: present == *installed,
-                    message: format!(
-                        "{name} is {}",
-                        if present {
-                            "installed"
-                        } else {
-                            "not installed"
-                        }
-                    ),
-                    near_misses: vec![],
-                });
+                name.as_deref(),
+                wanted,
+            );
+            return Ok(Some(at.result(description, ok, message)));
+        }
+        Step::ExpectLog {
+            device,
+            file: log,
+            contains,
+            count,
+        } => {
+            let agent = world.device(device).map_err(failed)?;
+            let found = agent::cmtrace::messages(&agent.device().drive, log)
+                .iter()
+                .filter(|m| m.contains(contains.as_str()))
+                .count();
+            let ok = match count {
+                Some(n) => found == *n,
+                None => found > 0,
+            };
+            let how_many = count.map_or_else(|| "some".into(), |n| n.to_string());
+            return Ok(Some(at.result(
+                format!("{device}: {log} has {how_many} record(s) containing {contains:?}"),
+                ok,
+                format!("{found} record(s) found"),
+            )));
+        }
+        Step::ExpectProgram {
+            device,
+            name,
+            installed,
+        } => {
+            let agent = world.device(device).map_err(failed)?;
+            let present = agent
+                .device()
+                .installed_programs()
+                .iter()
+                .any(|p| p.display_name == *name);
+            let word = |yes: bool| if yes { "installed" } else { "not installed" };
+            return Ok(Some(at.result(
+                format!("{device}: {name} {}", word(*installed)),
+                present == *installed,
+                format!("{name} is {}", word(present)),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// Removes a program's Uninstall entries by hand.
+fn uninstall_by_hand(agent: &mut agent::Agent, name: &str) {
+    let reg = &mut agent.device_mut().registry;
+    for root in [programs::UNINSTALL_KEY, programs::UNINSTALL_KEY_WOW64] {
+        for sub in reg.subkeys(root) {
+            let key = format!(r"{root}\{sub}");
+            if reg.get_text(&key, "DisplayName").as_deref() == Some(name) {
+                reg.delete_key(&key);
             }
         }
     }
-    progress(total, total);
-    Ok((
-        ScenarioReport {
-            name: scenario.name,
-            file,
-            seed,
-            expectations: results,
-            wall_ms: started.elapsed().as_millis(),
-        },
-        world,
-    ))
+}
+
+/// The `assign` step: one assignment of an app, through the admin API.
+async fn assign(
+    world: &World,
+    apps: &BTreeMap<String, String>,
+    at: &At<'_>,
+    spec: &AssignSpec,
+) -> Result<(), ScenarioError> {
+    let (app, intent) = (&spec.app, &spec.intent);
+    let id = apps
+        .get(app)
+        .ok_or_else(|| at.fail(format!("no app named {app}")))?;
+    let target = match &spec.device {
+        Some(d) => {
+            json!({ "@odata.type": "#tenantless.deviceAssignmentTarget", "deviceId": world.device_id(d).map_err(|e| at.fail(e.to_string()))? })
+        }
+        None => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
+    };
+    let from_now = |d: &Option<String>| -> Result<Option<String>, ScenarioError> {
+        match d {
+            None => Ok(None),
+            Some(d) => {
+                let by =
+                    parse_duration(d).ok_or_else(|| at.fail(format!("{d:?} is not a duration")))?;
+                Ok(Some(
+                    (world.now() + by).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ))
+            }
+        }
+    };
+    let mut settings = serde_json::Map::new();
+    if let Some(s) = from_now(&spec.start)? {
+        settings.insert("startDateTime".into(), json!(s));
+    }
+    if let Some(d) = from_now(&spec.deadline)? {
+        settings.insert("deadlineDateTime".into(), json!(d));
+    }
+    let body = json!({ "mobileAppAssignments": [{ "intent": intent, "target": target, "settings": { "installTimeSettings": settings } }] });
+    let (status, answer) = world
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(body),
+        )
+        .await;
+    if status != 204 {
+        return Err(at.fail(format!("assign: {status} {}", error_message(&answer))));
+    }
+    Ok(())
+}
+
+/// The `expect` step: a journal expectation, devices and apps named as in the scenario.
+async fn expect_journal(
+    world: &World,
+    apps: &BTreeMap<String, String>,
+    spec: &ExpectSpec,
+    at: &At<'_>,
+) -> Result<ExpectationResult, ScenarioError> {
+    let names = device_ids(world);
+    let mut spec = spec.clone();
+    if let Some(name) = &spec.app {
+        spec.app = Some(apps.get(name).cloned().unwrap_or_else(|| name.clone()));
+    }
+    let (filter, expectation) = spec.compile(&names).map_err(|m| at.fail(m))?;
+    let v = world
+        .journal()
+        .filter(filter)
+        .verify(expectation)
+        .await
+        .map_err(|e| at.fail(e.to_string()))?;
+    Ok(ExpectationResult {
+        line: at.line,
+        description: spec.describe(),
+        ok: v.ok,
+        message: v.message,
+        near_misses: v.near_misses,
+    })
+}
+
+/// What an `expect_registry` step wants of a value (or key).
+struct RegistryWanted<'a> {
+    equals: Option<&'a str>,
+    contains: Option<&'a str>,
+    absent: bool,
+}
+
+/// The `expect_registry` step: its description, whether it holds, and what was found.
+fn expect_registry(
+    reg: &agent::device::Registry,
+    device: &str,
+    key: &str,
+    name: Option<&str>,
+    wanted: RegistryWanted<'_>,
+) -> (String, bool, String) {
+    let (found, shown) = match name {
+        Some(n) => {
+            let v = reg.get_text(key, n);
+            (v.is_some(), v.unwrap_or_else(|| "(absent)".into()))
+        }
+        None if reg.key_exists(key) => (true, "(key present)".into()),
+        None => (false, "(absent)".into()),
+    };
+    let ok = if wanted.absent {
+        !found
+    } else {
+        found
+            && wanted.equals.is_none_or(|e| shown == e)
+            && wanted.contains.is_none_or(|c| shown.contains(c))
+    };
+    let target = format!(
+        "{key}{}",
+        name.map(|n| format!("\\{n}")).unwrap_or_default()
+    );
+    let described = if wanted.absent {
+        "absent".to_owned()
+    } else {
+        match (wanted.equals, wanted.contains) {
+            (Some(e), _) => format!("= {e:?}"),
+            (None, Some(c)) => format!("contains {c:?}"),
+            _ => "present".into(),
+        }
+    };
+    (
+        format!("{device}: registry {target} {described}"),
+        ok,
+        format!("{target} is {shown}"),
+    )
 }
 
 /// `{app:NAME}` (the app's id), `{app-key:NAME}` (its Win32Apps key on the device) and

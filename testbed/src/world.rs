@@ -280,7 +280,7 @@ impl World {
         name: &str,
         mut profile: DeviceProfile,
     ) -> Result<&mut Agent, WorldError> {
-        let dir = self.dir.join("devices").join(name);
+        let dir = self.device_dir(name);
         if profile.device_name.is_empty() {
             profile.device_name = name.to_owned();
         }
@@ -637,8 +637,59 @@ impl World {
         let id = self.device_id(name)?;
         match &self.server {
             Backend::Remote(r) => r.require_ime(&id).await.map_err(WorldError::Remote),
-            local => Ok(server::ime::require(&local.running()?.state, &id).await?),
+            local => {
+                Ok(
+                    server::ime::require(&local.running()?.state, &id, server::ime::Why::Requested)
+                        .await?,
+                )
+            }
         }
+    }
+
+    /// Takes a snapshot of a device, as of a virtual machine: everything on it (registry,
+    /// drive, installed programs, enrollment, the IME) is kept under the world's folder
+    /// until [`World::restore_snapshot`] puts it back.
+    pub fn snapshot(&mut self, name: &str) -> Result<(), WorldError> {
+        let agent = self.device(name)?;
+        agent.save().map_err(|source| WorldError::Device {
+            device: name.into(),
+            source,
+        })?;
+        let (from, to) = (self.device_dir(name), self.snapshot_dir(name));
+        if to.exists() {
+            std::fs::remove_dir_all(&to)?;
+        }
+        copy_tree(&from, &to)?;
+        Ok(())
+    }
+
+    /// Reverts a device to its snapshot ("snapshots are a curse": the device is back to
+    /// an older IME, older app states and an older session count, and the server knows
+    /// nothing of it).
+    pub fn restore_snapshot(&mut self, name: &str) -> Result<(), WorldError> {
+        let (from, to) = (self.snapshot_dir(name), self.device_dir(name));
+        if !from.exists() {
+            return Err(WorldError::Unavailable(format!("{name} has no snapshot")));
+        }
+        self.device(name)?;
+        std::fs::remove_dir_all(&to)?;
+        copy_tree(&from, &to)?;
+        let mut agent = Agent::open(&to).map_err(|source| WorldError::Device {
+            device: name.into(),
+            source,
+        })?;
+        agent.defer_saves(true);
+        self.devices.insert(name.to_owned(), agent);
+        self.due.touch(name);
+        Ok(())
+    }
+
+    fn device_dir(&self, name: &str) -> PathBuf {
+        self.dir.join("devices").join(name)
+    }
+
+    fn snapshot_dir(&self, name: &str) -> PathBuf {
+        self.dir.join("snapshots").join(name)
     }
 
     /// Queues an OMA-DM command for a device.
@@ -808,4 +859,22 @@ impl Selection<'_> {
                 .map_err(WorldError::Remote),
         }
     }
+}
+
+/// Copies a folder and everything in it.
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    for entry in walkdir::WalkDir::new(from) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        let relative = entry
+            .path()
+            .strip_prefix(from)
+            .map_err(std::io::Error::other)?;
+        let target = to.join(relative);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! Scenario files: the labs run green, twice with the same seed giving the same
+//! Scenario files: the labs and feature scenarios run green, twice with the same seed giving the same
 //! journal; a wrong expectation fails with exit code 1, a JUnit failure and the closest
 //! events; errors point at the line.
 
@@ -69,7 +69,18 @@ fn speaks_the_imes_voice(world: &testbed::World, lab: &Path) {
 
 #[tokio::test]
 async fn every_lab_runs_green_and_replays_identically() {
-    let labs = testbed::scenario::find(&root().join("scenarios/labs"));
+    runs_green_and_replays_identically("scenarios/labs").await;
+}
+
+#[tokio::test]
+async fn every_feature_scenario_runs_green_and_replays_identically() {
+    runs_green_and_replays_identically("scenarios/features").await;
+}
+
+/// Runs every scenario under `dir` twice: each expectation holds, the IME's logs are in
+/// its voice, and both runs leave the same journal and logs.
+async fn runs_green_and_replays_identically(dir: &str) {
+    let labs = testbed::scenario::find(&root().join(dir));
     assert!(!labs.is_empty());
     for lab in labs {
         let mut fingerprints = Vec::new();

@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::device::{programs, Device, DeviceProfile, RegValue};
 
+pub use syncml::version::cmp as version_cmp;
+
 /// Where detection and requirement scripts are written before they run.
 pub const DETECTION_SCRIPTS: &str =
     r"C:\Program Files (x86)\Microsoft Intune Management Extension\Content\DetectionScripts";
@@ -37,24 +39,6 @@ fn compare(op: i64, ord: std::cmp::Ordering) -> bool {
         9 => ord != Greater,
         _ => true,
     }
-}
-
-/// Orders versions part by part numerically (`1.10` after `1.9`).
-pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |v: &str| -> Vec<u64> {
-        v.trim()
-            .split('.')
-            .map(|p| p.parse().unwrap_or(0))
-            .collect()
-    };
-    let (pa, pb) = (parts(a), parts(b));
-    for i in 0..pa.len().max(pb.len()) {
-        let o = pa.get(i).unwrap_or(&0).cmp(pb.get(i).unwrap_or(&0));
-        if o != std::cmp::Ordering::Equal {
-            return o;
-        }
-    }
-    std::cmp::Ordering::Equal
 }
 
 fn text<'a>(v: &'a Value, key: &str) -> &'a str {

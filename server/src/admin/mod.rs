@@ -443,7 +443,7 @@ async fn session_messages(State(state): State<Shared>, Path(session): Path<i64>)
 
 async fn require_ime(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult<Response> {
     let device = device_or_404(&state, &id).await?;
-    let queued = crate::ime::require(&state, &device.id).await?;
+    let queued = crate::ime::require(&state, &device.id, crate::ime::Why::Requested).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "queued": queued }))).into_response())
 }
 

@@ -362,7 +362,7 @@ async fn assign(
     state.policy_changed();
     // Targeting a device with a Win32 app installs the IME first if it lacks it.
     for device in super::targeted_devices(&state, &rows).await? {
-        crate::ime::require(&state, &device).await?;
+        crate::ime::require(&state, &device, crate::ime::Why::Assigned).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }

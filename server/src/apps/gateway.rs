@@ -108,6 +108,15 @@ async fn session(
             reason,
         },
     );
+    // An IME older than the current one (a reverted snapshot) is brought up to date.
+    let info: Value = envelope
+        .text("ClientInfo")
+        .and_then(|i| serde_json::from_str(&i).ok())
+        .unwrap_or(Value::Null);
+    let reported = info["SideCarAgentVersion"].as_str().unwrap_or_default();
+    if crate::ime::is_outdated(&state, reported) {
+        crate::ime::require(&state, &device.id, crate::ime::Why::Outdated).await?;
+    }
     let response = match request.as_str() {
         "RequestApplication" | "GetAvailableApp" => {
             // Required and uninstall apps, or the available ones.

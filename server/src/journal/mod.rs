@@ -242,6 +242,9 @@ pub enum Event {
         version: String,
         /// The device's result or status code, when there is one.
         code: Option<i64>,
+        /// Why a delivery was queued (`queued` only): see [`crate::ime::Why`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
     },
 }
 

@@ -337,6 +337,16 @@ async fn assigned_ids(
         .collect())
 }
 
+/// True when a platform script or a remediation is assigned to the device.
+pub async fn any_assigned_to(state: &Shared, device: &Device) -> Result<bool, StoreError> {
+    for kind in [ScriptKind::Platform, ScriptKind::Remediation] {
+        if !assigned_to(state, kind, device).await?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The scripts of a kind assigned to a device, each with the settings of the first
 /// assignment that targets it.
 async fn assigned_to(
@@ -374,7 +384,7 @@ async fn assign_targets(
         .map(|a| as_assignment(&a.target))
         .collect();
     for device in crate::apps::targeted_devices(state, &rows).await? {
-        crate::ime::require(state, &device).await?;
+        crate::ime::require(state, &device, crate::ime::Why::Assigned).await?;
     }
     Ok(())
 }
