@@ -24,8 +24,9 @@ pub struct DemoOptions {
 
 const DEVICE: &str = "DESKTOP-DEMO01";
 
-/// Runs the demo, writing its story to `out`.
-pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), DemoError> {
+/// Runs the demo, writing its story to `out`; returns the world, still running, for the
+/// lab console or a closer look (stop it when done).
+pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<World, DemoError> {
     if options.dir.exists() {
         std::fs::remove_dir_all(&options.dir)?;
     }
@@ -219,8 +220,7 @@ pub async fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), Demo
         out,
         "  tenantless explain-app {DEVICE} \"Contoso Widget\" --dir {world_dir}"
     )?;
-    world.stop().await;
-    Ok(())
+    Ok(world)
 }
 
 /// Why the demo stopped.

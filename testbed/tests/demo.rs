@@ -10,7 +10,11 @@ async fn the_demo_tells_the_story_and_leaves_artefacts() {
         seed: 1,
     };
     let mut out = Vec::new();
-    testbed::demo::run(&options, &mut out).await.unwrap();
+    testbed::demo::run(&options, &mut out)
+        .await
+        .unwrap()
+        .stop()
+        .await;
     let text = String::from_utf8(out).unwrap();
     for expected in [
         "enrolled (Issue) by alice@contoso.com",
@@ -52,7 +56,11 @@ async fn the_demo_tells_the_story_and_leaves_artefacts() {
     };
     let first = logs_of(&demo);
     let mut again = Vec::new();
-    testbed::demo::run(&options, &mut again).await.unwrap();
+    testbed::demo::run(&options, &mut again)
+        .await
+        .unwrap()
+        .stop()
+        .await;
     let second = logs_of(&demo);
     for (file, (a, b)) in testbed::logs::LOG_FILES
         .iter()

@@ -88,6 +88,33 @@ impl StatusCode {
     pub fn is_success(self) -> bool {
         (200..300).contains(&self.as_u16())
     }
+
+    /// What the code means, in OMA-DM's words (empty for a code without a name).
+    pub fn meaning(self) -> &'static str {
+        match self {
+            StatusCode::Ok => "OK",
+            StatusCode::AcceptedForProcessing => "accepted for processing",
+            StatusCode::AuthenticationAccepted => "authentication accepted",
+            StatusCode::ChunkAccepted => "chunked item accepted",
+            StatusCode::Cancelled => "operation cancelled",
+            StatusCode::NotExecuted => "not executed",
+            StatusCode::AtomicRollbackOk => "atomic roll back OK",
+            StatusCode::BadRequest => "bad request",
+            StatusCode::InvalidCredentials => "invalid credentials",
+            StatusCode::Forbidden => "forbidden",
+            StatusCode::NotFound => "not found",
+            StatusCode::CommandNotAllowed => "command not allowed",
+            StatusCode::OptionalFeatureNotSupported => "optional feature not supported",
+            StatusCode::AuthenticationRequired => "missing credentials",
+            StatusCode::UnsupportedMediaType => "unsupported media type or format",
+            StatusCode::AlreadyExists => "already exists",
+            StatusCode::PermissionDenied => "permission denied",
+            StatusCode::CommandFailed => "command failed",
+            StatusCode::AtomicFailed => "atomic failed",
+            StatusCode::AtomicRollbackFailed => "atomic roll back failed",
+            StatusCode::Other(_) => "",
+        }
+    }
 }
 
 code_enum! {

@@ -32,6 +32,21 @@ enum Command {
         /// The world's seed.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Then keep the world open in the lab console, in a browser (default address
+        /// 127.0.0.1:8090).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = testbed::console::DEFAULT_ADDR)]
+        serve: Option<String>,
+    },
+    /// Run a scenario, then keep its world open in the lab console.
+    Lab {
+        /// The scenario file.
+        scenario: PathBuf,
+        /// Run with this seed instead of the scenario's own.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// The console's address.
+        #[arg(long, value_name = "ADDR", default_value = testbed::console::DEFAULT_ADDR)]
+        serve: String,
     },
     /// Run scenario files (or folders of them); exit code 1 if an expectation fails.
     Run {
@@ -66,6 +81,10 @@ enum Command {
         /// The remote server's enrollment secret.
         #[arg(long, default_value = "tenantless", env = "TENANTLESS_ENROLL_SECRET")]
         enroll_secret: String,
+        /// Then keep the world of the (one) scenario open in the lab console (default
+        /// address 127.0.0.1:8090).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = testbed::console::DEFAULT_ADDR)]
+        serve: Option<String>,
     },
     /// Read a running server's journal as a timeline.
     Journal {
@@ -236,10 +255,34 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> Result<(), String> {
     let mut out = std::io::stdout().lock();
     match command {
-        Command::Demo { dir, seed } => {
-            testbed::demo::run(&testbed::demo::DemoOptions { dir, seed }, &mut out)
+        Command::Demo { dir, seed, serve } => {
+            let world = testbed::demo::run(&testbed::demo::DemoOptions { dir, seed }, &mut out)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            drop(out);
+            match serve {
+                Some(addr) => serve_console(world, &addr).await,
+                None => {
+                    world.stop().await;
+                    Ok(())
+                }
+            }
+        }
+        Command::Lab {
+            scenario,
+            seed,
+            serve,
+        } => {
+            let options = testbed::scenario::RunOptions {
+                seed,
+                ..Default::default()
+            };
+            let (world, outcome) = run_scenarios(vec![scenario], &options, None, None, true).await;
+            drop(out);
+            if let Some(world) = world {
+                serve_console(world, &serve).await?;
+            }
+            outcome
         }
         Command::Journal {
             server,
@@ -318,6 +361,7 @@ async fn run(command: Command) -> Result<(), String> {
             server,
             token,
             enroll_secret,
+            serve,
         } => {
             let options = testbed::scenario::RunOptions {
                 seed,
@@ -328,7 +372,16 @@ async fn run(command: Command) -> Result<(), String> {
                     enroll_secret,
                 }),
             };
-            run_scenarios(scenarios, &options, junit, json).await
+            if serve.is_some() && (scenarios.len() != 1 || scenarios[0].is_dir()) {
+                return Err("--serve keeps one scenario's world open: name one file".into());
+            }
+            let (world, outcome) =
+                run_scenarios(scenarios, &options, junit, json, serve.is_some()).await;
+            drop(out);
+            if let (Some(world), Some(addr)) = (world, serve) {
+                serve_console(world, &addr).await?;
+            }
+            outcome
         }
         Command::Pack { folder, setup, out } => {
             let written = testbed::pack::pack(&folder, &setup, &out)?;
@@ -386,11 +439,44 @@ fn open_device(device: &str, world: &std::path::Path) -> Result<agent::Agent, St
     agent::Agent::open(&dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
+/// Serves the lab console for `world` until Ctrl-C, then stops the world.
+async fn serve_console(world: testbed::World, addr: &str) -> Result<(), String> {
+    let addr: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("--serve {addr:?}: {e} (use HOST:PORT, e.g. 127.0.0.1:8090)"))?;
+    let console = testbed::console::Console::bind(world, addr)
+        .await
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let bound = console.local_addr().map_err(|e| e.to_string())?;
+    println!("Lab console on http://{bound}/ (Ctrl-C to stop)");
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let world = console.serve(stop).await.map_err(|e| e.to_string())?;
+    world.stop().await;
+    Ok(())
+}
+
+/// Runs scenario files and reports them; with `keep`, also hands back the world of the
+/// last one, still running (failed or not: that is when a person wants to look).
 async fn run_scenarios(
     paths: Vec<PathBuf>,
     options: &testbed::scenario::RunOptions,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
+    keep: bool,
+) -> (Option<testbed::World>, Result<(), String>) {
+    let mut kept = None;
+    let outcome = run_and_report(paths, options, junit, json, keep.then_some(&mut kept)).await;
+    (kept, outcome)
+}
+
+async fn run_and_report(
+    paths: Vec<PathBuf>,
+    options: &testbed::scenario::RunOptions,
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    mut keep: Option<&mut Option<testbed::World>>,
 ) -> Result<(), String> {
     use testbed::scenario;
     let mut files = Vec::new();
@@ -422,7 +508,14 @@ async fn run_scenarios(
         bar.finish_and_clear();
         match outcome {
             Ok((report, world)) => {
-                world.stop().await;
+                match keep.as_deref_mut() {
+                    Some(kept) => {
+                        if let Some(earlier) = kept.replace(world) {
+                            earlier.stop().await;
+                        }
+                    }
+                    None => world.stop().await,
+                }
                 let mark = if report.passed() { "ok  " } else { "FAIL" };
                 println!(
                     "{mark} {} ({}) - {} expectation(s), {} ms",

@@ -1,0 +1,173 @@
+//! The lab console: a browser view of an in-process world. Server-rendered HTML (maud)
+//! with a little hand-written JavaScript and SVG, assets embedded, nothing fetched from
+//! elsewhere, so it works offline and in CI.
+//!
+//! Views: the world (devices, the clock), a device (summary, timeline, sessions, apps),
+//! a management session as a SyncML viewer shows it, the registry as regedit shows it
+//! (Win32Apps state messages decoded), and the IME's logs as CMTrace shows them. Actions
+//! (sync, restart the IME, reboot, advance the clock) go through the world like any
+//! other step, so they land in the journal.
+
+mod layout;
+mod logs_view;
+mod registry_view;
+mod syncml_view;
+mod timeline_svg;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Form, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::world::World;
+
+/// The address the console listens on unless told otherwise.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
+
+/// The world the console shows, shared by its requests.
+type Shared = Arc<Mutex<World>>;
+
+/// A console bound to its address, not yet serving.
+pub struct Console {
+    listener: tokio::net::TcpListener,
+    world: Shared,
+}
+
+impl Console {
+    /// Binds `addr` (port 0 picks a free one) for `world`.
+    pub async fn bind(world: World, addr: SocketAddr) -> std::io::Result<Console> {
+        Ok(Console {
+            listener: tokio::net::TcpListener::bind(addr).await?,
+            world: Arc::new(Mutex::new(world)),
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` completes, then hands the world back.
+    pub async fn serve(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<World> {
+        let app = routes().with_state(self.world.clone());
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(stop)
+            .await?;
+        match Arc::try_unwrap(self.world) {
+            Ok(world) => Ok(world.into_inner()),
+            Err(_) => Err(std::io::Error::other("the console still holds the world")),
+        }
+    }
+}
+
+fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/", get(views::world))
+        .route("/clock/advance", post(advance))
+        .route("/devices/{name}", get(views::device))
+        .route(
+            "/devices/{name}/sessions/{session}",
+            get(syncml_view::session),
+        )
+        .route("/devices/{name}/registry", get(registry_view::registry))
+        .route("/devices/{name}/registry.reg", get(registry_view::export))
+        .route("/devices/{name}/logs", get(logs_view::logs))
+        .route("/devices/{name}/actions/{action}", post(action))
+        .route("/assets/console.css", get(css))
+        .route("/assets/console.js", get(js))
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("console.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("console.js"),
+    )
+        .into_response()
+}
+
+/// A page that cannot be shown, in the console's own shape.
+pub(crate) fn not_found(what: String) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        layout::page("Not found", &[], layout::problem(&what)),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct AdvanceForm {
+    by: String,
+}
+
+/// `POST /clock/advance` (`by`: `90s`, `20m`, `8h`, `7d`).
+async fn advance(State(world): State<Shared>, Form(form): Form<AdvanceForm>) -> Response {
+    let Some(by) = crate::scenario::parse_duration(&form.by) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            layout::page(
+                "Advance",
+                &[],
+                layout::problem(&format!(
+                    "{:?} is not a duration like 90s, 20m, 8h or 7d",
+                    form.by
+                )),
+            ),
+        )
+            .into_response();
+    };
+    world.lock().await.advance(by).await;
+    Redirect::to("/").into_response()
+}
+
+/// `POST /devices/{name}/actions/{sync|restart-ime|reboot}`: what a person does to the
+/// device, then back to it.
+async fn action(
+    State(world): State<Shared>,
+    Path((name, action)): Path<(String, String)>,
+) -> Response {
+    let mut world = world.lock().await;
+    let now = world.now();
+    let done = match action.as_str() {
+        "sync" => world.sync(&name).await.map(|_| ()),
+        "reboot" => world.reboot(&name),
+        "restart-ime" => world.device_mut(&name).and_then(|agent| {
+            agent
+                .restart_ime(now)
+                .map_err(|source| crate::world::WorldError::Device {
+                    device: name.clone(),
+                    source,
+                })
+        }),
+        other => return not_found(format!("no action {other:?}")),
+    };
+    match done {
+        // What the action set off (a check-in, a restart) runs before the page shows.
+        Ok(()) => {
+            world.settle().await;
+            Redirect::to(&format!("/devices/{}", layout::path_part(&name))).into_response()
+        }
+        Err(e) => (
+            StatusCode::CONFLICT,
+            layout::page("Action", &[], layout::problem(&e.to_string())),
+        )
+            .into_response(),
+    }
+}

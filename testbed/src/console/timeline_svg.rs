@@ -1,0 +1,291 @@
+//! A device's time as an SVG swimlane chart: one lane each for management sessions, IME
+//! check-ins, the IME's own installation, each Win32 app (install attempts from the
+//! device's AppWorkload.log, the GRS window shaded, state changes from the journal),
+//! scripts, remediations, inventories and client health. Every mark carries its detail
+//! (`data-detail`, shown on click, and a `title` tooltip).
+
+use std::collections::BTreeMap;
+
+use agent::cmtrace::Record;
+use chrono::{DateTime, Duration, Utc};
+use maud::{html, Markup};
+use server::journal::Entry;
+
+/// Width of the lane labels and of the time axis, in SVG units.
+const LABEL: f64 = 190.0;
+const WIDTH: f64 = 1000.0;
+const LANE: f64 = 28.0;
+/// How long a failed app stays in the GRS before it is tried again.
+const GRS: i64 = 24;
+
+/// One mark on a lane.
+struct Mark {
+    at: DateTime<Utc>,
+    /// Shaded until then (a window), or a point.
+    until: Option<DateTime<Utc>>,
+    class: &'static str,
+    /// Where in the lane's height, 0 (top) to 1: an app's attempts above its state
+    /// changes, so neither hides the other.
+    height: f64,
+    detail: String,
+}
+
+struct Lane {
+    id: String,
+    label: String,
+    marks: Vec<Mark>,
+}
+
+fn parse(at: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn field<'a>(e: &'a Entry, key: &str) -> &'a str {
+    e.payload
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+}
+
+/// A lane of point marks, one per event of `kind` that `detail` describes.
+fn journal_lane(
+    events: &[Entry],
+    id: &str,
+    label: &str,
+    class: &'static str,
+    detail: impl Fn(&Entry) -> Option<String>,
+) -> Lane {
+    let marks = events
+        .iter()
+        .filter_map(|e| {
+            Some(Mark {
+                at: parse(&e.at)?,
+                until: None,
+                class,
+                height: 0.5,
+                detail: detail(e)?,
+            })
+        })
+        .collect();
+    Lane {
+        id: id.into(),
+        label: label.into(),
+        marks,
+    }
+}
+
+/// The app id a Win32App log line is about (`... id: <guid>...`).
+fn app_in(message: &str) -> Option<&str> {
+    let start = message.find("id: ")? + 4;
+    let id = message.get(start..start + 36)?;
+    (id.chars().filter(|c| *c == '-').count() == 4).then_some(id)
+}
+
+/// The lanes of the Win32 apps: attempts and GRS windows from the device's log, state
+/// changes from the journal.
+fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, String>) -> Vec<Lane> {
+    let mut lanes: BTreeMap<String, Vec<Mark>> = BTreeMap::new();
+    let mut current: Option<String> = None;
+    for r in records.iter().filter(|r| r.file == "AppWorkload.log") {
+        if let Some(id) = app_in(&r.message) {
+            current = Some(id.to_owned());
+        }
+        let Some(app) = current.clone() else { continue };
+        let exit_code = r
+            .message
+            .strip_prefix("[Win32App] lpExitCode ")
+            .and_then(|c| c.trim().parse::<i64>().ok());
+        if let Some(code) = exit_code {
+            let failed = code != 0;
+            lanes.entry(app).or_default().push(Mark {
+                at: r.at,
+                until: None,
+                class: if failed {
+                    "attempt failed"
+                } else {
+                    "attempt succeeded"
+                },
+                height: 0.3,
+                detail: format!("install attempt: exit code {code}"),
+            });
+        } else if r.message.contains("[GRSManager] Saving GRS value") {
+            lanes.entry(app).or_default().push(Mark {
+                at: r.at,
+                until: Some(r.at + Duration::hours(GRS)),
+                class: "grs",
+                height: 0.5,
+                detail: format!("GRS window: not retried for {GRS} hours"),
+            });
+        }
+    }
+    for e in events.iter().filter(|e| e.kind == "app_state_changed") {
+        let Some(at) = parse(&e.at) else { continue };
+        let compliance = e.payload["newCompliance"].as_i64().unwrap_or(0);
+        let enforcement = e.payload["newEnforcement"].as_i64().unwrap_or(0);
+        lanes
+            .entry(field(e, "appId").to_owned())
+            .or_default()
+            .push(Mark {
+                at,
+                until: None,
+                class: "state",
+                height: 0.72,
+                detail: format!(
+                    "{} / {}",
+                    agent::ime::states::compliance(compliance),
+                    agent::ime::states::enforcement(enforcement)
+                ),
+            });
+    }
+    lanes
+        .into_iter()
+        .map(|(id, mut marks)| {
+            // Windows under the points, so every point can be clicked.
+            marks.sort_by_key(|m| m.until.is_none());
+            (id, marks)
+        })
+        .map(|(id, marks)| Lane {
+            label: names.get(&id).cloned().unwrap_or_else(|| id.clone()),
+            id: format!("app-{id}"),
+            marks,
+        })
+        .collect()
+}
+
+/// The chart, from the device's first event to `now`.
+pub fn render(
+    events: &[Entry],
+    records: &[Record],
+    names: &BTreeMap<String, String>,
+    now: DateTime<Utc>,
+) -> Markup {
+    let of = |kind: &'static str| move |e: &&Entry| e.kind == kind;
+    let only =
+        |kind: &'static str| -> Vec<Entry> { events.iter().filter(of(kind)).cloned().collect() };
+    let mut lanes = vec![
+        journal_lane(
+            &only("session_started"),
+            "sessions",
+            "MDM sessions",
+            "session",
+            |e| Some(format!("management session {}", field(e, "sessionId"))),
+        ),
+        journal_lane(
+            &only("gateway_call"),
+            "checkins",
+            "IME check-ins",
+            "checkin",
+            |e| {
+                (field(e, "request") == "RequestApplication")
+                    .then(|| format!("IME check-in, CheckinReason {}", field(e, "reason")))
+            },
+        ),
+        journal_lane(
+            &only("ime_install"),
+            "ime",
+            "IME installation",
+            "ime",
+            |e| Some(format!("IME {} {}", field(e, "version"), field(e, "state"))),
+        ),
+    ];
+    lanes.extend(app_lanes(events, records, names));
+    lanes.push(journal_lane(
+        &only("script_result"),
+        "scripts",
+        "Platform scripts",
+        "script",
+        |e| {
+            Some(format!(
+                "script {}: {}",
+                field(e, "policyId"),
+                field(e, "result")
+            ))
+        },
+    ));
+    lanes.push(journal_lane(
+        &only("remediation_result"),
+        "remediations",
+        "Remediations",
+        "remediation",
+        |e| {
+            Some(format!(
+                "remediation {}: detection {}, remediation {}",
+                field(e, "policyId"),
+                field(e, "detectionState"),
+                field(e, "remediationState")
+            ))
+        },
+    ));
+    lanes.push(journal_lane(
+        &only("inventory"),
+        "inventory",
+        "Inventory",
+        "inventory",
+        |e| Some(format!("{} inventory", field(e, "inventoryType"))),
+    ));
+    lanes.push(journal_lane(
+        &only("health_report"),
+        "health",
+        "Client health",
+        "health",
+        |e| {
+            Some(if e.payload["serviceWasRunning"] == true {
+                "client health: IME running".to_owned()
+            } else {
+                "client health: IME was stopped".to_owned()
+            })
+        },
+    ));
+
+    let start = events.iter().find_map(|e| parse(&e.at)).unwrap_or(now);
+    let span = (now - start).num_seconds().max(60) as f64;
+    let x = |t: DateTime<Utc>| LABEL + ((t - start).num_seconds() as f64 / span) * WIDTH;
+    let height = LANE * (lanes.len() as f64 + 1.0);
+    let days: Vec<DateTime<Utc>> = (1..)
+        .map(|d| {
+            start
+                .date_naive()
+                .and_hms_opt(0, 0, 0)
+                .map(|t| t.and_utc())
+                .unwrap_or(start)
+                + Duration::days(d)
+        })
+        .take_while(|d| *d < now)
+        .collect();
+    html! {
+        div.timeline-tools {
+            label { "Zoom " input #zoom type="range" min="1" max="200" value="1"; }
+            span #detail.detail role="status" { "Click a mark for its detail." }
+        }
+        div.timeline-frame {
+            svg #timeline xmlns="http://www.w3.org/2000/svg"
+                viewBox=(format!("0 0 {} {height}", LABEL + WIDTH + 10.0))
+                data-start=(start.to_rfc3339()) data-end=(now.to_rfc3339()) {
+                @for d in &days {
+                    line.day x1=(x(*d)) x2=(x(*d)) y1="0" y2=(height) {}
+                    text.day x=(x(*d) + 2.0) y=(height - 4.0) { (d.format("%a %d")) }
+                }
+                @for (i, lane) in lanes.iter().enumerate() {
+                    @let y = LANE * i as f64;
+                    g.lane #(format!("lane-{}", lane.id)) {
+                        text.label x="4" y=(y + LANE * 0.65) { (lane.label) }
+                        line.axis x1=(LABEL) x2=(LABEL + WIDTH) y1=(y + LANE / 2.0) y2=(y + LANE / 2.0) {}
+                        @for m in &lane.marks {
+                            @let detail = format!("{}: {}", m.at.format("%Y-%m-%d %H:%M:%S"), m.detail);
+                            @match m.until {
+                                Some(until) => rect class=(m.class) x=(x(m.at)) y=(y + 3.0)
+                                    width=((x(until.min(now)) - x(m.at)).max(1.0)) height=(LANE - 6.0)
+                                    data-at=(m.at.to_rfc3339()) data-until=(until.to_rfc3339())
+                                    data-detail=(detail) { title { (detail) } },
+                                None => circle class=(m.class) cx=(x(m.at)) cy=(y + LANE * m.height) r="4.5"
+                                    data-at=(m.at.to_rfc3339()) data-detail=(detail) { title { (detail) } },
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The world view and a device's page.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use maud::{html, Markup};
+use serde_json::Value;
+use server::journal::{Entry, Filter};
+
+use super::layout::{device_link, page, time};
+use super::Shared;
+use crate::world::{AdminBody, World};
+
+/// A device's journal (every event the server recorded for it), oldest first.
+pub(super) async fn device_events(world: &World, name: &str) -> Option<Vec<Entry>> {
+    let id = world.device_id(name).ok()?;
+    world
+        .journal()
+        .filter(Filter::default().device(&id))
+        .events()
+        .await
+        .ok()
+}
+
+/// The latest payload of each `key` among events of `kind`.
+fn latest<'a>(events: &'a [Entry], kind: &str, key: &str) -> BTreeMap<String, &'a Value> {
+    events
+        .iter()
+        .filter(|e| e.kind == kind)
+        .map(|e| (text(&e.payload, key).to_owned(), &e.payload))
+        .collect()
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// `GET /`: the devices and the clock.
+pub async fn world(State(world): State<Shared>) -> Response {
+    let world = world.lock().await;
+    let mut rows = Vec::new();
+    for name in world.device_names() {
+        let events = device_events(&world, &name).await.unwrap_or_default();
+        rows.push(device_row(&world, &name, &events));
+    }
+    let now = world.now().format("%Y-%m-%d %H:%M:%S").to_string();
+    page(
+        "World",
+        &[],
+        html! {
+            h1 { "World" }
+            section.clock {
+                span { "World time " strong #clock { (now) } }
+                form method="post" action="/clock/advance" {
+                    label { "Advance by " input name="by" value="1h" size="6"; }
+                    button type="submit" { "Advance" }
+                }
+            }
+            table #devices {
+                thead { tr {
+                    th { "Device" } th { "User" } th { "IME" } th { "Last check-in" }
+                    th { "Apps" } th { "Scripts" } th { "Remediations" } th { "Client health" }
+                } }
+                tbody { @for row in &rows { (row) } }
+            }
+        },
+    )
+    .into_response()
+}
+
+fn device_row(world: &World, name: &str, events: &[Entry]) -> Markup {
+    let Ok(agent) = world.device(name) else {
+        return html! {};
+    };
+    let state = agent.state();
+    let apps = latest(events, "app_state_changed", "appId");
+    let installed = apps
+        .values()
+        .filter(|p| p["newCompliance"].as_i64() == Some(1))
+        .count();
+    let scripts = latest(events, "script_result", "policyId");
+    let scripts_ok = scripts
+        .values()
+        .filter(|p| text(p, "result") == "Success")
+        .count();
+    let remediations = latest(events, "remediation_result", "policyId");
+    let health = events.iter().rev().find(|e| e.kind == "health_report");
+    html! {
+        tr {
+            td { a.device href=(device_link(name)) { (name) } }
+            td { (agent.device().profile.user_principal_name) }
+            td {
+                @if state.ime.installed {
+                    (state.ime.version) " " (if state.ime.running { "running" } else { "stopped" })
+                } @else { span.muted { "not installed" } }
+            }
+            td { @match &state.last_session {
+                Some(s) => (s.at.format("%Y-%m-%d %H:%M:%S")),
+                None => span.muted { "never" },
+            } }
+            td { (installed) " of " (apps.len()) " installed" }
+            td { (scripts_ok) " of " (scripts.len()) " succeeded" }
+            td { (remediations.len()) }
+            td { @match health {
+                Some(h) if h.payload["serviceWasRunning"] == true => "healthy",
+                Some(h) if h.payload["restarted"] == true => "remediated",
+                Some(_) => "unhealthy",
+                None => span.muted { "no report" },
+            } }
+        }
+    }
+}
+
+/// `GET /devices/{name}`: the device, its week as a timeline, its apps and sessions.
+pub async fn device(State(world): State<Shared>, Path(name): Path<String>) -> Response {
+    let world = world.lock().await;
+    let (Ok(agent), Some(events)) = (world.device(&name), device_events(&world, &name).await)
+    else {
+        return super::not_found(format!("no device named {name}"));
+    };
+    let app_names = app_names(&world).await;
+    let records = crate::logs::records(&agent.device().drive, &crate::logs::LogQuery::default());
+    let state = agent.state();
+    let profile = &agent.device().profile;
+    let link = device_link(&name);
+    let timeline = super::timeline_svg::render(&events, &records, &app_names, world.now());
+    page(
+        &name,
+        &[(name.clone(), link.clone())],
+        html! {
+            h1 { (name) }
+            dl.facts {
+                dt { "Device id" } dd { code { (profile.device_id) } }
+                dt { "User" } dd { (profile.user_principal_name) }
+                dt { "OS" } dd { (profile.os_version) " " (profile.architecture) }
+                dt { "IME" } dd #ime {
+                    @if state.ime.installed {
+                        (state.ime.version) " " (if state.ime.running { "running" } else { "stopped" })
+                    } @else { "not installed" }
+                }
+                dt { "Next check-in" } dd { @if let Some(at) = state.next_poll { (at.format("%Y-%m-%d %H:%M:%S")) } }
+            }
+            section.actions {
+                @for (action, label) in [("sync", "Sync"), ("restart-ime", "Restart the IME"), ("reboot", "Restart the device")] {
+                    form method="post" action=(format!("{link}/actions/{action}")) {
+                        button #(format!("action-{action}")) type="submit" { (label) }
+                    }
+                }
+                a.button href=(format!("{link}/registry")) { "Registry" }
+                a.button href=(format!("{link}/logs")) { "Logs" }
+            }
+            h2 { "Timeline" }
+            (timeline)
+            h2 { "Apps" }
+            (apps_table(&events, &app_names))
+            h2 { "Management sessions" }
+            (sessions_table(&link, &events))
+        },
+    )
+    .into_response()
+}
+
+/// Display names of the apps, by id, as the admin API has them.
+pub(super) async fn app_names(world: &World) -> BTreeMap<String, String> {
+    let (_, answer) = world
+        .admin(
+            "GET",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::None,
+        )
+        .await;
+    answer["value"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| (text(a, "id").to_owned(), text(a, "displayName").to_owned()))
+        .collect()
+}
+
+fn apps_table(events: &[Entry], names: &BTreeMap<String, String>) -> Markup {
+    let apps = latest(events, "app_state_changed", "appId");
+    let at: BTreeMap<&str, &str> = events
+        .iter()
+        .filter(|e| e.kind == "app_state_changed")
+        .map(|e| (text(&e.payload, "appId"), e.at.as_str()))
+        .collect();
+    html! {
+        table #apps {
+            thead { tr { th { "App" } th { "Install state" } th { "Enforcement" } th { "Since" } } }
+            tbody {
+                @for (id, p) in &apps {
+                    @let compliance = p["newCompliance"].as_i64().unwrap_or(0);
+                    @let enforcement = p["newEnforcement"].as_i64().unwrap_or(0);
+                    tr {
+                        td { (names.get(id).map(String::as_str).unwrap_or(id)) }
+                        td { (agent::ime::states::compliance(compliance)) " (" (compliance) ")" }
+                        td { (agent::ime::states::enforcement(enforcement)) " (" (enforcement) ")" }
+                        td { (time(at.get(id.as_str()).copied().unwrap_or_default())) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One management session as the journal tells it.
+pub(super) struct SessionSummary<'a> {
+    pub number: i64,
+    pub session_id: &'a str,
+    pub at: &'a str,
+    pub outcome: &'a str,
+    pub messages: usize,
+    pub installs_ime: bool,
+}
+
+/// The device's sessions, in order.
+pub(super) fn sessions(events: &[Entry]) -> Vec<SessionSummary<'_>> {
+    let mut out: Vec<SessionSummary<'_>> = events
+        .iter()
+        .filter(|e| e.kind == "session_started")
+        .map(|e| SessionSummary {
+            number: e.payload["session"].as_i64().unwrap_or(0),
+            session_id: text(&e.payload, "sessionId"),
+            at: &e.at,
+            outcome: "",
+            messages: 0,
+            installs_ime: false,
+        })
+        .collect();
+    for e in events {
+        let number = e.payload["session"].as_i64().unwrap_or(0);
+        let Some(s) = out.iter_mut().find(|s| s.number == number) else {
+            continue;
+        };
+        match e.kind.as_str() {
+            "message_in" | "message_out" => {
+                s.messages += 1;
+                s.installs_ime |= text(&e.payload, "raw").contains("MsiInstallJob");
+            }
+            "session_ended" => s.outcome = text(&e.payload, "outcome"),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn sessions_table(link: &str, events: &[Entry]) -> Markup {
+    html! {
+        table #sessions {
+            thead { tr { th { "Session" } th { "Started" } th { "Messages" } th { "Outcome" } th { "" } } }
+            tbody {
+                @for s in sessions(events) {
+                    tr {
+                        td { a href=(format!("{link}/sessions/{}", s.number)) { "Session " (s.session_id) } }
+                        td { (time(s.at)) }
+                        td { (s.messages) }
+                        td { (s.outcome) }
+                        td { @if s.installs_ime { span.tag { "installs the IME (MsiInstallJob)" } } }
+                    }
+                }
+            }
+        }
+    }
+}

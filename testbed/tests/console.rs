@@ -1,0 +1,283 @@
+//! The lab console in a real browser: headless Chromium, driven over WebDriver by
+//! chromedriver, clicks through the demo's world as a lab instructor would. Skipped when
+//! chromedriver is not installed, unless `TENANTLESS_REQUIRE_BROWSER=1` (CI sets it).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `command` and reads its stdout until a line containing `marker`; returns the
+/// process and that line.
+fn start_until(mut command: Command, marker: &str) -> (Killed, String) {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let stdout = child.stdout.take().unwrap();
+    let child = Killed(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if line.contains(marker) {
+            return (child, line);
+        }
+    }
+    panic!("{command:?} ended without printing {marker:?}");
+}
+
+fn chromedriver() -> Option<PathBuf> {
+    let path = std::env::var_os("TENANTLESS_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+    path.exists().then_some(path)
+}
+
+fn chromium() -> String {
+    std::env::var("TENANTLESS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
+}
+
+async fn browser(driver_url: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium(),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1400,1000"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver_url)
+        .await
+        .expect("a WebDriver session in headless Chromium")
+}
+
+async fn texts(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.text().await.unwrap());
+    }
+    out
+}
+
+async fn attrs(c: &Client, css: &str, name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.unwrap() {
+        out.push(e.attr(name).await.unwrap().unwrap_or_default());
+    }
+    out
+}
+
+async fn click_link(c: &Client, text: &str) {
+    c.find(Locator::LinkText(text))
+        .await
+        .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
+
+/// Waits (a bounded while) for the page that has `css`: the browser loads pages on its
+/// own time, not the world's.
+async fn wait_for(c: &Client, css: &str) {
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"));
+}
+
+fn save(dir: &Path, name: &str, png: Vec<u8>) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join(name), png).unwrap();
+}
+
+#[tokio::test]
+async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
+    let Some(driver) = chromedriver() else {
+        assert!(
+            std::env::var("TENANTLESS_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "TENANTLESS_REQUIRE_BROWSER=1 but chromedriver is not installed"
+        );
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_tenantless"));
+    demo.arg("demo")
+        .arg("--dir")
+        .arg(dir.path().join("demo"))
+        .args(["--serve", "127.0.0.1:0"]);
+    let (_demo, line) = start_until(demo, "Lab console on ");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let mut driver_cmd = Command::new(driver);
+    driver_cmd.arg("--port=0");
+    let (_driver, started) = start_until(driver_cmd, "started successfully on port");
+    let port: u16 = started
+        .rsplit("port ")
+        .next()
+        .and_then(|p| p.trim().trim_end_matches('.').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {started:?}"));
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    let c = browser(&format!("http://127.0.0.1:{port}")).await;
+
+    // The world view lists the device; click through to it.
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert_eq!(texts(&c, "#devices a.device").await, ["DESKTOP-DEMO01"]);
+    save(&shots, "world.png", c.screenshot().await.unwrap());
+    click_link(&c, "DESKTOP-DEMO01").await;
+    assert!(c
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/devices/DESKTOP-DEMO01"));
+
+    // The timeline: four failed install attempts, the GRS window, and the install once
+    // the window has passed, 24 hours later.
+    let app_lane = "g[id^='lane-app-']";
+    let failed = attrs(&c, &format!("{app_lane} circle.attempt.failed"), "data-at").await;
+    assert_eq!(failed.len(), 4, "{failed:?}");
+    let grs = attrs(&c, &format!("{app_lane} rect.grs"), "data-until").await;
+    assert_eq!(grs.len(), 1);
+    let succeeded = attrs(
+        &c,
+        &format!("{app_lane} circle.attempt.succeeded"),
+        "data-at",
+    )
+    .await;
+    assert_eq!(succeeded.len(), 1);
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert!(
+        at(&succeeded[0]) >= at(&grs[0]),
+        "installed after the GRS window"
+    );
+    assert!(at(&succeeded[0]) - at(&failed[3]) >= chrono::Duration::hours(24));
+    // A click on a mark shows its detail (the console's script runs).
+    c.find(Locator::Css(&format!(
+        "{app_lane} circle.attempt.succeeded"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    let detail = c
+        .find(Locator::Id("detail"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(detail.contains("exit code 0"), "{detail}");
+    save(&shots, "device.png", c.screenshot().await.unwrap());
+
+    // The session that installed the IME, as a SyncML viewer shows it.
+    let sessions_before = texts(&c, "#sessions tbody tr").await.len();
+    let ime_session = c
+        .find(Locator::XPath(
+            "//table[@id='sessions']//tr[contains(., 'MsiInstallJob')]//a",
+        ))
+        .await
+        .unwrap();
+    ime_session.click().await.unwrap();
+    let exec = texts(&c, "tr.msi-install-job").await;
+    assert_eq!(exec.len(), 1, "{exec:?}");
+    assert!(
+        exec[0].contains("Exec") && exec[0].contains("DownloadInstall"),
+        "{exec:?}"
+    );
+    let xml = texts(&c, "section.from-server pre.xml").await.join("\n");
+    assert!(xml.contains("<MsiInstallJob id=\"{6D2F2E4B-3C1A-4E8D-9B7F-1A2B3C4D5E6F}\">"));
+    save(&shots, "session.png", c.screenshot().await.unwrap());
+
+    // The registry, key by key down to the app's state message, decoded.
+    click_link(&c, "DESKTOP-DEMO01").await;
+    click_link(&c, "Registry").await;
+    for key in [
+        "HKEY_LOCAL_MACHINE",
+        "SOFTWARE",
+        "Microsoft",
+        "IntuneManagementExtension",
+        "Win32Apps",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        click_link(&c, key).await;
+    }
+    let app_key = texts(&c, "#subkeys a")
+        .await
+        .into_iter()
+        .find(|k| k.ends_with("_2"))
+        .expect("the app's key (id_revision)");
+    click_link(&c, &app_key).await;
+    click_link(&c, "ComplianceStateMessage").await;
+    let decoded = texts(&c, "#values dl.decoded").await.join("\n");
+    assert!(
+        decoded.contains("ComplianceState\n1 = Installed"),
+        "{decoded}"
+    );
+    save(&shots, "registry.png", c.screenshot().await.unwrap());
+
+    // The logs, filtered for the installer's exit codes.
+    click_link(&c, "DESKTOP-DEMO01").await;
+    click_link(&c, "Logs").await;
+    let q = c
+        .find(Locator::Css("#log-filter input[name=q]"))
+        .await
+        .unwrap();
+    q.send_keys("lpExitCode").await.unwrap();
+    c.find(Locator::Css("#log-filter button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // The filtered page is there when its form shows the filter.
+    wait_for(&c, "#log-filter input[name=q][value=lpExitCode]").await;
+    let rows = texts(&c, "#log tbody td.message").await;
+    assert!(rows.len() >= 5, "{rows:?}");
+    assert!(rows.iter().all(|r| r.contains("lpExitCode")), "{rows:?}");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.ends_with("lpExitCode 1618"))
+            .count(),
+        4
+    );
+    save(&shots, "logs.png", c.screenshot().await.unwrap());
+
+    // A sync from the console: the device opens a new management session.
+    click_link(&c, "DESKTOP-DEMO01").await;
+    c.find(Locator::Id("action-sync"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let new_row = format!("//table[@id='sessions']/tbody/tr[{}]", sessions_before + 1);
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::XPath(&new_row))
+        .await
+        .expect("the synced session in the list");
+    let sessions_after = texts(&c, "#sessions tbody tr").await.len();
+    assert_eq!(sessions_after, sessions_before + 1);
+    c.close().await.unwrap();
+}
