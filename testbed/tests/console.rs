@@ -48,7 +48,25 @@ fn chromium() -> String {
     std::env::var("TENANTLESS_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into())
 }
 
-async fn browser(driver_url: &str) -> Client {
+/// Headless Chromium under chromedriver, or `None` (the test is skipped) when
+/// chromedriver is not installed and the browser is not required.
+async fn browser() -> Option<(Killed, Client)> {
+    let Some(driver) = chromedriver() else {
+        assert!(
+            std::env::var("TENANTLESS_REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "TENANTLESS_REQUIRE_BROWSER=1 but chromedriver is not installed"
+        );
+        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    let mut command = Command::new(driver);
+    command.arg("--port=0");
+    let (process, started) = start_until(command, "started successfully on port");
+    let port: u16 = started
+        .rsplit("port ")
+        .next()
+        .and_then(|p| p.trim().trim_end_matches('.').parse().ok())
+        .unwrap_or_else(|| panic!("no port in {started:?}"));
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -58,11 +76,16 @@ async fn browser(driver_url: &str) -> Client {
                      "--disable-dev-shm-usage", "--window-size=1400,1000"],
         }),
     );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+    let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
-        .connect(driver_url)
+        .connect(&format!("http://127.0.0.1:{port}"))
         .await
-        .expect("a WebDriver session in headless Chromium")
+        .expect("a WebDriver session in headless Chromium");
+    Some((process, client))
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
 }
 
 async fn texts(c: &Client, css: &str) -> Vec<String> {
@@ -107,12 +130,7 @@ fn save(dir: &Path, name: &str, png: Vec<u8>) {
 
 #[tokio::test]
 async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
-    let Some(driver) = chromedriver() else {
-        assert!(
-            std::env::var("TENANTLESS_REQUIRE_BROWSER").as_deref() != Ok("1"),
-            "TENANTLESS_REQUIRE_BROWSER=1 but chromedriver is not installed"
-        );
-        eprintln!("skipped: no chromedriver (apt-get install chromium chromium-driver)");
+    let Some((_driver, c)) = browser().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -128,16 +146,7 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
         .unwrap()
         .trim_end_matches('/')
         .to_owned();
-    let mut driver_cmd = Command::new(driver);
-    driver_cmd.arg("--port=0");
-    let (_driver, started) = start_until(driver_cmd, "started successfully on port");
-    let port: u16 = started
-        .rsplit("port ")
-        .next()
-        .and_then(|p| p.trim().trim_end_matches('.').parse().ok())
-        .unwrap_or_else(|| panic!("no port in {started:?}"));
-    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
-    let c = browser(&format!("http://127.0.0.1:{port}")).await;
+    let shots = screenshots();
 
     // The world view lists the device; click through to it.
     c.goto(&format!("{base}/")).await.unwrap();
@@ -181,7 +190,7 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
     .await
     .unwrap();
     let detail = c
-        .find(Locator::Id("detail"))
+        .find(Locator::Css(".timeline-block .detail"))
         .await
         .unwrap()
         .text()
@@ -279,5 +288,59 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
         .expect("the synced session in the list");
     let sessions_after = texts(&c, "#sessions tbody tr").await.len();
     assert_eq!(sessions_after, sessions_before + 1);
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_scenario_report_is_one_html_file_that_opens_offline_with_its_timeline() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wrong-expectation.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tenantless"))
+        .arg("run")
+        .arg(&fixture)
+        .arg("--html")
+        .arg(&html)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "the scenario fails on purpose");
+    let text = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        !text.contains("/assets/"),
+        "nothing is fetched from elsewhere"
+    );
+
+    c.goto(&format!("file://{}", html.display())).await.unwrap();
+    let title = texts(&c, "section.scenario.failed h2").await;
+    assert_eq!(title, ["FAIL A deliberately wrong expectation"]);
+    let failure = texts(&c, "table.expectations tr.failed pre")
+        .await
+        .join("\n");
+    assert!(failure.contains("closest events:"), "{failure}");
+    assert!(
+        failure.contains("missed: outcome = \"aborted\""),
+        "{failure}"
+    );
+    assert_eq!(texts(&c, "section.scenario h3").await, ["LAB-01"]);
+    // The timeline is there, and its inlined script runs from the file.
+    let sessions = c
+        .find_all(Locator::Css("svg.timeline g#lane-sessions circle"))
+        .await
+        .unwrap();
+    assert!(sessions.len() >= 5, "{} sessions drawn", sessions.len());
+    sessions.last().unwrap().click().await.unwrap();
+    let detail = c
+        .find(Locator::Css(".timeline-block .detail"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(detail.contains("management session"), "{detail}");
+    save(&screenshots(), "report.png", c.screenshot().await.unwrap());
     c.close().await.unwrap();
 }

@@ -62,6 +62,10 @@ enum Command {
         /// Write a JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write one self-contained HTML report here (expectations, near misses, each
+        /// device's timeline), to keep as a CI artefact.
+        #[arg(long)]
+        html: Option<PathBuf>,
         /// Run the world N times faster than real time (e.g. 60) instead of jumping,
         /// for a person to watch the logs and registry change.
         #[arg(long)]
@@ -277,7 +281,8 @@ async fn run(command: Command) -> Result<(), String> {
                 seed,
                 ..Default::default()
             };
-            let (world, outcome) = run_scenarios(vec![scenario], &options, None, None, true).await;
+            let (world, outcome) =
+                run_scenarios(vec![scenario], &options, Reports::default(), true).await;
             drop(out);
             if let Some(world) = world {
                 serve_console(world, &serve).await?;
@@ -357,6 +362,7 @@ async fn run(command: Command) -> Result<(), String> {
             seed,
             junit,
             json,
+            html,
             pace,
             server,
             token,
@@ -375,8 +381,13 @@ async fn run(command: Command) -> Result<(), String> {
             if serve.is_some() && (scenarios.len() != 1 || scenarios[0].is_dir()) {
                 return Err("--serve keeps one scenario's world open: name one file".into());
             }
-            let (world, outcome) =
-                run_scenarios(scenarios, &options, junit, json, serve.is_some()).await;
+            let (world, outcome) = run_scenarios(
+                scenarios,
+                &options,
+                Reports { junit, json, html },
+                serve.is_some(),
+            )
+            .await;
             drop(out);
             if let (Some(world), Some(addr)) = (world, serve) {
                 serve_console(world, &addr).await?;
@@ -462,20 +473,26 @@ async fn serve_console(world: testbed::World, addr: &str) -> Result<(), String> 
 async fn run_scenarios(
     paths: Vec<PathBuf>,
     options: &testbed::scenario::RunOptions,
-    junit: Option<PathBuf>,
-    json: Option<PathBuf>,
+    reports: Reports,
     keep: bool,
 ) -> (Option<testbed::World>, Result<(), String>) {
     let mut kept = None;
-    let outcome = run_and_report(paths, options, junit, json, keep.then_some(&mut kept)).await;
+    let outcome = run_and_report(paths, options, reports, keep.then_some(&mut kept)).await;
     (kept, outcome)
+}
+
+/// Where to write the reports of a run.
+#[derive(Debug, Default)]
+struct Reports {
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    html: Option<PathBuf>,
 }
 
 async fn run_and_report(
     paths: Vec<PathBuf>,
     options: &testbed::scenario::RunOptions,
-    junit: Option<PathBuf>,
-    json: Option<PathBuf>,
+    Reports { junit, json, html }: Reports,
     mut keep: Option<&mut Option<testbed::World>>,
 ) -> Result<(), String> {
     use testbed::scenario;
@@ -492,6 +509,7 @@ async fn run_and_report(
     }
     let mut reports = Vec::new();
     let mut broken = Vec::new();
+    let mut html_sections = Vec::new();
     for file in &files {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
@@ -508,6 +526,9 @@ async fn run_and_report(
         bar.finish_and_clear();
         match outcome {
             Ok((report, world)) => {
+                if html.is_some() {
+                    html_sections.push(testbed::console::report::section(&world, &report).await);
+                }
                 match keep.as_deref_mut() {
                     Some(kept) => {
                         if let Some(earlier) = kept.replace(world) {
@@ -547,6 +568,10 @@ async fn run_and_report(
     }
     if let Some(path) = json {
         std::fs::write(&path, testbed::report::json(&reports))
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = html {
+        std::fs::write(&path, testbed::console::report::document(&html_sections))
             .map_err(|e| format!("{}: {e}", path.display()))?;
     }
     let expectations: usize = reports.iter().map(|r| r.expectations.len()).sum();

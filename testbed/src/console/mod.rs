@@ -11,6 +11,7 @@
 mod layout;
 mod logs_view;
 mod registry_view;
+pub mod report;
 mod syncml_view;
 mod timeline_svg;
 mod views;

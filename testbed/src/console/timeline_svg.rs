@@ -255,32 +255,34 @@ pub fn render(
         .take_while(|d| *d < now)
         .collect();
     html! {
-        div.timeline-tools {
-            label { "Zoom " input #zoom type="range" min="1" max="200" value="1"; }
-            span #detail.detail role="status" { "Click a mark for its detail." }
-        }
-        div.timeline-frame {
-            svg #timeline xmlns="http://www.w3.org/2000/svg"
-                viewBox=(format!("0 0 {} {height}", LABEL + WIDTH + 10.0))
-                data-start=(start.to_rfc3339()) data-end=(now.to_rfc3339()) {
-                @for d in &days {
-                    line.day x1=(x(*d)) x2=(x(*d)) y1="0" y2=(height) {}
-                    text.day x=(x(*d) + 2.0) y=(height - 4.0) { (d.format("%a %d")) }
-                }
-                @for (i, lane) in lanes.iter().enumerate() {
-                    @let y = LANE * i as f64;
-                    g.lane #(format!("lane-{}", lane.id)) {
-                        text.label x="4" y=(y + LANE * 0.65) { (lane.label) }
-                        line.axis x1=(LABEL) x2=(LABEL + WIDTH) y1=(y + LANE / 2.0) y2=(y + LANE / 2.0) {}
-                        @for m in &lane.marks {
-                            @let detail = format!("{}: {}", m.at.format("%Y-%m-%d %H:%M:%S"), m.detail);
-                            @match m.until {
-                                Some(until) => rect class=(m.class) x=(x(m.at)) y=(y + 3.0)
-                                    width=((x(until.min(now)) - x(m.at)).max(1.0)) height=(LANE - 6.0)
-                                    data-at=(m.at.to_rfc3339()) data-until=(until.to_rfc3339())
-                                    data-detail=(detail) { title { (detail) } },
-                                None => circle class=(m.class) cx=(x(m.at)) cy=(y + LANE * m.height) r="4.5"
-                                    data-at=(m.at.to_rfc3339()) data-detail=(detail) { title { (detail) } },
+        div.timeline-block {
+            div.timeline-tools {
+                label { "Zoom " input.zoom type="range" min="1" max="200" value="1"; }
+                span.detail role="status" { "Click a mark for its detail." }
+            }
+            div.timeline-frame {
+                svg.timeline xmlns="http://www.w3.org/2000/svg"
+                    viewBox=(format!("0 0 {} {height}", LABEL + WIDTH + 10.0))
+                    data-start=(start.to_rfc3339()) data-end=(now.to_rfc3339()) {
+                    @for d in &days {
+                        line.day x1=(x(*d)) x2=(x(*d)) y1="0" y2=(height) {}
+                        text.day x=(x(*d) + 2.0) y=(height - 4.0) { (d.format("%a %d")) }
+                    }
+                    @for (i, lane) in lanes.iter().enumerate() {
+                        @let y = LANE * i as f64;
+                        g.lane #(format!("lane-{}", lane.id)) {
+                            text.label x="4" y=(y + LANE * 0.65) { (lane.label) }
+                            line.axis x1=(LABEL) x2=(LABEL + WIDTH) y1=(y + LANE / 2.0) y2=(y + LANE / 2.0) {}
+                            @for m in &lane.marks {
+                                @let detail = format!("{}: {}", m.at.format("%Y-%m-%d %H:%M:%S"), m.detail);
+                                @match m.until {
+                                    Some(until) => rect class=(m.class) x=(x(m.at)) y=(y + 3.0)
+                                        width=((x(until.min(now)) - x(m.at)).max(1.0)) height=(LANE - 6.0)
+                                        data-at=(m.at.to_rfc3339()) data-until=(until.to_rfc3339())
+                                        data-detail=(detail) { title { (detail) } },
+                                    None => circle class=(m.class) cx=(x(m.at)) cy=(y + LANE * m.height) r="4.5"
+                                        data-at=(m.at.to_rfc3339()) data-detail=(detail) { title { (detail) } },
+                                }
                             }
                         }
                     }

@@ -120,11 +120,10 @@ pub async fn device(State(world): State<Shared>, Path(name): Path<String>) -> Re
         return super::not_found(format!("no device named {name}"));
     };
     let app_names = app_names(&world).await;
-    let records = crate::logs::records(&agent.device().drive, &crate::logs::LogQuery::default());
     let state = agent.state();
     let profile = &agent.device().profile;
     let link = device_link(&name);
-    let timeline = super::timeline_svg::render(&events, &records, &app_names, world.now());
+    let timeline = timeline(agent, &events, &app_names, world.now());
     page(
         &name,
         &[(name.clone(), link.clone())],
@@ -159,6 +158,17 @@ pub async fn device(State(world): State<Shared>, Path(name): Path<String>) -> Re
         },
     )
     .into_response()
+}
+
+/// A device's timeline: the server's journal of it and the device's own logs.
+pub(super) fn timeline(
+    agent: &agent::Agent,
+    events: &[Entry],
+    app_names: &BTreeMap<String, String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Markup {
+    let records = crate::logs::records(&agent.device().drive, &crate::logs::LogQuery::default());
+    super::timeline_svg::render(events, &records, app_names, now)
 }
 
 /// Display names of the apps, by id, as the admin API has them.
