@@ -1198,7 +1198,7 @@ fn install_by_hand(world: &mut World, device: &str, p: &ProgramSpec) -> Result<(
     })
 }
 
-fn device_ids(world: &World) -> BTreeMap<String, String> {
+pub(crate) fn device_ids(world: &World) -> BTreeMap<String, String> {
     world
         .device_names()
         .into_iter()
@@ -1207,7 +1207,7 @@ fn device_ids(world: &World) -> BTreeMap<String, String> {
 }
 
 impl ExpectSpec {
-    fn filter(&self, names: &BTreeMap<String, String>) -> Result<Filter, String> {
+    pub(crate) fn filter(&self, names: &BTreeMap<String, String>) -> Result<Filter, String> {
         let device = match &self.device {
             Some(name) => Some(
                 names

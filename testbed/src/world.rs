@@ -692,6 +692,25 @@ impl World {
         self.dir.join("snapshots").join(name)
     }
 
+    /// Records in the journal that a person acted on a device (the lab console's
+    /// actions). A world on a remote server keeps no such record.
+    pub async fn record_lab_action(
+        &self,
+        name: &str,
+        action: &str,
+        target: &str,
+    ) -> Result<(), WorldError> {
+        let id = self.device_id(name)?;
+        if let Backend::Local(s) = &self.server {
+            let event = server::journal::Event::LabAction {
+                action: action.into(),
+                target: target.into(),
+            };
+            s.state.journal.record(&id, &event).await?;
+        }
+        Ok(())
+    }
+
     /// Queues an OMA-DM command for a device.
     pub async fn queue(
         &mut self,

@@ -123,6 +123,16 @@ async fn wait_for(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("no {css}: {e}"));
 }
 
+/// Verifies an expectation in the console's journal view.
+async fn journal_holds(c: &Client, base: &str, expect: &str) -> bool {
+    let query = percent_encoding::utf8_percent_encode(expect, percent_encoding::NON_ALPHANUMERIC);
+    c.goto(&format!("{base}/journal?expect={query}"))
+        .await
+        .unwrap();
+    wait_for(c, "#verification").await;
+    !texts(c, "#verification.held").await.is_empty()
+}
+
 fn save(dir: &Path, name: &str, png: Vec<u8>) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), png).unwrap();
@@ -272,7 +282,37 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
     );
     save(&shots, "logs.png", c.screenshot().await.unwrap());
 
+    // The journal, in the scenario files' filter language: an expectation that holds,
+    // then one that does not, with its closest events.
+    click_link(&c, "Tenantless").await;
+    click_link(&c, "Journal").await;
+    for (state, held) in [("installed", true), ("failed", false)] {
+        let input = c
+            .find(Locator::Css("#journal-query input[name=expect]"))
+            .await
+            .unwrap();
+        input.clear().await.unwrap();
+        input
+            .send_keys(&format!(
+                r#"{{ device = "DESKTOP-DEMO01", kind = "ime_install", state = "{state}", at_least = 1 }}"#
+            ))
+            .await
+            .unwrap();
+        c.find(Locator::Css("#journal-query button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let class = if held { "held" } else { "failed" };
+        wait_for(&c, &format!("#verification.{class}")).await;
+        let misses = texts(&c, "#near-misses tbody tr").await;
+        assert_eq!(misses.is_empty(), held, "{misses:?}");
+    }
+    assert!(texts(&c, "#events tbody tr").await.is_empty());
+
     // A sync from the console: the device opens a new management session.
+    click_link(&c, "Tenantless").await;
     click_link(&c, "DESKTOP-DEMO01").await;
     c.find(Locator::Id("action-sync"))
         .await
@@ -288,6 +328,15 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
         .expect("the synced session in the list");
     let sessions_after = texts(&c, "#sessions tbody tr").await.len();
     assert_eq!(sessions_after, sessions_before + 1);
+    // Recorded in the journal like any other action.
+    assert!(
+        journal_holds(
+            &c,
+            &base,
+            r#"{ kind = "lab_action", payload = { action = "sync" }, exactly = 1 }"#
+        )
+        .await
+    );
     c.close().await.unwrap();
 }
 
@@ -342,5 +391,64 @@ async fn a_scenario_report_is_one_html_file_that_opens_offline_with_its_timeline
         .unwrap();
     assert!(detail.contains("management session"), "{detail}");
     save(&screenshots(), "report.png", c.screenshot().await.unwrap());
+    c.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
+    let Some((_driver, c)) = browser().await else {
+        return;
+    };
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/in-the-grs.toml");
+    let mut lab = Command::new(env!("CARGO_BIN_EXE_tenantless"));
+    lab.arg("lab")
+        .arg(&fixture)
+        .args(["--serve", "127.0.0.1:0"]);
+    let (_lab, line) = start_until(lab, "Lab console on ");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    c.goto(&format!("{base}/devices/LAB-GRS")).await.unwrap();
+    assert_eq!(
+        texts(&c, "#apps tbody td:nth-child(2)").await,
+        ["Error (4)"],
+        "the app failed and waits in the GRS"
+    );
+    assert_eq!(texts(&c, "g[id^='lane-app-'] rect.grs").await.len(), 1);
+    c.find(Locator::Css("#apps button.ripley"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::XPath("//table[@id='apps']//td[.='Installed (1)']"))
+        .await
+        .expect("installed at once, not 24 hours later");
+    let succeeded = attrs(&c, "g[id^='lane-app-'] circle.attempt.succeeded", "data-at").await;
+    let failed = attrs(&c, "g[id^='lane-app-'] circle.attempt.failed", "data-at").await;
+    let grs = attrs(&c, "g[id^='lane-app-'] rect.grs", "data-until").await;
+    let at = |t: &str| chrono::DateTime::parse_from_rfc3339(t).unwrap();
+    assert!(
+        at(&succeeded[0]) < at(&failed[0]) + chrono::Duration::hours(24),
+        "well before the GRS would have expired"
+    );
+    assert_eq!(
+        grs, succeeded,
+        "the window drawn up to the Ripley maneuver's attempt"
+    );
+    save(&screenshots(), "ripley.png", c.screenshot().await.unwrap());
+    assert!(
+        journal_holds(
+            &c,
+            &base,
+            r#"{ kind = "lab_action", payload = { action = "ripley" }, exactly = 1 }"#
+        )
+        .await
+    );
     c.close().await.unwrap();
 }

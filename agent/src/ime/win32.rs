@@ -81,6 +81,26 @@ pub fn grs_key(user: &str, app_id: &str) -> String {
     format!(r"{WIN32APPS}\{user}\GRS\{}", subgraph_hash(app_id))
 }
 
+/// The Ripley maneuver ("nuke it from orbit"): deletes an app's keys under `Win32Apps`
+/// (every revision, for `user`) and its GRS key, so the IME's next check-in treats the
+/// app as never tried. Returns how many keys went.
+pub fn forget_app(device: &mut Device, user: &str, app_id: &str) -> usize {
+    let root = format!(r"{WIN32APPS}\{user}");
+    let mut gone = 0;
+    for sub in device.registry.subkeys(&root) {
+        let revision_of_app = sub
+            .rsplit_once('_')
+            .is_some_and(|(id, _)| id.eq_ignore_ascii_case(app_id));
+        if revision_of_app && device.registry.delete_key(&format!(r"{root}\{sub}")) {
+            gone += 1;
+        }
+    }
+    if device.registry.delete_key(&grs_key(user, app_id)) {
+        gone += 1;
+    }
+    gone
+}
+
 const GRS_FORMAT: &str = "%m/%d/%Y %H:%M:%S";
 
 fn set_grs(device: &mut Device, user: &str, app_id: &str, now: DateTime<Utc>) {

@@ -136,6 +136,15 @@ pub enum Event {
         /// The Graph action.
         action: String,
     },
+    /// A person acted on a device from the lab console (`sync`, `restartIme`, `reboot`,
+    /// `ripley`).
+    LabAction {
+        /// What they did.
+        action: String,
+        /// On what, when it matters (the app of a Ripley maneuver).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        target: String,
+    },
     /// The admin API's fault mode refused a request (`tenantless/throttling`).
     Throttled {
         /// The HTTP method.

@@ -4,10 +4,12 @@
 //!
 //! Views: the world (devices, the clock), a device (summary, timeline, sessions, apps),
 //! a management session as a SyncML viewer shows it, the registry as regedit shows it
-//! (Win32Apps state messages decoded), and the IME's logs as CMTrace shows them. Actions
+//! (Win32Apps state messages decoded), the IME's logs as CMTrace shows them, and the
+//! journal with the scenario files' filter language and verification. Actions
 //! (sync, restart the IME, reboot, advance the clock) go through the world like any
 //! other step, so they land in the journal.
 
+mod journal_view;
 mod layout;
 mod logs_view;
 mod registry_view;
@@ -27,7 +29,7 @@ use axum::Router;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::world::World;
+use crate::world::{World, WorldError};
 
 /// The address the console listens on unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
@@ -75,6 +77,7 @@ fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(views::world))
         .route("/clock/advance", post(advance))
+        .route("/journal", get(journal_view::journal))
         .route("/devices/{name}", get(views::device))
         .route(
             "/devices/{name}/sessions/{session}",
@@ -84,6 +87,7 @@ fn routes() -> Router<Shared> {
         .route("/devices/{name}/registry.reg", get(registry_view::export))
         .route("/devices/{name}/logs", get(logs_view::logs))
         .route("/devices/{name}/actions/{action}", post(action))
+        .route("/devices/{name}/apps/{app}/ripley", post(ripley))
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
 }
@@ -146,24 +150,59 @@ async fn action(
 ) -> Response {
     let mut world = world.lock().await;
     let now = world.now();
-    let done = match action.as_str() {
-        "sync" => world.sync(&name).await.map(|_| ()),
-        "reboot" => world.reboot(&name),
-        "restart-ime" => world.device_mut(&name).and_then(|agent| {
-            agent
-                .restart_ime(now)
-                .map_err(|source| crate::world::WorldError::Device {
-                    device: name.clone(),
-                    source,
-                })
-        }),
+    let failed = |source| WorldError::Device {
+        device: name.clone(),
+        source,
+    };
+    let (recorded, done) = match action.as_str() {
+        "sync" => ("sync", world.sync(&name).await.map(|_| ())),
+        "reboot" => ("reboot", world.reboot(&name)),
+        "restart-ime" => (
+            "restartIme",
+            world
+                .device_mut(&name)
+                .and_then(|agent| agent.restart_ime(now).map_err(failed)),
+        ),
         other => return not_found(format!("no action {other:?}")),
     };
+    let done = match done {
+        Ok(()) => world.record_lab_action(&name, recorded, "").await,
+        Err(e) => Err(e),
+    };
+    after_action(&mut world, &name, done).await
+}
+
+/// `POST /devices/{name}/apps/{app}/ripley`: the Ripley maneuver. The app's keys and
+/// its GRS key go, then the device syncs: the IME tries the app again at once.
+async fn ripley(
+    State(world): State<Shared>,
+    Path((name, app)): Path<(String, String)>,
+) -> Response {
+    let mut world = world.lock().await;
+    let forgotten = world.device_mut(&name).and_then(|agent| {
+        agent::ime::win32::forget_app(agent.device_mut(), agent::ime::win32::DEVICE_USER, &app);
+        agent.save().map_err(|source| WorldError::Device {
+            device: name.clone(),
+            source,
+        })
+    });
+    let done = match forgotten {
+        Ok(()) => match world.record_lab_action(&name, "ripley", &app).await {
+            Ok(()) => world.sync(&name).await.map(|_| ()),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    after_action(&mut world, &name, done).await
+}
+
+/// Back to the device once what the action set off has run, or the failure.
+async fn after_action(world: &mut World, name: &str, done: Result<(), WorldError>) -> Response {
     match done {
         // What the action set off (a check-in, a restart) runs before the page shows.
         Ok(()) => {
             world.settle().await;
-            Redirect::to(&format!("/devices/{}", layout::path_part(&name))).into_response()
+            Redirect::to(&layout::device_link(name)).into_response()
         }
         Err(e) => (
             StatusCode::CONFLICT,

@@ -142,6 +142,18 @@ fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, Stri
     lanes
         .into_iter()
         .map(|(id, mut marks)| {
+            // A GRS window ends at the next attempt: its expiry, or sooner when someone
+            // cleared it (the Ripley maneuver).
+            let attempts: Vec<DateTime<Utc>> = marks
+                .iter()
+                .filter(|m| m.class.starts_with("attempt"))
+                .map(|m| m.at)
+                .collect();
+            for m in marks.iter_mut().filter(|m| m.class == "grs") {
+                if let Some(next) = attempts.iter().find(|a| **a > m.at) {
+                    m.until = m.until.map(|u| u.min(*next));
+                }
+            }
             // Windows under the points, so every point can be clicked.
             marks.sort_by_key(|m| m.until.is_none());
             (id, marks)

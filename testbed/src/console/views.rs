@@ -8,7 +8,7 @@ use maud::{html, Markup};
 use serde_json::Value;
 use server::journal::{Entry, Filter};
 
-use super::layout::{device_link, page, time};
+use super::layout::{self, device_link, page, time};
 use super::Shared;
 use crate::world::{AdminBody, World};
 
@@ -50,6 +50,7 @@ pub async fn world(State(world): State<Shared>) -> Response {
         &[],
         html! {
             h1 { "World" }
+            p { a href="/journal" { "Journal" } }
             section.clock {
                 span { "World time " strong #clock { (now) } }
                 form method="post" action="/clock/advance" {
@@ -152,7 +153,7 @@ pub async fn device(State(world): State<Shared>, Path(name): Path<String>) -> Re
             h2 { "Timeline" }
             (timeline)
             h2 { "Apps" }
-            (apps_table(&events, &app_names))
+            (apps_table(&link, &events, &app_names))
             h2 { "Management sessions" }
             (sessions_table(&link, &events))
         },
@@ -188,7 +189,7 @@ pub(super) async fn app_names(world: &World) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn apps_table(events: &[Entry], names: &BTreeMap<String, String>) -> Markup {
+fn apps_table(link: &str, events: &[Entry], names: &BTreeMap<String, String>) -> Markup {
     let apps = latest(events, "app_state_changed", "appId");
     let at: BTreeMap<&str, &str> = events
         .iter()
@@ -197,7 +198,7 @@ fn apps_table(events: &[Entry], names: &BTreeMap<String, String>) -> Markup {
         .collect();
     html! {
         table #apps {
-            thead { tr { th { "App" } th { "Install state" } th { "Enforcement" } th { "Since" } } }
+            thead { tr { th { "App" } th { "Install state" } th { "Enforcement" } th { "Since" } th { "" } } }
             tbody {
                 @for (id, p) in &apps {
                     @let compliance = p["newCompliance"].as_i64().unwrap_or(0);
@@ -207,6 +208,11 @@ fn apps_table(events: &[Entry], names: &BTreeMap<String, String>) -> Markup {
                         td { (agent::ime::states::compliance(compliance)) " (" (compliance) ")" }
                         td { (agent::ime::states::enforcement(enforcement)) " (" (enforcement) ")" }
                         td { (time(at.get(id.as_str()).copied().unwrap_or_default())) }
+                        td {
+                            form method="post" action=(format!("{link}/apps/{}/ripley", layout::path_part(id))) {
+                                button.ripley type="submit" title="Delete the app's keys and its GRS key, then sync" { "Ripley" }
+                            }
+                        }
                     }
                 }
             }
