@@ -209,6 +209,21 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
     assert!(detail.contains("exit code 0"), "{detail}");
     save(&shots, "device.png", c.screenshot().await.unwrap());
 
+    // The timeline and the logs lead to each other: the attempt's log records, and from a
+    // record back to its moment on the timeline.
+    click_link(&c, "Show in the log").await;
+    let focus = texts(&c, "#log tr#focus td.message").await;
+    assert_eq!(focus, ["[Win32App] lpExitCode 0"]);
+    c.find(Locator::Css("#log tr#focus td.time a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let cursor = attrs(&c, "svg.timeline line.cursor", "data-at").await;
+    assert_eq!(cursor.len(), 1);
+    assert_eq!(at(&cursor[0]), at(&succeeded[0]));
+
     // The session that installed the IME, as a SyncML viewer shows it.
     let sessions_before = texts(&c, "#sessions tbody tr").await.len();
     let ime_session = c
@@ -281,6 +296,23 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
         4
     );
     save(&shots, "logs.png", c.screenshot().await.unwrap());
+
+    // Apps as the admin center shows them: the device's install status, and the
+    // Discovered apps of inventory.
+    click_link(&c, "Tenantless").await;
+    click_link(&c, "Apps").await;
+    assert_eq!(
+        texts(&c, "section.app h2").await,
+        ["Contoso Widget Contoso"]
+    );
+    assert_eq!(texts(&c, "td.install-state").await, ["installed"]);
+    let discovered = texts(&c, "#discovered tbody td:first-child").await;
+    assert!(
+        discovered.contains(&"Contoso Widget".to_owned()),
+        "{discovered:?}"
+    );
+    let scripts = texts(&c, "#scripts tbody tr").await;
+    assert_eq!(scripts.len(), 2, "{scripts:?}");
 
     // The journal, in the scenario files' filter language: an expectation that holds,
     // then one that does not, with its closest events.

@@ -15,7 +15,14 @@ document.addEventListener("DOMContentLoaded", () => {
       if (!mark) return;
       svg.querySelectorAll(".selected").forEach((m) => m.classList.remove("selected"));
       mark.classList.add("selected");
-      detail.textContent = mark.dataset.detail;
+      detail.textContent = mark.dataset.detail + " ";
+      if (mark.dataset.log) {
+        const link = document.createElement("a");
+        link.href = mark.dataset.log;
+        link.className = "to-log";
+        link.textContent = "Show in the log";
+        detail.appendChild(link);
+      }
     });
   });
 });

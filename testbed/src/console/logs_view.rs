@@ -6,17 +6,22 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde::Deserialize;
 
-use super::layout::{device_link, page};
+use super::layout::{device_link, page, path_part};
 use super::Shared;
 use crate::logs::{LogQuery, LOG_FILES};
 
-/// `?file=`, `?component=`, `?q=`.
+/// `?file=`, `?component=`, `?q=`, and `?around=` (a time: the records within
+/// [`AROUND`] of it, the nearest one in focus; the timeline links here).
 #[derive(Debug, Default, Deserialize)]
 pub struct LogsQuery {
     file: Option<String>,
     component: Option<String>,
     q: Option<String>,
+    around: Option<String>,
 }
+
+/// How far either side of `around` the records shown go.
+const AROUND: chrono::Duration = chrono::Duration::minutes(15);
 
 /// The most records one page shows (the latest ones).
 const MAX_ROWS: usize = 5000;
@@ -42,6 +47,7 @@ pub async fn logs(
             ..LogQuery::default()
         },
     );
+    let around = query.around.as_deref().and_then(server::clock::parse);
     let shown: Vec<_> = records
         .iter()
         .filter(|r| {
@@ -49,7 +55,15 @@ pub async fn logs(
                 .as_ref()
                 .is_none_or(|c| r.component.eq_ignore_ascii_case(c))
         })
+        .filter(|r| around.is_none_or(|at| (r.at - at).abs() <= AROUND))
         .collect();
+    let focus = around.and_then(|at| {
+        shown
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, r)| (r.at - at).abs())
+            .map(|(i, _)| i)
+    });
     let skipped = shown.len().saturating_sub(MAX_ROWS);
     let link = device_link(&name);
     page(
@@ -68,13 +82,23 @@ pub async fn logs(
                 input name="q" placeholder="Text" value=[query.q.as_deref()];
                 button type="submit" { "Filter" }
             }
-            p #log-count { (shown.len()) " record(s)" @if skipped > 0 { ", the first " (skipped) " not shown" } }
+            p #log-count {
+                (shown.len()) " record(s)"
+                @if skipped > 0 { ", the first " (skipped) " not shown" }
+                @if let Some(at) = around { " within 15 minutes of " (at.format("%Y-%m-%d %H:%M:%S")) }
+            }
             table.log #log {
                 thead { tr { th { "Time (UTC)" } th { "File" } th { "Component" } th { "Thread" } th { "Message" } } }
                 tbody {
-                    @for r in shown.iter().skip(skipped) {
-                        tr.(match r.severity { 3 => "error", 2 => "warning", _ => "info" }) data-at=(r.at.to_rfc3339()) {
-                            td.time { (r.at.format("%Y-%m-%d %H:%M:%S%.3f")) }
+                    @for (i, r) in shown.iter().enumerate().skip(skipped) {
+                        @let at = super::timeline_svg::stamp(r.at);
+                        tr.(match r.severity { 3 => "error", 2 => "warning", _ => "info" }).focus[focus == Some(i)]
+                            id=[(focus == Some(i)).then_some("focus")] data-at=(at) {
+                            td.time {
+                                a title="On the timeline" href=(format!("{link}?at={}#timeline", path_part(&at))) {
+                                    (r.at.format("%Y-%m-%d %H:%M:%S%.3f"))
+                                }
+                            }
                             td { (r.file) }
                             td { (r.component) }
                             td { (r.thread) }

@@ -3,12 +3,14 @@
 //! elsewhere, so it works offline and in CI.
 //!
 //! Views: the world (devices, the clock), a device (summary, timeline, sessions, apps),
+//! apps, scripts and remediations with their device statuses and Discovered apps,
 //! a management session as a SyncML viewer shows it, the registry as regedit shows it
 //! (Win32Apps state messages decoded), the IME's logs as CMTrace shows them, and the
 //! journal with the scenario files' filter language and verification. Actions
 //! (sync, restart the IME, reboot, advance the clock) go through the world like any
 //! other step, so they land in the journal.
 
+mod apps_view;
 mod journal_view;
 mod layout;
 mod logs_view;
@@ -78,6 +80,7 @@ fn routes() -> Router<Shared> {
         .route("/", get(views::world))
         .route("/clock/advance", post(advance))
         .route("/journal", get(journal_view::journal))
+        .route("/apps", get(apps_view::apps))
         .route("/devices/{name}", get(views::device))
         .route(
             "/devices/{name}/sessions/{session}",

@@ -22,7 +22,13 @@ pub async fn section(world: &World, report: &ScenarioReport) -> Markup {
         };
         timelines.push((
             name,
-            super::views::timeline(agent, &events, &names, world.now()),
+            super::views::timeline(
+                agent,
+                &events,
+                &names,
+                world.now(),
+                &super::timeline_svg::Links::default(),
+            ),
         ));
     }
     let failed = report.expectations.iter().filter(|e| !e.ok).count();

@@ -28,12 +28,29 @@ struct Mark {
     /// changes, so neither hides the other.
     height: f64,
     detail: String,
+    /// The log file the mark was read from (its records around that time are one click
+    /// away).
+    log: Option<&'static str>,
+}
+
+/// Where a timeline links to, and what it points at.
+#[derive(Debug, Default)]
+pub struct Links {
+    /// The device's logs view (`None` in a report file, which has no server behind it).
+    pub logs: Option<String>,
+    /// A moment to mark with a cursor (coming from a log record).
+    pub at: Option<DateTime<Utc>>,
 }
 
 struct Lane {
     id: String,
     label: String,
     marks: Vec<Mark>,
+}
+
+/// A time as the marks carry it: RFC 3339 to the millisecond, as the logs have it.
+pub fn stamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn parse(at: &str) -> Option<DateTime<Utc>> {
@@ -66,6 +83,7 @@ fn journal_lane(
                 class,
                 height: 0.5,
                 detail: detail(e)?,
+                log: None,
             })
         })
         .collect();
@@ -109,6 +127,7 @@ fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, Stri
                 },
                 height: 0.3,
                 detail: format!("install attempt: exit code {code}"),
+                log: Some("AppWorkload.log"),
             });
         } else if r.message.contains("[GRSManager] Saving GRS value") {
             lanes.entry(app).or_default().push(Mark {
@@ -117,6 +136,7 @@ fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, Stri
                 class: "grs",
                 height: 0.5,
                 detail: format!("GRS window: not retried for {GRS} hours"),
+                log: Some("AppWorkload.log"),
             });
         }
     }
@@ -132,6 +152,7 @@ fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, Stri
                 until: None,
                 class: "state",
                 height: 0.72,
+                log: None,
                 detail: format!(
                     "{} / {}",
                     agent::ime::states::compliance(compliance),
@@ -172,7 +193,17 @@ pub fn render(
     records: &[Record],
     names: &BTreeMap<String, String>,
     now: DateTime<Utc>,
+    links: &Links,
 ) -> Markup {
+    let log_link = |m: &Mark| -> Option<String> {
+        let base = links.logs.as_ref()?;
+        let at = stamp(m.at);
+        Some(format!(
+            "{base}?file={}&around={}",
+            m.log?,
+            super::layout::path_part(&at)
+        ))
+    };
     let of = |kind: &'static str| move |e: &&Entry| e.kind == kind;
     let only =
         |kind: &'static str| -> Vec<Entry> { events.iter().filter(of(kind)).cloned().collect() };
@@ -275,10 +306,15 @@ pub fn render(
             div.timeline-frame {
                 svg.timeline xmlns="http://www.w3.org/2000/svg"
                     viewBox=(format!("0 0 {} {height}", LABEL + WIDTH + 10.0))
-                    data-start=(start.to_rfc3339()) data-end=(now.to_rfc3339()) {
+                    data-start=(stamp(start)) data-end=(stamp(now)) {
                     @for d in &days {
                         line.day x1=(x(*d)) x2=(x(*d)) y1="0" y2=(height) {}
                         text.day x=(x(*d) + 2.0) y=(height - 4.0) { (d.format("%a %d")) }
+                    }
+                    @if let Some(at) = links.at.filter(|at| *at >= start && *at <= now) {
+                        line.cursor x1=(x(at)) x2=(x(at)) y1="0" y2=(height) data-at=(stamp(at)) {
+                            title { (at.format("%Y-%m-%d %H:%M:%S%.3f")) }
+                        }
                     }
                     @for (i, lane) in lanes.iter().enumerate() {
                         @let y = LANE * i as f64;
@@ -290,10 +326,10 @@ pub fn render(
                                 @match m.until {
                                     Some(until) => rect class=(m.class) x=(x(m.at)) y=(y + 3.0)
                                         width=((x(until.min(now)) - x(m.at)).max(1.0)) height=(LANE - 6.0)
-                                        data-at=(m.at.to_rfc3339()) data-until=(until.to_rfc3339())
-                                        data-detail=(detail) { title { (detail) } },
+                                        data-at=(stamp(m.at)) data-until=(stamp(until))
+                                        data-detail=(detail) data-log=[log_link(m)] { title { (detail) } },
                                     None => circle class=(m.class) cx=(x(m.at)) cy=(y + LANE * m.height) r="4.5"
-                                        data-at=(m.at.to_rfc3339()) data-detail=(detail) { title { (detail) } },
+                                        data-at=(stamp(m.at)) data-detail=(detail) data-log=[log_link(m)] { title { (detail) } },
                                 }
                             }
                         }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use maud::{html, Markup};
 use serde_json::Value;
@@ -50,7 +50,7 @@ pub async fn world(State(world): State<Shared>) -> Response {
         &[],
         html! {
             h1 { "World" }
-            p { a href="/journal" { "Journal" } }
+            p.links { a href="/apps" { "Apps" } " · " a href="/journal" { "Journal" } }
             section.clock {
                 span { "World time " strong #clock { (now) } }
                 form method="post" action="/clock/advance" {
@@ -113,8 +113,18 @@ fn device_row(world: &World, name: &str, events: &[Entry]) -> Markup {
     }
 }
 
+/// `?at=`: a moment to mark on the timeline (a log record's time).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct DeviceQuery {
+    at: Option<String>,
+}
+
 /// `GET /devices/{name}`: the device, its week as a timeline, its apps and sessions.
-pub async fn device(State(world): State<Shared>, Path(name): Path<String>) -> Response {
+pub async fn device(
+    State(world): State<Shared>,
+    Path(name): Path<String>,
+    Query(query): Query<DeviceQuery>,
+) -> Response {
     let world = world.lock().await;
     let (Ok(agent), Some(events)) = (world.device(&name), device_events(&world, &name).await)
     else {
@@ -124,7 +134,11 @@ pub async fn device(State(world): State<Shared>, Path(name): Path<String>) -> Re
     let state = agent.state();
     let profile = &agent.device().profile;
     let link = device_link(&name);
-    let timeline = timeline(agent, &events, &app_names, world.now());
+    let links = super::timeline_svg::Links {
+        logs: Some(format!("{link}/logs")),
+        at: query.at.as_deref().and_then(server::clock::parse),
+    };
+    let timeline = timeline(agent, &events, &app_names, world.now(), &links);
     page(
         &name,
         &[(name.clone(), link.clone())],
@@ -150,7 +164,7 @@ pub async fn device(State(world): State<Shared>, Path(name): Path<String>) -> Re
                 a.button href=(format!("{link}/registry")) { "Registry" }
                 a.button href=(format!("{link}/logs")) { "Logs" }
             }
-            h2 { "Timeline" }
+            h2 #timeline { "Timeline" }
             (timeline)
             h2 { "Apps" }
             (apps_table(&link, &events, &app_names))
@@ -167,9 +181,10 @@ pub(super) fn timeline(
     events: &[Entry],
     app_names: &BTreeMap<String, String>,
     now: chrono::DateTime<chrono::Utc>,
+    links: &super::timeline_svg::Links,
 ) -> Markup {
     let records = crate::logs::records(&agent.device().drive, &crate::logs::LogQuery::default());
-    super::timeline_svg::render(events, &records, app_names, now)
+    super::timeline_svg::render(events, &records, app_names, now, links)
 }
 
 /// Display names of the apps, by id, as the admin API has them.
