@@ -223,6 +223,29 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
     let cursor = attrs(&c, "svg.timeline line.cursor", "data-at").await;
     assert_eq!(cursor.len(), 1);
     assert_eq!(at(&cursor[0]), at(&succeeded[0]));
+    // Zoom from the week down to a minute around that moment, and back.
+    let span = |c: &Client| {
+        let c = c.clone();
+        async move {
+            let svg = c.find(Locator::Css("svg.timeline")).await.unwrap();
+            let start = svg.attr("data-start").await.unwrap().unwrap();
+            let end = svg.attr("data-end").await.unwrap().unwrap();
+            at(&end) - at(&start)
+        }
+    };
+    assert!(span(&c).await > chrono::Duration::days(6));
+    for (preset, minutes) in [("Hour", 60), ("Minute", 1)] {
+        click_link(&c, preset).await;
+        assert_eq!(span(&c).await, chrono::Duration::minutes(minutes));
+        assert_eq!(
+            attrs(&c, "svg.timeline line.cursor", "data-at").await,
+            cursor
+        );
+        let shown = attrs(&c, &format!("{app_lane} circle.attempt"), "data-at").await;
+        assert_eq!(shown, succeeded, "only the attempt at that moment");
+    }
+    click_link(&c, "All").await;
+    assert!(span(&c).await > chrono::Duration::days(6));
 
     // The session that installed the IME, as a SyncML viewer shows it.
     let sessions_before = texts(&c, "#sessions tbody tr").await.len();

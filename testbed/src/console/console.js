@@ -1,15 +1,10 @@
-// The lab console's only script: each timeline's zoom and the detail of a clicked mark.
-// Every view works without it.
+// The lab console's only script: the detail of a clicked mark on a timeline (zoom and
+// pan are links the server answers). Every view works without it.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll(".timeline-block").forEach((block) => {
     const svg = block.querySelector("svg.timeline");
-    const zoom = block.querySelector("input.zoom");
     const detail = block.querySelector(".detail");
-    // 1 shows the whole span; 200 shows about 1/200 of it (a week down to under an hour).
-    zoom.addEventListener("input", () => {
-      svg.style.width = (100 * Number(zoom.value)) + "%";
-    });
     svg.addEventListener("click", (event) => {
       const mark = event.target.closest("[data-detail]");
       if (!mark) return;

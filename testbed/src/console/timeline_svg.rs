@@ -33,13 +33,83 @@ struct Mark {
     log: Option<&'static str>,
 }
 
-/// Where a timeline links to, and what it points at.
+/// Where a timeline links to, and what it shows.
 #[derive(Debug, Default)]
 pub struct Links {
     /// The device's logs view (`None` in a report file, which has no server behind it).
     pub logs: Option<String>,
     /// A moment to mark with a cursor (coming from a log record).
     pub at: Option<DateTime<Utc>>,
+    /// The page the timeline is on: zoom and pan are links to it with `from` and `to`
+    /// (`None`: the whole span, no navigation).
+    pub page: Option<String>,
+    /// The part of time shown (default: from the first event to now).
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+/// The narrowest window: a minute.
+const MIN_SPAN: i64 = 60_000;
+
+/// Zoom presets, narrowest last: a week down to a minute.
+const PRESETS: [(&str, i64); 5] = [
+    ("Week", 7 * 86_400_000),
+    ("Day", 86_400_000),
+    ("Hour", 3_600_000),
+    ("10 minutes", 600_000),
+    ("Minute", 60_000),
+];
+
+/// Grid steps, widest first, with their label formats.
+const STEPS: [(i64, &str); 8] = [
+    (86_400_000, "%a %d"),
+    (6 * 3_600_000, "%a %H:%M"),
+    (3_600_000, "%H:%M"),
+    (15 * 60_000, "%H:%M"),
+    (5 * 60_000, "%H:%M"),
+    (60_000, "%H:%M"),
+    (10_000, "%H:%M:%S"),
+    (1_000, "%H:%M:%S"),
+];
+
+/// Zoom and pan links for a window, centred on the cursor when it is inside it.
+fn navigation(links: &Links, from: DateTime<Utc>, to: DateTime<Utc>) -> Markup {
+    let Some(page) = &links.page else {
+        return html! {};
+    };
+    let span = (to - from).num_milliseconds();
+    let centre = links
+        .at
+        .filter(|at| *at >= from && *at <= to)
+        .unwrap_or(from + Duration::milliseconds(span / 2));
+    let cursor = links
+        .at
+        .map(|at| format!("&at={}", super::layout::path_part(&stamp(at))))
+        .unwrap_or_default();
+    let window = |from: DateTime<Utc>, to: DateTime<Utc>| {
+        format!(
+            "{page}?from={}&to={}{cursor}#timeline",
+            super::layout::path_part(&stamp(from)),
+            super::layout::path_part(&stamp(to))
+        )
+    };
+    let around = |span: i64| {
+        let half = Duration::milliseconds(span.max(MIN_SPAN) / 2);
+        window(centre - half, centre + half)
+    };
+    let shift = Duration::milliseconds(span / 2);
+    html! {
+        nav.timeline-zoom {
+            a.zoom-in href=(around(span / 4)) { "Zoom in" }
+            a.zoom-out href=(around(span * 4)) { "Zoom out" }
+            a.earlier href=(window(from - shift, to - shift)) { "Earlier" }
+            a.later href=(window(from + shift, to + shift)) { "Later" }
+            span.muted { "Show:" }
+            @for (label, preset) in PRESETS {
+                a.preset href=(around(preset)) { (label) }
+            }
+            a.whole href=(format!("{page}{}#timeline", cursor.replacen('&', "?", 1))) { "All" }
+        }
+    }
 }
 
 struct Lane {
@@ -282,36 +352,58 @@ pub fn render(
         },
     ));
 
-    let start = events.iter().find_map(|e| parse(&e.at)).unwrap_or(now);
-    let span = (now - start).num_seconds().max(60) as f64;
-    let x = |t: DateTime<Utc>| LABEL + ((t - start).num_seconds() as f64 / span) * WIDTH;
+    let first = events.iter().find_map(|e| parse(&e.at)).unwrap_or(now);
+    let (start, end) = match links.window {
+        Some((from, to)) if (to - from).num_milliseconds() >= MIN_SPAN => (from, to),
+        Some((from, _)) => (from, from + Duration::milliseconds(MIN_SPAN)),
+        // Work a device does takes a moment: its last log records can be a little
+        // after the world's now.
+        None => {
+            let last = lanes
+                .iter()
+                .flat_map(|l| l.marks.iter().map(|m| m.at))
+                .max()
+                .unwrap_or(now);
+            (
+                first,
+                now.max(last).max(first + Duration::milliseconds(MIN_SPAN)),
+            )
+        }
+    };
+    let span = (end - start).num_milliseconds() as f64;
+    let x = |t: DateTime<Utc>| LABEL + ((t - start).num_milliseconds() as f64 / span) * WIDTH;
+    let shown = |m: &Mark| m.until.unwrap_or(m.at) >= start && m.at <= end;
     let height = LANE * (lanes.len() as f64 + 1.0);
-    let days: Vec<DateTime<Utc>> = (1..)
-        .map(|d| {
-            start
-                .date_naive()
-                .and_hms_opt(0, 0, 0)
-                .map(|t| t.and_utc())
-                .unwrap_or(start)
-                + Duration::days(d)
-        })
-        .take_while(|d| *d < now)
-        .collect();
+    // The widest grid step that still draws a few lines.
+    let (step, format) = STEPS
+        .iter()
+        .copied()
+        .find(|(step, _)| span / (*step as f64) >= 3.0)
+        .unwrap_or(STEPS[STEPS.len() - 1]);
+    let grid: Vec<DateTime<Utc>> = {
+        let first_tick = (start.timestamp_millis() / step + 1) * step;
+        (0..)
+            .map(|i| first_tick + i * step)
+            .take_while(|t| *t < end.timestamp_millis())
+            .filter_map(DateTime::from_timestamp_millis)
+            .take(100)
+            .collect()
+    };
     html! {
         div.timeline-block {
+            (navigation(links, start, end))
             div.timeline-tools {
-                label { "Zoom " input.zoom type="range" min="1" max="200" value="1"; }
                 span.detail role="status" { "Click a mark for its detail." }
             }
             div.timeline-frame {
                 svg.timeline xmlns="http://www.w3.org/2000/svg"
                     viewBox=(format!("0 0 {} {height}", LABEL + WIDTH + 10.0))
-                    data-start=(stamp(start)) data-end=(stamp(now)) {
-                    @for d in &days {
-                        line.day x1=(x(*d)) x2=(x(*d)) y1="0" y2=(height) {}
-                        text.day x=(x(*d) + 2.0) y=(height - 4.0) { (d.format("%a %d")) }
+                    data-start=(stamp(start)) data-end=(stamp(end)) {
+                    @for t in &grid {
+                        line.day x1=(x(*t)) x2=(x(*t)) y1="0" y2=(height) {}
+                        text.day x=(x(*t) + 2.0) y=(height - 4.0) { (t.format(format)) }
                     }
-                    @if let Some(at) = links.at.filter(|at| *at >= start && *at <= now) {
+                    @if let Some(at) = links.at.filter(|at| *at >= start && *at <= end) {
                         line.cursor x1=(x(at)) x2=(x(at)) y1="0" y2=(height) data-at=(stamp(at)) {
                             title { (at.format("%Y-%m-%d %H:%M:%S%.3f")) }
                         }
@@ -321,11 +413,11 @@ pub fn render(
                         g.lane #(format!("lane-{}", lane.id)) {
                             text.label x="4" y=(y + LANE * 0.65) { (lane.label) }
                             line.axis x1=(LABEL) x2=(LABEL + WIDTH) y1=(y + LANE / 2.0) y2=(y + LANE / 2.0) {}
-                            @for m in &lane.marks {
+                            @for m in lane.marks.iter().filter(|m| shown(m)) {
                                 @let detail = format!("{}: {}", m.at.format("%Y-%m-%d %H:%M:%S"), m.detail);
                                 @match m.until {
-                                    Some(until) => rect class=(m.class) x=(x(m.at)) y=(y + 3.0)
-                                        width=((x(until.min(now)) - x(m.at)).max(1.0)) height=(LANE - 6.0)
+                                    Some(until) => rect class=(m.class) y=(y + 3.0)
+                                        x=(x(m.at.max(start))) width=((x(until.min(end)) - x(m.at.max(start))).max(1.0)) height=(LANE - 6.0)
                                         data-at=(stamp(m.at)) data-until=(stamp(until))
                                         data-detail=(detail) data-log=[log_link(m)] { title { (detail) } },
                                     None => circle class=(m.class) cx=(x(m.at)) cy=(y + LANE * m.height) r="4.5"

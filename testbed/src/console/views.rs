@@ -113,10 +113,13 @@ fn device_row(world: &World, name: &str, events: &[Entry]) -> Markup {
     }
 }
 
-/// `?at=`: a moment to mark on the timeline (a log record's time).
+/// `?at=`: a moment to mark on the timeline (a log record's time); `?from=&to=`: the
+/// part of time the timeline shows.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct DeviceQuery {
     at: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `GET /devices/{name}`: the device, its week as a timeline, its apps and sessions.
@@ -134,9 +137,12 @@ pub async fn device(
     let state = agent.state();
     let profile = &agent.device().profile;
     let link = device_link(&name);
+    let time = |t: &Option<String>| t.as_deref().and_then(server::clock::parse);
     let links = super::timeline_svg::Links {
         logs: Some(format!("{link}/logs")),
-        at: query.at.as_deref().and_then(server::clock::parse),
+        at: time(&query.at),
+        page: Some(link.clone()),
+        window: time(&query.from).zip(time(&query.to)),
     };
     let timeline = timeline(agent, &events, &app_names, world.now(), &links);
     page(
