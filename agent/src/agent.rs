@@ -147,10 +147,24 @@ impl Agent {
         self.save()
     }
 
-    /// A push (or the user) asks for a session now.
-    pub fn request_sync(&mut self) {
-        self.state.sync_requested = true;
-        ime::request_checkin(&mut self.state, "OnDemand");
+    /// A trigger arrives (the admin center's push, Company Portal's Sync, or
+    /// `intunemanagementextension://syncapp`): the IME logs it and wants its check-in,
+    /// and all but `syncapp` make the device open a management session.
+    pub fn request(&mut self, trigger: ime::Trigger, now: DateTime<Utc>) {
+        if trigger != ime::Trigger::SyncApp {
+            self.state.sync_requested = true;
+        }
+        ime::take_trigger(&self.device, &mut self.state, trigger, now);
+    }
+
+    /// [`Agent::request`], then runs what it set off.
+    pub async fn trigger(
+        &mut self,
+        trigger: ime::Trigger,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Activity>, AgentError> {
+        self.request(trigger, now);
+        self.run_due(now).await
     }
 
     /// When the agent next wants to run: `None` if never (not enrolled). A time in the
@@ -273,8 +287,7 @@ impl Agent {
 
     /// A session now, and whatever else is due.
     pub async fn sync(&mut self, now: DateTime<Utc>) -> Result<Vec<Activity>, AgentError> {
-        self.request_sync();
-        self.run_due(now).await
+        self.trigger(ime::Trigger::CompanyPortal, now).await
     }
 
     /// The user installs an available app (by id or display name); false if no available

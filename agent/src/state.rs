@@ -168,6 +168,9 @@ pub struct ImeService {
     pub last_poll: Option<DateTime<Utc>>,
     /// The CheckinReason of the next check-in.
     pub checkin_reason: String,
+    /// `intunemanagementextension://syncapp` asked for an app-only check-in.
+    #[serde(default)]
+    pub app_checkin_requested: bool,
     /// The gateway's URL, once discovered.
     pub gateway_url: Option<String>,
     /// Per Win32 app: retries in progress.

@@ -20,7 +20,8 @@
 //! ```
 //!
 //! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `enroll` (a device
-//! declared with `enroll = false`), `sync`, `require_ime`, `ime_version` (roll out a new
+//! declared with `enroll = false`), `sync` (Company Portal), `admin_sync` (the admin
+//! center, a push), `syncapp` (`intunemanagementextension://syncapp`), `require_ime`, `ime_version` (roll out a new
 //! IME), `snapshot` and `restore_snapshot` (of a device, as of a virtual machine),
 //! `restart_ime`, `stop_ime`,
 //! `stop_server`, `start_server`, `queue` (an OMA-DM command as the admin API takes it),
@@ -252,8 +253,14 @@ pub struct ProgramSpec {
 pub enum Step {
     /// Let world time pass.
     Advance(String),
-    /// A push: the device checks in now.
+    /// Company Portal's Sync: the device opens a management session and its IME checks
+    /// in (CheckinReason OnDemand).
     Sync(String),
+    /// The admin center's Sync (Graph `syncDevice`): the service pushes, the device
+    /// opens a management session and its IME checks in (Notification).
+    AdminSync(String),
+    /// `intunemanagementextension://syncapp`: the IME checks in for app policy only.
+    Syncapp(String),
     /// Something the IME handles targets the device.
     RequireIme(String),
     /// Roll out a new IME version (the server delivers it to every device that needs
@@ -742,6 +749,25 @@ async fn run_step(
         }
         Step::Sync(device) => {
             world.sync(device).await.map_err(failed)?;
+        }
+        Step::AdminSync(device) => {
+            let id = world.device_id(device).map_err(failed)?;
+            let path = format!("/beta/deviceManagement/managedDevices/{id}/syncDevice");
+            let (status, answer) = world.admin("POST", &path, AdminBody::None).await;
+            if status != 204 {
+                return Err(fail(format!(
+                    "admin_sync: {status} {}",
+                    error_message(&answer)
+                )));
+            }
+            // The push reaches the device as the world moves on.
+            world.settle().await;
+        }
+        Step::Syncapp(device) => {
+            world
+                .trigger(device, agent::ime::Trigger::SyncApp)
+                .await
+                .map_err(failed)?;
         }
         Step::RequireIme(device) => {
             world.require_ime(device).await.map_err(failed)?;

@@ -476,7 +476,7 @@ impl World {
             for push in waiting {
                 let done = match push {
                     server::push::Push::Sync => {
-                        agent.request_sync();
+                        agent.request(agent::ime::Trigger::AdminSync, now);
                         Ok(())
                     }
                     server::push::Push::Reboot => agent.reboot(now),
@@ -607,6 +607,25 @@ impl World {
         };
         saved.map_err(failed)?;
         synced.map_err(failed)
+    }
+
+    /// A trigger on a device (Company Portal's Sync, `syncapp`, the admin center's
+    /// push as the device receives it), run with what it sets off.
+    pub async fn trigger(
+        &mut self,
+        name: &str,
+        trigger: agent::ime::Trigger,
+    ) -> Result<Vec<Activity>, WorldError> {
+        let now = self.now();
+        let agent = self.device_mut(name)?;
+        let done = agent.trigger(trigger, now).await;
+        let saved = agent.save();
+        let failed = |source| WorldError::Device {
+            device: name.into(),
+            source,
+        };
+        saved.map_err(failed)?;
+        done.map_err(failed)
     }
 
     /// A user installs an available app on a device; false if none has that name.

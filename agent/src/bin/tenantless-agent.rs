@@ -35,8 +35,11 @@ enum Cmd {
     Join(EnrollArgs),
     /// Run in real time: check in on the poll schedule, until interrupted.
     Run,
-    /// Check in now (the Company Portal's "Sync").
+    /// Check in now (the Company Portal's "Sync"): a management session and an IME
+    /// check-in.
     Sync,
+    /// `intunemanagementextension://syncapp`: the IME checks in for app policy only.
+    Syncapp,
     /// Restart the IME service.
     RestartIme,
     /// Stop the IME service (the daily client health check starts it again).
@@ -257,6 +260,17 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             report(agent.sync(now).await?);
             Ok(())
         }
+        Cmd::Syncapp => {
+            if runner_alive(&dir) {
+                std::fs::write(dir.join("syncapp.request"), b"")?;
+                println!("asked the running agent's IME to check in for app policy");
+                return Ok(());
+            }
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            report(agent.trigger(agent::ime::Trigger::SyncApp, now).await?);
+            Ok(())
+        }
         Cmd::InstallAvailable { app } => {
             let mut agent = open(&dir)?;
             let now = now_for(source, &mut agent).await?;
@@ -455,11 +469,15 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
         agent.device().profile.device_id
     );
     loop {
+        let now = system_now();
         if dir.join("sync.request").exists() {
             let _ = std::fs::remove_file(dir.join("sync.request"));
-            agent.request_sync();
+            agent.request(agent::ime::Trigger::CompanyPortal, now);
         }
-        let now = system_now();
+        if dir.join("syncapp.request").exists() {
+            let _ = std::fs::remove_file(dir.join("syncapp.request"));
+            agent.request(agent::ime::Trigger::SyncApp, now);
+        }
         if agent.next_due().is_some_and(|t| t <= now) {
             match agent.run_due(now).await {
                 Ok(done) => report(done),
@@ -513,7 +531,7 @@ async fn follow_server(dir: &Path) -> Result<(), AgentError> {
             // The server's push (WNS's stand-in): check in, or restart, now.
             let done = match push.as_str() {
                 "syncDevice" => {
-                    agent.request_sync();
+                    agent.request(agent::ime::Trigger::AdminSync, now);
                     Ok(())
                 }
                 "rebootNow" => agent.reboot(now),

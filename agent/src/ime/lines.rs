@@ -468,6 +468,20 @@ pub fn not_detected_after_install(id: &str) -> String {
     format!("[Win32App] Detection for app with id: {id} did not find the app after a successful installation.")
 }
 
+/// A sync reached the IME (the admin center's push, Company Portal): a full check-in
+/// follows. The public record has no line for it; this one is Tenantless's, in the
+/// service's `[Agent]` voice.
+pub fn checkin_requested(reason: &str) -> String {
+    format!("[Agent] Received a sync request, checking in with CheckinReason {reason}.")
+}
+
+/// `intunemanagementextension://syncapp` reached the IME: an app-only check-in follows
+/// (Tenantless's wording, as for [`checkin_requested`]).
+pub fn syncapp_requested() -> String {
+    "[Agent] Received intunemanagementextension://syncapp, checking in for app policy only."
+        .to_owned()
+}
+
 /// `EMS Agent Started`
 pub const EMS_STARTED: &str = "EMS Agent Started";
 /// `EMS Agent Stopped`

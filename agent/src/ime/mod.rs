@@ -303,16 +303,89 @@ pub fn checkin_due(state: &AgentState) -> Option<DateTime<Utc>> {
     if !state.ime.running {
         return None;
     }
-    [state.ime.next_checkin, win32::next_retry(state)]
+    let app_only = state
+        .ime
+        .app_checkin_requested
+        .then_some(DateTime::<Utc>::MIN_UTC);
+    [state.ime.next_checkin, win32::next_retry(state), app_only]
         .into_iter()
         .flatten()
         .min()
 }
 
-/// Asks for a policy check-in now (`intunemanagementextension://syncapp`).
+/// Asks for a full policy check-in now (scripts, remediations and apps).
 pub fn request_checkin(state: &mut AgentState, reason: &str) {
     if state.ime.running {
         state.ime.next_checkin = Some(DateTime::<Utc>::MIN_UTC);
         state.ime.checkin_reason = reason.into();
+    }
+}
+
+/// What makes a device, or its IME, check in now (seed slides 48-55).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// Sync from the admin center: the service's push; the device opens a management
+    /// session and the IME checks in (CheckinReason `Notification`).
+    AdminSync,
+    /// Sync from Company Portal (or Settings, Access work or school): a management
+    /// session and an IME check-in the user asked for (`OnDemand`).
+    CompanyPortal,
+    /// `intunemanagementextension://syncapp` from the Start menu, or
+    /// `Start-Process intunemanagementextension://syncapp` in a script: the IME checks
+    /// in for app policy only (`OnDemand`; no scripts, no remediations, no management
+    /// session).
+    SyncApp,
+}
+
+impl Trigger {
+    /// Every trigger, by the name the CLI and scenarios use.
+    pub const ALL: [(&'static str, Trigger); 3] = [
+        ("admin-sync", Trigger::AdminSync),
+        ("company-portal", Trigger::CompanyPortal),
+        ("syncapp", Trigger::SyncApp),
+    ];
+
+    /// A trigger by name (`admin-sync`, `company-portal`, `syncapp`).
+    pub fn parse(name: &str) -> Option<Trigger> {
+        Trigger::ALL
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.trim()))
+            .map(|(_, t)| *t)
+    }
+
+    /// The CheckinReason of the IME check-in it causes.
+    pub fn checkin_reason(self) -> &'static str {
+        match self {
+            Trigger::AdminSync => "Notification",
+            Trigger::CompanyPortal | Trigger::SyncApp => "OnDemand",
+        }
+    }
+}
+
+/// The IME takes a trigger: it logs it and asks for the check-in it calls for (a
+/// stopped service hears nothing). The device's own management session is the agent's
+/// part ([`crate::Agent::trigger`]).
+pub fn take_trigger(device: &Device, state: &mut AgentState, trigger: Trigger, now: DateTime<Utc>) {
+    if !state.ime.running {
+        return;
+    }
+    let reason = trigger.checkin_reason();
+    let line = match trigger {
+        Trigger::SyncApp => lines::syncapp_requested(),
+        _ => lines::checkin_requested(reason),
+    };
+    log(
+        device,
+        LOG,
+        "IntuneManagementExtension",
+        &line,
+        Severity::Info,
+        now,
+    );
+    if trigger == Trigger::SyncApp {
+        state.ime.app_checkin_requested = true;
+        state.ime.checkin_reason = reason.into();
+    } else {
+        request_checkin(state, reason);
     }
 }

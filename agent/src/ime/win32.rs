@@ -239,6 +239,7 @@ pub async fn checkin(
     now: DateTime<Utc>,
 ) -> Result<usize, AgentError> {
     let scheduled = state.ime.next_checkin.is_some_and(|t| t <= now);
+    state.ime.app_checkin_requested = false;
     let management = state
         .enrollment
         .as_ref()

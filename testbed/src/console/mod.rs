@@ -145,7 +145,7 @@ async fn advance(State(world): State<Shared>, Form(form): Form<AdvanceForm>) -> 
     Redirect::to("/").into_response()
 }
 
-/// `POST /devices/{name}/actions/{sync|restart-ime|reboot}`: what a person does to the
+/// `POST /devices/{name}/actions/{sync|syncapp|restart-ime|reboot}`: what a person does to the
 /// device, then back to it.
 async fn action(
     State(world): State<Shared>,
@@ -159,6 +159,13 @@ async fn action(
     };
     let (recorded, done) = match action.as_str() {
         "sync" => ("sync", world.sync(&name).await.map(|_| ())),
+        "syncapp" => (
+            "syncapp",
+            world
+                .trigger(&name, agent::ime::Trigger::SyncApp)
+                .await
+                .map(|_| ()),
+        ),
         "reboot" => ("reboot", world.reboot(&name)),
         "restart-ime" => (
             "restartIme",

@@ -162,7 +162,7 @@ pub async fn device(
                 dt { "Next check-in" } dd { @if let Some(at) = state.next_poll { (at.format("%Y-%m-%d %H:%M:%S")) } }
             }
             section.actions {
-                @for (action, label) in [("sync", "Sync"), ("restart-ime", "Restart the IME"), ("reboot", "Restart the device")] {
+                @for (action, label) in [("sync", "Sync"), ("syncapp", "Sync apps (syncapp)"), ("restart-ime", "Restart the IME"), ("reboot", "Restart the device")] {
                     form method="post" action=(format!("{link}/actions/{action}")) {
                         button #(format!("action-{action}")) type="submit" { (label) }
                     }
