@@ -248,3 +248,49 @@ async fn under_signature_enforcement_only_scripts_signed_by_a_trusted_publisher_
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_new_script_that_does_not_say_is_signature_enforced_as_the_talk_says() {
+    let mut w = world().await;
+    let (status, body) = w
+        .admin(
+            "POST",
+            "/beta/deviceManagement/deviceManagementScripts",
+            AdminBody::Json(json!({
+                "displayName": "Contoso unsigned",
+                "scriptContent": b64(&script("unsigned", 0)),
+                "runAsAccount": "system",
+                "fileName": "unsigned.ps1",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["enforceSignatureCheck"], true, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (status, _) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/deviceManagementScripts/{id}/assign"),
+            AdminBody::Json(json!({ "deviceManagementScriptAssignments": [
+                { "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }
+            ] })),
+        )
+        .await;
+    assert_eq!(status, 204);
+    w.advance(Duration::hours(1)).await;
+    assert!(runs(&w).is_empty(), "refused without running");
+    assert!(
+        message(&w, &id).contains("is not digitally signed"),
+        "{}",
+        message(&w, &id)
+    );
+    // Saying false still turns it off.
+    let explicit = add_script(&w, &script("explicit", 0), false).await;
+    w.advance(Duration::hours(1)).await;
+    assert_eq!(runs(&w), ["explicit"]);
+    assert_eq!(
+        result_value(&w, &explicit, "Result").as_deref(),
+        Some("Success")
+    );
+    w.stop().await;
+}

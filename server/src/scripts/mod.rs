@@ -39,6 +39,10 @@ trait Kind: Send + Sync + 'static {
     const CONTENTS: &'static [&'static str];
     /// The Graph type of its assignments.
     const ASSIGNMENT_TYPE: &'static str;
+    /// `enforceSignatureCheck` when a new script does not say: on for platform scripts
+    /// ("Enforce script signature is now enabled by default", as the talk shows the
+    /// admin center creating them), off for remediations.
+    const ENFORCE_SIGNATURE_BY_DEFAULT: bool = false;
     /// What an assignment's stored settings add to its Graph JSON.
     fn assignment_settings(_settings: &Value) -> Vec<(&'static str, Value)> {
         Vec::new()
@@ -53,6 +57,7 @@ impl Kind for Platform {
     const STORE: ScriptKind = ScriptKind::Platform;
     const CONTENTS: &'static [&'static str] = &["scriptContent"];
     const ASSIGNMENT_TYPE: &'static str = "#microsoft.graph.deviceManagementScriptAssignment";
+    const ENFORCE_SIGNATURE_BY_DEFAULT: bool = true;
 }
 
 struct Remediation;
@@ -267,6 +272,8 @@ async fn create<K: Kind>(State(state): State<Shared>, body: Bytes) -> Result<Res
     validate::<K>(&script)?;
     if let Some(map) = script.as_object_mut() {
         map.remove("id");
+        map.entry("enforceSignatureCheck")
+            .or_insert(Value::Bool(K::ENFORCE_SIGNATURE_BY_DEFAULT));
     }
     let id = state.random_guid().to_lowercase();
     state
