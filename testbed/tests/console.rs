@@ -37,6 +37,20 @@ fn start_until(mut command: Command, marker: &str) -> (Killed, String) {
     panic!("{command:?} ended without printing {marker:?}");
 }
 
+/// Runs a `tenantless` command with `--serve` on a free port until its console is up;
+/// returns the process and the console's base URL.
+fn serve(mut tenantless: Command) -> (Killed, String) {
+    tenantless.args(["--serve", "127.0.0.1:0"]);
+    let (process, line) = start_until(tenantless, "Lab console on ");
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim_end_matches('/')
+        .to_owned();
+    (process, base)
+}
+
 fn chromedriver() -> Option<PathBuf> {
     let path = std::env::var_os("TENANTLESS_CHROMEDRIVER")
         .map(PathBuf::from)
@@ -145,17 +159,8 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
     };
     let dir = tempfile::tempdir().unwrap();
     let mut demo = Command::new(env!("CARGO_BIN_EXE_tenantless"));
-    demo.arg("demo")
-        .arg("--dir")
-        .arg(dir.path().join("demo"))
-        .args(["--serve", "127.0.0.1:0"]);
-    let (_demo, line) = start_until(demo, "Lab console on ");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    demo.arg("demo").arg("--dir").arg(dir.path().join("demo"));
+    let (_demo, base) = serve(demo);
     let shots = screenshots();
 
     // The world view lists the device; click through to it.
@@ -456,16 +461,8 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
     };
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/in-the-grs.toml");
     let mut lab = Command::new(env!("CARGO_BIN_EXE_tenantless"));
-    lab.arg("lab")
-        .arg(&fixture)
-        .args(["--serve", "127.0.0.1:0"]);
-    let (_lab, line) = start_until(lab, "Lab console on ");
-    let base = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    lab.arg("lab").arg(&fixture);
+    let (_lab, base) = serve(lab);
     c.goto(&format!("{base}/devices/LAB-GRS")).await.unwrap();
     assert_eq!(
         texts(&c, "#apps tbody td:nth-child(2)").await,

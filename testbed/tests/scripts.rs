@@ -32,23 +32,32 @@ async fn world() -> World {
 }
 
 async fn add_script(w: &World, text: &str, enforce: bool) -> String {
-    let (status, body) = w
+    add_script_saying(w, text, Some(enforce)).await.0
+}
+
+/// Creates and assigns a script that says `enforceSignatureCheck` or not; returns its id
+/// and its entity as created.
+async fn add_script_saying(w: &World, text: &str, enforce: Option<bool>) -> (String, Value) {
+    let mut script = json!({
+        "@odata.type": "#microsoft.graph.deviceManagementScript",
+        "displayName": "Contoso baseline",
+        "scriptContent": b64(text),
+        "runAsAccount": "system",
+        "runAs32Bit": false,
+        "fileName": "baseline.ps1",
+    });
+    if let Some(enforce) = enforce {
+        script["enforceSignatureCheck"] = json!(enforce);
+    }
+    let (status, created) = w
         .admin(
             "POST",
             "/beta/deviceManagement/deviceManagementScripts",
-            AdminBody::Json(json!({
-                "@odata.type": "#microsoft.graph.deviceManagementScript",
-                "displayName": "Contoso baseline",
-                "scriptContent": b64(text),
-                "runAsAccount": "system",
-                "enforceSignatureCheck": enforce,
-                "runAs32Bit": false,
-                "fileName": "baseline.ps1",
-            })),
+            AdminBody::Json(script),
         )
         .await;
-    assert_eq!(status, 201, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
     let (status, body) = w
         .admin(
             "POST",
@@ -59,7 +68,7 @@ async fn add_script(w: &World, text: &str, enforce: bool) -> String {
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    id
+    (id, created)
 }
 
 /// The lines the script has written: one per run.
@@ -252,31 +261,8 @@ async fn under_signature_enforcement_only_scripts_signed_by_a_trusted_publisher_
 #[tokio::test]
 async fn a_new_script_that_does_not_say_is_signature_enforced_as_the_talk_says() {
     let mut w = world().await;
-    let (status, body) = w
-        .admin(
-            "POST",
-            "/beta/deviceManagement/deviceManagementScripts",
-            AdminBody::Json(json!({
-                "displayName": "Contoso unsigned",
-                "scriptContent": b64(&script("unsigned", 0)),
-                "runAsAccount": "system",
-                "fileName": "unsigned.ps1",
-            })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    assert_eq!(body["enforceSignatureCheck"], true, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
-    let (status, _) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceManagement/deviceManagementScripts/{id}/assign"),
-            AdminBody::Json(json!({ "deviceManagementScriptAssignments": [
-                { "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }
-            ] })),
-        )
-        .await;
-    assert_eq!(status, 204);
+    let (id, created) = add_script_saying(&w, &script("unsigned", 0), None).await;
+    assert_eq!(created["enforceSignatureCheck"], true, "{created}");
     w.advance(Duration::hours(1)).await;
     assert!(runs(&w).is_empty(), "refused without running");
     assert!(
