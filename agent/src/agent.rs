@@ -23,6 +23,8 @@ pub enum Activity {
     Session(SessionSummary),
     /// EnterpriseDesktopAppManagement jobs moved on.
     MsiJobs,
+    /// The device left management (retired, or wiped) at the server's request.
+    Left(crate::state::Leaving),
 }
 
 /// How long a restart keeps the device down: from the IME's stop to its start.
@@ -228,6 +230,13 @@ impl Agent {
                         self.state.next_poll = Some(self.next_poll_after(now));
                         done.push(Activity::Session(summary));
                         progressed = true;
+                        // Retire or wipe, answered in the session, is done as it ends.
+                        if let Some(leaving) = self.state.leaving.take() {
+                            crate::unenroll::leave(&mut self.device, &mut self.state, leaving, now);
+                            self.client = None;
+                            done.push(Activity::Left(leaving));
+                            return Ok(done);
+                        }
                     }
                     Err(e) => {
                         self.state.next_poll = Some(now + Duration::minutes(1));
@@ -283,6 +292,14 @@ impl Agent {
             }
         }
         Ok(done)
+    }
+
+    /// The user disconnects the device from management (Settings, Access work or
+    /// school): a last session tells the server, then the enrollment and what management
+    /// installed go.
+    pub async fn unenroll(&mut self, now: DateTime<Utc>) -> Result<Vec<Activity>, AgentError> {
+        crate::unenroll::request_by_user(&mut self.state);
+        self.run_due(now).await
     }
 
     /// A session now, and whatever else is due.

@@ -22,6 +22,7 @@ pub mod ime;
 pub mod omadm;
 pub mod remote_clock;
 pub mod state;
+pub mod unenroll;
 
 pub use agent::{Activity, Agent, StatusReport};
 pub use enroll::EnrollRequest;

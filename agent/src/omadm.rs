@@ -242,7 +242,7 @@ fn package_one(
             cmd_id: (5 + n).to_string(),
             data: a.code.clone(),
             items: vec![Item {
-                source: Some(Location::uri(&a.source)),
+                source: (!a.source.is_empty()).then(|| Location::uri(&a.source)),
                 meta: Some(Meta {
                     type_: Some(a.type_.clone()),
                     format: Some(a.format.clone()),

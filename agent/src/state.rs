@@ -30,6 +30,22 @@ pub struct AgentState {
     pub pending_alerts: Vec<PendingAlert>,
     /// The IME service.
     pub ime: ImeService,
+    /// The server asked the device to leave management (retire or wipe): done when the
+    /// session that asked ends.
+    pub leaving: Option<Leaving>,
+}
+
+/// How a device leaves management.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum Leaving {
+    /// Retire: DMClient's `Provider/{ProviderID}/Unenroll`. The enrollment goes, with
+    /// what management put there: the MSIs of EnterpriseDesktopAppManagement (the IME
+    /// among them) and the IME's own state; the user's data and other programs stay.
+    Retire,
+    /// Wipe: RemoteWipe's `doWipe`. Windows resets: nothing of the device's state is
+    /// kept but its hardware identity.
+    Wipe,
 }
 
 /// What enrollment provisioned.

@@ -21,6 +21,7 @@ pub mod health;
 pub mod ime;
 pub mod inventory;
 pub mod journal;
+pub mod lifecycle;
 pub mod odata;
 pub mod omadm;
 pub mod pki;

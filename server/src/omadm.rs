@@ -48,6 +48,9 @@ pub struct LiveSession {
     delivered: HashSet<i64>,
     /// Statuses of commands nested in an Atomic or Sequence, by the outer command.
     inner_statuses: HashMap<i64, Vec<serde_json::Value>>,
+    /// The device accepted a retire or wipe, or announced its unenrollment: this
+    /// session is its last ([`crate::lifecycle`]).
+    ending: Option<crate::lifecycle::Ending>,
 }
 
 /// The management route.
@@ -329,15 +332,7 @@ async fn handle(
         }
     };
 
-    // Kept only once the sender is known (and then without its digest).
-    let raw_in = redact_credentials(
-        syncml::xml::decode(body)
-            .map(|t| t.into_owned())
-            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned()),
-    );
-    let mut live = open_session(state, &device, &msg.hdr.session_id, header_code).await?;
-    keep_message(state, live.row, &device, "in", &msg.hdr.msg_id, &raw_in).await?;
-
+    let mut live = begin(state, &device, &msg, body, header_code).await?;
     let msg_id = live.next_msg_id.to_string();
     live.next_msg_id += 1;
     let mut reply = ReplyBuilder::new(&msg.hdr, msg_id.clone());
@@ -349,25 +344,59 @@ async fn handle(
         None
     };
     reply.header_status(&msg.hdr, header_code, next_challenge);
+    let aborted = answer(state, &device, &mut live, &msg, &mut reply).await?;
+    if !aborted {
+        deliver_queued(state, &device, &mut live, &msg_id, &mut reply).await?;
+    }
+    finish(state, device, live, &msg_id, reply, aborted).await
+}
 
+/// Keeps the message (its digest redacted) in the device's session, opening one.
+async fn begin(
+    state: &Shared,
+    device: &str,
+    msg: &SyncMl,
+    body: &[u8],
+    header_code: StatusCode,
+) -> Result<LiveSession, StoreError> {
+    // Kept only once the sender is known (and then without its digest).
+    let raw_in = redact_credentials(
+        syncml::xml::decode(body)
+            .map(|t| t.into_owned())
+            .unwrap_or_else(|_| String::from_utf8_lossy(body).into_owned()),
+    );
+    let live = open_session(state, device, &msg.hdr.session_id, header_code).await?;
+    keep_message(state, live.row, device, "in", &msg.hdr.msg_id, &raw_in).await?;
+    Ok(live)
+}
+
+/// Takes in the device's commands (alerts, DevInfo, statuses, results) and answers
+/// each that wants a status; true when the device aborted the session.
+async fn answer(
+    state: &Shared,
+    device: &str,
+    live: &mut LiveSession,
+    msg: &SyncMl,
+    reply: &mut ReplyBuilder,
+) -> Result<bool, StoreError> {
     let mut aborted = false;
     for command in &msg.body.commands {
         let code = match command {
             Command::Alert(alert) => {
                 aborted |= alert.code() == Some(AlertCode::SessionAbort);
-                on_alert(state, &device, &live, alert).await?;
+                on_alert(state, device, live, alert).await?;
                 StatusCode::Ok
             }
             Command::Replace(replace) => {
-                on_devinfo(state, &device, replace).await?;
+                on_devinfo(state, device, replace).await?;
                 StatusCode::Ok
             }
             Command::Status(status) => {
-                on_status(state, &device, &mut live, status).await?;
+                on_status(state, device, live, status).await?;
                 continue;
             }
             Command::Results(results) => {
-                on_results(state, &device, &live, results).await?;
+                on_results(state, device, live, results).await?;
                 continue;
             }
             _ => StatusCode::OptionalFeatureNotSupported,
@@ -376,79 +405,104 @@ async fn handle(
             reply.status(&msg.hdr.msg_id, command, code);
         }
     }
+    Ok(aborted)
+}
 
-    if !aborted {
-        let mut added = 0;
-        for queued in state.store.open_commands(&device).await? {
-            if live.delivered.contains(&queued.id) {
+/// Adds the device's queued commands to the reply (up to [`MAX_COMMANDS_PER_MESSAGE`],
+/// none sent twice in a session), each marked delivered.
+async fn deliver_queued(
+    state: &Shared,
+    device: &str,
+    live: &mut LiveSession,
+    msg_id: &str,
+    reply: &mut ReplyBuilder,
+) -> Result<(), StoreError> {
+    let mut added = 0;
+    for queued in state.store.open_commands(device).await? {
+        if live.delivered.contains(&queued.id) {
+            continue;
+        }
+        if added == MAX_COMMANDS_PER_MESSAGE {
+            break;
+        }
+        added += 1;
+        let command = match Command::parse(&queued.xml) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(command = queued.id, "stored command unreadable: {e}");
+                state
+                    .store
+                    .complete_command(queued.id, 500, None, &state.now_text())
+                    .await?;
                 continue;
             }
-            if added == MAX_COMMANDS_PER_MESSAGE {
-                break;
-            }
-            added += 1;
-            let command = match Command::parse(&queued.xml) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!(command = queued.id, "stored command unreadable: {e}");
-                    state
-                        .store
-                        .complete_command(queued.id, 500, None, &state.now_text())
-                        .await?;
-                    continue;
-                }
-            };
-            let sent = reply.push(command);
-            let mut ids = vec![(sent.cmd_id().to_owned(), false)];
-            nested_ids(sent, &mut ids);
-            let cmd_id = ids[0].0.clone();
-            for (id, inner) in ids {
-                live.sent.insert((msg_id.clone(), id), (queued.id, inner));
-            }
-            live.delivered.insert(queued.id);
-            state
-                .store
-                .mark_delivered(queued.id, &state.now_text())
-                .await?;
-            record(
-                state,
-                &device,
-                Event::CommandDelivered {
-                    command: queued.id,
-                    session: live.row,
-                    msg_id: msg_id.clone(),
-                    cmd_id,
-                },
-            )
-            .await;
+        };
+        let sent = reply.push(command);
+        let mut ids = vec![(sent.cmd_id().to_owned(), false)];
+        nested_ids(sent, &mut ids);
+        let cmd_id = ids[0].0.clone();
+        for (id, inner) in ids {
+            live.sent
+                .insert((msg_id.to_owned(), id), (queued.id, inner));
         }
-    }
-
-    let ends = aborted || reply.only_statuses();
-    let xml = reply.build().to_xml();
-    keep_message(state, live.row, &device, "out", &msg_id, &xml).await?;
-    if ends {
-        let outcome = if aborted { "aborted" } else { "completed" };
+        live.delivered.insert(queued.id);
         state
             .store
-            .end_session(live.row, &state.now_text(), outcome)
+            .mark_delivered(queued.id, &state.now_text())
             .await?;
         record(
             state,
-            &device,
-            Event::SessionEnded {
+            device,
+            Event::CommandDelivered {
+                command: queued.id,
                 session: live.row,
-                session_id: live.session_id.clone(),
-                outcome: outcome.into(),
+                msg_id: msg_id.to_owned(),
+                cmd_id,
             },
         )
         .await;
-    } else {
+    }
+    Ok(())
+}
+
+/// Keeps the reply; ends the session when the reply holds only statuses (or the device
+/// aborted) and forgets a device that left in it, else keeps it for the next message.
+async fn finish(
+    state: &Shared,
+    device: String,
+    live: LiveSession,
+    msg_id: &str,
+    reply: ReplyBuilder,
+    aborted: bool,
+) -> Result<String, StoreError> {
+    let ends = aborted || reply.only_statuses();
+    let xml = reply.build().to_xml();
+    keep_message(state, live.row, &device, "out", msg_id, &xml).await?;
+    if !ends {
         state
             .sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(device, live);
+        return Ok(xml);
+    }
+    let outcome = if aborted { "aborted" } else { "completed" };
+    state
+        .store
+        .end_session(live.row, &state.now_text(), outcome)
+        .await?;
+    record(
+        state,
+        &device,
+        Event::SessionEnded {
+            session: live.row,
+            session_id: live.session_id.clone(),
+            outcome: outcome.into(),
+        },
+    )
+    .await;
+    if let Some(ending) = live.ending {
+        crate::lifecycle::remove(state, &device, ending).await?;
     }
     Ok(xml)
 }
@@ -548,13 +602,14 @@ async fn open_session(
         sent: HashMap::new(),
         delivered: HashSet::new(),
         inner_statuses: HashMap::new(),
+        ending: None,
     })
 }
 
 async fn on_alert(
     state: &Shared,
     device: &str,
-    live: &LiveSession,
+    live: &mut LiveSession,
     alert: &syncml::dm::Alert,
 ) -> Result<(), StoreError> {
     let code = alert.code();
@@ -602,9 +657,19 @@ async fn on_alert(
             },
         )
         .await;
+        if alert_type_is_unenrollment(item) {
+            live.ending = Some(crate::lifecycle::Ending::UserUnenroll);
+        }
         crate::ime::on_alert(state, device, &source, &data).await?;
     }
     Ok(())
+}
+
+fn alert_type_is_unenrollment(item: &syncml::dm::Item) -> bool {
+    item.meta
+        .as_ref()
+        .and_then(|m| m.type_.as_deref())
+        .is_some_and(|t| t.trim() == crate::lifecycle::USER_UNENROLL_ALERT)
 }
 
 async fn on_devinfo(state: &Shared, device: &str, replace: &ItemCommand) -> Result<(), StoreError> {
@@ -680,6 +745,9 @@ async fn on_status(
             )
             .await?;
         }
+    }
+    if let Some(ending) = crate::lifecycle::accepted(&row, code) {
+        live.ending = Some(ending);
     }
     crate::ime::on_status(state, device, &row, code).await
 }

@@ -42,6 +42,9 @@ enum Cmd {
     Syncapp,
     /// Restart the IME service.
     RestartIme,
+    /// Disconnect from management (Settings, Access work or school): the server hears
+    /// of it (a 1226 alert), then the enrollment and what management installed go.
+    Unenroll,
     /// Stop the IME service (the daily client health check starts it again).
     StopIme,
     /// Restart the device (clears a pending hard reboot; the IME and MDM check in).
@@ -269,6 +272,14 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let mut agent = open(&dir)?;
             let now = now_for(source, &mut agent).await?;
             report(agent.trigger(agent::ime::Trigger::SyncApp, now).await?);
+            Ok(())
+        }
+        Cmd::Unenroll => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            report(agent.unenroll(now).await?);
+            agent.save()?;
+            println!("unenrolled");
             Ok(())
         }
         Cmd::InstallAvailable { app } => {

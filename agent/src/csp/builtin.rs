@@ -144,10 +144,18 @@ pub fn dmclient_replace(ctx: &mut Ctx, rest: &str, item: &Item) -> StatusCode {
     let Some(e) = ctx.state.enrollment.as_mut() else {
         return StatusCode::NotFound;
     };
+    let text = item.data_text().unwrap_or_default().trim();
+    // The server ends management (Intune's retire): the value is the provider's id.
+    if rest == format!("Provider/{}/Unenroll", e.provider_id) {
+        if text != e.provider_id {
+            return StatusCode::BadRequest;
+        }
+        ctx.state.leaving = Some(crate::state::Leaving::Retire);
+        return StatusCode::Ok;
+    }
     let Some(name) = rest.strip_prefix(&format!("Provider/{}/Poll/", e.provider_id)) else {
         return StatusCode::CommandNotAllowed;
     };
-    let text = item.data_text().unwrap_or_default().trim();
     let p = &mut e.poll;
     if name == "PollOnLogin" {
         p.poll_on_login = text.eq_ignore_ascii_case("true");

@@ -326,6 +326,20 @@ pub fn delete(ctx: &mut Ctx, scope: &str, rest: &str) -> StatusCode {
     }
 }
 
+/// Uninstalls every MSI the CSP installed and forgets its jobs (unenrollment takes
+/// them away: the IME is one of them).
+pub fn remove_all(ctx: &mut Ctx) {
+    let jobs: Vec<(String, String)> = ctx
+        .state
+        .msi_jobs
+        .values()
+        .map(|j| (j.scope.clone(), j.product_id.clone()))
+        .collect();
+    for (scope, id) in jobs {
+        delete(ctx, &scope, &format!("MSI/{id}"));
+    }
+}
+
 /// When the earliest job step is due.
 pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
     state.msi_jobs.values().filter_map(|j| j.next_attempt).min()

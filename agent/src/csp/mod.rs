@@ -5,6 +5,8 @@
 //! - `./Vendor/MSFT/DMClient`: the poll schedule and provider nodes.
 //! - `./[Device|User]/Vendor/MSFT/EnterpriseDesktopAppManagement`: MSI installs.
 //! - `./Vendor/MSFT/RootCATrustedCertificates`: the device's certificate stores.
+//! - `./Vendor/MSFT/RemoteWipe`: `doWipe` resets the device when the session ends.
+//!   (There is no RemoteLock CSP on Windows desktops: its nodes are not found.)
 //! - anything else: the generic node store (Add/Replace/Get/Delete).
 //!
 //! `./Device/Vendor/...` and `./Vendor/...` name the same nodes.
@@ -87,6 +89,7 @@ enum Route {
     DmClient(String),
     Edam { scope: &'static str, rest: String },
     CertStore(String),
+    RemoteWipe(String),
     Generic(String),
 }
 
@@ -131,6 +134,9 @@ fn route(uri: &str) -> Route {
     if let Some(r) = rest(certstore::ROOT) {
         return Route::CertStore(r);
     }
+    if let Some(r) = rest("Vendor/MSFT/RemoteWipe") {
+        return Route::RemoteWipe(r);
+    }
     if let Some(r) = rest("Vendor/MSFT/DMClient") {
         if builtin::dmclient_owns(&r) {
             return Route::DmClient(r);
@@ -146,13 +152,18 @@ fn get(ctx: &mut Ctx, uri: &str) -> Result<Value, StatusCode> {
         Route::DmClient(r) => builtin::dmclient_get(ctx, &r),
         Route::Edam { scope, rest } => edam::get(ctx, scope, &rest),
         Route::CertStore(r) => certstore::get(ctx, &r),
+        Route::RemoteWipe(r) if r.is_empty() => Ok(Value::node(&[
+            "doWipe".into(),
+            "doWipePersistProvisionedData".into(),
+        ])),
+        Route::RemoteWipe(_) => Err(StatusCode::CommandNotAllowed),
         Route::Generic(n) => generic::get(ctx.state, &n),
     }
 }
 
 fn add(ctx: &mut Ctx, uri: &str, item: &Item, meta: Option<&syncml::dm::Meta>) -> StatusCode {
     match route(uri) {
-        Route::DevInfo(_) | Route::DevDetail(_) | Route::DmClient(_) => {
+        Route::DevInfo(_) | Route::DevDetail(_) | Route::DmClient(_) | Route::RemoteWipe(_) => {
             StatusCode::CommandNotAllowed
         }
         Route::Edam { scope, rest } => edam::add(ctx, scope, &rest, uri),
@@ -163,7 +174,7 @@ fn add(ctx: &mut Ctx, uri: &str, item: &Item, meta: Option<&syncml::dm::Meta>) -
 
 fn replace(ctx: &mut Ctx, uri: &str, item: &Item, meta: Option<&syncml::dm::Meta>) -> StatusCode {
     match route(uri) {
-        Route::DevInfo(_) | Route::DevDetail(_) | Route::Edam { .. } => {
+        Route::DevInfo(_) | Route::DevDetail(_) | Route::Edam { .. } | Route::RemoteWipe(_) => {
             StatusCode::CommandNotAllowed
         }
         Route::DmClient(r) => builtin::dmclient_replace(ctx, &r, item),
@@ -174,7 +185,7 @@ fn replace(ctx: &mut Ctx, uri: &str, item: &Item, meta: Option<&syncml::dm::Meta
 
 fn delete(ctx: &mut Ctx, uri: &str) -> StatusCode {
     match route(uri) {
-        Route::DevInfo(_) | Route::DevDetail(_) | Route::DmClient(_) => {
+        Route::DevInfo(_) | Route::DevDetail(_) | Route::DmClient(_) | Route::RemoteWipe(_) => {
             StatusCode::CommandNotAllowed
         }
         Route::Edam { scope, rest } => edam::delete(ctx, scope, &rest),
@@ -186,6 +197,12 @@ fn delete(ctx: &mut Ctx, uri: &str) -> StatusCode {
 fn exec(ctx: &mut Ctx, uri: &str, item: &Item) -> StatusCode {
     match route(uri) {
         Route::Edam { scope, rest } => edam::exec(ctx, scope, &rest, uri, item),
+        // doWipePersistProvisionedData keeps provisioning packages, which the simulated
+        // device has none of: both reset it.
+        Route::RemoteWipe(r) if r == "doWipe" || r == "doWipePersistProvisionedData" => {
+            ctx.state.leaving = Some(crate::state::Leaving::Wipe);
+            StatusCode::Ok
+        }
         Route::Generic(n) if generic::get(ctx.state, &n).is_err() => StatusCode::NotFound,
         _ => StatusCode::CommandNotAllowed,
     }

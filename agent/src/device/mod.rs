@@ -29,6 +29,15 @@ pub use installer::{InstallerState, Outcome};
 pub use profile::DeviceProfile;
 pub use registry::{RegValue, Registry};
 
+/// The folders a new device's `C:` drive starts with.
+const BASE_FOLDERS: [&str; 5] = [
+    r"C:\Windows\System32",
+    r"C:\Program Files",
+    r"C:\Program Files (x86)",
+    r"C:\ProgramData",
+    r"C:\Users",
+];
+
 /// One device's persistent model.
 #[derive(Debug)]
 pub struct Device {
@@ -71,18 +80,39 @@ impl Device {
             registry,
             installer: InstallerState::default(),
         };
-        for folder in [
-            r"C:\Windows\System32",
-            r"C:\Program Files",
-            r"C:\Program Files (x86)",
-            r"C:\ProgramData",
-            r"C:\Users",
-        ] {
+        for folder in BASE_FOLDERS {
             device.drive.create_dir(folder)?;
         }
         write_json(&device.dir.join("profile.json"), &device.profile)?;
         device.save()?;
         Ok(device)
+    }
+
+    /// A Windows reset (a remote wipe): the registry, the `C:` drive and the
+    /// installer's records become a new device's again; the hardware identity (the
+    /// profile) stays.
+    pub fn reset(&mut self) -> io::Result<()> {
+        let mut registry = Registry::new(&self.profile.user_sid());
+        seed_registry(&mut registry, &self.profile);
+        self.registry = registry;
+        *self
+            .registry_saved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+        self.installer = InstallerState::default();
+        self.drive.flush()?;
+        for entry in fs::read_dir(self.drive.root())? {
+            let path = entry?.path();
+            if path.is_dir() {
+                fs::remove_dir_all(&path)?;
+            } else {
+                fs::remove_file(&path)?;
+            }
+        }
+        for folder in BASE_FOLDERS {
+            self.drive.create_dir(folder)?;
+        }
+        Ok(())
     }
 
     /// Opens the device kept in `dir`.

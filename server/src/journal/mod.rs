@@ -136,6 +136,12 @@ pub enum Event {
         /// The Graph action.
         action: String,
     },
+    /// A device left management (`retire`, `wipe`, `userUnenroll`): its certificates
+    /// are revoked and its record removed.
+    DeviceRemoved {
+        /// How it left.
+        reason: String,
+    },
     /// A person acted on a device from the lab console (`sync`, `restartIme`, `reboot`,
     /// `ripley`).
     LabAction {
