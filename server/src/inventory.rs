@@ -1,7 +1,8 @@
 //! Application inventory: `ApplicationInventory` uploads on the gateway (full ones
 //! replace a device's inventory; deltas add to it, so a removal shows only after the
 //! next full), and **Discovered apps** across devices
-//! (`/beta/deviceManagement/detectedApps`, Graph's `detectedApp` shape).
+//! (`/beta/deviceManagement/detectedApps`, Graph's `detectedApp` shape, with each app's
+//! devices) and on one device (`managedDevices/{id}/detectedApps`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -24,6 +25,10 @@ pub fn admin_routes() -> Router<Shared> {
         .route(
             "/beta/deviceManagement/detectedApps/{id}/managedDevices",
             get(detected_app_devices),
+        )
+        .route(
+            "/beta/deviceManagement/managedDevices/{id}/detectedApps",
+            get(device_detected_apps),
         )
 }
 
@@ -88,10 +93,8 @@ fn app_id(name: &str, version: &str) -> String {
     hex::encode(&Sha256::digest(format!("{name}|{version}").as_bytes())[..16])
 }
 
-async fn detected_apps(
-    State(state): State<Shared>,
-    options: Options,
-) -> Result<Response, ApiError> {
+/// Discovered apps across devices, each with the devices that have it.
+async fn aggregate(state: &Shared) -> Result<Vec<(Value, Vec<String>)>, ApiError> {
     let mut apps: Vec<(String, String, String, Vec<String>)> = Vec::new();
     for r in state.store.all_inventory().await? {
         match apps.iter_mut().find(|a| a.0 == r.name && a.1 == r.version) {
@@ -99,23 +102,67 @@ async fn detected_apps(
             None => apps.push((r.name, r.version, r.publisher, vec![r.device_id])),
         }
     }
-    let value: Vec<Value> = apps
+    Ok(apps
         .into_iter()
         .map(|(name, version, publisher, devices)| {
-            json!({
+            let app = json!({
                 "id": app_id(&name, &version),
                 "displayName": name,
                 "version": version,
                 "publisher": publisher,
                 "platform": "windows",
                 "deviceCount": devices.len(),
-            })
+            });
+            (app, devices)
         })
+        .collect())
+}
+
+async fn detected_apps(
+    State(state): State<Shared>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    let value = aggregate(&state)
+        .await?
+        .into_iter()
+        .map(|(app, _)| app)
         .collect();
     options.page(
         value,
         &Collection {
             context: "deviceManagement/detectedApps",
+            expandable: &[],
+            searchable: &["displayName"],
+        },
+    )
+}
+
+/// `managedDevices/{id}/detectedApps`: the Discovered apps a device has.
+async fn device_detected_apps(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    let Some(device) = state.store.device(&id).await? else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no managed device {id}"),
+        ));
+    };
+    let value = aggregate(&state)
+        .await?
+        .into_iter()
+        .filter(|(_, devices)| devices.contains(&device.id))
+        .map(|(app, _)| app)
+        .collect();
+    let context = format!(
+        "deviceManagement/managedDevices('{}')/detectedApps",
+        device.id
+    );
+    options.page(
+        value,
+        &Collection {
+            context: &context,
             expandable: &[],
             searchable: &["displayName"],
         },

@@ -132,6 +132,27 @@ async fn a_win32_app_shows_in_the_next_delta_and_in_discovered_apps() {
         devices["value"][0]["id"],
         w.device_id("LAB-01").unwrap().as_str()
     );
+    // And under the device, as its Discovered apps.
+    let id = w.device_id("LAB-01").unwrap();
+    let (status, mine) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceManagement/managedDevices/{id}/detectedApps"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(status, 200, "{mine}");
+    let names: Vec<&str> = mine["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["displayName"].as_str())
+        .collect();
+    assert!(names.contains(&"Contoso Widget"), "{names:?}");
+    assert!(
+        names.contains(&"Microsoft Intune Management Extension"),
+        "{names:?}"
+    );
     let log = agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, LOG);
     assert!(
         log.iter()

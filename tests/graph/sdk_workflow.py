@@ -53,6 +53,9 @@ from msgraph_beta.generated.models.device_health_script_daily_schedule import (
 from msgraph_beta.generated.models.device_health_script_assignment import (
     DeviceHealthScriptAssignment,
 )
+from msgraph_beta.generated.device_management.managed_devices.item.wipe.wipe_post_request_body import (
+    WipePostRequestBody,
+)
 from msgraph_beta.generated.models.device_management_script import DeviceManagementScript
 from msgraph_beta.generated.models.device_management_script_assignment import (
     DeviceManagementScriptAssignment,
@@ -175,6 +178,16 @@ async def main():
     await target.sync_device.post()
     await target.reboot_now.post()
     expect(True, "syncDevice and rebootNow are accepted (204)")
+    # These wait for a device that is not running here: the commands stay queued.
+    await target.remote_lock.post()
+    await target.retire.post()
+    await target.wipe.post(WipePostRequestBody(keep_enrollment_data=False, keep_user_data=False))
+    expect(True, "remoteLock, retire and wipe are accepted (204)")
+    discovered = await graph.device_management.detected_apps.get()
+    expect(discovered is not None and discovered.value == [],
+           "Discovered apps read as detectedApp (none before an inventory)")
+    on_device = await target.detected_apps.get()
+    expect(on_device is not None and on_device.value == [], "a device's Discovered apps read back")
 
     app = Win32LobApp(
         display_name="Contoso Widget",
