@@ -23,7 +23,9 @@
 //! declared with `enroll = false`), `sync` (Company Portal), `admin_sync` (the admin
 //! center, a push), `syncapp` (`intunemanagementextension://syncapp`), `require_ime`, `ime_version` (roll out a new
 //! IME), `snapshot` and `restore_snapshot` (of a device, as of a virtual machine),
-//! `restart_ime`, `stop_ime`,
+//! `restart_ime`, `stop_ime`, `graph` (any admin API call: `{ method, path, body,
+//! status }`, `{device:NAME}` and `{app:NAME}` in the path), `unenroll` (the user
+//! disconnects the device),
 //! `stop_server`, `start_server`, `queue` (an OMA-DM command as the admin API takes it),
 //! `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
 //! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
@@ -343,6 +345,11 @@ pub enum Step {
     },
     /// Restart a device.
     Reboot(String),
+    /// A call to the admin API, as any Graph client makes it (`{device:NAME}` in the
+    /// path is the device's id, `{app:NAME}` the app's).
+    Graph(GraphSpec),
+    /// The user disconnects a device from management (Settings, Access work or school).
+    Unenroll(String),
     /// A journal expectation.
     Expect(ExpectSpec),
     /// A registry value on a device.
@@ -382,6 +389,20 @@ pub enum Step {
         #[serde(default = "yes")]
         installed: bool,
     },
+}
+
+/// A `graph` step.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GraphSpec {
+    /// `GET`, `POST`, `PATCH`, `PUT`, `DELETE`.
+    pub method: String,
+    /// The path, from the version root (`/beta/deviceManagement/...`).
+    pub path: String,
+    /// A JSON body.
+    pub body: Option<toml::Value>,
+    /// The status expected (default: any 2xx).
+    pub status: Option<u16>,
 }
 
 /// An `assign` step.
@@ -845,6 +866,12 @@ async fn run_step(
             }
         }
         Step::Reboot(device) => world.reboot(device).map_err(failed)?,
+        Step::Graph(spec) => graph(world, apps, at, spec).await?,
+        Step::Unenroll(device) => {
+            let now = world.now();
+            let agent = world.device_mut(device).map_err(failed)?;
+            agent.unenroll(now).await.map_err(|e| fail(e.to_string()))?;
+        }
         Step::Expect(spec) => return expect_journal(world, apps, spec, at).await.map(Some),
         Step::ExpectRegistry {
             device,
@@ -929,6 +956,41 @@ fn uninstall_by_hand(agent: &mut agent::Agent, name: &str) {
             }
         }
     }
+}
+
+/// The `graph` step: one admin API call, its status checked; what it set off (a push)
+/// runs before the next step.
+async fn graph(
+    world: &mut World,
+    apps: &BTreeMap<String, String>,
+    at: &At<'_>,
+    spec: &GraphSpec,
+) -> Result<(), ScenarioError> {
+    let mut path = spec.path.clone();
+    for (name, id) in device_ids(world) {
+        path = path.replace(&format!("{{device:{name}}}"), &id);
+    }
+    for (name, id) in apps {
+        path = path.replace(&format!("{{app:{name}}}"), id);
+    }
+    let body = match &spec.body {
+        Some(b) => AdminBody::Json(serde_json::to_value(b).map_err(|e| at.fail(e.to_string()))?),
+        None => AdminBody::None,
+    };
+    let (status, answer) = world.admin(&spec.method, &path, body).await;
+    let ok = match spec.status {
+        Some(want) => status == want,
+        None => (200..300).contains(&status),
+    };
+    if !ok {
+        return Err(at.fail(format!(
+            "{} {path}: {status} {}",
+            spec.method,
+            error_message(&answer)
+        )));
+    }
+    world.settle().await;
+    Ok(())
 }
 
 /// The `assign` step: one assignment of an app, through the admin API.
