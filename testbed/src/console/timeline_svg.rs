@@ -71,6 +71,13 @@ const STEPS: [(i64, &str); 8] = [
     (1_000, "%H:%M:%S"),
 ];
 
+/// `at` moved by `ms` milliseconds, or `at` itself where that leaves the calendar (a
+/// window asked for at the edge of time must not take the console down).
+fn plus(at: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
+    at.checked_add_signed(Duration::milliseconds(ms))
+        .unwrap_or(at)
+}
+
 /// Zoom and pan links for a window, centred on the cursor when it is inside it.
 fn navigation(links: &Links, from: DateTime<Utc>, to: DateTime<Utc>) -> Markup {
     let Some(page) = &links.page else {
@@ -80,7 +87,7 @@ fn navigation(links: &Links, from: DateTime<Utc>, to: DateTime<Utc>) -> Markup {
     let centre = links
         .at
         .filter(|at| *at >= from && *at <= to)
-        .unwrap_or(from + Duration::milliseconds(span / 2));
+        .unwrap_or(plus(from, span / 2));
     let cursor = links
         .at
         .map(|at| format!("&at={}", super::layout::path_part(&stamp(at))))
@@ -93,16 +100,16 @@ fn navigation(links: &Links, from: DateTime<Utc>, to: DateTime<Utc>) -> Markup {
         )
     };
     let around = |span: i64| {
-        let half = Duration::milliseconds(span.max(MIN_SPAN) / 2);
-        window(centre - half, centre + half)
+        let half = span.max(MIN_SPAN) / 2;
+        window(plus(centre, -half), plus(centre, half))
     };
-    let shift = Duration::milliseconds(span / 2);
+    let shift = span / 2;
     html! {
         nav.timeline-zoom {
             a.zoom-in href=(around(span / 4)) { "Zoom in" }
             a.zoom-out href=(around(span * 4)) { "Zoom out" }
-            a.earlier href=(window(from - shift, to - shift)) { "Earlier" }
-            a.later href=(window(from + shift, to + shift)) { "Later" }
+            a.earlier href=(window(plus(from, -shift), plus(to, -shift))) { "Earlier" }
+            a.later href=(window(plus(from, shift), plus(to, shift))) { "Later" }
             span.muted { "Show:" }
             @for (label, preset) in PRESETS {
                 a.preset href=(around(preset)) { (label) }
@@ -202,7 +209,7 @@ fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, Stri
         } else if r.message.contains("[GRSManager] Saving GRS value") {
             lanes.entry(app).or_default().push(Mark {
                 at: r.at,
-                until: Some(r.at + Duration::hours(GRS)),
+                until: Some(plus(r.at, GRS * 3_600_000)),
                 class: "grs",
                 height: 0.5,
                 detail: format!("GRS window: not retried for {GRS} hours"),
@@ -355,7 +362,7 @@ pub fn render(
     let first = events.iter().find_map(|e| parse(&e.at)).unwrap_or(now);
     let (start, end) = match links.window {
         Some((from, to)) if (to - from).num_milliseconds() >= MIN_SPAN => (from, to),
-        Some((from, _)) => (from, from + Duration::milliseconds(MIN_SPAN)),
+        Some((from, _)) => (from, plus(from, MIN_SPAN)),
         // Work a device does takes a moment: its last log records can be a little
         // after the world's now.
         None => {
@@ -364,10 +371,7 @@ pub fn render(
                 .flat_map(|l| l.marks.iter().map(|m| m.at))
                 .max()
                 .unwrap_or(now);
-            (
-                first,
-                now.max(last).max(first + Duration::milliseconds(MIN_SPAN)),
-            )
+            (first, now.max(last).max(plus(first, MIN_SPAN)))
         }
     };
     let span = (end - start).num_milliseconds() as f64;
