@@ -389,6 +389,25 @@ impl World {
         Ok(self.device(name)?.device().profile.device_id.clone())
     }
 
+    /// The next moment a device has something to do (`None`: nothing is scheduled).
+    pub fn next_due(&mut self) -> Option<DateTime<Utc>> {
+        let devices = &self.devices;
+        self.due
+            .refresh(|name| devices.get(name).and_then(Agent::next_due));
+        self.due.next()
+    }
+
+    /// Moves time to the next moment a device has something to do, and runs it; false
+    /// when nothing is scheduled.
+    pub async fn step(&mut self) -> bool {
+        let Some(next) = self.next_due() else {
+            return false;
+        };
+        let by = (next - self.now()).max(Duration::zero());
+        self.advance(by).await;
+        true
+    }
+
     /// Runs everything due now.
     pub async fn settle(&mut self) -> Vec<(String, Activity)> {
         self.advance(Duration::zero()).await

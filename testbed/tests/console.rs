@@ -494,6 +494,44 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         "the window drawn up to the Ripley maneuver's attempt"
     );
     save(&screenshots(), "ripley.png", c.screenshot().await.unwrap());
+
+    // The clock: a step goes to the next moment a device has something to do; played,
+    // it moves on by itself (a minute of world time every second) until paused.
+    c.goto(&format!("{base}/")).await.unwrap();
+    let clock = |c: &Client| {
+        let c = c.clone();
+        async move { texts(&c, "#clock").await.join("") }
+    };
+    let before = clock(&c).await;
+    c.find(Locator::Id("step"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let stepped = clock(&c).await;
+    assert!(stepped > before, "{before} -> {stepped}");
+    c.find(Locator::Id("play"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#pause").await;
+    c.wait()
+        .at_most(std::time::Duration::from_secs(30))
+        .for_element(Locator::XPath(&format!(
+            "//strong[@id='clock' and text()!='{stepped}']"
+        )))
+        .await
+        .expect("the played clock moves (the page reloads itself)");
+    c.find(Locator::Id("pause"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(&c, "#play").await;
     assert!(
         journal_holds(
             &c,

@@ -13,12 +13,23 @@ const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
 
 /// A whole page: `crumbs` (text, link) lead back from it.
 pub fn page(title: &str, crumbs: &[(String, String)], body: Markup) -> Markup {
+    refreshing_page(title, crumbs, body, None)
+}
+
+/// [`page`], reloading itself every `refresh` seconds (while the clock plays).
+pub fn refreshing_page(
+    title: &str,
+    crumbs: &[(String, String)],
+    body: Markup,
+    refresh: Option<u32>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
+                @if let Some(seconds) = refresh { meta http-equiv="refresh" content=(seconds); }
                 title { (title) " - Tenantless" }
                 link rel="stylesheet" href="/assets/console.css";
                 script src="/assets/console.js" defer {}

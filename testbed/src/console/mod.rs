@@ -21,6 +21,7 @@ mod timeline_svg;
 mod views;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Form, Path, State};
@@ -36,13 +37,30 @@ use crate::world::{World, WorldError};
 /// The address the console listens on unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
 
-/// The world the console shows, shared by its requests.
-type Shared = Arc<Mutex<World>>;
+/// How much world time passes per real second while the clock plays (60x).
+const PLAY_RATE: chrono::Duration = chrono::Duration::minutes(1);
+
+/// The world the console shows, shared by its requests, and whether its clock plays.
+#[derive(Clone)]
+struct Shared {
+    world: Arc<Mutex<World>>,
+    playing: Arc<AtomicBool>,
+}
+
+impl Shared {
+    async fn lock(&self) -> tokio::sync::MutexGuard<'_, World> {
+        self.world.lock().await
+    }
+
+    fn playing(&self) -> bool {
+        self.playing.load(Ordering::Relaxed)
+    }
+}
 
 /// A console bound to its address, not yet serving.
 pub struct Console {
     listener: tokio::net::TcpListener,
-    world: Shared,
+    shared: Shared,
 }
 
 impl Console {
@@ -50,7 +68,10 @@ impl Console {
     pub async fn bind(world: World, addr: SocketAddr) -> std::io::Result<Console> {
         Ok(Console {
             listener: tokio::net::TcpListener::bind(addr).await?,
-            world: Arc::new(Mutex::new(world)),
+            shared: Shared {
+                world: Arc::new(Mutex::new(world)),
+                playing: Arc::new(AtomicBool::new(false)),
+            },
         })
     }
 
@@ -64,13 +85,29 @@ impl Console {
         self,
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<World> {
-        let app = routes().with_state(self.world.clone());
-        axum::serve(self.listener, app)
+        let app = routes().with_state(self.shared.clone());
+        let player = tokio::spawn(play(self.shared.clone()));
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(stop)
-            .await?;
-        match Arc::try_unwrap(self.world) {
+            .await;
+        player.abort();
+        let _ = player.await;
+        served?;
+        match Arc::try_unwrap(self.shared.world) {
             Ok(world) => Ok(world.into_inner()),
             Err(_) => Err(std::io::Error::other("the console still holds the world")),
+        }
+    }
+}
+
+/// While the clock plays, the world moves [`PLAY_RATE`] every real second (a lab a
+/// class watches; the real clock, not the world's, paces it).
+async fn play(shared: Shared) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if shared.playing() {
+            shared.lock().await.advance(PLAY_RATE).await;
         }
     }
 }
@@ -79,6 +116,9 @@ fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(views::world))
         .route("/clock/advance", post(advance))
+        .route("/clock/step", post(step))
+        .route("/clock/play", post(|s| play_pause(s, true)))
+        .route("/clock/pause", post(|s| play_pause(s, false)))
         .route("/journal", get(journal_view::journal))
         .route("/apps", get(apps_view::apps))
         .route("/devices/{name}", get(views::device))
@@ -142,6 +182,18 @@ async fn advance(State(world): State<Shared>, Form(form): Form<AdvanceForm>) -> 
             .into_response();
     };
     world.lock().await.advance(by).await;
+    Redirect::to("/").into_response()
+}
+
+/// `POST /clock/step`: to the next moment a device has something to do.
+async fn step(State(world): State<Shared>) -> Response {
+    world.lock().await.step().await;
+    Redirect::to("/").into_response()
+}
+
+/// `POST /clock/play`, `/clock/pause`.
+async fn play_pause(State(shared): State<Shared>, playing: bool) -> Response {
+    shared.playing.store(playing, Ordering::Relaxed);
     Redirect::to("/").into_response()
 }
 

@@ -37,15 +37,17 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 /// `GET /`: the devices and the clock.
-pub async fn world(State(world): State<Shared>) -> Response {
-    let world = world.lock().await;
+pub async fn world(State(shared): State<Shared>) -> Response {
+    let world = shared.lock().await;
     let mut rows = Vec::new();
     for name in world.device_names() {
         let events = device_events(&world, &name).await.unwrap_or_default();
         rows.push(device_row(&world, &name, &events));
     }
     let now = world.now().format("%Y-%m-%d %H:%M:%S").to_string();
-    page(
+    let playing = shared.playing();
+    drop(world);
+    layout::refreshing_page(
         "World",
         &[],
         html! {
@@ -53,9 +55,18 @@ pub async fn world(State(world): State<Shared>) -> Response {
             p.links { a href="/apps" { "Apps" } " · " a href="/journal" { "Journal" } }
             section.clock {
                 span { "World time " strong #clock { (now) } }
-                form method="post" action="/clock/advance" {
-                    label { "Advance by " input name="by" value="1h" size="6"; }
-                    button type="submit" { "Advance" }
+                @if playing {
+                    span #playing { "playing, a minute every second" }
+                    form method="post" action="/clock/pause" { button #pause type="submit" { "Pause" } }
+                } @else {
+                    form method="post" action="/clock/play" { button #play type="submit" { "Play" } }
+                    form method="post" action="/clock/step" {
+                        button #step type="submit" title="To the next moment a device has something to do" { "Step" }
+                    }
+                    form method="post" action="/clock/advance" {
+                        label { "Advance by " input name="by" value="1h" size="6"; }
+                        button type="submit" { "Advance" }
+                    }
                 }
             }
             table #devices {
@@ -66,6 +77,7 @@ pub async fn world(State(world): State<Shared>) -> Response {
                 tbody { @for row in &rows { (row) } }
             }
         },
+        playing.then_some(2),
     )
     .into_response()
 }
