@@ -327,6 +327,21 @@ impl Agent {
         Ok(found)
     }
 
+    /// Company Portal's list of the apps made available to the user, with their status
+    /// on this device.
+    pub async fn company_portal(
+        &mut self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ime::win32::PortalApp>, AgentError> {
+        if !self.state.ime.running {
+            return Err(AgentError::Config(
+                "the IME is not running on this device".into(),
+            ));
+        }
+        let client = self.client()?;
+        ime::win32::company_portal(&self.device, &self.state, &client, now).await
+    }
+
     /// Restarts the device: pending reboots are done, the IME service starts again (and
     /// checks in) once Windows is back up ([`BOOT_TIME`] later, a gap in its log), and
     /// the device checks in with its management server.

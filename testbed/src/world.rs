@@ -647,6 +647,21 @@ impl World {
         done.map_err(failed)
     }
 
+    /// Company Portal on a device: the apps available to its user, with their status.
+    pub async fn company_portal(
+        &mut self,
+        name: &str,
+    ) -> Result<Vec<agent::ime::win32::PortalApp>, WorldError> {
+        let now = self.now();
+        self.device_mut(name)?
+            .company_portal(now)
+            .await
+            .map_err(|source| WorldError::Device {
+                device: name.into(),
+                source,
+            })
+    }
+
     /// A user installs an available app on a device; false if none has that name.
     pub async fn install_available(&mut self, name: &str, app: &str) -> Result<bool, WorldError> {
         let now = self.now();

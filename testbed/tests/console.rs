@@ -467,7 +467,7 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
     assert_eq!(
         texts(&c, "#apps tbody td:nth-child(2)").await,
         ["Error (4)"],
-        "the app failed and waits in the GRS"
+        "the required app failed and waits in the GRS (the available one is not tried)"
     );
     assert_eq!(texts(&c, "g[id^='lane-app-'] rect.grs").await.len(), 1);
     c.find(Locator::Css("#apps button.ripley"))
@@ -494,6 +494,33 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         "the window drawn up to the Ripley maneuver's attempt"
     );
     save(&screenshots(), "ripley.png", c.screenshot().await.unwrap());
+
+    // Company Portal: the available app, installed when the user asks.
+    c.goto(&format!("{base}/devices/LAB-GRS/company-portal"))
+        .await
+        .unwrap();
+    assert_eq!(texts(&c, "#portal td.portal-status").await, ["Available"]);
+    c.find(Locator::Css("#portal button.install"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::XPath(
+            "//td[@class='portal-status' and .='Installed']",
+        ))
+        .await
+        .expect("installed once the user asked");
+    assert!(
+        journal_holds(
+            &c,
+            &base,
+            r#"{ kind = "lab_action", payload = { action = "companyPortalInstall" }, exactly = 1 }"#
+        )
+        .await
+    );
 
     // The clock: a step goes to the next moment a device has something to do; played,
     // it moves on by itself (a minute of world time every second) until paused.

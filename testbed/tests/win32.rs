@@ -611,6 +611,15 @@ async fn an_available_app_installs_only_when_the_user_asks() {
     assign_intent(&w, &id, "available").await;
     w.advance(Duration::hours(6)).await;
     assert!(!program_installed(&w), "not installed on its own");
+    // Company Portal lists it, not yet tried.
+    let listed = w.company_portal("LAB-01").await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|a| (a.name.as_str(), a.status))
+            .collect::<Vec<_>>(),
+        [("Contoso Widget", "Available")]
+    );
     assert!(!w.install_available("LAB-01", "No Such App").await.unwrap());
     assert!(w
         .install_available("LAB-01", "Contoso Widget")
@@ -620,6 +629,10 @@ async fn an_available_app_installs_only_when_the_user_asks() {
     assert_eq!(
         state_message(&w, &id, "ComplianceStateMessage")["ComplianceState"],
         1
+    );
+    assert_eq!(
+        w.company_portal("LAB-01").await.unwrap()[0].status,
+        "Installed"
     );
     let (_, statuses) = w
         .admin(

@@ -49,6 +49,8 @@ enum Cmd {
     StopIme,
     /// Restart the device (clears a pending hard reboot; the IME and MDM check in).
     Reboot,
+    /// Company Portal: the apps available to the user, with their status (JSON).
+    CompanyPortal,
     /// Install an available app, as a user does in Company Portal.
     InstallAvailable {
         /// The app's id or display name.
@@ -280,6 +282,15 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             report(agent.unenroll(now).await?);
             agent.save()?;
             println!("unenrolled");
+            Ok(())
+        }
+        Cmd::CompanyPortal => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            let apps = agent.company_portal(now).await?;
+            let text = serde_json::to_string_pretty(&apps)
+                .map_err(|e| AgentError::Config(e.to_string()))?;
+            println!("{text}");
             Ok(())
         }
         Cmd::InstallAvailable { app } => {

@@ -999,15 +999,7 @@ pub async fn install_available(
     app: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, AgentError> {
-    let management = state
-        .enrollment
-        .as_ref()
-        .map(|e| e.addr.clone())
-        .ok_or(AgentError::NotEnrolled)?;
-    let gateway = match &state.ime.gateway_url {
-        Some(g) => g.clone(),
-        None => gateway::discover(client, &management).await?,
-    };
+    let gateway = gateway_url(state, client).await?;
     let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
     let session = gateway::session_id(app, now);
     let gw = gateway::Session {
@@ -1048,10 +1040,7 @@ pub async fn install_available(
     policy["Tenantless.Requested"] = Value::Bool(true);
     pen.info(device, &lines::processing_subgraph(&subgraph_ids(&policy)));
     // Company Portal runs in the signed-in user's session.
-    let user = match device.profile.user_object_id.as_str() {
-        "" => DEVICE_USER.to_owned(),
-        u => u.to_owned(),
-    };
+    let user = portal_user(device);
     let mut poll = Poll {
         gw: &gw,
         all: &all,
@@ -1067,6 +1056,105 @@ pub async fn install_available(
     poll.pen.info(device, &lines::poller_stopped());
     send_results(device, state, &gw, reports, ("OnDemand", now)).await?;
     Ok(true)
+}
+
+/// The gateway's address: known, or discovered now.
+async fn gateway_url(state: &AgentState, client: &reqwest::Client) -> Result<String, AgentError> {
+    if let Some(g) = &state.ime.gateway_url {
+        return Ok(g.clone());
+    }
+    let management = state
+        .enrollment
+        .as_ref()
+        .map(|e| e.addr.clone())
+        .ok_or(AgentError::NotEnrolled)?;
+    gateway::discover(client, &management).await
+}
+
+/// Whose Company Portal it is: the signed-in user (the device's "user" without one).
+fn portal_user(device: &Device) -> String {
+    match device.profile.user_object_id.as_str() {
+        "" => DEVICE_USER.to_owned(),
+        u => u.to_owned(),
+    }
+}
+
+/// An app as Company Portal lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortalApp {
+    /// The app's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// `Available` (never tried), `Installed`, `Not installed`, `Failed` or `Unknown`,
+    /// from the app's state message on the device.
+    pub status: &'static str,
+}
+
+/// Company Portal's list: the apps made available to the user (GetAvailableApp), each
+/// with its status on this device.
+pub async fn company_portal(
+    device: &Device,
+    state: &AgentState,
+    client: &reqwest::Client,
+    now: DateTime<Utc>,
+) -> Result<Vec<PortalApp>, AgentError> {
+    let gateway = gateway_url(state, client).await?;
+    let info = json!({ "DeviceName": device.profile.device_name, "SideCarAgentVersion": state.ime.version });
+    let session = gateway::session_id("CompanyPortal", now);
+    let gw = gateway::Session {
+        client,
+        url: &gateway,
+        id: &session,
+        info: &info,
+    };
+    let available = fetch_policies(
+        device,
+        None,
+        &gw,
+        ("GetAvailableApp", &json!([])),
+        "OnDemand",
+    )
+    .await?;
+    let user = portal_user(device);
+    Ok(available
+        .iter()
+        .filter_map(|p| {
+            let id = p["Id"].as_str()?.to_owned();
+            let status = portal_status(device, &user, &id);
+            Some(PortalApp {
+                name: p["Name"].as_str().unwrap_or_default().to_owned(),
+                id,
+                status,
+            })
+        })
+        .collect())
+}
+
+/// An app's status in Company Portal, from its newest state message.
+fn portal_status(device: &Device, user: &str, app_id: &str) -> &'static str {
+    let base = format!(r"{WIN32APPS}\{user}");
+    let newest = device
+        .registry
+        .subkeys(&base)
+        .into_iter()
+        .filter_map(|k| {
+            let (id, rev) = k.rsplit_once('_')?;
+            (id.eq_ignore_ascii_case(app_id)).then(|| (rev.parse::<i64>().unwrap_or(0), k.clone()))
+        })
+        .max();
+    let Some((_, key)) = newest else {
+        return "Available";
+    };
+    let Some(state) = reporting_state(device, &format!(r"{base}\{key}")) else {
+        return "Available";
+    };
+    match state["DetectionState"].as_str() {
+        Some("Installed") => "Installed",
+        _ if state["EnforcementErrorCode"].as_i64().unwrap_or(0) != 0 => "Failed",
+        _ => "Not installed",
+    }
 }
 
 /// Sends the app state reports a poller run produced (`Win32AppResult`), if any.

@@ -14,6 +14,7 @@ mod apps_view;
 mod journal_view;
 mod layout;
 mod logs_view;
+mod portal_view;
 mod registry_view;
 pub mod report;
 mod syncml_view;
@@ -131,6 +132,11 @@ fn routes() -> Router<Shared> {
         .route("/devices/{name}/logs", get(logs_view::logs))
         .route("/devices/{name}/actions/{action}", post(action))
         .route("/devices/{name}/apps/{app}/ripley", post(ripley))
+        .route("/devices/{name}/company-portal", get(portal_view::portal))
+        .route(
+            "/devices/{name}/company-portal/{app}/install",
+            post(portal_view::install),
+        )
         .route("/assets/console.css", get(css))
         .route("/assets/console.js", get(js))
 }

@@ -181,6 +181,7 @@ pub async fn device(
                 }
                 a.button href=(format!("{link}/registry")) { "Registry" }
                 a.button href=(format!("{link}/logs")) { "Logs" }
+                a.button href=(format!("{link}/company-portal")) { "Company Portal" }
             }
             h2 #timeline { "Timeline" }
             (timeline)
