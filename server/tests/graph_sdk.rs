@@ -13,7 +13,11 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-const DEVICES: usize = 30;
+/// Devices the SDK pages through: more than two of Graph's 1000-item pages.
+const DEVICES: usize = 2500;
+/// Of them, enrolled through the protocol (the rest are written to the store directly:
+/// paging does not care how a device came, and 2,500 enrollments would be slow).
+const ENROLLED: usize = 30;
 
 fn graph_python() -> Option<PathBuf> {
     let python = std::env::var_os("TENANTLESS_GRAPH_PYTHON").map(PathBuf::from);
@@ -42,13 +46,21 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
     std::fs::write(&ca, server.ca_pem()).unwrap();
     for i in 0..DEVICES {
         let id = format!("5E1F0000-0000-4000-8000-{i:012}");
-        enroll_named(
-            &server.base_url,
-            server.ca_pem(),
-            &id,
-            &format!("LAB-{i:03}"),
-        )
-        .await;
+        let name = format!("LAB-{i:04}");
+        if i < ENROLLED {
+            enroll_named(&server.base_url, server.ca_pem(), &id, &name).await;
+        } else {
+            let device = server::storage::Device {
+                id,
+                device_name: name,
+                user_principal_name: format!("user{i}@contoso.com"),
+                enrollment_type: "Full".into(),
+                os_version: "10.0.22631.2861".into(),
+                enrolled_at: "2026-11-24T09:00:00.000Z".into(),
+                ..server::storage::Device::default()
+            };
+            server.state.store.upsert_device(&device).await.unwrap();
+        }
     }
     // Throttled on purpose once: the SDK's retry handler must wait as told.
     let (status, body) = admin(&server)

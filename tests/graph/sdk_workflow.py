@@ -4,7 +4,7 @@ a test backend; then as an app signs in to Entra ID: azure-identity's
 ClientSecretCredential (MSAL underneath) pointed at Tenantless as its authority. Run by
 server/tests/graph_sdk.rs with GRAPH_BASE_URL, GRAPH_TOKEN (also the OAuth client
 secret), GRAPH_TENANT, GRAPH_CLIENT_ID and GRAPH_DEVICES (how many devices are enrolled,
-named LAB-000, LAB-001, ...). Exits 1 with a message at the first answer that a Graph
+named LAB-0000, LAB-0001, ...). Exits 1 with a message at the first answer that a Graph
 client would not get from Graph.
 """
 
@@ -106,15 +106,18 @@ async def main():
     graph = client()
     managed = graph.device_management.managed_devices
 
-    page = await managed.get()
-    expect(len(page.value) == DEVICES, f"lists the {DEVICES} devices ({len(page.value)})")
-    expect(page.odata_next_link is None, "one page when all fit")
+    # (The SDK's parsing costs about 10 ms a device with every property: the big reads
+    # ask for the properties they use, as a careful script does.)
+    page = await managed.get(devices_query(select=["deviceName"]))
+    expect(len(page.value) == min(DEVICES, 1000),
+           f"lists the devices, Graph's 1000 at most a page ({len(page.value)})")
+    expect((page.odata_next_link is None) == (DEVICES <= 1000), "a nextLink when more remain")
 
-    found = await managed.get(devices_query(filter="deviceName eq 'LAB-007'"))
+    found = await managed.get(devices_query(filter="deviceName eq 'LAB-0007'"))
     names = [d.device_name for d in found.value]
-    expect(names == ["LAB-007"], f"$filter by name finds that device only ({names})")
+    expect(names == ["LAB-0007"], f"$filter by name finds that device only ({names})")
 
-    found = await managed.get(devices_query(filter="startswith(deviceName,'LAB-01')", count=True))
+    found = await managed.get(devices_query(filter="startswith(deviceName,'LAB-001')", count=True))
     expect(found.odata_count == 10, f"$filter startswith and $count ({found.odata_count})")
 
     selected = await managed.get(devices_query(select=["deviceName"], top=1))
@@ -122,7 +125,8 @@ async def main():
     expect(one.device_name is not None and one.operating_system is None,
            "$select keeps only what was asked")
 
-    first = await managed.get(devices_query(top=7, orderby=["deviceName desc"]))
+    first = await managed.get(devices_query(top=500, orderby=["deviceName desc"],
+                                            select=["deviceName"]))
     expect(first.odata_next_link is not None, "$top leaves a nextLink when more remain")
     seen = []
 
@@ -134,7 +138,7 @@ async def main():
     await iterator.iterate(collect)
     expect(len(seen) == DEVICES and len(set(seen)) == DEVICES,
            f"the page iterator follows nextLink through every device once ({len(seen)})")
-    expect(seen[0] == f"LAB-{DEVICES - 1:03}", f"$orderby desc ({seen[0]})")
+    expect(seen[0] == f"LAB-{DEVICES - 1:04}", f"$orderby desc ({seen[0]})")
 
     tags = await graph.device_management.role_scope_tags.get()
     expect([(t.id, t.display_name, t.is_built_in) for t in tags.value] == [("0", "Default", True)],
@@ -160,7 +164,7 @@ async def main():
         code = e.error.code if e.error else None
         expect(code == "BadRequest", f"an unsupported $filter is a BadRequest, not ignored ({code})")
 
-    everyone = (await managed.get()).value
+    everyone = (await managed.get(devices_query(top=20, select=["deviceName"]))).value
     content = BatchRequestContent()
     for i, device in enumerate(everyone[:20]):
         info = managed.by_managed_device_id(device.id).to_get_request_information()
