@@ -247,7 +247,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// The furthest one advance may move the world clock.
-const MAX_ADVANCE_DAYS: i64 = 3660;
+pub const MAX_ADVANCE_DAYS: i64 = 3660;
 
 /// `POST /testbed/clock/advance`.
 pub async fn advance(

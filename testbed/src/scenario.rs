@@ -557,10 +557,12 @@ fn line_of(text: &str, offset: usize) -> usize {
         .unwrap_or(1)
 }
 
-/// Parses `90s`, `20m`, `8h`, `7d` (and `1h30m`): the same durations the server's
-/// clock endpoint takes.
+/// Parses `90s`, `20m`, `8h`, `7d` (and `1h30m`): the same durations, and the same
+/// limit, as the server's clock endpoint takes.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    server::worldclock::parse_duration(text).filter(|d| *d > Duration::zero())
+    server::worldclock::parse_duration(text).filter(|d| {
+        *d > Duration::zero() && *d <= Duration::days(server::worldclock::MAX_ADVANCE_DAYS)
+    })
 }
 
 /// Runs a scenario file (with `seed` in place of the file's, when given); returns the
@@ -1421,6 +1423,11 @@ mod tests {
         assert_eq!(parse_duration("7d"), Some(Duration::days(7)));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("10"), None);
+        // As far as the server's clock endpoint goes, and no further (a world moved
+        // past the calendar's end would panic).
+        assert_eq!(parse_duration("3660d"), Some(Duration::days(3660)));
+        assert_eq!(parse_duration("3661d"), None);
+        assert_eq!(parse_duration("99999999999d"), None);
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! Views: the world (devices, the clock), a device (summary, timeline, sessions, apps),
 //! apps, scripts and remediations with their device statuses and Discovered apps,
 //! a management session as a SyncML viewer shows it, the registry as regedit shows it
-//! (Win32Apps state messages decoded), the IME's logs as CMTrace shows them, and the
-//! journal with the scenario files' filter language and verification. Actions
-//! (sync, restart the IME, reboot, advance the clock) go through the world like any
-//! other step, so they land in the journal.
+//! (Win32Apps state messages decoded), the IME's logs as CMTrace shows them, a device's
+//! Company Portal, and the journal with the scenario files' filter language and
+//! verification. Actions (sync, syncapp, restart the IME, reboot, the Ripley maneuver,
+//! Company Portal's Install; the clock's step, advance, play and pause) go through the
+//! world like any scenario step; those on a device are journalled as `lab_action`.
+//! There is no authentication: the console is for a lab's own machine (loopback).
 
+mod actions;
 mod apps_view;
 mod journal_view;
 mod layout;
@@ -25,15 +28,13 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{Form, Path, State};
 use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::world::{World, WorldError};
+use crate::world::World;
 
 /// The address the console listens on unless told otherwise.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8090";
@@ -105,6 +106,8 @@ impl Console {
 /// class watches; the real clock, not the world's, paces it).
 async fn play(shared: Shared) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    // A big world can take longer than a second to move a minute: no catching up.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
         if shared.playing() {
@@ -116,10 +119,10 @@ async fn play(shared: Shared) {
 fn routes() -> Router<Shared> {
     Router::new()
         .route("/", get(views::world))
-        .route("/clock/advance", post(advance))
-        .route("/clock/step", post(step))
-        .route("/clock/play", post(|s| play_pause(s, true)))
-        .route("/clock/pause", post(|s| play_pause(s, false)))
+        .route("/clock/advance", post(actions::advance))
+        .route("/clock/step", post(actions::step))
+        .route("/clock/play", post(|s| actions::play_pause(s, true)))
+        .route("/clock/pause", post(|s| actions::play_pause(s, false)))
         .route("/journal", get(journal_view::journal))
         .route("/apps", get(apps_view::apps))
         .route("/devices/{name}", get(views::device))
@@ -130,8 +133,8 @@ fn routes() -> Router<Shared> {
         .route("/devices/{name}/registry", get(registry_view::registry))
         .route("/devices/{name}/registry.reg", get(registry_view::export))
         .route("/devices/{name}/logs", get(logs_view::logs))
-        .route("/devices/{name}/actions/{action}", post(action))
-        .route("/devices/{name}/apps/{app}/ripley", post(ripley))
+        .route("/devices/{name}/actions/{action}", post(actions::device))
+        .route("/devices/{name}/apps/{app}/ripley", post(actions::ripley))
         .route("/devices/{name}/company-portal", get(portal_view::portal))
         .route(
             "/devices/{name}/company-portal/{app}/install",
@@ -164,118 +167,4 @@ pub(crate) fn not_found(what: String) -> Response {
         layout::page("Not found", &[], layout::problem(&what)),
     )
         .into_response()
-}
-
-#[derive(Deserialize)]
-struct AdvanceForm {
-    by: String,
-}
-
-/// `POST /clock/advance` (`by`: `90s`, `20m`, `8h`, `7d`).
-async fn advance(State(world): State<Shared>, Form(form): Form<AdvanceForm>) -> Response {
-    let Some(by) = crate::scenario::parse_duration(&form.by) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            layout::page(
-                "Advance",
-                &[],
-                layout::problem(&format!(
-                    "{:?} is not a duration like 90s, 20m, 8h or 7d",
-                    form.by
-                )),
-            ),
-        )
-            .into_response();
-    };
-    world.lock().await.advance(by).await;
-    Redirect::to("/").into_response()
-}
-
-/// `POST /clock/step`: to the next moment a device has something to do.
-async fn step(State(world): State<Shared>) -> Response {
-    world.lock().await.step().await;
-    Redirect::to("/").into_response()
-}
-
-/// `POST /clock/play`, `/clock/pause`.
-async fn play_pause(State(shared): State<Shared>, playing: bool) -> Response {
-    shared.playing.store(playing, Ordering::Relaxed);
-    Redirect::to("/").into_response()
-}
-
-/// `POST /devices/{name}/actions/{sync|syncapp|restart-ime|reboot}`: what a person does to the
-/// device, then back to it.
-async fn action(
-    State(world): State<Shared>,
-    Path((name, action)): Path<(String, String)>,
-) -> Response {
-    let mut world = world.lock().await;
-    let now = world.now();
-    let failed = |source| WorldError::Device {
-        device: name.clone(),
-        source,
-    };
-    let (recorded, done) = match action.as_str() {
-        "sync" => ("sync", world.sync(&name).await.map(|_| ())),
-        "syncapp" => (
-            "syncapp",
-            world
-                .trigger(&name, agent::ime::Trigger::SyncApp)
-                .await
-                .map(|_| ()),
-        ),
-        "reboot" => ("reboot", world.reboot(&name)),
-        "restart-ime" => (
-            "restartIme",
-            world
-                .device_mut(&name)
-                .and_then(|agent| agent.restart_ime(now).map_err(failed)),
-        ),
-        other => return not_found(format!("no action {other:?}")),
-    };
-    let done = match done {
-        Ok(()) => world.record_lab_action(&name, recorded, "").await,
-        Err(e) => Err(e),
-    };
-    after_action(&mut world, &name, done).await
-}
-
-/// `POST /devices/{name}/apps/{app}/ripley`: the Ripley maneuver. The app's keys and
-/// its GRS key go, then the device syncs: the IME tries the app again at once.
-async fn ripley(
-    State(world): State<Shared>,
-    Path((name, app)): Path<(String, String)>,
-) -> Response {
-    let mut world = world.lock().await;
-    let forgotten = world.device_mut(&name).and_then(|agent| {
-        agent::ime::win32::forget_app(agent.device_mut(), agent::ime::win32::DEVICE_USER, &app);
-        agent.save().map_err(|source| WorldError::Device {
-            device: name.clone(),
-            source,
-        })
-    });
-    let done = match forgotten {
-        Ok(()) => match world.record_lab_action(&name, "ripley", &app).await {
-            Ok(()) => world.sync(&name).await.map(|_| ()),
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(e),
-    };
-    after_action(&mut world, &name, done).await
-}
-
-/// Back to the device once what the action set off has run, or the failure.
-async fn after_action(world: &mut World, name: &str, done: Result<(), WorldError>) -> Response {
-    match done {
-        // What the action set off (a check-in, a restart) runs before the page shows.
-        Ok(()) => {
-            world.settle().await;
-            Redirect::to(&layout::device_link(name)).into_response()
-        }
-        Err(e) => (
-            StatusCode::CONFLICT,
-            layout::page("Action", &[], layout::problem(&e.to_string())),
-        )
-            .into_response(),
-    }
 }
