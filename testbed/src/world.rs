@@ -614,18 +614,9 @@ impl World {
         tokio::time::sleep(std::time::Duration::from_millis((world / pace) as u64)).await;
     }
 
-    /// A push: the device checks in now.
+    /// Company Portal's Sync: the device checks in now, and its IME.
     pub async fn sync(&mut self, name: &str) -> Result<Vec<Activity>, WorldError> {
-        let now = self.now();
-        let agent = self.device_mut(name)?;
-        let synced = agent.sync(now).await;
-        let saved = agent.save();
-        let failed = |source| WorldError::Device {
-            device: name.into(),
-            source,
-        };
-        saved.map_err(failed)?;
-        synced.map_err(failed)
+        self.trigger(name, agent::ime::Trigger::CompanyPortal).await
     }
 
     /// A trigger on a device (Company Portal's Sync, `syncapp`, the admin center's

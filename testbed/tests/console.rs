@@ -127,6 +127,11 @@ async fn click_link(c: &Client, text: &str) {
         .unwrap();
 }
 
+/// What the timeline says of the mark last clicked.
+async fn mark_detail(c: &Client) -> String {
+    texts(c, ".timeline-block .detail").await.join("")
+}
+
 /// Waits (a bounded while) for the page that has `css`: the browser loads pages on its
 /// own time, not the world's.
 async fn wait_for(c: &Client, css: &str) {
@@ -204,13 +209,7 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
     .click()
     .await
     .unwrap();
-    let detail = c
-        .find(Locator::Css(".timeline-block .detail"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let detail = mark_detail(&c).await;
     assert!(detail.contains("exit code 0"), "{detail}");
     save(&shots, "device.png", c.screenshot().await.unwrap());
 
@@ -442,13 +441,7 @@ async fn a_scenario_report_is_one_html_file_that_opens_offline_with_its_timeline
         .unwrap();
     assert!(sessions.len() >= 5, "{} sessions drawn", sessions.len());
     sessions.last().unwrap().click().await.unwrap();
-    let detail = c
-        .find(Locator::Css(".timeline-block .detail"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let detail = mark_detail(&c).await;
     assert!(detail.contains("management session"), "{detail}");
     save(&screenshots(), "report.png", c.screenshot().await.unwrap());
     c.close().await.unwrap();
