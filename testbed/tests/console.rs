@@ -562,3 +562,43 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
     );
     c.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_world_view_pages_a_fleet_fifty_devices_at_a_time() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut world = testbed::World::start(testbed::WorldOptions {
+        fast_keys: true,
+        ..testbed::WorldOptions::default()
+    })
+    .await
+    .unwrap();
+    let names: Vec<String> = (0..51).map(|n| format!("FLEET-{n:02}")).collect();
+    for name in &names {
+        world.create_device(name, Default::default()).unwrap();
+    }
+    world.enroll_all(&names).await.unwrap();
+    let console = testbed::console::Console::bind(world, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let base = format!("http://{}", console.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let served = tokio::spawn(console.serve(async {
+        let _ = stopped.await;
+    }));
+    let page = |n: usize| {
+        let url = format!("{base}/?page={n}");
+        async move { reqwest::get(url).await.unwrap().text().await.unwrap() }
+    };
+    let rows = |html: &str| html.matches("class=\"device\"").count();
+    let first = page(0).await;
+    assert_eq!(rows(&first), 50);
+    assert!(first.contains("Page 1 of 2, 51 devices"), "{first}");
+    assert!(first.contains("FLEET-00") && !first.contains("FLEET-50"));
+    let second = page(1).await;
+    assert_eq!(rows(&second), 1);
+    assert!(second.contains("FLEET-50"));
+    // Past the end: the last page.
+    assert_eq!(rows(&page(9).await), 1);
+    let _ = stop.send(());
+    served.await.unwrap().unwrap().stop().await;
+}

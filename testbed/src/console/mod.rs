@@ -24,6 +24,8 @@ mod syncml_view;
 mod timeline_svg;
 mod views;
 
+pub use views::DEVICES_PER_PAGE;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

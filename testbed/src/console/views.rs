@@ -36,13 +36,29 @@ fn text<'a>(v: &'a Value, key: &str) -> &'a str {
     v.get(key).and_then(Value::as_str).unwrap_or_default()
 }
 
-/// `GET /`: the devices and the clock.
-pub async fn world(State(shared): State<Shared>) -> Response {
+/// How many devices one page of the world view lists.
+pub const DEVICES_PER_PAGE: usize = 50;
+
+/// `?page=` (from 0).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct WorldQuery {
+    page: Option<usize>,
+}
+
+/// `GET /`: the devices (a page of them: a fleet has thousands) and the clock.
+pub async fn world(State(shared): State<Shared>, Query(query): Query<WorldQuery>) -> Response {
     let world = shared.lock().await;
+    let names = world.device_names();
+    let pages = names.len().div_ceil(DEVICES_PER_PAGE).max(1);
+    let page_no = query.page.unwrap_or(0).min(pages - 1);
     let mut rows = Vec::new();
-    for name in world.device_names() {
-        let events = device_events(&world, &name).await.unwrap_or_default();
-        rows.push(device_row(&world, &name, &events));
+    for name in names
+        .iter()
+        .skip(page_no * DEVICES_PER_PAGE)
+        .take(DEVICES_PER_PAGE)
+    {
+        let events = device_events(&world, name).await.unwrap_or_default();
+        rows.push(device_row(&world, name, &events));
     }
     let now = world.now().format("%Y-%m-%d %H:%M:%S").to_string();
     let playing = shared.playing();
@@ -75,6 +91,13 @@ pub async fn world(State(shared): State<Shared>) -> Response {
                     th { "Apps" } th { "Scripts" } th { "Remediations" } th { "Client health" }
                 } }
                 tbody { @for row in &rows { (row) } }
+            }
+            @if pages > 1 {
+                nav.pages {
+                    @if page_no > 0 { a #previous-page href=(format!("/?page={}", page_no - 1)) { "Previous" } }
+                    span { "Page " (page_no + 1) " of " (pages) ", " (names.len()) " devices" }
+                    @if page_no + 1 < pages { a #next-page href=(format!("/?page={}", page_no + 1)) { "Next" } }
+                }
             }
         },
         playing.then_some(2),
