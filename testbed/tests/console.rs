@@ -102,20 +102,51 @@ fn screenshots() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots")
 }
 
+/// The texts of the elements `css` finds. A page that changes while they are read (a
+/// redirect landing, a playing clock's reload) is read again.
 async fn texts(c: &Client, css: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in c.find_all(Locator::Css(css)).await.unwrap() {
-        out.push(e.text().await.unwrap());
-    }
-    out
+    read_all(c, css, |e| async move { e.text().await }).await
 }
 
+/// An attribute of the elements `css` finds (empty where absent), read as [`texts`].
 async fn attrs(c: &Client, css: &str, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in c.find_all(Locator::Css(css)).await.unwrap() {
-        out.push(e.attr(name).await.unwrap().unwrap_or_default());
+    read_all(c, css, |e| async move {
+        e.attr(name).await.map(Option::unwrap_or_default)
+    })
+    .await
+}
+
+async fn read_all<F, Fut>(c: &Client, css: &str, read: F) -> Vec<String>
+where
+    F: Fn(fantoccini::elements::Element) -> Fut,
+    Fut: std::future::Future<Output = Result<String, fantoccini::error::CmdError>>,
+{
+    let mut last = None;
+    for _ in 0..20 {
+        let found = match c.find_all(Locator::Css(css)).await {
+            Ok(found) => found,
+            Err(e) => {
+                last = Some(e);
+                continue;
+            }
+        };
+        let mut out = Vec::new();
+        let mut stale = None;
+        for e in found {
+            match read(e).await {
+                Ok(v) => out.push(v),
+                Err(e) => {
+                    stale = Some(e);
+                    break;
+                }
+            }
+        }
+        match stale {
+            None => return out,
+            Some(e) => last = Some(e),
+        }
     }
-    out
+    panic!("{css}: {last:?}");
 }
 
 async fn click_link(c: &Client, text: &str) {
@@ -200,6 +231,12 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
         "installed after the GRS window"
     );
     assert!(at(&succeeded[0]) - at(&failed[3]) >= chrono::Duration::hours(24));
+    // The IME service: started when installed, stopped on day 3, started again by the
+    // health check.
+    let starts = attrs(&c, "g#lane-service circle.service-start", "data-at").await;
+    let stops = attrs(&c, "g#lane-service circle.service-stop", "data-at").await;
+    assert_eq!((starts.len(), stops.len()), (2, 1), "{starts:?} {stops:?}");
+    assert!(at(&starts[0]) < at(&stops[0]) && at(&stops[0]) < at(&starts[1]));
     // A click on a mark shows its detail (the console's script runs).
     c.find(Locator::Css(&format!(
         "{app_lane} circle.attempt.succeeded"
@@ -529,6 +566,13 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         .click()
         .await
         .unwrap();
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::XPath(&format!(
+            "//strong[@id='clock' and text()!='{before}']"
+        )))
+        .await
+        .expect("the stepped clock");
     let stepped = clock(&c).await;
     assert!(stepped > before, "{before} -> {stepped}");
     c.find(Locator::Id("play"))

@@ -178,6 +178,35 @@ fn app_in(message: &str) -> Option<&str> {
     (id.chars().filter(|c| *c == '-').count() == 4).then_some(id)
 }
 
+/// The IME service starting and stopping (a device restart, a stop by hand, the health
+/// check starting it again), from IntuneManagementExtension.log.
+fn service_lane(records: &[Record]) -> Lane {
+    let marks = records
+        .iter()
+        .filter(|r| r.file == agent::ime::LOG)
+        .filter_map(|r| {
+            let (class, what) = match r.message.as_str() {
+                agent::ime::lines::EMS_STARTED => ("service-start", "the IME service started"),
+                agent::ime::lines::EMS_STOPPED => ("service-stop", "the IME service stopped"),
+                _ => return None,
+            };
+            Some(Mark {
+                at: r.at,
+                until: None,
+                class,
+                height: 0.5,
+                detail: what.into(),
+                log: Some(agent::ime::LOG),
+            })
+        })
+        .collect();
+    Lane {
+        id: "service".into(),
+        label: "IME service".into(),
+        marks,
+    }
+}
+
 /// The lanes of the Win32 apps: attempts and GRS windows from the device's log, state
 /// changes from the journal.
 fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, String>) -> Vec<Lane> {
@@ -310,6 +339,7 @@ pub fn render(
             |e| Some(format!("IME {} {}", field(e, "version"), field(e, "state"))),
         ),
     ];
+    lanes.push(service_lane(records));
     lanes.extend(app_lanes(events, records, names));
     lanes.push(journal_lane(
         &only("script_result"),
