@@ -183,6 +183,14 @@ async fn journal_holds(c: &Client, base: &str, expect: &str) -> bool {
     !texts(c, "#verification.held").await.is_empty()
 }
 
+/// The journal holds exactly one `lab_action` of this kind (the console journals what a
+/// person does, as any other event).
+async fn assert_lab_action(c: &Client, base: &str, action: &str) {
+    let expect =
+        format!(r#"{{ kind = "lab_action", payload = {{ action = "{action}" }}, exactly = 1 }}"#);
+    assert!(journal_holds(c, base, &expect).await, "{expect}");
+}
+
 fn save(dir: &Path, name: &str, png: Vec<u8>) {
     std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join(name), png).unwrap();
@@ -425,14 +433,7 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
     let sessions_after = texts(&c, "#sessions tbody tr").await.len();
     assert_eq!(sessions_after, sessions_before + 1);
     // Recorded in the journal like any other action.
-    assert!(
-        journal_holds(
-            &c,
-            &base,
-            r#"{ kind = "lab_action", payload = { action = "sync" }, exactly = 1 }"#
-        )
-        .await
-    );
+    assert_lab_action(&c, &base, "sync").await;
     c.close().await.unwrap();
 }
 
@@ -543,14 +544,7 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         ))
         .await
         .expect("installed once the user asked");
-    assert!(
-        journal_holds(
-            &c,
-            &base,
-            r#"{ kind = "lab_action", payload = { action = "companyPortalInstall" }, exactly = 1 }"#
-        )
-        .await
-    );
+    assert_lab_action(&c, &base, "companyPortalInstall").await;
 
     // The clock: a step goes to the next moment a device has something to do; played,
     // it moves on by itself (a minute of world time every second) until paused.
@@ -596,14 +590,7 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         .await
         .unwrap();
     wait_for(&c, "#play").await;
-    assert!(
-        journal_holds(
-            &c,
-            &base,
-            r#"{ kind = "lab_action", payload = { action = "ripley" }, exactly = 1 }"#
-        )
-        .await
-    );
+    assert_lab_action(&c, &base, "ripley").await;
     c.close().await.unwrap();
 }
 
