@@ -82,7 +82,10 @@ pub(super) struct Conn {
     /// The last transaction that was rolled back (0: none).
     last_failed: AtomicU64,
     gate: std::sync::Mutex<Gate>,
-    gate_changed: Notify,
+    /// Wakes the requests waiting for the gate to open again.
+    reopened: Notify,
+    /// Wakes the commit waiting for the last writer to leave.
+    drained: Notify,
 }
 
 #[derive(Debug, Default)]
@@ -101,7 +104,8 @@ impl Conn {
             txn: AtomicU64::new(1),
             last_failed: AtomicU64::new(0),
             gate: std::sync::Mutex::new(Gate::default()),
-            gate_changed: Notify::new(),
+            reopened: Notify::new(),
+            drained: Notify::new(),
         };
         // Connect now, so a wrong URL fails at start.
         let mut slot = conn.slot.lock().await;
@@ -131,10 +135,12 @@ impl Conn {
         self.gate.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until `ready` holds for the gate (asked again at every change).
-    async fn wait_gate(&self, mut ready: impl FnMut(&mut Gate) -> bool) {
+    /// Waits until `ready` holds for the gate, asked again whenever `changed` wakes the
+    /// waiters. Entrants and the commit wait on different signals, so a writer leaving
+    /// wakes only the commit, not every request queued at the closed gate.
+    async fn wait_gate(&self, changed: &Notify, mut ready: impl FnMut(&mut Gate) -> bool) {
         loop {
-            let changed = self.gate_changed.notified();
+            let changed = changed.notified();
             tokio::pin!(changed);
             changed.as_mut().enable();
             if ready(&mut self.gate()) {
@@ -148,7 +154,7 @@ impl Conn {
     /// while a commit closes it; then refuses it if its transaction was rolled back.
     pub(super) async fn enter(&self) -> Result<()> {
         if let Some(joined) = request_joined().filter(|j| !j.load(Ordering::SeqCst)) {
-            self.wait_gate(|gate| {
+            self.wait_gate(&self.reopened, |gate| {
                 if gate.closed {
                     return false;
                 }
@@ -164,14 +170,19 @@ impl Conn {
     /// The request whose flag this is leaves the open transaction (if it was in it).
     fn leave(&self, joined: &AtomicBool) {
         if joined.swap(false, Ordering::SeqCst) {
-            self.gate().writers -= 1;
-            self.gate_changed.notify_waiters();
+            let mut gate = self.gate();
+            gate.writers -= 1;
+            let last = gate.closed && gate.writers == 0;
+            drop(gate);
+            if last {
+                self.drained.notify_waiters();
+            }
         }
     }
 
     /// Closes the open transaction to newcomers and waits for its writers to leave.
     async fn close(&self) {
-        self.wait_gate(|gate| {
+        self.wait_gate(&self.drained, |gate| {
             gate.closed = true;
             gate.writers == 0
         })
@@ -181,7 +192,7 @@ impl Conn {
     /// Opens the (next) transaction to requests again.
     fn reopen(&self) {
         self.gate().closed = false;
-        self.gate_changed.notify_waiters();
+        self.reopened.notify_waiters();
     }
 
     /// The connection, in an open transaction; refused to a request whose transaction
