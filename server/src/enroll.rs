@@ -408,7 +408,10 @@ async fn enroll_inner(
     }
     // Most devices are targeted before they enroll (Autopilot, group members): the IME
     // goes out with the first session.
-    if needs_ime(state, &device).await.map_err(internal)? {
+    if crate::ime::needed_by(state, &device)
+        .await
+        .map_err(internal)?
+    {
         crate::ime::require(state, &device_id, crate::ime::Why::Enrolled)
             .await
             .map_err(internal)?;
@@ -465,14 +468,6 @@ fn certificate_request(rst: &RequestSecurityToken) -> Result<pki::VerifiedCsr, (
         .decode()
         .map_err(|e| (e.to_string(), format!("the request is not base64: {e}")))?;
     pki::verify_csr(&der).map_err(|e| (e.to_string(), e.to_string()))
-}
-
-/// True when something the IME handles targets the device: an app, a platform script
-/// or a remediation.
-async fn needs_ime(state: &Shared, device: &Device) -> Result<bool, crate::storage::StoreError> {
-    let apps = state.store.assignments().await?;
-    Ok(apps.iter().any(|a| crate::apps::targets(a, device))
-        || crate::scripts::any_assigned_to(state, device).await?)
 }
 
 /// The device's record after this enrollment: new credentials, what the request says

@@ -146,6 +146,8 @@ pub enum Why {
     RolledOut,
     /// An administrator asked for it.
     Requested,
+    /// The device (or its user) joined a group that something needing the IME targets.
+    Membership,
 }
 
 impl Why {
@@ -157,8 +159,21 @@ impl Why {
             Why::Outdated => "outdated",
             Why::RolledOut => "rolledOut",
             Why::Requested => "requested",
+            Why::Membership => "membership",
         }
     }
+}
+
+/// True when something the IME handles reaches the device: an app, a platform script
+/// or a remediation.
+pub async fn needed_by(
+    state: &Shared,
+    device: &crate::storage::Device,
+) -> Result<bool, StoreError> {
+    let apps = state.assignments().await?;
+    let audience = state.audience(device).await?;
+    Ok(crate::apps::any_app_reaches(&apps, &audience)
+        || crate::scripts::any_assigned_to(state, device).await?)
 }
 
 /// Marks a device as needing the IME and, unless it has (or is getting) the current

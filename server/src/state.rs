@@ -217,6 +217,25 @@ impl AppState {
             .await
     }
 
+    /// Every group's direct members.
+    pub async fn memberships(
+        &self,
+    ) -> Result<Vec<crate::storage::MemberRow>, crate::storage::StoreError> {
+        self.cached(|c| &mut c.memberships, || self.store.memberships())
+            .await
+    }
+
+    /// A device as targeting sees it, with its groups.
+    pub async fn audience<'d>(
+        &self,
+        device: &'d crate::storage::Device,
+    ) -> Result<crate::directory::Audience<'d>, crate::storage::StoreError> {
+        Ok(crate::directory::Audience::of(
+            device,
+            &self.memberships().await?,
+        ))
+    }
+
     /// Every app.
     pub async fn apps(&self) -> Result<Vec<crate::storage::AppRow>, crate::storage::StoreError> {
         self.cached(|c| &mut c.apps, || self.store.apps()).await
@@ -282,7 +301,8 @@ impl AppState {
         .await
     }
 
-    /// Apps, scripts or their assignments changed: forget the cached policy.
+    /// Apps, scripts, their assignments or group members changed: forget the cached
+    /// policy.
     pub fn policy_changed(&self) {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         let generation = cache.generation + 1;
@@ -363,4 +383,5 @@ struct PolicyCache {
     detections: HashMap<String, Option<Option<String>>>,
     platform_scripts: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
     remediations: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
+    memberships: Option<Vec<crate::storage::MemberRow>>,
 }

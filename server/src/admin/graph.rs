@@ -50,6 +50,8 @@ pub fn version_root(mut request: Request) -> Request {
                     cast = Some(format!("microsoft.graph.{name}"));
                 }
             }
+            // `$ref` (members by reference) as some clients escape it.
+            _ if segment.eq_ignore_ascii_case("%24ref") => kept.push("$ref"),
             _ => kept.push(segment),
         }
     }

@@ -86,6 +86,7 @@ pub fn router(state: Shared) -> Router {
         .merge(crate::apps::admin_routes())
         .merge(crate::scripts::admin_routes())
         .merge(crate::inventory::admin_routes())
+        .merge(crate::directory::admin::routes())
         .route("/testbed/events", get(events))
         .route("/testbed/events/count", get(count_events))
         .route("/testbed/verify", post(verify))
@@ -148,6 +149,7 @@ pub fn managed_device(d: &Device) -> Value {
         "id": d.id,
         "deviceName": d.device_name,
         "userPrincipalName": d.user_principal_name,
+        "azureADDeviceId": d.id,
         "enrolledDateTime": d.enrolled_at,
         "lastSyncDateTime": d.last_sync_at.clone().unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
         "operatingSystem": "Windows",

@@ -86,26 +86,9 @@ fn assignments_of(all: &[AssignmentRow], app_id: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-/// A stored target (`allDevices`, `allUsers`, `device:<id>`, `user:<upn>`) as the
-/// target JSON `assign` takes, read back.
-pub(crate) fn target_json(target: &str) -> Value {
-    match target.split_once(':') {
-        Some(("device", id)) => {
-            json!({ "@odata.type": "#tenantless.deviceAssignmentTarget", "deviceId": id })
-        }
-        Some(("user", upn)) => {
-            json!({ "@odata.type": "#tenantless.userAssignmentTarget", "userPrincipalName": upn })
-        }
-        _ if target == "allUsers" => {
-            json!({ "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" })
-        }
-        _ => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
-    }
-}
-
 /// One assignment as Graph shows it.
 fn assignment_json(a: &AssignmentRow) -> Value {
-    let target = target_json(&a.target);
+    let target = crate::directory::targets::to_json(&a.target);
     let mut settings = json!({ "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings" });
     if a.start_at.is_some() || a.deadline_at.is_some() {
         settings["installTimeSettings"] = json!({
@@ -281,34 +264,8 @@ async fn upload(
     })))
 }
 
-/// An assignment target as Tenantless stores it: `allDevices`, `allUsers`,
-/// `device:<ID>` or `user:<upn>`.
-pub(crate) fn parse_target(t: &Value) -> Result<String, ApiError> {
-    Ok(match t["@odata.type"].as_str().unwrap_or_default() {
-        "#microsoft.graph.allDevicesAssignmentTarget" => "allDevices".to_owned(),
-        "#microsoft.graph.allLicensedUsersAssignmentTarget" => "allUsers".to_owned(),
-        "#tenantless.deviceAssignmentTarget" => format!(
-            "device:{}",
-            t["deviceId"].as_str().unwrap_or_default().to_uppercase()
-        ),
-        "#tenantless.userAssignmentTarget" => format!(
-            "user:{}",
-            t["userPrincipalName"].as_str().unwrap_or_default()
-        ),
-        other => {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                format!("target {other:?} is not supported"),
-            ))
-        }
-    })
-}
-
-/// `POST .../assign` with `mobileAppAssignments` as Graph takes them. Targets:
-/// `#microsoft.graph.allDevicesAssignmentTarget`,
-/// `#microsoft.graph.allLicensedUsersAssignmentTarget`, and Tenantless's own
-/// `#tenantless.deviceAssignmentTarget` (`deviceId`) and
-/// `#tenantless.userAssignmentTarget` (`userPrincipalName`), as Tenantless has no groups.
+/// `POST .../assign` with `mobileAppAssignments` as Graph takes them (targets: see
+/// [`crate::directory::targets`]).
 async fn assign(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -334,7 +291,7 @@ async fn assign(
                 format!("intent {intent:?}: use required, available or uninstall"),
             ));
         }
-        let target = parse_target(&a["target"])?;
+        let target = crate::directory::targets::parse(&a["target"])?;
         let times = &a["settings"]["installTimeSettings"];
         let time = |key: &str| -> Result<Option<String>, ApiError> {
             match times[key].as_str() {
@@ -358,6 +315,8 @@ async fn assign(
             deadline_at: time("deadlineDateTime")?,
         });
     }
+    let targets: Vec<&str> = rows.iter().map(|r| r.target.as_str()).collect();
+    crate::directory::targets::check_groups(&state, &targets).await?;
     state.store.set_assignments(&id, &rows).await?;
     state.policy_changed();
     // Targeting a device with a Win32 app installs the IME first if it lacks it.

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::clock;
+use crate::directory::Audience;
 use crate::state::Shared;
 use crate::storage::{AssignmentRow, Device, StoreError};
 
@@ -26,20 +27,6 @@ pub fn device_routes() -> Router<Shared> {
     gateway::routes()
 }
 
-/// True when an assignment's target includes the device.
-pub fn targets(a: &AssignmentRow, device: &Device) -> bool {
-    match a.target.split_once(':') {
-        None => match a.target.as_str() {
-            "allDevices" => true,
-            "allUsers" => !device.user_principal_name.is_empty(),
-            _ => false,
-        },
-        Some(("device", id)) => id.eq_ignore_ascii_case(&device.id),
-        Some(("user", upn)) => upn.eq_ignore_ascii_case(&device.user_principal_name),
-        Some(_) => false,
-    }
-}
-
 fn intent_number(intent: &str) -> i64 {
     match intent {
         "required" => 3,
@@ -50,16 +37,18 @@ fn intent_number(intent: &str) -> i64 {
 }
 
 /// How an app targets a device, from all its assignments: required wins over
-/// uninstall over available, and the earliest deadline wins.
+/// uninstall over available, and the earliest deadline wins; an exclusion group that
+/// holds the device takes the app away.
 pub fn targeting(
     app_id: &str,
     assignments: &[AssignmentRow],
-    device: &Device,
+    audience: &Audience,
 ) -> Option<Targeting> {
-    let mine: Vec<&AssignmentRow> = assignments
-        .iter()
-        .filter(|a| a.app_id == app_id && targets(a, device))
-        .collect();
+    let of_app = || assignments.iter().filter(|a| a.app_id == app_id);
+    if audience.excluded_by(of_app().map(|a| a.target.as_str())) {
+        return None;
+    }
+    let mine: Vec<&AssignmentRow> = of_app().filter(|a| audience.includes(&a.target)).collect();
     let rank = |i: i64| match i {
         3 => 3,
         4 => 2,
@@ -77,15 +66,21 @@ pub fn targeting(
         .collect();
     let deadline = chosen.iter().filter_map(|a| time(&a.deadline_at)).min();
     let start = chosen.iter().filter_map(|a| time(&a.start_at)).min();
-    let by_user = chosen
-        .iter()
-        .all(|a| a.target.starts_with("user:") || a.target == "allUsers");
+    let by_user = chosen.iter().all(|a| audience.through_user(&a.target));
     Some(Targeting {
         intent,
         target_type: if by_user { 1 } else { 2 },
         start,
         deadline,
     })
+}
+
+/// True when any app's assignments reach the device.
+pub fn any_app_reaches(assignments: &[AssignmentRow], audience: &Audience) -> bool {
+    let apps: std::collections::BTreeSet<&str> =
+        assignments.iter().map(|a| a.app_id.as_str()).collect();
+    apps.into_iter()
+        .any(|app| targeting(app, assignments, audience).is_some())
 }
 
 /// The policy objects the IME of `device` receives for apps of `intents`, followed by
@@ -107,9 +102,10 @@ pub async fn policies_for(
         .into_iter()
         .map(|a| (a.id.clone(), a))
         .collect();
+    let audience = state.audience(device).await?;
     let mut related = Vec::new();
     for app in apps.values() {
-        let Some(t) = targeting(&app.id, &assignments, device) else {
+        let Some(t) = targeting(&app.id, &assignments, &audience) else {
             continue;
         };
         if !intents.contains(&t.intent) {
@@ -213,17 +209,20 @@ pub fn flatten(
     out
 }
 
-/// Devices an app's assignments reach.
+/// Devices an app's (or a script's) assignments reach.
 pub async fn targeted_devices(
     state: &Shared,
     assignments: &[AssignmentRow],
 ) -> Result<Vec<String>, StoreError> {
+    let members = state.memberships().await?;
     Ok(state
         .store
         .devices()
         .await?
         .into_iter()
-        .filter(|d| assignments.iter().any(|a| targets(a, d)))
+        .filter(|d| {
+            Audience::of(d, &members).reached_by(assignments.iter().map(|a| a.target.as_str()))
+        })
         .map(|d| d.id)
         .collect())
 }

@@ -142,6 +142,18 @@ pub enum Event {
         /// How it left.
         reason: String,
     },
+    /// A device or user joined or left an Entra group (`added`, `removed`): what the
+    /// group's assignments reach changes at the device's next check-in.
+    MembershipChanged {
+        /// The group's object id.
+        group: String,
+        /// The member's object id.
+        member: String,
+        /// `device` or `user`.
+        member_kind: String,
+        /// `added` or `removed`.
+        change: String,
+    },
     /// A person acted on a device from the lab console (`sync`, `restartIme`, `reboot`,
     /// `ripley`).
     LabAction {

@@ -113,7 +113,7 @@ async fn assignments_json<K: Kind>(state: &Shared, id: &str) -> Result<Vec<Value
             let mut out = json!({
                 "@odata.type": K::ASSIGNMENT_TYPE,
                 "id": format!("{id}_{n}"),
-                "target": crate::apps::admin::target_json(&a.target),
+                "target": crate::directory::targets::to_json(&a.target),
             });
             let settings: Value = serde_json::from_str(&a.settings).unwrap_or(Value::Null);
             for (name, value) in K::assignment_settings(&settings) {
@@ -318,7 +318,7 @@ async fn remove<K: Kind>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Script targets in the shape `apps::targets` reads.
+/// Script targets in the shape [`crate::apps::targeted_devices`] reads.
 fn as_assignment(target: &str) -> AssignmentRow {
     AssignmentRow {
         id: 0,
@@ -355,21 +355,29 @@ pub async fn any_assigned_to(state: &Shared, device: &Device) -> Result<bool, St
 }
 
 /// The scripts of a kind assigned to a device, each with the settings of the first
-/// assignment that targets it.
+/// assignment that includes it; none that an exclusion group takes away.
 async fn assigned_to(
     state: &Shared,
     kind: ScriptKind,
     device: &Device,
 ) -> Result<Vec<(AppRow, Value)>, StoreError> {
+    let audience = state.audience(device).await?;
+    let all = state.assigned_scripts(kind).await?;
     let mut out: Vec<(AppRow, Value)> = Vec::new();
-    for (script, a) in state.assigned_scripts(kind).await? {
+    for (script, a) in &all {
+        let targets = || {
+            all.iter()
+                .filter(|(s, _)| s.id == script.id)
+                .map(|(_, a)| a.target.as_str())
+        };
         if out.iter().any(|(s, _)| s.id == script.id)
-            || !crate::apps::targets(&as_assignment(&a.target), device)
+            || !audience.includes(&a.target)
+            || audience.excluded_by(targets())
         {
             continue;
         }
         let settings = serde_json::from_str(&a.settings).unwrap_or(json!({}));
-        out.push((script, settings));
+        out.push((script.clone(), settings));
     }
     Ok(out)
 }
@@ -381,6 +389,8 @@ async fn assign_targets(
     id: &str,
     assignments: Vec<crate::storage::ScriptAssignment>,
 ) -> Result<(), ApiError> {
+    let targets: Vec<&str> = assignments.iter().map(|a| a.target.as_str()).collect();
+    crate::directory::targets::check_groups(state, &targets).await?;
     state
         .store
         .set_script_assignments(kind, id, &assignments)

@@ -50,7 +50,7 @@ async fn assign(
         .map(|a| {
             Ok(ScriptAssignment {
                 script_id: id.clone(),
-                target: crate::apps::admin::parse_target(&a["target"])?,
+                target: crate::directory::targets::parse(&a["target"])?,
                 settings: "{}".into(),
             })
         })

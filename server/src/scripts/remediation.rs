@@ -112,7 +112,7 @@ async fn assign(
             });
             Ok(ScriptAssignment {
                 script_id: id.clone(),
-                target: crate::apps::admin::parse_target(&a["target"])?,
+                target: crate::directory::targets::parse(&a["target"])?,
                 settings: settings.to_string(),
             })
         })

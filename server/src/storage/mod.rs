@@ -5,6 +5,7 @@
 //! are stored as RFC 3339 text in UTC with milliseconds, which sorts correctly as text.
 
 mod apps;
+mod groups;
 mod health;
 mod inventory;
 mod rows;

@@ -440,3 +440,40 @@ impl ScriptStateRow {
         })
     }
 }
+
+/// An Entra group: its Graph JSON and times.
+#[derive(Debug, Clone)]
+pub struct GroupRow {
+    /// Object id.
+    pub id: String,
+    /// The group as Graph shows it (without id and times).
+    pub body: String,
+    /// Created (RFC 3339).
+    pub created_at: String,
+    /// Last changed (RFC 3339).
+    pub modified_at: String,
+}
+
+impl GroupRow {
+    pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(GroupRow {
+            id: text(r, "id")?,
+            body: text(r, "body")?,
+            created_at: text(r, "created_at")?,
+            modified_at: text(r, "modified_at")?,
+        })
+    }
+}
+
+/// A direct member of a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRow {
+    /// The group.
+    pub group_id: String,
+    /// The member's Entra object id.
+    pub member_id: String,
+    /// `device` or `user`.
+    pub kind: String,
+    /// The device's id or the user's principal name.
+    pub name: String,
+}

@@ -180,3 +180,16 @@ CREATE TABLE IF NOT EXISTS received_reports (
     received_at TEXT NOT NULL,
     PRIMARY KEY (device_id, report_id)
 );
+CREATE TABLE IF NOT EXISTS directory_groups (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    modified_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS group_members (
+    group_id TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (group_id, member_id)
+);
