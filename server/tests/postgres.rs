@@ -56,6 +56,26 @@ async fn postgres_keeps_state_across_a_restart_and_between_two_servers() {
             .await;
         assert_eq!(devices["value"][0]["id"], DEVICE);
     }
+    // Filters PostgreSQL applies itself: case ignored, `_` and `%` taken literally.
+    let prefix = DEVICE[..8].to_lowercase();
+    for (filter, found) in [
+        (format!("id%20eq%20'{}'", DEVICE.to_lowercase()), 1),
+        (format!("startswith(id,'{prefix}')"), 1),
+        ("startswith(id,'_')".to_owned(), 0),
+        ("startswith(id,'%25')".to_owned(), 0),
+    ] {
+        let (status, devices) = admin(&a)
+            .get(&format!(
+                "/beta/deviceManagement/managedDevices?$filter={filter}"
+            ))
+            .await;
+        assert_eq!(status, 200, "{devices}");
+        assert_eq!(
+            devices["value"].as_array().map(Vec::len),
+            Some(found),
+            "{filter}: {devices}"
+        );
+    }
 
     // The device checks in at B and gets the command queued before the restart.
     let client = https(b.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));

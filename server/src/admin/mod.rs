@@ -221,14 +221,27 @@ async fn get_scope_tag(Path(id): Path<String>, options: Options) -> ApiResult {
     ))
 }
 
+/// The managed device properties the database can filter on, with their columns.
+const DEVICE_COLUMNS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("azureADDeviceId", "id"),
+    ("deviceName", "device_name"),
+    ("userPrincipalName", "user_principal_name"),
+    ("osVersion", "os_version"),
+    ("manufacturer", "manufacturer"),
+    ("model", "model"),
+];
+
+/// The managed devices; the part of a `$filter` the database can apply is applied
+/// there, so finding a few devices among many does not load them all.
 async fn list_devices(State(state): State<Shared>, options: Options) -> Result<Response, ApiError> {
-    let devices: Vec<Value> = state
-        .store
-        .devices()
-        .await?
-        .iter()
-        .map(managed_device)
-        .collect();
+    let conditions = options.pushdown(DEVICE_COLUMNS);
+    let rows = if conditions.is_empty() {
+        state.store.devices().await?
+    } else {
+        state.store.devices_where(&conditions).await?
+    };
+    let devices: Vec<Value> = rows.iter().map(managed_device).collect();
     options.page(devices, &MANAGED_DEVICES)
 }
 

@@ -6,9 +6,11 @@
 //! makes "find the device by name, then wipe it" wipe every device.
 //!
 //! It sits below the admin API and the rooms whose collections it pages. The collections
-//! are filtered in memory, over each entity's Graph JSON.
+//! are filtered in memory, over each entity's Graph JSON, after the store has applied
+//! what of the filter it can ([`pushdown`]: managed devices).
 
 pub mod filter;
+pub mod pushdown;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -192,6 +194,14 @@ impl Options {
             }
         }
         Ok(o)
+    }
+
+    /// The conditions of `$filter` a store can apply itself (see [`pushdown`]).
+    pub fn pushdown(&self, columns: &[(&str, &'static str)]) -> Vec<pushdown::Condition> {
+        self.filter
+            .as_ref()
+            .map(|f| pushdown::conditions(f, columns))
+            .unwrap_or_default()
     }
 
     /// Whether `$expand` names this navigation property.

@@ -225,6 +225,47 @@ impl Store {
         rows.iter().map(|r| self.device_from_row(r)).collect()
     }
 
+    /// The devices meeting every condition (a `$filter`'s part the database can do, see
+    /// [`crate::odata::pushdown`]), by id. Columns come from the caller's fixed map,
+    /// never from the request; texts are bound.
+    pub async fn devices_where(
+        &self,
+        conditions: &[crate::odata::pushdown::Condition],
+    ) -> Result<Vec<Device>> {
+        use crate::odata::pushdown::Condition;
+        let mut sql = String::from("SELECT * FROM devices");
+        let mut texts = Vec::new();
+        for (i, c) in conditions.iter().enumerate() {
+            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+            let n = i + 1;
+            match c {
+                Condition::Equals(column, text) => {
+                    sql.push_str(&format!("lower({column}) = lower(${n})"));
+                    texts.push(text.clone());
+                }
+                Condition::StartsWith(column, text) => {
+                    sql.push_str(&format!("lower({column}) LIKE lower(${n}) ESCAPE '\\'"));
+                    let escaped: String = text
+                        .chars()
+                        .flat_map(|c| match c {
+                            '\\' | '%' | '_' => vec!['\\', c],
+                            c => vec![c],
+                        })
+                        .collect();
+                    texts.push(format!("{escaped}%"));
+                }
+            }
+        }
+        sql.push_str(" ORDER BY id");
+        // Audited: columns are the caller's constants, every text is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for text in &texts {
+            query = query.bind(text);
+        }
+        let rows = query.fetch_all(&mut *self.db().await?).await?;
+        rows.iter().map(|r| self.device_from_row(r)).collect()
+    }
+
     /// A device row, with a last-sync time that waits to be written.
     fn device_from_row(&self, row: &AnyRow) -> Result<Device> {
         let mut device = Device::from_row(row)?;
@@ -676,6 +717,47 @@ mod tests {
             model: model.map(str::to_owned),
             ..DevInfo::default()
         }
+    }
+
+    #[tokio::test]
+    async fn devices_where_ignores_case_and_takes_wildcards_literally() {
+        use crate::odata::pushdown::Condition;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_in(dir.path()).await;
+        for (id, name) in [
+            ("D1", "LAB_1"),
+            ("D2", "LABX1"),
+            ("D3", "lab%2"),
+            ("D4", "Kiosk"),
+        ] {
+            let device = Device {
+                id: id.into(),
+                device_name: name.into(),
+                ..Device::default()
+            };
+            store.upsert_device(&device).await.unwrap();
+        }
+        let names = |found: Vec<Device>| -> Vec<String> {
+            found.into_iter().map(|d| d.device_name).collect()
+        };
+        let starting = |text: &str| vec![Condition::StartsWith("device_name", text.into())];
+        assert_eq!(
+            names(store.devices_where(&starting("lab_")).await.unwrap()),
+            ["LAB_1"]
+        );
+        assert_eq!(
+            names(store.devices_where(&starting("LAB%")).await.unwrap()),
+            ["lab%2"]
+        );
+        assert_eq!(
+            names(store.devices_where(&starting("LAB")).await.unwrap()).len(),
+            3
+        );
+        let named = vec![
+            Condition::Equals("device_name", "kiosk".into()),
+            Condition::Equals("id", "D4".into()),
+        ];
+        assert_eq!(names(store.devices_where(&named).await.unwrap()), ["Kiosk"]);
     }
 
     #[tokio::test]

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS devices (
     ime_version TEXT NOT NULL DEFAULT '',
     ime_state TEXT NOT NULL DEFAULT 'none'
 );
+CREATE INDEX IF NOT EXISTS devices_name ON devices (lower(device_name));
 CREATE TABLE IF NOT EXISTS certificates (
     serial TEXT PRIMARY KEY,
     device_id TEXT NOT NULL,
