@@ -215,7 +215,7 @@ async fn group_members_get_the_app_exclusions_do_not_and_late_joiners_catch_up()
     let (status, body) = w
         .admin(
             "DELETE",
-            &format!("/v1.0/groups/{held_back}/members/{excluded}/$ref"),
+            &format!("/v1.0/groups/{held_back}/members/$ref?$id=https://graph.microsoft.com/v1.0/directoryObjects/{excluded}"),
             AdminBody::None,
         )
         .await;

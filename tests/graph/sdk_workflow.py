@@ -62,6 +62,15 @@ from msgraph_beta.generated.models.device_management_script_assignment import (
 )
 from msgraph_beta.generated.models.run_as_account_type import RunAsAccountType
 from msgraph_beta.generated.models.win32_lob_app import Win32LobApp
+from msgraph_beta.generated.devices.devices_request_builder import DevicesRequestBuilder
+from msgraph_beta.generated.models.device import Device
+from msgraph_beta.generated.models.exclusion_group_assignment_target import (
+    ExclusionGroupAssignmentTarget,
+)
+from msgraph_beta.generated.models.group import Group
+from msgraph_beta.generated.models.group_assignment_target import GroupAssignmentTarget
+from msgraph_beta.generated.models.reference_create import ReferenceCreate
+from msgraph_beta.generated.models.user import User
 from msgraph_core import AzureIdentityAuthenticationProvider, PageIterator
 from msgraph_core.requests.batch_request_builder import BatchRequestBuilder
 from msgraph_core.requests.batch_request_content import BatchRequestContent
@@ -243,6 +252,7 @@ async def main():
         expect(e.response_status_code == 404, "DELETE removes the app (then 404)")
 
     await scripts_and_remediations(graph)
+    await entra_groups(graph)
     await signed_in_like_entra()
 
 
@@ -289,6 +299,62 @@ async def scripts_and_remediations(graph):
     await fix.delete()
     left = (await scripts.get()).value + (await remediations.get()).value
     expect(left == [], "DELETE removes scripts and remediations")
+
+
+async def entra_groups(graph):
+    """A security group with a device and a user by reference, as real tenants target."""
+    pilot = await graph.groups.post(Group(display_name="Pilot devices", mail_enabled=False,
+                                          mail_nickname="pilot", security_enabled=True))
+    expect(pilot is not None and pilot.id and pilot.security_enabled,
+           f"creates a security group ({pilot.id if pilot else None})")
+    query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+        filter="displayName eq 'LAB-0003'")
+    found = (await graph.devices.get(RequestConfiguration(query_parameters=query))).value
+    expect(len(found) == 1 and isinstance(found[0], Device) and found[0].device_id,
+           "finds a device's Entra object by name")
+    managed = await graph.device_management.managed_devices.by_managed_device_id(
+        found[0].device_id).get()
+    expect(managed.azure_a_d_device_id == found[0].device_id,
+           "the managed device's azureADDeviceId is the Entra device's deviceId")
+    members = graph.groups.by_group_id(pilot.id).members
+    await members.ref.post(ReferenceCreate(
+        odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{found[0].id}"))
+    await members.ref.post(ReferenceCreate(
+        odata_id="https://graph.microsoft.com/v1.0/users/ada@contoso.com"))
+    listed = (await members.get()).value
+    kinds = sorted(type(m).__name__ for m in listed)
+    expect(kinds == ["Device", "User"], f"members read back as a device and a user ({kinds})")
+    try:
+        await members.ref.post(ReferenceCreate(
+            odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{found[0].id}"))
+        expect(False, "a member added twice is an error")
+    except ODataError as e:
+        expect(e.response_status_code == 400, "a member added twice is a 400")
+    held = await graph.groups.post(Group(display_name="Held back", mail_enabled=False,
+                                         mail_nickname="held", security_enabled=True))
+
+    app = await graph.device_app_management.mobile_apps.post(Win32LobApp(
+        display_name="Pilot Widget", file_name="pilot.intunewin", setup_file_path="pilot.msi",
+        install_command_line="msiexec /i pilot.msi /qn"))
+    item = graph.device_app_management.mobile_apps.by_mobile_app_id(app.id)
+    await item.assign.post(AssignPostRequestBody(mobile_app_assignments=[
+        MobileAppAssignment(intent=InstallIntent.Required,
+                            target=GroupAssignmentTarget(group_id=pilot.id)),
+        MobileAppAssignment(intent=InstallIntent.Required,
+                            target=ExclusionGroupAssignmentTarget(group_id=held.id))]))
+    targets = [a.target for a in (await item.assignments.get()).value]
+    expect(len(targets) == 2 and isinstance(targets[0], GroupAssignmentTarget)
+           and targets[0].group_id == pilot.id
+           and isinstance(targets[1], ExclusionGroupAssignmentTarget),
+           "group and exclusion-group assignments read back typed")
+
+    await members.by_directory_object_id(found[0].id).ref.delete()
+    left = (await members.get()).value
+    expect([type(m) for m in left] == [User], "DELETE .../members/{id}/$ref removes the device")
+    await item.delete()
+    await graph.groups.by_group_id(held.id).delete()
+    names = [g.display_name for g in (await graph.groups.get()).value]
+    expect(names == ["Pilot devices"], f"DELETE removes a group ({names})")
 
 
 async def signed_in_like_entra():

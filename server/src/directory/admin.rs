@@ -4,7 +4,7 @@
 //! group members).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -23,7 +23,10 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/beta/groups", get(list).post(create))
         .route("/beta/groups/{id}", get(one).patch(update).delete(remove))
         .route("/beta/groups/{id}/members", get(members))
-        .route("/beta/groups/{id}/members/$ref", post(add_member))
+        .route(
+            "/beta/groups/{id}/members/$ref",
+            post(add_member).delete(remove_member_by_query),
+        )
         .route(
             "/beta/groups/{id}/members/{member}/$ref",
             delete(remove_member),
@@ -292,6 +295,28 @@ async fn remove_member(
     state.store.remove_member(&id, &row.member_id).await?;
     changed(&state, &row, "removed").await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `DELETE /groups/{id}/members/$ref?$id=https://graph.microsoft.com/v1.0/directoryObjects/{memberId}`,
+/// the form newer SDKs send: as [`remove_member`].
+async fn remove_member_by_query(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<StatusCode, ApiError> {
+    let reference = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "$id" || k == "@id")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| {
+            bad("name the member: ?$id=https://graph.microsoft.com/v1.0/directoryObjects/{id}")
+        })?;
+    let member = reference
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    remove_member(State(state), Path((id, member))).await
 }
 
 /// After a membership change: the policy is recomputed, the change journalled (under
