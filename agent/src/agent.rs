@@ -173,6 +173,9 @@ impl Agent {
     /// past means "as soon as possible".
     pub fn next_due(&self) -> Option<DateTime<Utc>> {
         self.state.enrollment.as_ref()?;
+        if self.state.powered_off {
+            return None;
+        }
         let immediate = (self.state.sync_requested || !self.state.pending_alerts.is_empty())
             .then_some(DateTime::<Utc>::MIN_UTC);
         [
@@ -192,6 +195,9 @@ impl Agent {
     pub async fn run_due(&mut self, now: DateTime<Utc>) -> Result<Vec<Activity>, AgentError> {
         if self.state.enrollment.is_none() {
             return Err(AgentError::NotEnrolled);
+        }
+        if self.state.powered_off {
+            return Ok(Vec::new());
         }
         let client = self.client()?;
         let outcome = self.run_steps(&client, now).await;
@@ -346,15 +352,49 @@ impl Agent {
     /// checks in) once Windows is back up ([`BOOT_TIME`] later, a gap in its log), and
     /// the device checks in with its management server.
     pub fn reboot(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
+        self.stop_for_power_off(now);
+        self.boot(now);
+        self.save()
+    }
+
+    /// Shuts the device down (Graph's `shutDown`): the IME service stops, and nothing
+    /// runs (no session, no check-in, no health check) until [`Agent::power_on`].
+    pub fn shut_down(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
+        self.stop_for_power_off(now);
+        self.state.powered_off = true;
+        self.save()
+    }
+
+    /// Powers a shut-down device on: it boots as after a restart.
+    pub fn power_on(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
+        if !self.state.powered_off {
+            return Err(AgentError::Config("the device is already on".into()));
+        }
+        self.state.powered_off = false;
+        self.boot(now);
+        self.save()
+    }
+
+    /// True while the device is shut down.
+    pub fn is_powered_off(&self) -> bool {
+        self.state.powered_off
+    }
+
+    /// Windows going down: pending reboots are done and the IME service stops.
+    fn stop_for_power_off(&mut self, now: DateTime<Utc>) {
         self.state.ime.reboot_pending = false;
+        if self.state.ime.running {
+            ime::stop(&mut self.device, &mut self.state, now);
+        }
+    }
+
+    /// Windows coming up: the IME service starts [`BOOT_TIME`] later (and checks in),
+    /// and the device checks in with its management server.
+    fn boot(&mut self, now: DateTime<Utc>) {
         if self.state.ime.installed {
-            if self.state.ime.running {
-                ime::stop(&mut self.device, &mut self.state, now);
-            }
             ime::start(&mut self.device, &mut self.state, now + BOOT_TIME);
         }
         self.state.sync_requested = self.state.enrollment.is_some();
-        self.save()
     }
 
     /// Stops the IME service (`Stop-Service IntuneManagementExtension`); it stays stopped

@@ -33,6 +33,8 @@ pub struct AgentState {
     /// The server asked the device to leave management (retire or wipe): done when the
     /// session that asked ends.
     pub leaving: Option<Leaving>,
+    /// Shut down (Graph's `shutDown`): nothing runs until the device is powered on.
+    pub powered_off: bool,
 }
 
 /// How a device leaves management.

@@ -15,6 +15,8 @@ pub enum Push {
     Sync,
     /// Restart (then check in).
     Reboot,
+    /// Power off: nothing runs until someone powers the device on again.
+    ShutDown,
 }
 
 impl Push {
@@ -23,6 +25,7 @@ impl Push {
         match self {
             Push::Sync => "syncDevice",
             Push::Reboot => "rebootNow",
+            Push::ShutDown => "shutDown",
         }
     }
 }

@@ -345,6 +345,8 @@ pub enum Step {
     },
     /// Restart a device.
     Reboot(String),
+    /// Power on a device that was shut down (Graph's `shutDown`).
+    PowerOn(String),
     /// A call to the admin API, as any Graph client makes it (`{device:NAME}` in the
     /// path is the device's id, `{app:NAME}` the app's).
     Graph(GraphSpec),
@@ -868,6 +870,7 @@ async fn run_step(
             }
         }
         Step::Reboot(device) => world.reboot(device).map_err(failed)?,
+        Step::PowerOn(device) => world.power_on(device).map_err(failed)?,
         Step::Graph(spec) => graph(world, apps, at, spec).await?,
         Step::Unenroll(device) => {
             let now = world.now();

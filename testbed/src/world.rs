@@ -499,6 +499,7 @@ impl World {
                         Ok(())
                     }
                     server::push::Push::Reboot => agent.reboot(now),
+                    server::push::Push::ShutDown => agent.shut_down(now),
                 };
                 if let Err(e) = done {
                     self.device_errors.push((now, name.clone(), e.to_string()));
@@ -670,6 +671,17 @@ impl World {
         let now = self.now();
         self.device_mut(name)?
             .reboot(now)
+            .map_err(|source| WorldError::Device {
+                device: name.into(),
+                source,
+            })
+    }
+
+    /// Powers on a device that was shut down (it boots as after a restart).
+    pub fn power_on(&mut self, name: &str) -> Result<(), WorldError> {
+        let now = self.now();
+        self.device_mut(name)?
+            .power_on(now)
             .map_err(|source| WorldError::Device {
                 device: name.into(),
                 source,

@@ -270,6 +270,65 @@ async fn sync_device_and_reboot_now_reach_the_device_by_push() {
         .await
         .unwrap();
     assert_eq!(actions, 2);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn shut_down_keeps_a_device_silent_until_it_is_powered_on() {
+    use testbed::AdminBody;
+    let mut w = world(5).await;
+    w.add_device("LAB-01", Default::default()).await.unwrap();
+    w.require_ime("LAB-01").await.unwrap();
+    w.advance(Duration::hours(4)).await;
+    let id = w.device_id("LAB-01").unwrap();
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/managedDevices/{id}/shutDown"),
+            AdminBody::None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let off_at = w.now();
+    let before = sessions(&w, &id).await.len();
+    // Two days: eight-hourly sessions, hourly check-ins and the daily health check
+    // would all have come.
+    w.advance(Duration::days(2)).await;
+    assert!(w.device("LAB-01").unwrap().is_powered_off());
+    assert_eq!(
+        sessions(&w, &id).await.len(),
+        before,
+        "no session while off"
+    );
+    let log = |w: &World| {
+        agent::cmtrace::records(
+            &w.device("LAB-01").unwrap().device().drive,
+            "IntuneManagementExtension.log",
+        )
+    };
+    let last = log(&w).last().map(|(t, m)| (*t, m.clone()));
+    assert_eq!(
+        last,
+        Some((off_at, "EMS Agent Stopped".to_owned())),
+        "the IME stopped and wrote nothing since"
+    );
+
+    w.power_on("LAB-01").unwrap();
+    let on_at = w.now();
+    w.advance(Duration::minutes(10)).await;
+    let after = sessions(&w, &id).await;
+    assert_eq!(after.len(), before + 1, "it checks in as it boots");
+    assert_eq!(after.last().unwrap().at, server::clock::format(on_at));
+    assert!(
+        log(&w)
+            .iter()
+            .any(|(t, m)| *t > on_at && m.contains("EMS Agent Started")),
+        "the IME starts once Windows is up"
+    );
+    assert!(
+        w.power_on("LAB-01").is_err(),
+        "a device that is on cannot be powered on"
+    );
 
     let (status, body) = w
         .admin(

@@ -49,6 +49,10 @@ enum Cmd {
     StopIme,
     /// Restart the device (clears a pending hard reboot; the IME and MDM check in).
     Reboot,
+    /// Shut the device down: nothing runs until it is powered on.
+    ShutDown,
+    /// Power on a device that was shut down (it boots as after a restart).
+    PowerOn,
     /// Company Portal: the apps available to the user, with their status (JSON).
     CompanyPortal,
     /// Install an available app, as a user does in Company Portal.
@@ -305,6 +309,8 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             Ok(())
         }
         Cmd::Reboot => act(&dir, source, Agent::reboot, "device restarted").await,
+        Cmd::ShutDown => act(&dir, source, Agent::shut_down, "device shut down").await,
+        Cmd::PowerOn => act(&dir, source, Agent::power_on, "device powered on").await,
         Cmd::RestartIme => act(&dir, source, Agent::restart_ime, "IME service restarted").await,
         Cmd::StopIme => act(&dir, source, Agent::stop_ime, "IME service stopped").await,
         Cmd::Registry { action } => registry(&dir, action),
@@ -557,6 +563,7 @@ async fn follow_server(dir: &Path) -> Result<(), AgentError> {
                     Ok(())
                 }
                 "rebootNow" => agent.reboot(now),
+                "shutDown" => agent.shut_down(now),
                 _ => Ok(()),
             };
             if let Err(e) = done {

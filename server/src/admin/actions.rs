@@ -1,5 +1,5 @@
 //! Managed-device actions as Graph offers them (`POST .../managedDevices/{id}/syncDevice`,
-//! `rebootNow`, `retire`, `wipe`, `remoteLock`): journalled (`device_action`) before the
+//! `rebootNow`, `shutDown`, `retire`, `wipe`, `remoteLock`): journalled (`device_action`) before the
 //! 204, then carried to the device by a push ([`crate::push`]). Retire, wipe and remote
 //! lock are commands the push makes the device fetch ([`crate::lifecycle`]).
 
@@ -24,6 +24,10 @@ pub fn routes() -> Router<Shared> {
         .route(
             "/beta/deviceManagement/managedDevices/{id}/rebootNow",
             post(|state, id| act(state, id, Push::Reboot)),
+        )
+        .route(
+            "/beta/deviceManagement/managedDevices/{id}/shutDown",
+            post(|state, id| act(state, id, Push::ShutDown)),
         )
         .route(
             "/beta/deviceManagement/managedDevices/{id}/retire",
