@@ -24,8 +24,11 @@
 //! center, a push), `syncapp` (`intunemanagementextension://syncapp`), `require_ime`, `ime_version` (roll out a new
 //! IME), `snapshot` and `restore_snapshot` (of a device, as of a virtual machine),
 //! `restart_ime`, `stop_ime`, `graph` (any admin API call: `{ method, path, body,
-//! status }`, `{device:NAME}` and `{app:NAME}` in the path), `unenroll` (the user
-//! disconnects the device),
+//! status }`, `{device:NAME}` and `{app:NAME}` in the path, `{group:NAME}` and
+//! `{entra-device:NAME}` in the path and body), `unenroll` (the user disconnects the
+//! device), `reboot`, `power_on`, `join_group` and `leave_group` (`{ group, devices,
+//! users }`: Entra groups by display name, made when first joined; `assign` takes
+//! `group` and `exclude_group`),
 //! `stop_server`, `start_server`, `queue` (an OMA-DM command as the admin API takes it),
 //! `set_registry`, `delete_registry_key`, `delete_registry_value`, `install_program`,
 //! `uninstall_program` (by hand, in the registry); expectations: `expect` (the journal
@@ -36,6 +39,8 @@
 //! `[[scripts]]` (name, content, enforce_signature) and `[[remediations]]` (name,
 //! detection, remediation, schedule: `hourly`, `every Nh`, `daily HH:MM`,
 //! `every Nd HH:MM`, `once`) are created and assigned to every device.
+
+mod groups;
 
 use crate::remote_server::error_message;
 use std::collections::BTreeMap;
@@ -347,6 +352,10 @@ pub enum Step {
     Reboot(String),
     /// Power on a device that was shut down (Graph's `shutDown`).
     PowerOn(String),
+    /// Devices or users join an Entra group (made when first joined).
+    JoinGroup(groups::MembershipSpec),
+    /// Devices or users leave an Entra group.
+    LeaveGroup(groups::MembershipSpec),
     /// A call to the admin API, as any Graph client makes it (`{device:NAME}` in the
     /// path is the device's id, `{app:NAME}` the app's).
     Graph(GraphSpec),
@@ -418,6 +427,10 @@ pub struct AssignSpec {
     pub intent: String,
     /// A device's name, or all devices when absent.
     pub device: Option<String>,
+    /// An Entra group's display name (instead of `device`).
+    pub group: Option<String>,
+    /// An Entra group excluded from the assignment (one more assignment).
+    pub exclude_group: Option<String>,
     /// Available from (a duration from now, e.g. `12h`).
     pub start: Option<String>,
     /// Deadline (a duration from now).
@@ -871,6 +884,8 @@ async fn run_step(
         }
         Step::Reboot(device) => world.reboot(device).map_err(failed)?,
         Step::PowerOn(device) => world.power_on(device).map_err(failed)?,
+        Step::JoinGroup(spec) => groups::join(world, spec).await.map_err(fail)?,
+        Step::LeaveGroup(spec) => groups::leave(world, spec).await.map_err(fail)?,
         Step::Graph(spec) => graph(world, apps, at, spec).await?,
         Step::Unenroll(device) => {
             let now = world.now();
@@ -978,8 +993,13 @@ async fn graph(
     for (name, id) in apps {
         path = path.replace(&format!("{{app:{name}}}"), id);
     }
+    let path = groups::expand(world, &path).await.map_err(|e| at.fail(e))?;
     let body = match &spec.body {
-        Some(b) => AdminBody::Json(serde_json::to_value(b).map_err(|e| at.fail(e.to_string()))?),
+        Some(b) => {
+            let text = serde_json::to_string(b).map_err(|e| at.fail(e.to_string()))?;
+            let text = groups::expand(world, &text).await.map_err(|e| at.fail(e))?;
+            AdminBody::Json(serde_json::from_str(&text).map_err(|e| at.fail(e.to_string()))?)
+        }
         None => AdminBody::None,
     };
     let (status, answer) = world.admin(&spec.method, &path, body).await;
@@ -1009,11 +1029,14 @@ async fn assign(
     let id = apps
         .get(app)
         .ok_or_else(|| at.fail(format!("no app named {app}")))?;
-    let target = match &spec.device {
-        Some(d) => {
+    let target = match (&spec.device, &spec.group) {
+        (Some(d), _) => {
             json!({ "@odata.type": "#tenantless.deviceAssignmentTarget", "deviceId": world.device_id(d).map_err(|e| at.fail(e.to_string()))? })
         }
-        None => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
+        (None, Some(g)) => groups::target(world, g, false)
+            .await
+            .map_err(|e| at.fail(e))?,
+        (None, None) => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
     };
     let from_now = |d: &Option<String>| -> Result<Option<String>, ScenarioError> {
         match d {
@@ -1034,7 +1057,16 @@ async fn assign(
     if let Some(d) = from_now(&spec.deadline)? {
         settings.insert("deadlineDateTime".into(), json!(d));
     }
-    let body = json!({ "mobileAppAssignments": [{ "intent": intent, "target": target, "settings": { "installTimeSettings": settings } }] });
+    let mut assignments = vec![
+        json!({ "intent": intent, "target": target, "settings": { "installTimeSettings": settings } }),
+    ];
+    if let Some(g) = &spec.exclude_group {
+        let excluded = groups::target(world, g, true)
+            .await
+            .map_err(|e| at.fail(e))?;
+        assignments.push(json!({ "intent": intent, "target": excluded }));
+    }
+    let body = json!({ "mobileAppAssignments": assignments });
     let (status, answer) = world
         .admin(
             "POST",
