@@ -1,6 +1,7 @@
-//! Work to give devices through the admin API, as an administrator would: a required
-//! Win32 app (a simulated MSI with an exit-code plan, packed on the fly) and a platform
-//! script, each assigned to all devices. Used by `demo` and `fleet`.
+//! Work to give devices through the admin API, as an administrator would: a Win32 app
+//! (a simulated MSI with an exit-code plan, packed on the fly), required on all devices
+//! or left for the caller to assign, and a platform script assigned to all devices.
+//! Used by `demo`, `fleet` and tests.
 
 use base64::Engine;
 use serde_json::json;
@@ -19,6 +20,28 @@ fn failed(what: &str, status: u16, body: &serde_json::Value) -> WorldError {
 
 /// Creates, uploads and assigns (required, all devices) an app; returns its id.
 pub async fn required_app(
+    world: &World,
+    name: &str,
+    product_code: &str,
+    exit_codes: Vec<u32>,
+) -> Result<String, WorldError> {
+    let id = app(world, name, product_code, exit_codes).await?;
+    let (status, body) = world
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": all_devices() }] })),
+        )
+        .await;
+    if status != 204 {
+        return Err(failed("assigning the app", status, &body));
+    }
+    Ok(id)
+}
+
+/// Creates an app (a simulated MSI with this exit-code plan, detected by its product
+/// code) and uploads its content, unassigned; returns its id.
+pub async fn app(
     world: &World,
     name: &str,
     product_code: &str,
@@ -64,16 +87,6 @@ pub async fn required_app(
         .await;
     if status != 200 {
         return Err(failed("uploading the app's content", status, &body));
-    }
-    let (status, body) = world
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": all_devices() }] })),
-        )
-        .await;
-    if status != 204 {
-        return Err(failed("assigning the app", status, &body));
     }
     Ok(id)
 }

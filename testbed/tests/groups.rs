@@ -72,43 +72,9 @@ fn installed(w: &World, name: &str) -> bool {
 }
 
 async fn pilot_app(w: &World) -> String {
-    let msi = syncml::sim_msi::SimulatedMsi::new(PRODUCT, "Pilot App", "1.0.0", "Contoso");
-    let keys = syncml::intunewin::Keys {
-        encryption_key: [1; 32],
-        mac_key: [2; 32],
-        iv: [3; 16],
-    };
-    let content = syncml::intunewin::pack(
-        &[("pilot.msi".into(), msi.to_bytes())],
-        "pilot.msi",
-        &keys,
-        None,
-    )
-    .unwrap();
-    let app = call(
-        w,
-        "POST",
-        "/beta/deviceAppManagement/mobileApps",
-        json!({
-            "@odata.type": "#microsoft.graph.win32LobApp",
-            "displayName": "Pilot App",
-            "publisher": "Contoso",
-            "installCommandLine": "msiexec /i pilot.msi /qn",
-            "uninstallCommandLine": format!("msiexec /x {PRODUCT} /qn"),
-            "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": PRODUCT }],
-        }),
-    )
-    .await;
-    let id = app["id"].as_str().unwrap().to_owned();
-    let (status, body) = w
-        .admin(
-            "PUT",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
-            AdminBody::Bytes(content),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    id
+    testbed::workload::app(w, "Pilot App", PRODUCT, vec![0])
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
