@@ -208,9 +208,12 @@ async fn members(
         .await?
         .into_iter()
         .filter(|m| m.group_id == id)
-        .filter_map(|m| match m.kind.as_str() {
-            "device" => devices.iter().find(|d| d.id == m.name).map(device_json),
-            _ => Some(user_json(&m.name)),
+        .filter_map(|m| {
+            if m.kind == Kind::Device.as_str() {
+                devices.iter().find(|d| d.id == m.name).map(device_json)
+            } else {
+                Some(user_json(&m.name))
+            }
         })
         .collect();
     options.page(members, &Collection::plain("directoryObjects"))
@@ -219,12 +222,7 @@ async fn members(
 /// The directory object an `@odata.id` names: `.../directoryObjects/{id}`,
 /// `.../devices/{id}` or `.../users/{id or userPrincipalName}`.
 async fn resolve(state: &Shared, reference: &str) -> Result<(Kind, String, String), ApiError> {
-    let id = reference
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .trim_matches(|c| c == '\'' || c == '(' || c == ')');
+    let id = referenced_id(reference);
     if id.is_empty() {
         return Err(bad("@odata.id must name a directory object"));
     }
@@ -246,6 +244,16 @@ async fn resolve(state: &Shared, reference: &str) -> Result<(Kind, String, Strin
         Some(upn) => Ok((Kind::User, user_object_id(&upn), upn)),
         None => Err(not_found(id)),
     }
+}
+
+/// The id at the end of a reference (`.../directoryObjects/{id}`, `.../users('{id}')`).
+fn referenced_id(reference: &str) -> &str {
+    reference
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .trim_matches(|c| c == '\'' || c == '(' || c == ')')
 }
 
 /// `POST /groups/{id}/members/$ref` `{"@odata.id": ".../directoryObjects/{id}"}`: the
@@ -310,12 +318,7 @@ async fn remove_member_by_query(
         .ok_or_else(|| {
             bad("name the member: ?$id=https://graph.microsoft.com/v1.0/directoryObjects/{id}")
         })?;
-    let member = reference
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let member = referenced_id(&reference).to_owned();
     remove_member(State(state), Path((id, member))).await
 }
 
@@ -324,14 +327,18 @@ async fn remove_member_by_query(
 /// IME if something it needs reaches it now.
 async fn changed(state: &Shared, row: &MemberRow, change: &str) -> Result<(), ApiError> {
     state.policy_changed();
+    let is_device = row.kind == Kind::Device.as_str();
     let devices: Vec<Device> = state
         .store
         .devices()
         .await?
         .into_iter()
-        .filter(|d| match row.kind.as_str() {
-            "device" => d.id == row.name,
-            _ => d.user_principal_name.eq_ignore_ascii_case(&row.name),
+        .filter(|d| {
+            if is_device {
+                d.id == row.name
+            } else {
+                d.user_principal_name.eq_ignore_ascii_case(&row.name)
+            }
         })
         .collect();
     let event = Event::MembershipChanged {
@@ -340,11 +347,7 @@ async fn changed(state: &Shared, row: &MemberRow, change: &str) -> Result<(), Ap
         member_kind: row.kind.clone(),
         change: change.into(),
     };
-    let journal_under = if row.kind == "device" {
-        row.name.as_str()
-    } else {
-        ""
-    };
+    let journal_under = if is_device { row.name.as_str() } else { "" };
     state.journal.record(journal_under, &event).await?;
     for device in &devices {
         if crate::ime::needed_by(state, device).await? {
