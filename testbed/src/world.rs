@@ -284,6 +284,12 @@ impl World {
         if profile.device_name.is_empty() {
             profile.device_name = name.to_owned();
         }
+        // The user's object id is the directory's (`/users`), as Entra gives it to
+        // Windows: the IME's per-user registry keys and the admin API name one user.
+        if profile.user_object_id.is_empty() && !profile.user_principal_name.is_empty() {
+            profile.user_object_id =
+                server::directory::user_object_id(&profile.user_principal_name);
+        }
         profile.fast_keys |= self.fast_keys;
         let mut seed = [0u8; 32];
         self.rng.fill_bytes(&mut seed);

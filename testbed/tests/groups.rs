@@ -153,6 +153,11 @@ async fn group_members_get_the_app_exclusions_do_not_and_late_joiners_catch_up()
         .user_principal_name
         .clone();
     let user = call(&w, "GET", &format!("/v1.0/users/{upn}"), Value::Null).await;
+    let profile = &w.device("LAB-03").unwrap().device().profile;
+    assert_eq!(
+        user["id"], profile.user_object_id,
+        "the device's user is the directory's user"
+    );
     add(&w, &pilot, user["id"].as_str().unwrap()).await;
     // No push for a membership change (Intune sends none): the next scheduled session.
     w.advance(Duration::hours(9)).await;
