@@ -91,6 +91,24 @@ async fn group_members_get_the_app_exclusions_do_not_and_late_joiners_catch_up()
         add(&w, &pilot, &object).await;
     }
     add(&w, &held_back, &device_object(&w, "LAB-02").await).await;
+    let of = call(
+        &w,
+        "GET",
+        &format!(
+            "/v1.0/devices/{}/memberOf",
+            device_object(&w, "LAB-02").await
+        ),
+        Value::Null,
+    )
+    .await;
+    let mut names: Vec<&str> = of["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["displayName"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Held back", "Pilot"], "{of}");
     let app = pilot_app(&w).await;
     call(
         &w,
@@ -220,6 +238,30 @@ async fn groups_answer_in_graphs_words() {
         .await;
     assert_eq!(status, 404, "an unknown object cannot join: {body}");
     add(&w, &pilot, "ada@contoso.com").await;
+    // Members bound at creation, as scripts often make a group.
+    let bound = call(
+        &w,
+        "POST",
+        "/v1.0/groups",
+        json!({ "displayName": "Bound", "mailEnabled": false, "mailNickname": "bound", "securityEnabled": true,
+                "members@odata.bind": ["https://graph.microsoft.com/v1.0/users/ada@contoso.com"] }),
+    )
+    .await;
+    let of = call(
+        &w,
+        "GET",
+        "/v1.0/users/ada@contoso.com/memberOf",
+        Value::Null,
+    )
+    .await;
+    let mut names: Vec<&str> = of["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["displayName"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["Bound", "Pilot"], "{of} {bound}");
     let (status, body) = w
         .admin(
             "POST",

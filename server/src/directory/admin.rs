@@ -33,8 +33,10 @@ pub(crate) fn routes() -> Router<Shared> {
         )
         .route("/beta/devices", get(devices))
         .route("/beta/devices/{id}", get(device))
+        .route("/beta/devices/{id}/memberOf", get(device_member_of))
         .route("/beta/users", get(users))
         .route("/beta/users/{id}", get(user))
+        .route("/beta/users/{id}/memberOf", get(user_member_of))
 }
 
 const GROUPS: Collection = Collection {
@@ -124,8 +126,9 @@ async fn one(
 }
 
 /// `POST /groups`: a security group (`displayName` required; `mailEnabled`,
-/// `mailNickname`, `securityEnabled` take Graph's defaults for one). Dynamic
-/// membership rules are refused: members are added by reference.
+/// `mailNickname`, `securityEnabled` take Graph's defaults for one), with its first
+/// members when `members@odata.bind` lists their references. Dynamic membership rules
+/// are refused: members are added by reference.
 async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
     let mut group: Value =
         serde_json::from_slice(&body).map_err(|e| bad(format!("not JSON: {e}")))?;
@@ -145,7 +148,18 @@ async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, Ap
         return Err(bad("a group is a JSON object"));
     };
     map.remove("id");
-    map.remove("members@odata.bind");
+    let bound = match map.remove("members@odata.bind") {
+        None => Vec::new(),
+        Some(Value::Array(refs)) => refs,
+        Some(_) => return Err(bad("members@odata.bind is a list of references")),
+    };
+    let mut members = Vec::new();
+    for reference in &bound {
+        let Some(reference) = reference.as_str() else {
+            return Err(bad("members@odata.bind is a list of references"));
+        };
+        members.push(resolve(&state, reference).await?);
+    }
     map.insert("@odata.type".into(), json!("#microsoft.graph.group"));
     map.entry("description").or_insert(Value::Null);
     map.entry("groupTypes").or_insert(json!([]));
@@ -157,6 +171,17 @@ async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, Ap
         .store
         .upsert_group(&id, &group.to_string(), &state.now_text())
         .await?;
+    for (kind, member_id, name) in members {
+        let row = MemberRow {
+            group_id: id.clone(),
+            member_id,
+            kind: kind.as_str().into(),
+            name,
+        };
+        if state.store.add_member(&row).await? {
+            changed(&state, &row, "added").await?;
+        }
+    }
     let row = load(&state, &id).await?;
     Ok((StatusCode::CREATED, Json(group_json(&row))).into_response())
 }
@@ -425,4 +450,52 @@ async fn user(
         .find(|u| u.eq_ignore_ascii_case(&id) || user_object_id(u).eq_ignore_ascii_case(&id))
         .ok_or_else(|| not_found(&id))?;
     Ok(Json(options.entity(user_json(&upn), USERS.context)))
+}
+
+/// The groups an object is a direct member of (`memberOf`).
+async fn member_of(
+    state: &Shared,
+    object_id: &str,
+    options: &Options,
+) -> Result<Response, ApiError> {
+    let memberships = state.store.memberships().await?;
+    let groups = state
+        .store
+        .groups()
+        .await?
+        .iter()
+        .filter(|g| {
+            memberships
+                .iter()
+                .any(|m| m.group_id == g.id && m.member_id.eq_ignore_ascii_case(object_id))
+        })
+        .map(group_json)
+        .collect();
+    options.page(groups, &Collection::plain("directoryObjects"))
+}
+
+/// `GET /devices/{id}/memberOf`.
+async fn device_member_of(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    let (kind, object_id, _) = resolve(&state, &id).await?;
+    if kind != Kind::Device {
+        return Err(not_found(&id));
+    }
+    member_of(&state, &object_id, &options).await
+}
+
+/// `GET /users/{id or userPrincipalName}/memberOf`.
+async fn user_member_of(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    let (kind, object_id, _) = resolve(&state, &id).await?;
+    if kind != Kind::User {
+        return Err(not_found(&id));
+    }
+    member_of(&state, &object_id, &options).await
 }
