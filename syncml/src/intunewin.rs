@@ -369,6 +369,123 @@ pub fn decrypt(
     Ok(plain)
 }
 
+/// [`decrypt`]'s checks made over content that arrives in pieces (a multi-gigabyte
+/// upload in blocks), in memory bounded by the pieces: the MAC over IV and ciphertext,
+/// and the SHA-256 of the plaintext as it is decrypted. Nothing is kept.
+pub struct ContentCheck {
+    mac: Hmac<Sha256>,
+    key: [u8; 32],
+    digest: Vec<u8>,
+    /// The first 48 bytes (MAC and IV) until they are complete.
+    head: Vec<u8>,
+    /// Set once the IV is known.
+    decryptor: Option<cbc::Decryptor<aes::Aes256>>,
+    plain: Sha256,
+    /// Ciphertext not yet decrypted: less than a block, or the last block held back for
+    /// its padding.
+    pending: Vec<u8>,
+    tag: [u8; 32],
+    total: u64,
+}
+
+impl ContentCheck {
+    /// A check against Detection.xml's (or `fileEncryptionInfo`'s) keys and digest.
+    pub fn new(info: &EncryptionInfo) -> std::result::Result<ContentCheck, ContentError> {
+        let key = b64("EncryptionKey", &info.encryption_key, 32).map_err(ContentError::Metadata)?;
+        let mac_key = b64("MacKey", &info.mac_key, 32).map_err(ContentError::Metadata)?;
+        let digest = b64("FileDigest", &info.file_digest, 32).map_err(ContentError::Metadata)?;
+        let mac = <Hmac<Sha256> as Mac>::new_from_slice(&mac_key)
+            .map_err(|_| ContentError::MacMismatch)?;
+        let mut key32 = [0u8; 32];
+        key32.copy_from_slice(&key);
+        Ok(ContentCheck {
+            mac,
+            key: key32,
+            digest,
+            head: Vec::with_capacity(48),
+            decryptor: None,
+            plain: Sha256::new(),
+            pending: Vec::new(),
+            tag: [0; 32],
+            total: 0,
+        })
+    }
+
+    /// Bytes seen so far.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// True before any byte.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Takes the next piece of the encrypted file.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if self.head.len() < 48 {
+            let take = (48 - self.head.len()).min(bytes.len());
+            self.head.extend_from_slice(&bytes[..take]);
+            bytes = &bytes[take..];
+            if self.head.len() < 48 {
+                return;
+            }
+            self.tag.copy_from_slice(&self.head[..32]);
+            let iv: [u8; 16] = self.head[32..48].try_into().unwrap_or([0; 16]);
+            self.mac.update(&iv);
+            self.decryptor = Some(cbc::Decryptor::<aes::Aes256>::new(
+                &self.key.into(),
+                &iv.into(),
+            ));
+        }
+        self.mac.update(bytes);
+        self.pending.extend_from_slice(bytes);
+        // Decrypt every whole block but the last, which may hold the padding.
+        let ready = (self.pending.len().saturating_sub(1) / 16) * 16;
+        if ready == 0 {
+            return;
+        }
+        if let Some(decryptor) = self.decryptor.as_mut() {
+            let mut blocks: Vec<aes::Block> = self.pending[..ready]
+                .chunks_exact(16)
+                .map(|c| *aes::Block::from_slice(c))
+                .collect();
+            decryptor.decrypt_blocks_mut(&mut blocks);
+            for block in &blocks {
+                self.plain.update(block);
+            }
+        }
+        self.pending.drain(..ready);
+    }
+
+    /// The verdict once every byte is in: the MAC first (as [`decrypt`] checks it before
+    /// decrypting), then the padding, then the digest.
+    pub fn finish(self) -> std::result::Result<(), ContentError> {
+        let Some(mut decryptor) = self.decryptor else {
+            return Err(ContentError::Undecryptable);
+        };
+        self.mac
+            .verify_slice(&self.tag)
+            .map_err(|_| ContentError::MacMismatch)?;
+        if self.pending.len() != 16 {
+            return Err(ContentError::Undecryptable);
+        }
+        let mut last = *aes::Block::from_slice(&self.pending);
+        decryptor.decrypt_block_mut(&mut last);
+        let pad = usize::from(last[15]);
+        if pad == 0 || pad > 16 || last[16 - pad..].iter().any(|&b| usize::from(b) != pad) {
+            return Err(ContentError::Undecryptable);
+        }
+        let mut plain = self.plain;
+        plain.update(&last[..16 - pad]);
+        if plain.finalize().as_slice() != self.digest.as_slice() {
+            return Err(ContentError::DigestMismatch);
+        }
+        Ok(())
+    }
+}
+
 /// Unzips an inner zip into (path, bytes), refusing paths that leave the folder.
 pub fn extract(inner: &[u8]) -> Result<Vec<(String, Vec<u8>)>> {
     let mut archive = zip::ZipArchive::new(Cursor::new(inner)).map_err(zip_error)?;
@@ -457,6 +574,33 @@ mod tests {
             decrypt(b"short", &opened.detection.encryption),
             Err(ContentError::Undecryptable)
         );
+    }
+
+    #[test]
+    fn the_check_in_pieces_agrees_with_decrypt() {
+        let opened = open(&pack(&files(), "setup.msi", &keys(), None).unwrap()).unwrap();
+        let info = &opened.detection.encryption;
+        let checked = |bytes: &[u8], info: &EncryptionInfo, piece: usize| {
+            let mut check = ContentCheck::new(info).unwrap();
+            for part in bytes.chunks(piece.max(1)) {
+                check.update(part);
+            }
+            check.finish()
+        };
+        for piece in [1, 7, 16, 47, 48, 49, 1000, 1 << 20] {
+            assert_eq!(checked(&opened.encrypted, info, piece), Ok(()), "{piece}");
+        }
+        let mut bad = opened.encrypted.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(checked(&bad, info, 5), Err(ContentError::MacMismatch));
+        let mut wrong = info.clone();
+        wrong.file_digest = B64.encode([0u8; 32]);
+        assert_eq!(
+            checked(&opened.encrypted, &wrong, 33),
+            Err(ContentError::DigestMismatch)
+        );
+        assert_eq!(checked(b"short", info, 2), Err(ContentError::Undecryptable));
     }
 
     #[test]

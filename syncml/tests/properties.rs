@@ -552,6 +552,10 @@ fn every_parser(bytes: &[u8]) {
     let _ = syncml::sim_msi::SimulatedMsi::parse(bytes);
     if let Ok(package) = syncml::intunewin::open(bytes) {
         let _ = syncml::intunewin::decrypt(&package.encrypted, &package.detection.encryption);
+        if let Ok(mut check) = syncml::intunewin::ContentCheck::new(&package.detection.encryption) {
+            check.update(&package.encrypted);
+            let _ = check.finish();
+        }
     }
     let _ = syncml::intunewin::extract(bytes);
 }
@@ -678,5 +682,43 @@ proptest! {
             close.repeat(depth)
         );
         every_parser(doc.as_bytes());
+    }
+}
+
+/// A package's encrypted file, a few bytes of it changed or not, and where it is cut.
+fn content_in_pieces() -> impl Strategy<Value = (Vec<u8>, Option<(usize, u8)>, Vec<usize>)> {
+    (
+        vec(any::<u8>(), 0..300),
+        option::of((any::<usize>(), 1u8..=255)),
+        vec(1usize..70, 1..6),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// The check over pieces (an upload in blocks) gives [`decrypt`]'s verdict, however
+    /// the content is cut and whatever was changed in it.
+    #[test]
+    fn the_content_check_in_pieces_agrees_with_decrypt((plain, flip, cuts) in content_in_pieces()) {
+        use syncml::intunewin::{decrypt, encrypt, ContentCheck, Keys};
+        let keys = Keys { encryption_key: [7; 32], mac_key: [9; 32], iv: [5; 16] };
+        let (mut encrypted, info) = encrypt(&plain, &keys);
+        if let Some((at, bits)) = flip {
+            let at = at % encrypted.len();
+            encrypted[at] ^= bits;
+        }
+        let mut check = ContentCheck::new(&info).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut rest = encrypted.as_slice();
+        for cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at((*cut).min(rest.len()));
+            check.update(piece);
+            rest = after;
+        }
+        prop_assert_eq!(check.len(), encrypted.len() as u64);
+        prop_assert_eq!(check.finish(), decrypt(&encrypted, &info).map(|_| ()));
     }
 }
