@@ -261,8 +261,8 @@ pub fn pack(
     Ok(zip.finish().map_err(zip_error)?.into_inner())
 }
 
-fn read_entry(
-    archive: &mut zip::ZipArchive<Cursor<&[u8]>>,
+fn read_entry<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
     name: &str,
     limit: u64,
 ) -> Result<Vec<u8>> {
@@ -277,13 +277,20 @@ fn read_entry(
     Ok(bytes)
 }
 
+/// Reads a `.intunewin`'s Detection.xml from its opened zip (a file on disk, say, whose
+/// encrypted content the caller then reads in pieces from [`CONTENT_PATH`]).
+pub fn read_detection<R: Read + std::io::Seek>(
+    archive: &mut zip::ZipArchive<R>,
+) -> Result<Detection> {
+    let detection = read_entry(archive, DETECTION_PATH, 1 << 20)?;
+    let text = String::from_utf8(detection).map_err(|e| Error::Encoding(e.to_string()))?;
+    Detection::parse(text.trim_start_matches('\u{feff}'))
+}
+
 /// Reads a `.intunewin`: Detection.xml and the encrypted content.
 pub fn open(bytes: &[u8]) -> Result<Package> {
     let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(zip_error)?;
-    let detection = read_entry(&mut archive, DETECTION_PATH, 1 << 20)?;
-    let text = String::from_utf8(detection).map_err(|e| Error::Encoding(e.to_string()))?;
-    let text = text.trim_start_matches('\u{feff}');
-    let detection = Detection::parse(text)?;
+    let detection = read_detection(&mut archive)?;
     let encrypted = read_entry(&mut archive, CONTENT_PATH, 8 << 30)?;
     Ok(Package {
         detection,
@@ -369,6 +376,79 @@ pub fn decrypt(
     Ok(plain)
 }
 
+/// [`encrypt`] over plaintext that arrives in pieces (a multi-gigabyte package made on
+/// the fly): ciphertext comes out as it is made, and the file's head (MAC and IV, which
+/// come first in the file but are known only at the end) with the EncryptionInfo at
+/// [`ContentSeal::finish`]. An upload puts the head as its first block last.
+pub struct ContentSeal {
+    keys: Keys,
+    encryptor: cbc::Encryptor<aes::Aes256>,
+    mac: Hmac<Sha256>,
+    plain: Sha256,
+    /// Plaintext short of a whole block.
+    pending: Vec<u8>,
+}
+
+impl ContentSeal {
+    /// A seal with these keys.
+    pub fn new(keys: &Keys) -> ContentSeal {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&keys.mac_key)
+            .expect("HMAC takes keys of any length");
+        mac.update(&keys.iv);
+        ContentSeal {
+            keys: keys.clone(),
+            encryptor: cbc::Encryptor::<aes::Aes256>::new(
+                &keys.encryption_key.into(),
+                &keys.iv.into(),
+            ),
+            mac,
+            plain: Sha256::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Encrypts the next piece of plaintext: the ciphertext of every block it completes.
+    pub fn update(&mut self, plain: &[u8]) -> Vec<u8> {
+        self.plain.update(plain);
+        self.pending.extend_from_slice(plain);
+        let whole = self.pending.len() / 16 * 16;
+        let mut blocks: Vec<aes::Block> = self.pending[..whole]
+            .chunks_exact(16)
+            .map(|c| *aes::Block::from_slice(c))
+            .collect();
+        self.encryptor.encrypt_blocks_mut(&mut blocks);
+        self.pending.drain(..whole);
+        let out: Vec<u8> = blocks.iter().flat_map(|b| b.iter().copied()).collect();
+        self.mac.update(&out);
+        out
+    }
+
+    /// The last ciphertext (the padded final block), the file's 48-byte head (MAC, IV)
+    /// and the EncryptionInfo, as [`encrypt`] gives them.
+    pub fn finish(mut self) -> (Vec<u8>, Vec<u8>, EncryptionInfo) {
+        let pad = 16 - self.pending.len();
+        let mut last = self.pending.clone();
+        last.resize(16, pad as u8);
+        let mut block = *aes::Block::from_slice(&last);
+        self.encryptor.encrypt_block_mut(&mut block);
+        let tail = block.to_vec();
+        self.mac.update(&tail);
+        let tag = self.mac.finalize().into_bytes();
+        let mut head = tag.to_vec();
+        head.extend_from_slice(&self.keys.iv);
+        let info = EncryptionInfo {
+            encryption_key: B64.encode(self.keys.encryption_key),
+            mac_key: B64.encode(self.keys.mac_key),
+            initialization_vector: B64.encode(self.keys.iv),
+            mac: B64.encode(tag),
+            profile_identifier: PROFILE.into(),
+            file_digest: B64.encode(self.plain.finalize()),
+            file_digest_algorithm: "SHA256".into(),
+        };
+        (tail, head, info)
+    }
+}
+
 /// [`decrypt`]'s checks made over content that arrives in pieces (a multi-gigabyte
 /// upload in blocks), in memory bounded by the pieces: the MAC over IV and ciphertext,
 /// and the SHA-256 of the plaintext as it is decrypted. Nothing is kept.
@@ -422,7 +502,17 @@ impl ContentCheck {
     }
 
     /// Takes the next piece of the encrypted file.
-    pub fn update(&mut self, mut bytes: &[u8]) {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.take(bytes, None);
+    }
+
+    /// Takes the next piece of the encrypted file and appends to `plain` what it
+    /// decrypts to so far (unchecked until [`ContentCheck::finish_into`] says so).
+    pub fn update_into(&mut self, bytes: &[u8], plain: &mut Vec<u8>) {
+        self.take(bytes, Some(plain));
+    }
+
+    fn take(&mut self, mut bytes: &[u8], mut out: Option<&mut Vec<u8>>) {
         self.total += bytes.len() as u64;
         if self.head.len() < 48 {
             let take = (48 - self.head.len()).min(bytes.len());
@@ -454,6 +544,9 @@ impl ContentCheck {
             decryptor.decrypt_blocks_mut(&mut blocks);
             for block in &blocks {
                 self.plain.update(block);
+                if let Some(out) = out.as_deref_mut() {
+                    out.extend_from_slice(block);
+                }
             }
         }
         self.pending.drain(..ready);
@@ -462,6 +555,11 @@ impl ContentCheck {
     /// The verdict once every byte is in: the MAC first (as [`decrypt`] checks it before
     /// decrypting), then the padding, then the digest.
     pub fn finish(self) -> std::result::Result<(), ContentError> {
+        self.finish_into(&mut Vec::new())
+    }
+
+    /// [`ContentCheck::finish`], appending the last of the plaintext to `plain`.
+    pub fn finish_into(self, plain: &mut Vec<u8>) -> std::result::Result<(), ContentError> {
         let Some(mut decryptor) = self.decryptor else {
             return Err(ContentError::Undecryptable);
         };
@@ -477,13 +575,43 @@ impl ContentCheck {
         if pad == 0 || pad > 16 || last[16 - pad..].iter().any(|&b| usize::from(b) != pad) {
             return Err(ContentError::Undecryptable);
         }
-        let mut plain = self.plain;
-        plain.update(&last[..16 - pad]);
-        if plain.finalize().as_slice() != self.digest.as_slice() {
+        let mut digest = self.plain;
+        digest.update(&last[..16 - pad]);
+        plain.extend_from_slice(&last[..16 - pad]);
+        if digest.finalize().as_slice() != self.digest.as_slice() {
             return Err(ContentError::DigestMismatch);
         }
         Ok(())
     }
+}
+
+/// Unzips an inner zip read from a file (or anything that seeks), handing each file's
+/// path and bytes, as a reader, to `each`; paths that leave the folder are refused
+/// before anything is handed over.
+pub fn extract_each<R: Read + std::io::Seek>(
+    inner: R,
+    mut each: impl FnMut(&str, &mut dyn Read) -> std::io::Result<()>,
+) -> Result<()> {
+    let mut archive = zip::ZipArchive::new(inner).map_err(zip_error)?;
+    for name in archive.file_names() {
+        let name = name.replace('\\', "/");
+        if name.starts_with('/') || name.split('/').any(|p| p == "..") {
+            return Err(Error::invalid(
+                "intunewin entry",
+                &name,
+                "leaves the content folder",
+            ));
+        }
+    }
+    for i in 0..archive.len() {
+        let mut entry = archive.by_index(i).map_err(zip_error)?;
+        if entry.is_dir() {
+            continue;
+        }
+        let name = entry.name().replace('\\', "/");
+        each(&name, &mut entry).map_err(zip_error)?;
+    }
+    Ok(())
 }
 
 /// Unzips an inner zip into (path, bytes), refusing paths that leave the folder.
@@ -589,6 +717,13 @@ mod tests {
         };
         for piece in [1, 7, 16, 47, 48, 49, 1000, 1 << 20] {
             assert_eq!(checked(&opened.encrypted, info, piece), Ok(()), "{piece}");
+            let mut check = ContentCheck::new(info).unwrap();
+            let mut plain = Vec::new();
+            for part in opened.encrypted.chunks(piece) {
+                check.update_into(part, &mut plain);
+            }
+            check.finish_into(&mut plain).unwrap();
+            assert_eq!(plain, decrypt(&opened.encrypted, info).unwrap(), "{piece}");
         }
         let mut bad = opened.encrypted.clone();
         let last = bad.len() - 1;
@@ -625,7 +760,32 @@ mod tests {
 
     #[test]
     fn zip_slip_is_refused() {
-        let evil = zip_folder(&[("../../evil.txt".into(), b"x".to_vec())]).unwrap();
+        let evil = zip_folder(&[
+            ("fine.txt".into(), b"y".to_vec()),
+            ("../../evil.txt".into(), b"x".to_vec()),
+        ])
+        .unwrap();
         assert!(extract(&evil).is_err());
+        let mut handed = Vec::new();
+        let each = extract_each(Cursor::new(&evil), |name, _| {
+            handed.push(name.to_owned());
+            Ok(())
+        });
+        assert!(each.is_err());
+        assert!(handed.is_empty(), "nothing is handed over from an evil zip");
+    }
+
+    #[test]
+    fn extract_each_hands_over_what_extract_gives() {
+        let inner = zip_folder(&files()).unwrap();
+        let mut got = Vec::new();
+        extract_each(Cursor::new(&inner), |name, reader| {
+            let mut bytes = Vec::new();
+            reader.read_to_end(&mut bytes)?;
+            got.push((name.to_owned(), bytes));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, extract(&inner).unwrap());
     }
 }

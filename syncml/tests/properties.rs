@@ -722,3 +722,29 @@ proptest! {
         prop_assert_eq!(check.finish(), decrypt(&encrypted, &info).map(|_| ()));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Sealing in pieces makes the file and EncryptionInfo [`encrypt`] makes at once.
+    #[test]
+    fn sealing_in_pieces_agrees_with_encrypt(plain in vec(any::<u8>(), 0..300), cuts in vec(1usize..70, 1..6)) {
+        use syncml::intunewin::{encrypt, ContentSeal, Keys};
+        let keys = Keys { encryption_key: [3; 32], mac_key: [4; 32], iv: [6; 16] };
+        let mut seal = ContentSeal::new(&keys);
+        let mut body = Vec::new();
+        let mut rest = plain.as_slice();
+        for cut in cuts.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (piece, after) = rest.split_at((*cut).min(rest.len()));
+            body.extend(seal.update(piece));
+            rest = after;
+        }
+        let (tail, mut file, info) = seal.finish();
+        file.extend(body);
+        file.extend(tail);
+        prop_assert_eq!((file, info), encrypt(&plain, &keys));
+    }
+}
