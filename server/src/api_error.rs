@@ -22,6 +22,11 @@ pub struct ApiError {
 #[derive(Debug, Clone, Copy)]
 pub struct GraphErrorBody;
 
+/// Marks a failure whose body is another protocol's error (Entra's sign-in errors, Azure
+/// Storage's on the upload URI): the admin listener leaves it as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct ForeignErrorBody;
+
 impl ApiError {
     /// An error with this status, Graph's usual code for it, and this message.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {

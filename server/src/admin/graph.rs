@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use crate::api_error::{code_for, ApiError, GraphErrorBody};
+use crate::api_error::{code_for, ApiError, ForeignErrorBody, GraphErrorBody};
 use crate::odata::Address;
 use crate::state::Shared;
 
@@ -75,11 +75,6 @@ pub fn version_root(mut request: Request) -> Request {
     });
     request
 }
-
-/// Marks a failure whose body is another protocol's error (Entra's sign-in errors):
-/// [`envelope`] leaves it as it is.
-#[derive(Debug, Clone, Copy)]
-pub struct ForeignErrorBody;
 
 /// Adds Graph's request ids to every answer and turns every failure into Graph's error
 /// JSON with `innerError` (date, request-id, client-request-id).

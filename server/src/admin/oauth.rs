@@ -167,7 +167,7 @@ fn oauth_error(status: StatusCode, error: &str, code: u32, description: &str) ->
     );
     (
         status,
-        axum::Extension(super::graph::ForeignErrorBody),
+        axum::Extension(crate::api_error::ForeignErrorBody),
         Json(json!({
             "error": error,
             "error_description": description,
