@@ -8,40 +8,6 @@ use serde_json::{json, Value};
 
 const DEVICE: &str = "5A5A5A5A-1111-4222-8333-944444444444";
 
-fn keys() -> syncml::intunewin::Keys {
-    syncml::intunewin::Keys {
-        encryption_key: [7; 32],
-        mac_key: [8; 32],
-        iv: [9; 16],
-    }
-}
-
-async fn gateway(client: &reqwest::Client, url: &str, request: &str, payload: Value) -> Value {
-    let envelope = json!({
-        "Key": "key",
-        "SessionId": "4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c",
-        "RequestContentType": request,
-        "RequestPayload": payload.to_string(),
-        "ResponseContentType": null,
-        "ClientInfo": json!({ "DeviceName": "LAB-01", "OperatingSystemVersion": "10.0.22631", "SideCarAgentVersion": "1.93.102.0" }).to_string(),
-        "ResponsePayload": null,
-        "CheckinIntervalMinutes": 60,
-        "CheckinReason": "AgentRestart",
-        "EnabledFlights": null,
-    });
-    let r = client
-        .put(format!(
-            "{url}/SideCarGatewaySessions('4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c')?api-version=1.5"
-        ))
-        .header("Prefer", "return-content")
-        .json(&envelope)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    r.json().await.unwrap()
-}
-
 #[tokio::test]
 async fn an_app_travels_from_the_admin_api_through_the_gateway_and_reports_back() {
     let (server, _dir) = start().await;
@@ -372,4 +338,303 @@ async fn reports_about_what_is_not_assigned_are_ignored() {
     assert_eq!(refused.len(), 3, "{refused:?}");
     assert!(refused.iter().all(|r| r["payload"]["code"] == "403"));
     server.stop().await;
+}
+
+fn encryption_json(e: &syncml::intunewin::EncryptionInfo) -> Value {
+    json!({
+        "@odata.type": "#microsoft.graph.fileEncryptionInfo",
+        "encryptionKey": e.encryption_key, "macKey": e.mac_key,
+        "initializationVector": e.initialization_vector, "mac": e.mac,
+        "profileIdentifier": e.profile_identifier, "fileDigest": e.file_digest,
+        "fileDigestAlgorithm": e.file_digest_algorithm,
+    })
+}
+
+#[tokio::test]
+async fn content_uploads_graphs_way_in_blocks_is_checked_at_commit_and_reaches_the_device() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let admin = admin(&server);
+    let (_, app) = admin
+        .post(
+            "/beta/deviceAppManagement/mobileApps",
+            json!({
+                "@odata.type": "#microsoft.graph.win32LobApp", "displayName": "Contoso Big",
+                "fileName": "big.intunewin", "setupFilePath": "setup.msi",
+                "installCommandLine": "msiexec /i setup.msi /qn",
+            }),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_owned();
+    // Over axum's 2 MB default body limit, and several chunks and blocks.
+    let (_, detection, encrypted) = big_package(3 << 20);
+    let app_path = format!("/beta/deviceAppManagement/mobileApps/{id}/microsoft.graph.win32LobApp");
+
+    let (status, version) = admin
+        .post(&format!("{app_path}/contentVersions"), json!({}))
+        .await;
+    assert_eq!(
+        (status, version["id"].as_str()),
+        (201, Some("1")),
+        "{version}"
+    );
+    let files = format!("{app_path}/contentVersions/1/files");
+    let (status, file) = admin
+        .post(
+            &files,
+            json!({
+                "@odata.type": "#microsoft.graph.mobileAppContentFile", "name": "IntunePackage.intunewin",
+                "size": detection.unencrypted_content_size, "sizeEncrypted": encrypted.len(),
+                "isDependency": false,
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{file}");
+    assert_eq!(file["uploadState"], "azureStorageUriRequestPending");
+    assert!(file["azureStorageUri"].is_null());
+    let file_path = format!("{files}/{}", file["id"].as_str().unwrap());
+    let (_, file) = admin.get(&file_path).await;
+    assert_eq!(
+        file["uploadState"], "azureStorageUriRequestSuccess",
+        "{file}"
+    );
+    let uri = file["azureStorageUri"].as_str().unwrap().to_owned();
+
+    // The upload URI takes blocks with no bearer token, as Azure Storage's SAS URI does;
+    // a URI whose signature was changed is refused in Azure's words.
+    let http = reqwest::Client::new();
+    let forged = uri.replace("sig=", "sig=A");
+    let r = http
+        .put(format!("{forged}&comp=block&blockid=QUFBQQ%3D%3D"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(r.headers()["x-ms-error-code"], "AuthenticationFailed");
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("<Code>AuthenticationFailed</Code>"));
+    let mut ids = Vec::new();
+    for (i, block) in encrypted.chunks(1_500_000).enumerate() {
+        let block_id = base64_of(&format!("block-{i:06}"));
+        let r = http
+            .put(format!("{uri}&comp=block&blockid={}", urlencode(&block_id)))
+            .header("x-ms-blob-type", "BlockBlob")
+            .body(block.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201, "block {i}");
+        ids.push(block_id);
+    }
+    assert_eq!(ids.len(), 3);
+    let list = |ids: &[String]| {
+        let items: String = ids
+            .iter()
+            .map(|id| format!("<Latest>{id}</Latest>"))
+            .collect();
+        format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>{items}</BlockList>")
+    };
+    let r = http
+        .put(format!("{uri}&comp=blocklist"))
+        .body(list(&[base64_of("never-put")]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.headers()["x-ms-error-code"], "InvalidBlockList");
+    let r = http
+        .put(format!("{uri}&comp=blocklist"))
+        .body(list(&ids))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+
+    // renewUpload: a new expiry, read back as a renewal.
+    let r = admin
+        .http
+        .post(format!("{}{file_path}/renewUpload", admin.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let (_, renewed) = admin.get(&file_path).await;
+    assert_eq!(renewed["uploadState"], "azureStorageUriRenewalSuccess");
+
+    // A commit whose MAC does not match the bytes fails; the right one succeeds.
+    let mut wrong = detection.encryption.clone();
+    wrong.mac_key = detection.encryption.encryption_key.clone();
+    let (status, _) = admin
+        .post(
+            &format!("{file_path}/commit"),
+            json!({ "fileEncryptionInfo": encryption_json(&wrong) }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, failed) = admin.get(&file_path).await;
+    assert_eq!(failed["uploadState"], "commitFileFailed");
+    let (status, _) = admin
+        .post(
+            &format!("{file_path}/commit"),
+            json!({ "fileEncryptionInfo": encryption_json(&detection.encryption) }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, committed) = admin.get(&file_path).await;
+    assert_eq!(committed["uploadState"], "commitFileSuccess");
+    assert_eq!(committed["isCommitted"], true);
+    let commits = admin.events("", "content_committed").await;
+    assert_eq!(commits.len(), 2, "{commits:?}");
+    assert!(commits[0]["payload"]["failed"]
+        .as_str()
+        .unwrap()
+        .contains("MAC"));
+    assert!(commits[1]["payload"].get("failed").is_none());
+    let r = http
+        .put(format!("{uri}&comp=block&blockid=QUFBQQ%3D%3D"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        403,
+        "a committed file takes no more blocks"
+    );
+
+    // committedContentVersion makes it the app's content; a version that does not exist
+    // is refused.
+    let patch = |version: &str| {
+        admin
+            .http
+            .patch(format!("{}/beta/deviceAppManagement/mobileApps/{id}", admin.base))
+            .bearer_auth(TOKEN)
+            .json(&json!({ "@odata.type": "#microsoft.graph.win32LobApp", "committedContentVersion": version }))
+            .send()
+    };
+    assert_eq!(patch("7").await.unwrap().status().as_u16(), 400);
+    assert_eq!(patch("1").await.unwrap().status().as_u16(), 204);
+    let (_, app) = admin
+        .get(&format!("/beta/deviceAppManagement/mobileApps/{id}"))
+        .await;
+    assert_eq!(app["committedContentVersion"], "1");
+
+    // The device downloads exactly the bytes that were put, block by block.
+    admin
+        .post(
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            json!({ "mobileAppAssignments": [{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }] }),
+        )
+        .await;
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    let url = format!("{}/SideCar/StatelessSideCarGatewayService", server.base_url);
+    let reply = gateway(
+        &client,
+        &url,
+        "GetContentInfo",
+        json!({ "ApplicationId": id, "ApplicationVersion": 1 }),
+    )
+    .await;
+    let info: Value = serde_json::from_str(reply["ResponsePayload"].as_str().unwrap()).unwrap();
+    let content: Value = serde_json::from_str(info["ContentInfo"].as_str().unwrap()).unwrap();
+    assert_eq!(content["EncryptedFileSize"], encrypted.len());
+    assert_eq!(content["SetUpFilePath"], "setup.msi");
+    let downloaded = client
+        .get(content["UploadLocation"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(downloaded.content_length(), Some(encrypted.len() as u64));
+    assert!(
+        downloaded.bytes().await.unwrap() == encrypted,
+        "the device gets the uploaded bytes"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_one_shot_upload_streams_a_package_past_the_default_body_limit_into_a_content_version()
+{
+    let (server, _dir) = start().await;
+    let admin = admin(&server);
+    let (_, app) = admin
+        .post(
+            "/beta/deviceAppManagement/mobileApps",
+            json!({ "@odata.type": "#microsoft.graph.win32LobApp", "displayName": "Big", "installCommandLine": "setup.msi" }),
+        )
+        .await;
+    let id = app["id"].as_str().unwrap().to_owned();
+    let (package, _, encrypted) = big_package(3 << 20);
+    let put = |body: Vec<u8>| {
+        admin
+            .http
+            .put(format!(
+                "{}/beta/deviceAppManagement/mobileApps/{id}/content",
+                admin.base
+            ))
+            .bearer_auth(TOKEN)
+            .body(body)
+            .send()
+    };
+    let r = put(package.clone()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let read: Value = r.json().await.unwrap();
+    assert_eq!(read["size"], encrypted.len());
+    assert_eq!(read["contentVersion"], "1");
+    let (_, files) = admin
+        .get(&format!(
+            "/beta/deviceAppManagement/mobileApps/{id}/contentVersions/1/files"
+        ))
+        .await;
+    assert_eq!(
+        files["value"][0]["uploadState"], "commitFileSuccess",
+        "{files}"
+    );
+    assert_eq!(files["value"][0]["sizeEncrypted"], encrypted.len());
+    let (_, app) = admin
+        .get(&format!("/beta/deviceAppManagement/mobileApps/{id}"))
+        .await;
+    assert_eq!(app["committedContentVersion"], "1");
+
+    // A package whose content was changed after it was sealed is refused.
+    let mut changed = encrypted.clone();
+    changed[1000] ^= 0xFF;
+    let detection = syncml::intunewin::open(&package).unwrap().detection;
+    let r = put(repacked(&changed, &detection)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let error: Value = r.json().await.unwrap();
+    assert!(
+        error["error"]["message"].as_str().unwrap().contains("MAC"),
+        "{error}"
+    );
+    server.stop().await;
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn urlencode(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// A `.intunewin` around this encrypted file and Detection.xml, whatever they hold.
+fn repacked(encrypted: &[u8], detection: &syncml::intunewin::Detection) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    zip.start_file(syncml::intunewin::CONTENT_PATH, stored)
+        .unwrap();
+    zip.write_all(encrypted).unwrap();
+    zip.start_file(syncml::intunewin::DETECTION_PATH, stored)
+        .unwrap();
+    zip.write_all(detection.to_xml().as_bytes()).unwrap();
+    zip.finish().unwrap().into_inner()
 }

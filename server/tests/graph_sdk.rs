@@ -18,6 +18,8 @@ const DEVICES: usize = 2500;
 /// Of them, enrolled through the protocol (the rest are written to the store directly:
 /// paging does not care how a device came, and 2,500 enrollments would be slow).
 const ENROLLED: usize = 30;
+/// The enrolled device the script puts in a group that gets the packaged app.
+const PACKAGED_DEVICE: usize = 5;
 
 fn graph_python() -> Option<PathBuf> {
     let python = std::env::var_os("TENANTLESS_GRAPH_PYTHON").map(PathBuf::from);
@@ -44,11 +46,15 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
     let server = start_with(config).await;
     let ca = dir.path().join("server-ca.pem");
     std::fs::write(&ca, server.ca_pem()).unwrap();
+    let mut packaged_device = None;
     for i in 0..DEVICES {
         let id = format!("5E1F0000-0000-4000-8000-{i:012}");
         let name = format!("LAB-{i:04}");
         if i < ENROLLED {
-            enroll_named(&server.base_url, server.ca_pem(), &id, &name).await;
+            let enrolled = enroll_named(&server.base_url, server.ca_pem(), &id, &name).await;
+            if i == PACKAGED_DEVICE {
+                packaged_device = Some(enrolled);
+            }
         } else {
             let device = server::storage::Device {
                 id,
@@ -70,6 +76,10 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
+    // A package over several upload blocks, for the script to upload as tools do.
+    let (package, _, encrypted) = big_package(3 << 20);
+    let package_path = dir.path().join("packaged.intunewin");
+    std::fs::write(&package_path, package).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graph/sdk_workflow.py");
     let base = format!("https://{}/beta", server.admin_tls_addr.unwrap());
     let out = tokio::task::spawn_blocking(move || {
@@ -80,6 +90,7 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
             .env("GRAPH_DEVICES", DEVICES.to_string())
             .env("GRAPH_TENANT", "contoso.onmicrosoft.com")
             .env("GRAPH_CLIENT_ID", server::config::DEFAULT_ADMIN_CLIENT_ID)
+            .env("GRAPH_PACKAGE", package_path)
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("SSL_CERT_FILE", ca)
             .output()
@@ -108,5 +119,47 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
         retries[0]["payload"]["honoured"], true,
         "the SDK waited Retry-After: {retried}"
     );
+    packaged_app_reaches_its_device(&server, &packaged_device.unwrap(), &encrypted).await;
     server.stop().await;
+}
+
+/// What the script uploaded and assigned reaches LAB-0005's IME: the app is required
+/// through its group, and the content it downloads is the bytes the SDK put.
+async fn packaged_app_reaches_its_device(
+    server: &server::RunningServer,
+    device: &Enrolled,
+    encrypted: &[u8],
+) {
+    let client = https(server.ca_pem(), Some((&device.cert_der, &device.key_pkcs8)));
+    let url = format!("{}/SideCar/StatelessSideCarGatewayService", server.base_url);
+    let reply = gateway(&client, &url, "RequestApplication", serde_json::json!([])).await;
+    let policies: serde_json::Value = serde_json::from_str(
+        &server::apps::policy::decompress(reply["ResponsePayload"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let policy = policies
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Name"] == "Contoso Packaged")
+        .unwrap_or_else(|| panic!("the group's app is required for LAB-0005: {policies}"));
+    assert_eq!(policy["Intent"], 3);
+    let payload = serde_json::json!({ "ApplicationId": policy["Id"], "ApplicationVersion": policy["Version"] });
+    let reply = gateway(&client, &url, "GetContentInfo", payload).await;
+    let info: serde_json::Value =
+        serde_json::from_str(reply["ResponsePayload"].as_str().unwrap()).unwrap();
+    let content: serde_json::Value =
+        serde_json::from_str(info["ContentInfo"].as_str().unwrap()).unwrap();
+    let downloaded = client
+        .get(content["UploadLocation"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(
+        downloaded == encrypted,
+        "LAB-0005 downloads what the SDK uploaded"
+    );
 }

@@ -116,6 +116,48 @@ async fn postgres_keeps_state_across_a_restart_and_between_two_servers() {
         targets.iter().any(|t| t == "./DevInfo/Mod"),
         "queued at A, delivered at B: {targets:?}"
     );
+    // Content uploaded at A (streamed into chunks) is what the device downloads at B.
+    let (_, app) = admin(&a)
+        .post(
+            "/beta/deviceAppManagement/mobileApps",
+            json!({ "@odata.type": "#microsoft.graph.win32LobApp", "displayName": "Shared", "setupFilePath": "setup.msi", "installCommandLine": "setup.msi" }),
+        )
+        .await;
+    let app = app["id"].as_str().expect("an app id").to_owned();
+    let (package, _, encrypted) = big_package(3 << 20);
+    let uploaded = admin(&a)
+        .http
+        .put(format!("{}/beta/deviceAppManagement/mobileApps/{app}/content", admin(&a).base))
+        .bearer_auth(TOKEN)
+        .body(package)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(uploaded.status().as_u16(), 200);
+    let (_, files) = admin(&b)
+        .get(&format!("/beta/deviceAppManagement/mobileApps/{app}/contentVersions/1/files"))
+        .await;
+    assert_eq!(files["value"][0]["uploadState"], "commitFileSuccess", "{files}");
+    let (status, _) = admin(&a)
+        .post(
+            &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
+            json!({ "mobileAppAssignments": [{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }] }),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let gateway_url = format!("{}/SideCar/StatelessSideCarGatewayService", b.base_url);
+    let reply = gateway(&client, &gateway_url, "GetContentInfo", json!({ "ApplicationId": app, "ApplicationVersion": 1 })).await;
+    let info: serde_json::Value = serde_json::from_str(reply["ResponsePayload"].as_str().unwrap()).unwrap();
+    let content: serde_json::Value = serde_json::from_str(info["ContentInfo"].as_str().unwrap()).unwrap();
+    let downloaded = client
+        .get(content["UploadLocation"].as_str().unwrap())
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("content");
+    assert!(downloaded == encrypted, "B serves the bytes uploaded at A");
     a.stop().await;
     b.stop().await;
 }

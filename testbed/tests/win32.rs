@@ -379,33 +379,33 @@ async fn the_ripley_maneuver_retries_at_the_next_check_in() {
     w.stop().await;
 }
 
+/// Flips a byte of an app's stored content on the server.
+async fn damage_content(w: &World, id: &str) {
+    let state = &w.server().unwrap().state;
+    let (file, _) = state.store.app_package(id).await.unwrap().unwrap();
+    let block = state.store.blocks(&file).await.unwrap().remove(0);
+    let mut chunk = state
+        .store
+        .chunk(&file, &block.id, 0)
+        .await
+        .unwrap()
+        .unwrap();
+    chunk[100] ^= 0xFF;
+    state.store.drop_block(&file, &block.id).await.unwrap();
+    state
+        .store
+        .put_chunk(&file, &block.id, 0, &chunk)
+        .await
+        .unwrap();
+    state.journal.commit(None).await.unwrap();
+}
+
 #[tokio::test]
 async fn a_tampered_package_is_refused_with_a_content_error() {
-    // The keys Detection.xml gives do not match the content's MAC.
-    let good = package(vec![0]);
-    let mut opened = syncml::intunewin::open(&good).unwrap();
-    opened.detection.encryption.mac_key = syncml::intunewin::encrypt(
-        b"other",
-        &syncml::intunewin::Keys {
-            mac_key: [9; 32],
-            ..keys()
-        },
-    )
-    .1
-    .mac_key;
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let stored =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    use std::io::Write;
-    zip.start_file(syncml::intunewin::CONTENT_PATH, stored)
-        .unwrap();
-    zip.write_all(&opened.encrypted).unwrap();
-    zip.start_file(syncml::intunewin::DETECTION_PATH, stored)
-        .unwrap();
-    zip.write_all(opened.detection.to_xml().as_bytes()).unwrap();
-    let tampered = zip.finish().unwrap().into_inner();
-
-    let (mut w, id) = world_with_app(tampered).await;
+    // The server checked the package at commit; its stored copy is damaged afterwards,
+    // as a content delivery network's copy can be.
+    let (mut w, id) = world_with_app(package(vec![0])).await;
+    damage_content(&w, &id).await;
     assign(&w, &id).await;
     w.advance(Duration::hours(1)).await;
     assert!(

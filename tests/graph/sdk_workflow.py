@@ -4,14 +4,20 @@ a test backend; then as an app signs in to Entra ID: azure-identity's
 ClientSecretCredential (MSAL underneath) pointed at Tenantless as its authority. Run by
 server/tests/graph_sdk.rs with GRAPH_BASE_URL, GRAPH_TOKEN (also the OAuth client
 secret), GRAPH_TENANT, GRAPH_CLIENT_ID and GRAPH_DEVICES (how many devices are enrolled,
-named LAB-0000, LAB-0001, ...). Exits 1 with a message at the first answer that a Graph
+named LAB-0000, LAB-0001, ...) and GRAPH_PACKAGE (a .intunewin to upload as packaging
+tools do, through contentVersions and the file's upload URI). Exits 1 with a message at the first answer that a Graph
 client would not get from Graph.
 """
 
 import asyncio
+import base64
 import os
 import sys
-from urllib.parse import urlparse
+import xml.etree.ElementTree as ET
+import zipfile
+from urllib.parse import quote, urlparse
+
+import httpx
 
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential
@@ -62,6 +68,15 @@ from msgraph_beta.generated.models.device_management_script_assignment import (
 )
 from msgraph_beta.generated.models.run_as_account_type import RunAsAccountType
 from msgraph_beta.generated.models.win32_lob_app import Win32LobApp
+from msgraph_beta.generated.models.mobile_app_content import MobileAppContent
+from msgraph_beta.generated.models.mobile_app_content_file import MobileAppContentFile
+from msgraph_beta.generated.models.mobile_app_content_file_upload_state import (
+    MobileAppContentFileUploadState,
+)
+from msgraph_beta.generated.models.file_encryption_info import FileEncryptionInfo
+from msgraph_beta.generated.device_app_management.mobile_apps.item.graph_win32_lob_app.content_versions.item.files.item.commit.commit_post_request_body import (
+    CommitPostRequestBody,
+)
 from msgraph_beta.generated.devices.devices_request_builder import DevicesRequestBuilder
 from msgraph_beta.generated.models.device import Device
 from msgraph_beta.generated.models.exclusion_group_assignment_target import (
@@ -253,6 +268,7 @@ async def main():
 
     await scripts_and_remediations(graph)
     await entra_groups(graph)
+    await packaged_app(graph)
     await signed_in_like_entra()
 
 
@@ -355,6 +371,87 @@ async def entra_groups(graph):
     await graph.groups.by_group_id(held.id).delete()
     names = [g.display_name for g in (await graph.groups.get()).value]
     expect(names == ["Pilot devices"], f"DELETE removes a group ({names})")
+
+
+async def settled(file, state):
+    """The content file once the service reached `state` (polled, as tools do)."""
+    for _ in range(20):
+        got = await file.get()
+        if got.upload_state == state:
+            return got
+        await asyncio.sleep(0.1)
+    return got
+
+
+async def packaged_app(graph):
+    """A packaging pipeline's upload of a .intunewin: a content version, a file, the
+    encrypted file put in blocks to the file's upload URI, commit with Detection.xml's
+    encryption info, committedContentVersion; then required to a group with a device."""
+    with zipfile.ZipFile(os.environ["GRAPH_PACKAGE"]) as package:
+        detection = ET.fromstring(package.read("IntuneWinPackage/Metadata/Detection.xml"))
+        encrypted = package.read("IntuneWinPackage/Contents/IntunePackage.intunewin")
+    app = await graph.device_app_management.mobile_apps.post(Win32LobApp(
+        display_name="Contoso Packaged", file_name="packaged.intunewin",
+        setup_file_path=detection.findtext("SetupFile"),
+        install_command_line="msiexec /i setup.msi /qn"))
+    typed = graph.device_app_management.mobile_apps.by_mobile_app_id(app.id).graph_win32_lob_app
+    version = await typed.content_versions.post(MobileAppContent())
+    expect(version.id == "1", f"a content version is added ({version.id})")
+    files = typed.content_versions.by_mobile_app_content_id(version.id).files
+    declared = await files.post(MobileAppContentFile(
+        name=detection.findtext("FileName"), is_dependency=False,
+        size=int(detection.findtext("UnencryptedContentSize")), size_encrypted=len(encrypted)))
+    file = files.by_mobile_app_content_file_id(declared.id)
+    ready = await settled(file, MobileAppContentFileUploadState.AzureStorageUriRequestSuccess)
+    expect(ready.azure_storage_uri, "the file's upload URI is handed out")
+
+    block = 1 << 20
+    ids = []
+    async with httpx.AsyncClient(verify=os.environ["SSL_CERT_FILE"]) as storage:
+        for at in range(0, len(encrypted), block):
+            block_id = base64.b64encode(f"block-{len(ids):04d}".encode()).decode()
+            answer = await storage.put(
+                f"{ready.azure_storage_uri}&comp=block&blockid={quote(block_id, safe='')}",
+                content=encrypted[at:at + block], headers={"x-ms-blob-type": "BlockBlob"})
+            expect(answer.status_code == 201, f"block {len(ids)} is put ({answer.status_code})")
+            ids.append(block_id)
+        listed = "".join(f"<Latest>{i}</Latest>" for i in ids)
+        answer = await storage.put(
+            f"{ready.azure_storage_uri}&comp=blocklist",
+            content=f'<?xml version="1.0" encoding="utf-8"?><BlockList>{listed}</BlockList>')
+        expect(answer.status_code == 201, f"the block list of {len(ids)} blocks is put")
+
+    await file.renew_upload.post()
+    renewed = await settled(file, MobileAppContentFileUploadState.AzureStorageUriRenewalSuccess)
+    expect(renewed.azure_storage_uri_expiration_date_time is not None, "renewUpload renews the URI")
+    info = detection.find("EncryptionInfo")
+    raw = lambda name: base64.b64decode(info.findtext(name))
+    await file.commit.post(CommitPostRequestBody(file_encryption_info=FileEncryptionInfo(
+        encryption_key=raw("EncryptionKey"), mac_key=raw("MacKey"),
+        initialization_vector=raw("InitializationVector"), mac=raw("Mac"),
+        profile_identifier=info.findtext("ProfileIdentifier"), file_digest=raw("FileDigest"),
+        file_digest_algorithm=info.findtext("FileDigestAlgorithm"))))
+    committed = await settled(file, MobileAppContentFileUploadState.CommitFileSuccess)
+    expect(committed.upload_state == MobileAppContentFileUploadState.CommitFileSuccess
+           and committed.is_committed, "commit checks the upload: commitFileSuccess")
+    item = graph.device_app_management.mobile_apps.by_mobile_app_id(app.id)
+    await item.patch(Win32LobApp(committed_content_version=version.id))
+    again = await item.get()
+    expect(again.committed_content_version == "1", "committedContentVersion is set")
+
+    group = await graph.groups.post(Group(display_name="Packaged pilot", mail_enabled=False,
+                                          mail_nickname="packaged", security_enabled=True))
+    query = DevicesRequestBuilder.DevicesRequestBuilderGetQueryParameters(
+        filter="displayName eq 'LAB-0005'")
+    device = (await graph.devices.get(RequestConfiguration(query_parameters=query))).value[0]
+    await graph.groups.by_group_id(group.id).members.ref.post(ReferenceCreate(
+        odata_id=f"https://graph.microsoft.com/v1.0/directoryObjects/{device.id}"))
+    await item.assign.post(AssignPostRequestBody(mobile_app_assignments=[
+        MobileAppAssignment(intent=InstallIntent.Required,
+                            target=GroupAssignmentTarget(group_id=group.id))]))
+    await graph.device_management.managed_devices.by_managed_device_id(
+        device.device_id).sync_device.post()
+    expect(True, "the packaged app is required for a group holding LAB-0005, which is synced")
 
 
 async def signed_in_like_entra():

@@ -111,6 +111,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/testbed/ready", get(ready))
         .merge(oauth::routes())
+        .merge(crate::apps::blob_routes())
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
             state.clone(),

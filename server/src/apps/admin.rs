@@ -25,7 +25,7 @@ pub(super) fn routes() -> Router<Shared> {
         )
         .route(
             "/beta/deviceAppManagement/mobileApps/{id}/content",
-            put(upload),
+            put(upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
         .route(
             "/beta/deviceAppManagement/mobileApps/{id}/assign",
@@ -180,6 +180,15 @@ async fn update(
     }
     let mut app: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
     crate::odata::merge(&mut app, &changes);
+    if let Some(version) = changes.get("committedContentVersion") {
+        let Some(version) = version.as_str() else {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "committedContentVersion is a string",
+            ));
+        };
+        super::upload::activate(&state, &id, version, &app).await?;
+    }
     state
         .store
         .upsert_app(&id, &app.to_string(), &state.now_text())
@@ -237,31 +246,23 @@ async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, Ap
     Ok((StatusCode::CREATED, Json(app_json(&row))).into_response())
 }
 
-/// Tenantless's content upload: the `.intunewin` as the body (Graph's content-version
-/// and Azure upload dance is left out).
+/// Tenantless's one-shot content upload: a whole `.intunewin` as the body, streamed,
+/// taken through a new content version and committed ([`super::upload::import`]).
 async fn upload(
     State(state): State<Shared>,
     Path(id): Path<String>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
+    let read = super::upload::import(&state, &id, body).await?;
+    let row = load(&state, &id).await?;
+    let mut app: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+    app["committedContentVersion"] = read["contentVersion"].clone();
     state
         .store
-        .app(&id)
-        .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no mobile app {id}")))?;
-    let package = syncml::intunewin::open(&body)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not a .intunewin: {e}")))?;
-    let detection = package.detection.to_xml();
-    state
-        .store
-        .set_app_content(&id, &body, &detection, &state.now_text())
+        .upsert_app(&id, &app.to_string(), &row.created_at)
         .await?;
     state.policy_changed();
-    Ok(Json(json!({
-        "size": body.len(),
-        "setupFile": package.detection.setup_file,
-        "unencryptedContentSize": package.detection.unencrypted_content_size,
-    })))
+    Ok(Json(read))
 }
 
 /// `POST .../assign` with `mobileAppAssignments` as Graph takes them (targets: see

@@ -295,19 +295,14 @@ async fn content_info(
         .app(id)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no app {id}")))?;
-    let (package, detection) =
-        state.store.app_content(id).await?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("app {id} has no content"))
-        })?;
+    let (reader, detection) = package(state, id).await?;
     let detection = syncml::intunewin::Detection::parse(&detection)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let opened = syncml::intunewin::open(&package)
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let e = &detection.encryption;
     let content = json!({
         "UploadLocation": format!("{}/content/apps/{id}/{}.intunewin.bin", state.base_url, app.revision),
         "UnencryptedFileSize": detection.unencrypted_content_size,
-        "EncryptedFileSize": opened.encrypted.len(),
+        "EncryptedFileSize": reader.len,
         "SetUpFilePath": detection.setup_file,
     });
     let decrypt = json!({
@@ -343,17 +338,33 @@ async fn content(
 ) -> Result<Response, ApiError> {
     let device = device_of(&state, peer).await?;
     given_to(&state, &device, &app).await?;
-    let (package, _) =
-        state.store.app_content(&app).await?.ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("app {app} has no content"))
-        })?;
-    let opened = syncml::intunewin::open(&package)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (reader, _) = package(&state, &app).await?;
     Ok((
-        [(header::CONTENT_TYPE, "application/octet-stream")],
-        opened.encrypted,
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_LENGTH, reader.len.to_string()),
+        ],
+        reader.into_body(),
     )
         .into_response())
+}
+
+/// The committed content devices download for an app, and its Detection.xml.
+async fn package(
+    state: &Shared,
+    app: &str,
+) -> Result<(super::content::FileReader, String), ApiError> {
+    let no_content = || ApiError::new(StatusCode::NOT_FOUND, format!("app {app} has no content"));
+    let (file_id, detection) = state.store.app_package(app).await?.ok_or_else(no_content)?;
+    let file = state
+        .store
+        .content_file(&file_id)
+        .await?
+        .ok_or_else(no_content)?;
+    let reader = super::content::FileReader::open(state, &file)
+        .await?
+        .ok_or_else(no_content)?;
+    Ok((reader, detection))
 }
 
 async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(), ApiError> {

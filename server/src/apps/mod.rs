@@ -2,9 +2,12 @@
 //! assignments, the IME's SideCar gateway that serves them, and what devices report.
 
 pub(crate) mod admin;
+pub mod blob;
+pub mod content;
 pub mod gateway;
 pub mod policy;
 pub mod sealing;
+pub mod upload;
 
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -19,7 +22,12 @@ pub use policy::Targeting;
 
 /// The admin routes (`/beta/deviceAppManagement/mobileApps...`).
 pub fn admin_routes() -> Router<Shared> {
-    admin::routes()
+    admin::routes().merge(upload::routes())
+}
+
+/// The upload URIs content files hand out (signed, so outside the bearer token).
+pub fn blob_routes() -> Router<Shared> {
+    blob::routes()
 }
 
 /// The device-facing routes: the gateway and app content.

@@ -154,6 +154,22 @@ pub enum Event {
         /// `added` or `removed`.
         change: String,
     },
+    /// A content file was committed (`commit`, or the one-shot upload): its bytes
+    /// checked against its `fileEncryptionInfo`; `failed` says why when they were not
+    /// good (the file reads back `commitFileFailed`).
+    ContentCommitted {
+        /// The app.
+        app: String,
+        /// The content version.
+        version: i64,
+        /// The content file's id.
+        file: String,
+        /// The encrypted file's bytes.
+        bytes: i64,
+        /// Why the commit failed, if it did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed: Option<String>,
+    },
     /// A person acted on a device from the lab console (`sync`, `restartIme`, `reboot`,
     /// `ripley`).
     LabAction {

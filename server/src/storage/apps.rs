@@ -19,11 +19,11 @@ impl Store {
 
     /// Forgets an app: its content, assignments and reported states with it.
     pub async fn delete_app(&self, id: &str) -> Result<()> {
+        self.delete_app_content(id).await?;
         let mut db = self.db().await?;
         for statement in [
             "DELETE FROM app_status WHERE app_id = $1",
             "DELETE FROM app_assignments WHERE app_id = $1",
-            "DELETE FROM app_content WHERE app_id = $1",
             "DELETE FROM apps WHERE id = $1",
         ] {
             sqlx::query(statement).bind(id).execute(&mut *db).await?;
@@ -46,57 +46,6 @@ impl Store {
             .fetch_all(&mut *self.db().await?)
             .await?;
         rows.iter().map(AppRow::from_row).collect()
-    }
-
-    /// Stores an app's `.intunewin` and its Detection.xml, bumping the app's revision.
-    pub async fn set_app_content(
-        &self,
-        app_id: &str,
-        package: &[u8],
-        detection: &str,
-        at: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO app_content (app_id, package, detection, uploaded_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (app_id) DO UPDATE SET package = excluded.package, detection = excluded.detection, uploaded_at = excluded.uploaded_at",
-        )
-        .bind(app_id)
-        .bind(package.to_vec())
-        .bind(detection)
-        .bind(at)
-        .execute(&mut *self.db().await?)
-        .await?;
-        sqlx::query("UPDATE apps SET revision = revision + 1 WHERE id = $1")
-            .bind(app_id)
-            .execute(&mut *self.db().await?)
-            .await?;
-        Ok(())
-    }
-
-    /// An app's Detection.xml alone (what policy needs, without the package).
-    pub async fn app_detection(&self, app_id: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar::<_, String>("SELECT detection FROM app_content WHERE app_id = $1")
-                .bind(app_id)
-                .fetch_optional(&mut *self.db().await?)
-                .await?,
-        )
-    }
-
-    /// An app's `.intunewin` and Detection.xml.
-    pub async fn app_content(&self, app_id: &str) -> Result<Option<(Vec<u8>, String)>> {
-        use sqlx::Row;
-        let row = sqlx::query("SELECT package, detection FROM app_content WHERE app_id = $1")
-            .bind(app_id)
-            .fetch_optional(&mut *self.db().await?)
-            .await?;
-        Ok(match row {
-            Some(r) => Some((
-                r.try_get::<Vec<u8>, _>("package")?,
-                r.try_get::<String, _>("detection")?,
-            )),
-            None => None,
-        })
     }
 
     /// Replaces an app's assignments.

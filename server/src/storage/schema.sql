@@ -92,11 +92,48 @@ CREATE TABLE IF NOT EXISTS apps (
     revision INTEGER NOT NULL DEFAULT 1,
     created_at TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS app_content (
+-- The package as one BLOB (before content versions), its content not carried over.
+DROP TABLE IF EXISTS app_content;
+-- The content a device downloads for an app: a committed content file, and the
+-- Detection.xml made of its encryption info and the app's setup file.
+CREATE TABLE IF NOT EXISTS app_packages (
     app_id TEXT PRIMARY KEY,
-    package BLOB NOT NULL,
+    file_id TEXT NOT NULL,
     detection TEXT NOT NULL,
-    uploaded_at TEXT NOT NULL
+    committed_at TEXT NOT NULL
+);
+-- Graph's contentVersions, numbered per app from 1.
+CREATE TABLE IF NOT EXISTS content_versions (
+    app_id TEXT NOT NULL,
+    id INTEGER NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (app_id, id)
+);
+-- Graph's mobileAppContentFile: its upload state, the blob's committed block list (JSON)
+-- and, once committed, its fileEncryptionInfo (JSON).
+CREATE TABLE IF NOT EXISTS content_files (
+    id TEXT PRIMARY KEY,
+    app_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    size_encrypted INTEGER NOT NULL,
+    is_dependency INTEGER NOT NULL,
+    upload_state TEXT NOT NULL,
+    upload_expires TEXT NOT NULL,
+    block_list TEXT,
+    encryption TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_files_version ON content_files (app_id, version);
+-- A blob's bytes: each block put to its upload URI, cut into chunks of at most 1 MiB.
+CREATE TABLE IF NOT EXISTS content_chunks (
+    file_id TEXT NOT NULL,
+    block_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    len INTEGER NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (file_id, block_id, seq)
 );
 CREATE TABLE IF NOT EXISTS app_assignments (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -459,3 +459,76 @@ pub fn commands(reply: &SyncMl) -> Vec<&Command> {
         .filter(|c| !matches!(c, Command::Status(_)))
         .collect()
 }
+
+// ---- Win32 apps and the IME's gateway ----
+
+/// The keys test packages are sealed with.
+pub fn keys() -> syncml::intunewin::Keys {
+    syncml::intunewin::Keys {
+        encryption_key: [7; 32],
+        mac_key: [8; 32],
+        iv: [9; 16],
+    }
+}
+
+/// One request to the IME's gateway, as the IME sends it: the answer's envelope.
+pub async fn gateway(
+    client: &reqwest::Client,
+    url: &str,
+    request: &str,
+    payload: serde_json::Value,
+) -> serde_json::Value {
+    let envelope = serde_json::json!({
+        "Key": "key",
+        "SessionId": "4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c",
+        "RequestContentType": request,
+        "RequestPayload": payload.to_string(),
+        "ResponseContentType": null,
+        "ClientInfo": serde_json::json!({ "DeviceName": "LAB-01", "OperatingSystemVersion": "10.0.22631", "SideCarAgentVersion": "1.93.102.0" }).to_string(),
+        "ResponsePayload": null,
+        "CheckinIntervalMinutes": 60,
+        "CheckinReason": "AgentRestart",
+        "EnabledFlights": null,
+    });
+    let r = client
+        .put(format!(
+            "{url}/SideCarGatewaySessions('4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c')?api-version=1.5"
+        ))
+        .header("Prefer", "return-content")
+        .json(&envelope)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.unwrap()
+}
+
+/// Bytes that do not compress, so a package is as large as its setup file.
+pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+/// A package of `setup.msi` and a noise file of `len` bytes: the package, its
+/// Detection.xml and the encrypted file.
+pub fn big_package(len: usize) -> (Vec<u8>, syncml::intunewin::Detection, Vec<u8>) {
+    let msi = syncml::sim_msi::SimulatedMsi::new(
+        "{22222222-2222-3333-4444-555555555555}",
+        "Contoso Big",
+        "3.0.0",
+        "Contoso",
+    );
+    let files = [
+        ("setup.msi".to_owned(), msi.to_bytes()),
+        ("payload.bin".to_owned(), noise(len, 0x9E37_79B9_7F4A_7C15)),
+    ];
+    let package = syncml::intunewin::pack(&files, "setup.msi", &keys(), None).unwrap();
+    let opened = syncml::intunewin::open(&package).unwrap();
+    (package, opened.detection, opened.encrypted)
+}
