@@ -69,6 +69,8 @@ pub async fn app(
                 "@odata.type": "#microsoft.graph.win32LobApp",
                 "displayName": name,
                 "publisher": "Contoso",
+                "fileName": format!("{name}.intunewin"),
+                "setupFilePath": "setup.msi",
                 "installCommandLine": "msiexec /i setup.msi /qn",
                 "uninstallCommandLine": format!("msiexec /x {product_code} /qn"),
                 "rules": [{ "@odata.type": "#microsoft.graph.win32LobAppProductCodeRule", "ruleType": "detection", "productCode": product_code }],
@@ -78,17 +80,99 @@ pub async fn app(
     let Some(id) = app["id"].as_str().map(str::to_owned) else {
         return Err(failed("creating the app", status, &app));
     };
-    let (status, body) = world
-        .admin(
-            "PUT",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/content"),
-            AdminBody::Bytes(content),
-        )
-        .await;
-    if status != 200 {
-        return Err(failed("uploading the app's content", status, &body));
-    }
+    upload_content(world, &id, &content).await?;
     Ok(id)
+}
+
+/// The most bytes one block put to an upload URI carries (what packaging tools use).
+const BLOCK: usize = 6 << 20;
+
+/// Uploads a `.intunewin` to an app Graph's way, as packaging tools do: a content
+/// version, a file declared in it, the encrypted file put to its upload URI in blocks
+/// and a block list, `commit` with Detection.xml's encryption info, then
+/// `committedContentVersion`.
+pub async fn upload_content(world: &World, id: &str, package: &[u8]) -> Result<(), WorldError> {
+    let opened = syncml::intunewin::open(package)
+        .map_err(|e| std::io::Error::other(format!("reading the package: {e}")))?;
+    let app = format!("/beta/deviceAppManagement/mobileApps/{id}/microsoft.graph.win32LobApp");
+    let call = |method: &'static str, path: String, body: AdminBody| async move {
+        world.admin(method, &path, body).await
+    };
+    let (status, version) = call(
+        "POST",
+        format!("{app}/contentVersions"),
+        AdminBody::Json(json!({})),
+    )
+    .await;
+    let Some(version) = version["id"].as_str().map(str::to_owned) else {
+        return Err(failed("adding a content version", status, &version));
+    };
+    let files = format!("{app}/contentVersions/{version}/files");
+    let d = &opened.detection;
+    let declared = json!({
+        "@odata.type": "#microsoft.graph.mobileAppContentFile",
+        "name": d.file_name, "size": d.unencrypted_content_size,
+        "sizeEncrypted": opened.encrypted.len(), "isDependency": false,
+    });
+    let (status, file) = call("POST", files.clone(), AdminBody::Json(declared)).await;
+    let Some(file_id) = file["id"].as_str().map(str::to_owned) else {
+        return Err(failed("declaring the content file", status, &file));
+    };
+    let file_path = format!("{files}/{file_id}");
+    // The service hands out the upload URI once asked again.
+    let (status, file) = call("GET", file_path.clone(), AdminBody::None).await;
+    let Some(uri) = file["azureStorageUri"].as_str().and_then(path_and_query) else {
+        return Err(failed("getting the upload URI", status, &file));
+    };
+    let mut list = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+    for (i, block) in opened.encrypted.chunks(BLOCK).enumerate() {
+        let block_id = base64::engine::general_purpose::STANDARD.encode(format!("block-{i:06}"));
+        let encoded: String = form_urlencoded::byte_serialize(block_id.as_bytes()).collect();
+        let put = format!("{uri}&comp=block&blockid={encoded}");
+        let (status, body) = call("PUT", put, AdminBody::Bytes(block.to_vec())).await;
+        if status != 201 {
+            return Err(failed("putting a block", status, &body));
+        }
+        list.push_str(&format!("<Latest>{block_id}</Latest>"));
+    }
+    list.push_str("</BlockList>");
+    let put = format!("{uri}&comp=blocklist");
+    let (status, body) = call("PUT", put, AdminBody::Bytes(list.into_bytes())).await;
+    if status != 201 {
+        return Err(failed("putting the block list", status, &body));
+    }
+    let e = &d.encryption;
+    let info = json!({ "fileEncryptionInfo": {
+        "encryptionKey": e.encryption_key, "macKey": e.mac_key,
+        "initializationVector": e.initialization_vector, "mac": e.mac,
+        "profileIdentifier": e.profile_identifier, "fileDigest": e.file_digest,
+        "fileDigestAlgorithm": e.file_digest_algorithm,
+    }});
+    let (status, body) = call("POST", format!("{file_path}/commit"), AdminBody::Json(info)).await;
+    if status != 200 {
+        return Err(failed("committing the content file", status, &body));
+    }
+    let (status, file) = call("GET", file_path, AdminBody::None).await;
+    if file["uploadState"] != "commitFileSuccess" {
+        return Err(failed("the commit", status, &file));
+    }
+    let patch = json!({
+        "@odata.type": "#microsoft.graph.win32LobApp",
+        "committedContentVersion": version,
+    });
+    let path = format!("/beta/deviceAppManagement/mobileApps/{id}");
+    let (status, body) = call("PATCH", path, AdminBody::Json(patch)).await;
+    if status != 204 && status != 200 {
+        return Err(failed("committing the content version", status, &body));
+    }
+    Ok(())
+}
+
+/// An absolute URI's path and query (the world's admin calls add the server's address).
+fn path_and_query(uri: &str) -> Option<String> {
+    let after_scheme = uri.split_once("://")?.1;
+    let at = after_scheme.find('/')?;
+    Some(after_scheme[at..].to_owned())
 }
 
 /// Creates and assigns (all devices) a platform script; returns its id.
