@@ -117,6 +117,25 @@ impl Drive {
         Ok(path)
     }
 
+    /// Creates (or empties) a file to write in pieces, creating its folders.
+    pub fn create(&self, windows_path: &str) -> io::Result<fs::File> {
+        let path = self
+            .resolve(windows_path)
+            .ok_or_else(|| bad_path(windows_path))?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        fs::File::create(path)
+    }
+
+    /// Opens a file to read in pieces.
+    pub fn open_file(&self, windows_path: &str) -> io::Result<fs::File> {
+        let path = self
+            .resolve(windows_path)
+            .ok_or_else(|| bad_path(windows_path))?;
+        fs::File::open(path)
+    }
+
     /// Creates a folder and its parents.
     pub fn create_dir(&self, windows_path: &str) -> io::Result<PathBuf> {
         let path = self

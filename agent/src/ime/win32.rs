@@ -1400,17 +1400,10 @@ async fn fetch_content(
     if !through_do {
         poll.pen.info(device, &lines::cdn_url(url));
     }
-    let bytes = poll
-        .gw
-        .client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .bytes()
-        .await
-        .map_err(|e| e.to_string())?;
-    let size = bytes.len() as u64;
+    // Downloaded to Incoming, decrypted beside it, unzipped into the cache, a piece at a
+    // time: a package of gigabytes never sits whole in memory.
+    let staging = format!(r"{INCOMING}\{id}_{rev}.bin");
+    let size = download(device, &poll.gw.client, url, &staging).await?;
     let kbps = device.profile.download_kbps.max(1);
     let took = Duration::milliseconds((size * 8 / kbps) as i64 + 120);
     if through_do {
@@ -1423,11 +1416,6 @@ async fn fetch_content(
     poll.pen.info(device, &lines::downloaded_size(size));
     poll.pen
         .info(device, &lines::downloaded_time(took.num_milliseconds()));
-    let staging = format!(r"{INCOMING}\{id}_{rev}.bin");
-    device
-        .drive
-        .write(&staging, &bytes)
-        .map_err(|e| e.to_string())?;
     let s = |k: &str| keys[k].as_str().unwrap_or_default().to_owned();
     let info = syncml::intunewin::EncryptionInfo {
         encryption_key: s("EncryptionKey"),
@@ -1442,27 +1430,86 @@ async fn fetch_content(
         file_digest_algorithm: s("FileDigestAlgorithm"),
     };
     poll.pen.info(device, &lines::verifying_hash());
-    let decrypted = syncml::intunewin::decrypt(&bytes, &info);
-    let inner = match decrypted {
-        Ok(inner) => inner,
-        Err(e) => {
-            let _ = device.drive.remove(&staging);
-            return Err(e.to_string());
-        }
-    };
+    let inner = format!(r"{INCOMING}\{id}_{rev}.zip");
+    if let Err(e) = decrypt_file(device, &staging, &inner, &info) {
+        let _ = device.drive.remove(&staging);
+        let _ = device.drive.remove(&inner);
+        return Err(e);
+    }
     poll.pen.info(device, &lines::hash_pass());
     poll.pen.info(device, &lines::decryption_done());
     poll.pen.info(device, &lines::start_unzipping());
-    let files = syncml::intunewin::extract(&inner).map_err(|e| e.to_string())?;
-    for (path, bytes) in files {
-        device
-            .drive
-            .write(&format!(r"{cache}\{}", path.replace('/', "\\")), &bytes)
-            .map_err(|e| e.to_string())?;
-    }
+    let unzipped = unzip_file(device, &inner, cache);
+    let _ = device.drive.remove(&inner);
+    unzipped?;
     poll.pen.info(device, &lines::cleaning_staging(&staging));
     let _ = device.drive.remove(&staging);
     Ok(())
+}
+
+/// Streams a download into a file on the device's drive: its length.
+async fn download(
+    device: &Device,
+    client: &reqwest::Client,
+    url: &str,
+    to: &str,
+) -> Result<u64, String> {
+    use std::io::Write;
+    let mut answer = client
+        .get(url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .map_err(|e| e.to_string())?;
+    let mut file = device.drive.create(to).map_err(|e| e.to_string())?;
+    let mut size = 0u64;
+    while let Some(piece) = answer.chunk().await.map_err(|e| e.to_string())? {
+        file.write_all(&piece).map_err(|e| e.to_string())?;
+        size += piece.len() as u64;
+    }
+    Ok(size)
+}
+
+/// The bytes of a file read in pieces of this size.
+const PIECE: usize = 1 << 20;
+
+/// Checks and decrypts the encrypted file `from` into the inner zip `to`; on a MAC or
+/// digest mismatch, the error (the caller removes what was written).
+fn decrypt_file(
+    device: &Device,
+    from: &str,
+    to: &str,
+    info: &syncml::intunewin::EncryptionInfo,
+) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut input = device.drive.open_file(from).map_err(|e| e.to_string())?;
+    let mut output = device.drive.create(to).map_err(|e| e.to_string())?;
+    let mut check = syncml::intunewin::ContentCheck::new(info).map_err(|e| e.to_string())?;
+    let mut piece = vec![0u8; PIECE];
+    let mut plain = Vec::with_capacity(PIECE + 16);
+    loop {
+        let n = input.read(&mut piece).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        check.update_into(&piece[..n], &mut plain);
+        output.write_all(&plain).map_err(|e| e.to_string())?;
+        plain.clear();
+    }
+    check.finish_into(&mut plain).map_err(|e| e.to_string())?;
+    output.write_all(&plain).map_err(|e| e.to_string())
+}
+
+/// Unzips the inner zip `from` into the folder `cache`, a file at a time.
+fn unzip_file(device: &Device, from: &str, cache: &str) -> Result<(), String> {
+    let input = device.drive.open_file(from).map_err(|e| e.to_string())?;
+    syncml::intunewin::extract_each(input, |path, reader| {
+        let mut out = device
+            .drive
+            .create(&format!(r"{cache}\{}", path.replace('/', "\\")))?;
+        std::io::copy(reader, &mut out).map(|_| ())
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Exit codes with their IME meaning, for tests and logs.
