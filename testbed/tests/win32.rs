@@ -379,6 +379,42 @@ async fn the_ripley_maneuver_retries_at_the_next_check_in() {
     w.stop().await;
 }
 
+#[tokio::test]
+async fn a_package_of_megabytes_is_downloaded_decrypted_and_unzipped_in_pieces_and_installs() {
+    // Bytes that do not compress: the encrypted file spans several of the device's pieces.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let payload: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    let msi = SimulatedMsi::new(PRODUCT, "Contoso Widget", "1.2.0", "Contoso");
+    // Unzipped after the setup file: a payload that did not unzip whole fails the
+    // install.
+    let files = [
+        ("widget.msi".to_owned(), msi.to_bytes()),
+        ("data/payload.bin".to_owned(), payload),
+    ];
+    let package = syncml::intunewin::pack(&files, "widget.msi", &keys(), None).unwrap();
+    let encrypted = syncml::intunewin::open(&package).unwrap().encrypted.len();
+    let (mut w, id) = world_with_app(package).await;
+    assign(&w, &id).await;
+    w.advance(Duration::hours(1)).await;
+    assert_eq!(install_times(&w).len(), 1);
+    assert!(program_installed(&w));
+    let drive = &w.device("LAB-01").unwrap().device().drive;
+    let log = agent::cmtrace::messages(drive, win32::APP_LOG);
+    assert!(
+        log.iter()
+            .any(|m| *m == format!("[Win32App] Downloaded file size {encrypted}")),
+        "{log:?}"
+    );
+    w.stop().await;
+}
+
 /// Flips a byte of an app's stored content on the server.
 async fn damage_content(w: &World, id: &str) {
     let state = &w.server().unwrap().state;
