@@ -127,7 +127,10 @@ async fn postgres_keeps_state_across_a_restart_and_between_two_servers() {
     let (package, _, encrypted) = big_package(3 << 20);
     let uploaded = admin(&a)
         .http
-        .put(format!("{}/beta/deviceAppManagement/mobileApps/{app}/content", admin(&a).base))
+        .put(format!(
+            "{}/beta/deviceAppManagement/mobileApps/{app}/content",
+            admin(&a).base
+        ))
         .bearer_auth(TOKEN)
         .body(package)
         .send()
@@ -135,9 +138,14 @@ async fn postgres_keeps_state_across_a_restart_and_between_two_servers() {
         .expect("upload");
     assert_eq!(uploaded.status().as_u16(), 200);
     let (_, files) = admin(&b)
-        .get(&format!("/beta/deviceAppManagement/mobileApps/{app}/contentVersions/1/files"))
+        .get(&format!(
+            "/beta/deviceAppManagement/mobileApps/{app}/contentVersions/1/files"
+        ))
         .await;
-    assert_eq!(files["value"][0]["uploadState"], "commitFileSuccess", "{files}");
+    assert_eq!(
+        files["value"][0]["uploadState"], "commitFileSuccess",
+        "{files}"
+    );
     let (status, _) = admin(&a)
         .post(
             &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
@@ -146,9 +154,17 @@ async fn postgres_keeps_state_across_a_restart_and_between_two_servers() {
         .await;
     assert_eq!(status, 204);
     let gateway_url = format!("{}/SideCar/StatelessSideCarGatewayService", b.base_url);
-    let reply = gateway(&client, &gateway_url, "GetContentInfo", json!({ "ApplicationId": app, "ApplicationVersion": 1 })).await;
-    let info: serde_json::Value = serde_json::from_str(reply["ResponsePayload"].as_str().unwrap()).unwrap();
-    let content: serde_json::Value = serde_json::from_str(info["ContentInfo"].as_str().unwrap()).unwrap();
+    let reply = gateway(
+        &client,
+        &gateway_url,
+        "GetContentInfo",
+        json!({ "ApplicationId": app, "ApplicationVersion": 1 }),
+    )
+    .await;
+    let info: serde_json::Value =
+        serde_json::from_str(reply["ResponsePayload"].as_str().unwrap()).unwrap();
+    let content: serde_json::Value =
+        serde_json::from_str(info["ContentInfo"].as_str().unwrap()).unwrap();
     let downloaded = client
         .get(content["UploadLocation"].as_str().unwrap())
         .send()

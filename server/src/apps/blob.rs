@@ -66,27 +66,48 @@ fn signature(state: &Shared, file_id: &str, expires: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(tag.as_ref())
 }
 
-/// An answer in Azure Storage's error shape.
-fn storage_error(status: StatusCode, code: &'static str, message: &str) -> Response {
-    let request_id = uuid::Uuid::new_v4();
-    let body = format!(
-        "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{code}</Code><Message>{}\nRequestId:{request_id}</Message></Error>",
-        syncml::xml::escape_text(message)
-    );
-    (
+/// A failure in Azure Storage's words: its status, error code and message.
+#[derive(Debug)]
+pub struct StorageError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+fn storage_error(status: StatusCode, code: &'static str, message: &str) -> StorageError {
+    StorageError {
         status,
-        axum::Extension(crate::api_error::ForeignErrorBody),
-        [
-            (header::CONTENT_TYPE, "application/xml"),
-            (header::HeaderName::from_static("x-ms-error-code"), code),
-            (
-                header::HeaderName::from_static("x-ms-version"),
-                STORAGE_VERSION,
-            ),
-        ],
-        body,
-    )
-        .into_response()
+        code,
+        message: message.to_owned(),
+    }
+}
+
+impl IntoResponse for StorageError {
+    fn into_response(self) -> Response {
+        let request_id = uuid::Uuid::new_v4();
+        let body = format!(
+            "\u{feff}<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>{}</Code><Message>{}\nRequestId:{request_id}</Message></Error>",
+            self.code,
+            syncml::xml::escape_text(&self.message)
+        );
+        (
+            self.status,
+            axum::Extension(crate::api_error::ForeignErrorBody),
+            [
+                (header::CONTENT_TYPE, "application/xml"),
+                (
+                    header::HeaderName::from_static("x-ms-error-code"),
+                    self.code,
+                ),
+                (
+                    header::HeaderName::from_static("x-ms-version"),
+                    STORAGE_VERSION,
+                ),
+            ],
+            body,
+        )
+            .into_response()
+    }
 }
 
 fn created() -> Response {
@@ -137,7 +158,7 @@ impl Query {
 }
 
 /// The content file a signed, unexpired URI names, still open to uploads.
-async fn authorised(state: &Shared, blob: &str, q: &Query) -> Result<ContentFileRow, Response> {
+async fn authorised(state: &Shared, blob: &str, q: &Query) -> Result<ContentFileRow, StorageError> {
     let denied = |why: &str| storage_error(StatusCode::FORBIDDEN, "AuthenticationFailed", why);
     let file_id = blob.strip_suffix(".intunewin.bin").unwrap_or(blob);
     let (Some(expires), Some(given)) = (&q.expires, &q.signature) else {
@@ -171,7 +192,7 @@ async fn authorised(state: &Shared, blob: &str, q: &Query) -> Result<ContentFile
     Ok(file)
 }
 
-fn store_failed(e: &crate::storage::StoreError) -> Response {
+fn store_failed(e: &crate::storage::StoreError) -> StorageError {
     storage_error(
         StatusCode::SERVICE_UNAVAILABLE,
         "ServerBusy",
@@ -191,7 +212,7 @@ async fn put_blob(
     let q = Query::parse(raw.as_deref());
     let file = match authorised(&state, &blob, &q).await {
         Ok(file) => file,
-        Err(answer) => return answer,
+        Err(e) => return e.into_response(),
     };
     let answer = match q.comp.as_deref() {
         Some("block") => block(&state, &file, q.block_id.as_deref(), body).await,
@@ -203,7 +224,7 @@ async fn put_blob(
             &format!("Value for one of the query parameters specified in the request URI is invalid: comp={other}"),
         )),
     };
-    answer.unwrap_or_else(|e| e)
+    answer.unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn block(
@@ -211,7 +232,7 @@ async fn block(
     file: &ContentFileRow,
     block_id: Option<&str>,
     body: Body,
-) -> Result<Response, Response> {
+) -> Result<Response, StorageError> {
     let valid = block_id.filter(|id| {
         base64::engine::general_purpose::STANDARD
             .decode(id)
@@ -233,7 +254,7 @@ async fn whole(
     mut file: ContentFileRow,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Response> {
+) -> Result<Response, StorageError> {
     if headers.get("x-ms-blob-type") != Some(&HeaderValue::from_static("BlockBlob")) {
         return Err(storage_error(
             StatusCode::BAD_REQUEST,
@@ -251,7 +272,7 @@ async fn whole(
     Ok(created())
 }
 
-fn stored(result: Result<u64, PutError>) -> Result<u64, Response> {
+fn stored(result: Result<u64, PutError>) -> Result<u64, StorageError> {
     result.map_err(|e| match e {
         PutError::TooLarge(_) => storage_error(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -273,7 +294,7 @@ async fn block_list(
     state: &Shared,
     mut file: ContentFileRow,
     body: Body,
-) -> Result<Response, Response> {
+) -> Result<Response, StorageError> {
     let invalid = |why: &str| storage_error(StatusCode::BAD_REQUEST, "InvalidBlockList", why);
     let bytes = to_bytes(body, MAX_BLOCK_LIST)
         .await

@@ -500,17 +500,15 @@ async fn spool(state: &Shared, body: Body) -> Result<tempfile::NamedTempFile, Ap
     Ok(spool)
 }
 
+/// A spooled package's Detection.xml and its encrypted content, a chunk at a time.
+type Opened = (
+    syncml::intunewin::Detection,
+    tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+);
+
 /// Opens a spooled `.intunewin`: its Detection.xml, and its encrypted content read on a
 /// blocking thread into a channel, a chunk at a time.
-fn package_reader(
-    spool: tempfile::NamedTempFile,
-) -> Result<
-    (
-        syncml::intunewin::Detection,
-        tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    ),
-    ApiError,
-> {
+fn package_reader(spool: tempfile::NamedTempFile) -> Result<Opened, ApiError> {
     let not_package = |e: String| bad(format!("not a .intunewin: {e}"));
     let file = spool.reopen().map_err(|e| not_package(e.to_string()))?;
     let mut archive = zip::ZipArchive::new(file).map_err(|e| not_package(e.to_string()))?;
