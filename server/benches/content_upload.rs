@@ -61,8 +61,19 @@ impl Admin {
     }
 }
 
+/// The server process, stopped however the benchmark ends.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[tokio::main]
 async fn main() {
+    install_provider();
     let mib: u64 = std::env::var("TENANTLESS_BENCH_CONTENT_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -70,7 +81,7 @@ async fn main() {
     let size = mib << 20;
     let dir = tempfile::tempdir().expect("a temporary folder");
     let (device_port, admin_port) = (free_port(), free_port());
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_tenantless-server"))
+    let server = std::process::Command::new(env!("CARGO_BIN_EXE_tenantless-server"))
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--listen", &format!("127.0.0.1:{device_port}")])
@@ -86,6 +97,7 @@ async fn main() {
         .env("RUST_LOG", "warn")
         .spawn()
         .expect("tenantless-server starts");
+    let server = Process(server);
     let admin = Admin {
         http: reqwest::Client::new(),
         base: format!("http://127.0.0.1:{admin_port}"),
@@ -105,7 +117,7 @@ async fn main() {
     let base_url = format!("https://localhost:{device_port}");
     let ca = std::fs::read_to_string(dir.path().join("pki/ca.pem")).expect("the server's CA");
     let device = enroll_at(&base_url, &ca, "B16B16B1-0000-4000-8000-000000000001").await;
-    let (idle, _) = memory(server.id());
+    let (idle, _) = memory(server.0.id());
 
     let app = admin
         .call(
@@ -182,7 +194,7 @@ async fn main() {
                 .expect("the block list");
             assert_eq!(answer.status().as_u16(), 201);
             let uploaded = started.elapsed();
-            let (_, upload_peak) = memory(server.id());
+            let (_, upload_peak) = memory(server.0.id());
 
             let committing = Instant::now();
             let e = &info;
@@ -219,7 +231,7 @@ async fn main() {
             let downloaded = download(&base_url, &ca, &device, &id, &info).await;
             assert_eq!(downloaded, encrypted_size);
             let download_took = downloading.elapsed();
-            let (_, peak) = memory(server.id());
+            let (_, peak) = memory(server.0.id());
             let mb = size as f64 / (1 << 20) as f64;
             println!(
                 "content: {mib} MiB package ({encrypted_size} bytes encrypted, {} blocks)",
@@ -247,8 +259,7 @@ async fn main() {
         blocks += 1;
         put(blocks, ciphertext).await;
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
 }
 
 /// The device's download of the app's content, checked as it arrives: its length.
