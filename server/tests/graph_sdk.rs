@@ -144,20 +144,7 @@ async fn packaged_app_reaches_its_device(
         .find(|p| p["Name"] == "Contoso Packaged")
         .unwrap_or_else(|| panic!("the group's app is required for LAB-0005: {policies}"));
     assert_eq!(policy["Intent"], 3);
-    let payload = serde_json::json!({ "ApplicationId": policy["Id"], "ApplicationVersion": policy["Version"] });
-    let reply = gateway(&client, &url, "GetContentInfo", payload).await;
-    let info: serde_json::Value =
-        serde_json::from_str(reply["ResponsePayload"].as_str().unwrap()).unwrap();
-    let content: serde_json::Value =
-        serde_json::from_str(info["ContentInfo"].as_str().unwrap()).unwrap();
-    let downloaded = client
-        .get(content["UploadLocation"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let (_, downloaded) = fetch_content(&client, &url, &policy["Id"], &policy["Version"]).await;
     assert!(
         downloaded == encrypted,
         "LAB-0005 downloads what the SDK uploaded"

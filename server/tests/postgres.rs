@@ -154,25 +154,7 @@ async fn postgres_keeps_state_across_a_restart_and_between_two_servers() {
         .await;
     assert_eq!(status, 204);
     let gateway_url = format!("{}/SideCar/StatelessSideCarGatewayService", b.base_url);
-    let reply = gateway(
-        &client,
-        &gateway_url,
-        "GetContentInfo",
-        json!({ "ApplicationId": app, "ApplicationVersion": 1 }),
-    )
-    .await;
-    let info: serde_json::Value =
-        serde_json::from_str(reply["ResponsePayload"].as_str().unwrap()).unwrap();
-    let content: serde_json::Value =
-        serde_json::from_str(info["ContentInfo"].as_str().unwrap()).unwrap();
-    let downloaded = client
-        .get(content["UploadLocation"].as_str().unwrap())
-        .send()
-        .await
-        .expect("download")
-        .bytes()
-        .await
-        .expect("content");
+    let (_, downloaded) = fetch_content(&client, &gateway_url, &json!(app), &json!(1)).await;
     assert!(downloaded == encrypted, "B serves the bytes uploaded at A");
     a.stop().await;
     b.stop().await;

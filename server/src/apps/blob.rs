@@ -263,10 +263,19 @@ async fn whole(
         ));
     }
     stored(put_block(state, &file.id, WHOLE_BLOB, body, MAX_BLOB).await)?;
-    file.block_list = Some(serde_json::json!([WHOLE_BLOB]).to_string());
+    listed(state, &mut file, &[WHOLE_BLOB.to_owned()]).await
+}
+
+/// Records a blob's committed block list: the blob is those blocks, in that order.
+async fn listed(
+    state: &Shared,
+    file: &mut ContentFileRow,
+    list: &[String],
+) -> Result<Response, StorageError> {
+    file.block_list = Some(serde_json::json!(list).to_string());
     state
         .store
-        .update_content_file(&file)
+        .update_content_file(file)
         .await
         .map_err(|e| store_failed(&e))?;
     Ok(created())
@@ -345,11 +354,5 @@ async fn block_list(
             .await
             .map_err(|e| store_failed(&e))?;
     }
-    file.block_list = Some(serde_json::json!(list).to_string());
-    state
-        .store
-        .update_content_file(&file)
-        .await
-        .map_err(|e| store_failed(&e))?;
-    Ok(created())
+    listed(state, &mut file, &list).await
 }

@@ -532,3 +532,28 @@ pub fn big_package(len: usize) -> (Vec<u8>, syncml::intunewin::Detection, Vec<u8
     let opened = syncml::intunewin::open(&package).unwrap();
     (package, opened.detection, opened.encrypted)
 }
+
+/// As the IME: `GetContentInfo` for an app's version at the gateway, then the download
+/// it names: the ContentInfo JSON and the bytes.
+pub async fn fetch_content(
+    client: &reqwest::Client,
+    gateway_url: &str,
+    app: &serde_json::Value,
+    version: &serde_json::Value,
+) -> (serde_json::Value, bytes::Bytes) {
+    let payload = serde_json::json!({ "ApplicationId": app, "ApplicationVersion": version });
+    let reply = gateway(client, gateway_url, "GetContentInfo", payload).await;
+    let info: serde_json::Value =
+        serde_json::from_str(reply["ResponsePayload"].as_str().expect("a payload")).expect("JSON");
+    let content: serde_json::Value =
+        serde_json::from_str(info["ContentInfo"].as_str().expect("ContentInfo")).expect("JSON");
+    let bytes = client
+        .get(content["UploadLocation"].as_str().expect("a location"))
+        .send()
+        .await
+        .expect("the download")
+        .bytes()
+        .await
+        .expect("the content");
+    (content, bytes)
+}
