@@ -475,7 +475,7 @@ async fn content_uploads_graphs_way_in_blocks_is_checked_at_commit_and_reaches_t
             json!({ "fileEncryptionInfo": encryption_json(&wrong) }),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
     let (_, failed) = admin.get(&file_path).await;
     assert_eq!(failed["uploadState"], "commitFileFailed");
     let (status, _) = admin
@@ -484,7 +484,7 @@ async fn content_uploads_graphs_way_in_blocks_is_checked_at_commit_and_reaches_t
             json!({ "fileEncryptionInfo": encryption_json(&detection.encryption) }),
         )
         .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 204);
     let (_, committed) = admin.get(&file_path).await;
     assert_eq!(committed["uploadState"], "commitFileSuccess");
     assert_eq!(committed["isCommitted"], true);

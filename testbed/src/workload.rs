@@ -149,7 +149,7 @@ pub async fn upload_content(world: &World, id: &str, package: &[u8]) -> Result<(
         "fileDigestAlgorithm": e.file_digest_algorithm,
     }});
     let (status, body) = call("POST", format!("{file_path}/commit"), AdminBody::Json(info)).await;
-    if status != 200 {
+    if status != 204 {
         return Err(failed("committing the content file", status, &body));
     }
     let (status, file) = call("GET", file_path, AdminBody::None).await;

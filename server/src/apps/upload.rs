@@ -13,10 +13,10 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::content::FileReader;
@@ -24,7 +24,6 @@ use crate::api_error::ApiError;
 use crate::odata::{Collection, Options};
 use crate::state::Shared;
 use crate::storage::ContentFileRow;
-use crate::tls::PeerCertificate;
 
 const APP: &str = "/beta/deviceAppManagement/mobileApps/{id}";
 
@@ -52,16 +51,6 @@ fn not_found(message: impl Into<String>) -> ApiError {
 
 fn version_json(id: i64) -> Value {
     json!({ "@odata.type": "#microsoft.graph.mobileAppContent", "id": id.to_string() })
-}
-
-/// `scheme://host` as the client reached the admin listener.
-fn origin(headers: &HeaderMap, peer: Option<&Extension<PeerCertificate>>) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let scheme = if peer.is_some() { "https" } else { "http" };
-    format!("{scheme}://{host}")
 }
 
 /// A content file in Graph's `mobileAppContentFile` shape.
@@ -159,11 +148,11 @@ async fn list_files(
     State(state): State<Shared>,
     Path((id, version)): Path<(String, String)>,
     headers: HeaderMap,
-    peer: Option<Extension<PeerCertificate>>,
+    extensions: Extensions,
     options: Options,
 ) -> Result<Response, ApiError> {
     let version = version_of(&state, &id, &version).await?;
-    let origin = origin(&headers, peer.as_ref());
+    let origin = crate::tls::origin(&headers, &extensions);
     let mut items = Vec::new();
     for f in state.store.content_files(&id, version).await? {
         items.push(file_json(&state, &origin, &settled(&state, f).await?));
@@ -177,7 +166,7 @@ async fn add_file(
     State(state): State<Shared>,
     Path((id, version)): Path<(String, String)>,
     headers: HeaderMap,
-    peer: Option<Extension<PeerCertificate>>,
+    extensions: Extensions,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let version = version_of(&state, &id, &version).await?;
@@ -208,7 +197,7 @@ async fn add_file(
         created_at: state.now_text(),
     };
     state.store.add_content_file(&file).await?;
-    let origin = origin(&headers, peer.as_ref());
+    let origin = crate::tls::origin(&headers, &extensions);
     Ok((StatusCode::CREATED, Json(file_json(&state, &origin, &file))).into_response())
 }
 
@@ -228,12 +217,12 @@ async fn one_file(
     State(state): State<Shared>,
     Path((id, version, file)): Path<(String, String, String)>,
     headers: HeaderMap,
-    peer: Option<Extension<PeerCertificate>>,
+    extensions: Extensions,
     options: Options,
 ) -> Result<Json<Value>, ApiError> {
     let f = file_of(&state, (&id, &version, &file)).await?;
     let f = settled(&state, f).await?;
-    let origin = origin(&headers, peer.as_ref());
+    let origin = crate::tls::origin(&headers, &extensions);
     let context = format!("deviceAppManagement/mobileApps('{id}')/microsoft.graph.win32LobApp/contentVersions('{version}')/files");
     Ok(Json(
         options.entity(file_json(&state, &origin, &f), &context),
@@ -287,8 +276,8 @@ fn encryption_json(e: &syncml::intunewin::EncryptionInfo) -> Value {
     })
 }
 
-/// `POST .../commit` with `fileEncryptionInfo`: the uploaded bytes are checked against
-/// it; the file reads back `commitFileSuccess`, or `commitFileFailed` when nothing was
+/// `POST .../commit` with `fileEncryptionInfo` (204, as Graph answers): the uploaded
+/// bytes are checked against it; the file reads back `commitFileSuccess`, or `commitFileFailed` when nothing was
 /// uploaded, the size is not `sizeEncrypted`, or the MAC or digest does not match.
 async fn commit(
     State(state): State<Shared>,
@@ -303,7 +292,7 @@ async fn commit(
     let info = encryption_info(&v["fileEncryptionInfo"])?;
     let verdict = verify(&state, &f, &info).await?;
     record_commit(&state, f, &info, verdict).await?;
-    Ok(StatusCode::OK)
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Why a commit failed, or `None` when the file is good.
