@@ -180,6 +180,84 @@ async fn agents_in_other_processes_follow_the_servers_clock() {
     assert_eq!(times[16], "2026-11-25T09:00:00.000Z");
 }
 
+#[tokio::test]
+async fn an_agent_on_the_system_clock_takes_the_servers_pushes() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, base, admin) = server(&tmp.path().join("server"));
+    let ca = tmp.path().join("server/pki/ca.pem");
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let http = http.clone();
+        let url = format!("{admin}{path}");
+        async move {
+            http.get(url)
+                .bearer_auth("tenantless-admin")
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let dir = tmp.path().join("SYSTEM-01");
+    let device = |args: &[&str]| {
+        let mut cmd = Command::new(binary("tenantless-agent"));
+        cmd.arg("--device-dir").arg(&dir).args(args);
+        cmd
+    };
+    let enrolled = device(&["enroll", "--server", &base, "--user", "lab@contoso.com"])
+        .args(["--fast-keys", "--device-name", "SYSTEM-01", "--ca"])
+        .arg(&ca)
+        .env("TENANTLESS_ENROLL_SECRET", "tenantless")
+        .output()
+        .unwrap();
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    // `run` with no --clock: the device keeps its own (system) time.
+    let _runner = Killed(
+        device(&["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Its long poll for pushes is open once the server counts it waiting.
+    let clock = get("/testbed/clock?followers=1".into()).await;
+    assert_eq!(
+        clock["followers"], 1,
+        "the device waits for pushes: {clock}"
+    );
+
+    let devices = get("/beta/deviceManagement/managedDevices".into()).await;
+    let id = devices["value"][0]["id"].as_str().unwrap().to_owned();
+    let sessions = |events: &serde_json::Value| events["value"].as_array().map_or(0, Vec::len);
+    let before = sessions(&get(format!("/testbed/events?device={id}&kind=session_started")).await);
+    let synced = http
+        .post(format!(
+            "{admin}/beta/deviceManagement/managedDevices/{id}/syncDevice"
+        ))
+        .bearer_auth("tenantless-admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(synced.status().as_u16(), 204);
+    // Another process's work, not world time, is what is waited for here.
+    let mut after = before;
+    for _ in 0..200 {
+        after = sessions(&get(format!("/testbed/events?device={id}&kind=session_started")).await);
+        if after > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(after > before, "the push started a management session");
+}
+
 /// `tenantless run SCENARIOS --server ADMIN`, which must succeed; its output.
 fn run_remotely(scenarios: &[std::path::PathBuf], admin: &str) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_tenantless"))

@@ -496,6 +496,7 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
         agent.device().profile.device_name,
         agent.device().profile.device_id
     );
+    let mut pushes = listen_for_pushes(&mut agent)?;
     loop {
         let now = system_now();
         if dir.join("sync.request").exists() {
@@ -521,11 +522,59 @@ async fn run_forever(dir: &Path) -> Result<(), AgentError> {
             .min(Duration::from_secs(1));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
+            Some(push) = pushes.recv() => take_push(&mut agent, &push, system_now()),
             _ = stop_requested() => break,
         }
     }
     let _ = std::fs::remove_file(dir.join("run.pid"));
     agent.save()
+}
+
+/// The server's pushes (WNS's stand-in) for a device on the system clock: a task holds
+/// the server's long poll open (`/testbed/clock?follower=`, with no moment to wait for)
+/// and hands on what each answer names. Nothing comes for a device not enrolled.
+fn listen_for_pushes(agent: &mut Agent) -> Result<tokio::sync::mpsc::Receiver<String>, AgentError> {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let Some(addr) = agent.state().enrollment.as_ref().map(|e| e.addr.clone()) else {
+        return Ok(rx);
+    };
+    let client = agent.client()?;
+    let follower = agent.device().profile.device_id.clone();
+    tokio::spawn(async move {
+        loop {
+            match agent::remote_clock::wait(&client, &addr, &follower, None).await {
+                Ok(waited) => {
+                    for push in waited.pushes {
+                        if tx.send(push).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("tenantless-agent: waiting for pushes: {e}");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Does what a push asks (check in, restart, power off) at `now`.
+fn take_push(agent: &mut Agent, push: &str, now: chrono::DateTime<chrono::Utc>) {
+    println!("push: {push}");
+    let done = match push {
+        "syncDevice" => {
+            agent.request(agent::ime::Trigger::AdminSync, now);
+            Ok(())
+        }
+        "rebootNow" => agent.reboot(now),
+        "shutDown" => agent.shut_down(now),
+        _ => Ok(()),
+    };
+    if let Err(e) = done {
+        eprintln!("tenantless-agent: {push}: {e}");
+    }
 }
 
 /// `run --clock server`: wait on the server's world clock for each moment the device has
@@ -556,19 +605,7 @@ async fn follow_server(dir: &Path) -> Result<(), AgentError> {
             }
         };
         for push in pushes {
-            // The server's push (WNS's stand-in): check in, or restart, now.
-            let done = match push.as_str() {
-                "syncDevice" => {
-                    agent.request(agent::ime::Trigger::AdminSync, now);
-                    Ok(())
-                }
-                "rebootNow" => agent.reboot(now),
-                "shutDown" => agent.shut_down(now),
-                _ => Ok(()),
-            };
-            if let Err(e) = done {
-                eprintln!("tenantless-agent: {push}: {e}");
-            }
+            take_push(&mut agent, &push, now);
         }
         if agent.next_due().is_some_and(|t| t <= now) {
             match agent.run_due(now).await {
