@@ -26,6 +26,7 @@ pub mod actions;
 pub mod batch;
 pub mod graph;
 pub mod oauth;
+pub mod openapi;
 pub mod throttle;
 
 /// The admin listener's service: the router behind Graph's addressing (`/v1.0` and
@@ -110,6 +111,7 @@ pub fn router(state: Shared) -> Router {
             get(|| async { Json(json!({ "status": "ok" })) }),
         )
         .route("/testbed/ready", get(ready))
+        .route("/openapi.json", get(openapi::serve))
         .merge(oauth::routes())
         .merge(crate::apps::blob_routes())
         .merge(guarded)
