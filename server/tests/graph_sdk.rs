@@ -80,28 +80,14 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
     let (package, _, encrypted) = big_package(3 << 20);
     let package_path = dir.path().join("packaged.intunewin");
     std::fs::write(&package_path, package).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graph/sdk_workflow.py");
-    let base = format!("https://{}/beta", server.admin_tls_addr.unwrap());
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .env("GRAPH_BASE_URL", base)
-            .env("GRAPH_TOKEN", TOKEN)
-            .env("GRAPH_DEVICES", DEVICES.to_string())
-            .env("GRAPH_TENANT", "contoso.onmicrosoft.com")
-            .env("GRAPH_CLIENT_ID", server::config::DEFAULT_ADMIN_CLIENT_ID)
-            .env("GRAPH_PACKAGE", package_path)
-            .env("REQUESTS_CA_BUNDLE", &ca)
-            .env("SSL_CERT_FILE", ca)
-            .output()
-    })
-    .await
-    .unwrap()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let script = Script {
+        python: python.clone(),
+        base: format!("https://{}/beta", server.admin_tls_addr.unwrap()),
+        ca: ca.clone(),
+        package: package_path,
+    };
+    let out = script.run("all").await;
+    let stdout = out;
     assert!(
         stdout.contains("ok   the page iterator follows nextLink"),
         "{stdout}"
@@ -120,11 +106,54 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
         "the SDK waited Retry-After: {retried}"
     );
     packaged_app_reaches_its_device(&server, &packaged_device.unwrap(), &encrypted).await;
+    // What the device reported reads back through the SDK.
+    let out = script.run("statuses").await;
+    assert!(out.contains("ok   deviceStatuses"), "{out}");
     server.stop().await;
 }
 
+/// `tests/graph/sdk_workflow.py` and what it is run with.
+struct Script {
+    python: PathBuf,
+    base: String,
+    ca: PathBuf,
+    package: PathBuf,
+}
+
+impl Script {
+    /// Runs one phase of the script (`GRAPH_PHASE`), which must succeed: its output.
+    async fn run(&self, phase: &str) -> String {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/graph/sdk_workflow.py");
+        let mut command = std::process::Command::new(&self.python);
+        command
+            .arg(script)
+            .env("GRAPH_PHASE", phase)
+            .env("GRAPH_BASE_URL", &self.base)
+            .env("GRAPH_TOKEN", TOKEN)
+            .env("GRAPH_DEVICES", DEVICES.to_string())
+            .env("GRAPH_TENANT", "contoso.onmicrosoft.com")
+            .env("GRAPH_CLIENT_ID", server::config::DEFAULT_ADMIN_CLIENT_ID)
+            .env("GRAPH_PACKAGE", &self.package)
+            .env("REQUESTS_CA_BUNDLE", &self.ca)
+            .env("SSL_CERT_FILE", &self.ca);
+        let out = tokio::task::spawn_blocking(move || command.output())
+            .await
+            .unwrap()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        println!("{stdout}");
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+}
+
 /// What the script uploaded and assigned reaches LAB-0005's IME: the app is required
-/// through its group, and the content it downloads is the bytes the SDK put.
+/// through its group, and the content it downloads is the bytes the SDK put; then it
+/// reports the app installed.
 async fn packaged_app_reaches_its_device(
     server: &server::RunningServer,
     device: &Enrolled,
@@ -149,4 +178,11 @@ async fn packaged_app_reaches_its_device(
         downloaded == encrypted,
         "LAB-0005 downloads what the SDK uploaded"
     );
+    // It installs, and says so as the IME does.
+    let installed = serde_json::json!([{
+        "ApplicationId": policy["Id"], "Version": policy["Version"], "Intent": 3, "ErrorCode": 0,
+        "ComplianceStateMessage": { "Applicability": 0, "ComplianceState": 1, "DesiredState": 2, "ErrorCode": 0, "TargetingMethod": 0, "InstallContext": 2, "TargetType": 2, "ProductVersion": null, "AssignmentFilterIds": null },
+        "EnforcementStateMessage": { "EnforcementState": 1000, "ErrorCode": 0, "TargetingMethod": 0 },
+    }]);
+    gateway(&client, &url, "Win32AppResult", installed).await;
 }
