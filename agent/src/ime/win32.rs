@@ -1403,7 +1403,13 @@ async fn fetch_content(
     // Downloaded to Incoming, decrypted beside it, unzipped into the cache, a piece at a
     // time: a package of gigabytes never sits whole in memory.
     let staging = format!(r"{INCOMING}\{id}_{rev}.bin");
-    let size = download(device, poll.gw.client, url, &staging).await?;
+    let size = match download(device, poll.gw.client, url, &staging).await {
+        Ok(size) => size,
+        Err(e) => {
+            let _ = device.drive.remove(&staging);
+            return Err(e);
+        }
+    };
     let kbps = device.profile.download_kbps.max(1);
     let took = Duration::milliseconds((size * 8 / kbps) as i64 + 120);
     if through_do {
