@@ -61,6 +61,27 @@ fn at_times(events: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// The server's admin API with its default token.
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Admin {
+    /// A GET's JSON answer.
+    async fn get(&self, path: String) -> serde_json::Value {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth("tenantless-admin")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
 #[tokio::test]
 async fn agents_in_other_processes_follow_the_servers_clock() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -68,20 +89,11 @@ async fn agents_in_other_processes_follow_the_servers_clock() {
     let (_server, base, admin) = server(&tmp.path().join("server"));
     let ca = tmp.path().join("server/pki/ca.pem");
     let http = reqwest::Client::new();
-    let get = |path: String| {
-        let http = http.clone();
-        let url = format!("{admin}{path}");
-        async move {
-            http.get(url)
-                .bearer_auth("tenantless-admin")
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        }
+    let api = Admin {
+        http: http.clone(),
+        base: admin.clone(),
     };
+    let get = |path: String| api.get(path);
 
     let mut runners = Vec::new();
     // The secret from a file for one device, from the environment for the other: never
@@ -187,20 +199,11 @@ async fn an_agent_on_the_system_clock_takes_the_servers_pushes() {
     let (_server, base, admin) = server(&tmp.path().join("server"));
     let ca = tmp.path().join("server/pki/ca.pem");
     let http = reqwest::Client::new();
-    let get = |path: String| {
-        let http = http.clone();
-        let url = format!("{admin}{path}");
-        async move {
-            http.get(url)
-                .bearer_auth("tenantless-admin")
-                .send()
-                .await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()
-        }
+    let api = Admin {
+        http: http.clone(),
+        base: admin.clone(),
     };
+    let get = |path: String| api.get(path);
     let dir = tmp.path().join("SYSTEM-01");
     let device = |args: &[&str]| {
         let mut cmd = Command::new(binary("tenantless-agent"));
