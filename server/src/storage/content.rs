@@ -249,7 +249,8 @@ impl Store {
     }
 
     /// Makes a committed file the content devices download for its app, with its
-    /// Detection.xml, bumping the app's revision.
+    /// Detection.xml. The caller writes the app too ([`Store::upsert_app`]), which makes
+    /// its next revision: one change, one revision.
     pub async fn set_app_package(
         &self,
         app_id: &str,
@@ -257,7 +258,6 @@ impl Store {
         detection: &str,
         at: &str,
     ) -> Result<()> {
-        let mut db = self.db().await?;
         sqlx::query(
             "INSERT INTO app_packages (app_id, file_id, detection, committed_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (app_id) DO UPDATE SET file_id = excluded.file_id,
@@ -267,12 +267,8 @@ impl Store {
         .bind(file_id)
         .bind(detection)
         .bind(at)
-        .execute(&mut *db)
+        .execute(&mut *self.db().await?)
         .await?;
-        sqlx::query("UPDATE apps SET revision = revision + 1 WHERE id = $1")
-            .bind(app_id)
-            .execute(&mut *db)
-            .await?;
         Ok(())
     }
 
