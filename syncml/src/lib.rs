@@ -9,6 +9,7 @@
 //! - [`sim_msi`]: the simulated MSI package format the server hosts and the agent installs.
 //! - [`intunewin`]: the encrypted `.intunewin` content package of Win32 apps.
 //! - [`version`]: ordering dotted version numbers.
+//! - [`entra`]: a user's identifiers as Windows and the services see them (object id, SID).
 //!
 //! Every parser is total: any bytes in, a value or an [`Error`] out, never a panic.
 #![forbid(unsafe_code)]
@@ -16,6 +17,7 @@
 
 pub mod cms;
 pub mod dm;
+pub mod entra;
 pub mod error;
 pub mod intunewin;
 pub mod mde2;

@@ -111,14 +111,17 @@ impl DeviceProfile {
     /// The signed-in user's SID, as Windows derives it for an Entra user:
     /// `S-1-12-1-` and the object id's four 32-bit words.
     pub fn user_sid(&self) -> String {
-        match uuid::Uuid::parse_str(&self.user_object_id) {
-            Ok(id) => {
-                let b = id.to_bytes_le();
-                let word = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-                format!("S-1-12-1-{}-{}-{}-{}", word(0), word(4), word(8), word(12))
-            }
-            Err(_) => "S-1-5-21-0-0-0-1001".into(),
-        }
+        syncml::entra::user_sid(&self.user_object_id)
+            .unwrap_or_else(|| "S-1-5-21-0-0-0-1001".into())
+    }
+
+    /// The primary user (who enrolled the device), signed in when it is new; `None`
+    /// for a userless device.
+    pub fn primary_user(&self) -> Option<super::User> {
+        (!self.user_principal_name.is_empty()).then(|| super::User {
+            upn: self.user_principal_name.clone(),
+            object_id: self.user_object_id.clone(),
+        })
     }
 }
 
@@ -134,19 +137,6 @@ fn guid(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn entra_user_sid_from_object_id() {
-        let p = DeviceProfile {
-            user_object_id: "b1c43cd5-0434-4aab-8981-0a6eac236955".into(),
-            ..DeviceProfile::default()
-        };
-        // Checked against Python: struct.unpack("<4I", uuid.UUID(...).bytes_le).
-        assert_eq!(
-            p.user_sid(),
-            "S-1-12-1-2982427861-1252721716-1846182281-1432953772"
-        );
-    }
 
     #[test]
     fn completion_fills_only_what_is_missing() {

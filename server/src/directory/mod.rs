@@ -20,20 +20,16 @@ pub const GROUP: &str = "group";
 /// Stored target of an exclusion group assignment: `exclude:<id>`.
 pub const EXCLUDE: &str = "exclude";
 
-/// Names the Entra objects Tenantless makes: stable across runs (same seed, same bytes).
-const NAMESPACE: uuid::Uuid = uuid::uuid!("5d7e6c1a-2f0b-5b8e-9c3d-7a4e1f0b2c6d");
-
 /// A device's Entra device object id (the managed device's `azureADDeviceId` is the
 /// device id; the directory object has an id of its own, as in Entra).
 pub fn device_object_id(device_id: &str) -> String {
-    let name = format!("device:{}", device_id.to_ascii_uppercase());
-    uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+    syncml::entra::object_id(&format!("device:{}", device_id.to_ascii_uppercase()))
 }
 
-/// A user's Entra object id, from their user principal name.
+/// A user's Entra object id, from their user principal name (the same the device
+/// keeps the user's state under).
 pub fn user_object_id(upn: &str) -> String {
-    let name = format!("user:{}", upn.to_ascii_lowercase());
-    uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+    syncml::entra::user_object_id(upn)
 }
 
 /// A member's kind as stored.
