@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::csp::edam;
 use crate::device::programs::InstalledProgram;
-use crate::device::{self, Device, DeviceProfile};
+use crate::device::{self, Device, DeviceProfile, User};
 use crate::enroll::{self, EnrollRequest};
 use crate::error::AgentError;
 use crate::state::{AgentState, ImeService, MsiJob, SessionSummary};
@@ -70,9 +70,13 @@ impl Agent {
     /// Creates a device in `dir` from a profile (`seed` fills missing identity).
     pub fn create(dir: &Path, profile: DeviceProfile, seed: [u8; 32]) -> Result<Agent, AgentError> {
         let device = Device::create(dir, profile, seed)?;
+        let state = AgentState {
+            users: device.profile.primary_user().into_iter().collect(),
+            ..AgentState::default()
+        };
         let agent = Agent {
             device,
-            state: AgentState::default(),
+            state,
             client: None,
             defer_saves: false,
         };
@@ -311,6 +315,52 @@ impl Agent {
     /// A session now, and whatever else is due.
     pub async fn sync(&mut self, now: DateTime<Utc>) -> Result<Vec<Activity>, AgentError> {
         self.trigger(ime::Trigger::CompanyPortal, now).await
+    }
+
+    /// A user signs in to Windows: they get an interactive session (numbered after
+    /// those already signed in) and a hive; Windows' logon task opens a management
+    /// session and the IME checks in (CheckinReason `UserLogOn`), processing the new
+    /// user's apps in their session. Returns the session number.
+    pub fn sign_in(&mut self, user: &User, now: DateTime<Utc>) -> Result<usize, AgentError> {
+        if self.state.powered_off {
+            return Err(AgentError::Config("the device is shut down".into()));
+        }
+        if let Some(i) = self.signed_in(&user.upn) {
+            return Err(AgentError::Config(format!(
+                "{} is already signed in (session {})",
+                user.upn,
+                i + 1
+            )));
+        }
+        self.device
+            .registry
+            .create_key(&format!(r"HKEY_USERS\{}\Software", user.sid()));
+        self.state.users.push(user.clone());
+        let session = self.state.users.len();
+        ime::user_logged_on(&self.device, &mut self.state, user, session, now);
+        self.state.sync_requested = true;
+        self.save()?;
+        Ok(session)
+    }
+
+    /// A user signs out: their session ends (the IME no longer processes it); what
+    /// was installed for them stays. False if they were not signed in.
+    pub fn sign_out(&mut self, upn: &str, now: DateTime<Utc>) -> Result<bool, AgentError> {
+        let Some(i) = self.signed_in(upn) else {
+            return Ok(false);
+        };
+        let user = self.state.users.remove(i);
+        ime::user_logged_off(&self.device, &self.state, &user, i + 1, now);
+        self.save()?;
+        Ok(true)
+    }
+
+    /// The index of a signed-in user among [`AgentState::users`].
+    fn signed_in(&self, upn: &str) -> Option<usize> {
+        self.state
+            .users
+            .iter()
+            .position(|u| u.upn.eq_ignore_ascii_case(upn.trim()))
     }
 
     /// The user installs an available app (by id or display name); false if no available

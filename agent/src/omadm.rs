@@ -213,7 +213,7 @@ fn package_one(
                     ..Meta::default()
                 }),
                 data: Some(Data::Text(
-                    if p.user_principal_name.is_empty() {
+                    if state.users.is_empty() {
                         "none"
                     } else {
                         "user"

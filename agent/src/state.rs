@@ -35,6 +35,9 @@ pub struct AgentState {
     pub leaving: Option<Leaving>,
     /// Shut down (Graph's `shutDown`): nothing runs until the device is powered on.
     pub powered_off: bool,
+    /// The users signed in, in sign-in order (user session 1, 2, ...). A new device's
+    /// primary user starts signed in.
+    pub users: Vec<crate::device::User>,
 }
 
 /// How a device leaves management.

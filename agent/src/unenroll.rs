@@ -53,10 +53,16 @@ pub fn leave(device: &mut Device, state: &mut AgentState, leaving: Leaving, now:
             reg.delete_key(&format!(r"{store}\{}", e.thumbprint));
         }
     }
+    // Who is signed in stays signed in through a retire; a wiped device's primary user
+    // signs in again when Windows is set up.
+    let users = std::mem::take(&mut state.users);
     *state = AgentState::default();
     if leaving == Leaving::Wipe {
         if let Err(e) = device.reset() {
             tracing::warn!("wipe: {e}");
         }
+        state.users.extend(device.profile.primary_user());
+    } else {
+        state.users = users;
     }
 }

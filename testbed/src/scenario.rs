@@ -23,7 +23,7 @@
 //! declared with `enroll = false`), `sync` (Company Portal), `admin_sync` (the admin
 //! center, a push), `syncapp` (`intunemanagementextension://syncapp`), `require_ime`, `ime_version` (roll out a new
 //! IME), `snapshot` and `restore_snapshot` (of a device, as of a virtual machine),
-//! `restart_ime`, `stop_ime`, `graph` (any admin API call: `{ method, path, body,
+//! `restart_ime`, `stop_ime`, `sign_in` and `sign_out` (`{ device, user }`), `graph` (any admin API call: `{ method, path, body,
 //! status }`, `{device:NAME}` and `{app:NAME}` in the path, `{group:NAME}` and
 //! `{entra-device:NAME}` in the path and body), `unenroll` (the user disconnects the
 //! device), `reboot`, `power_on`, `join_group` and `leave_group` (`{ group, devices,
@@ -240,6 +240,16 @@ fn one() -> String {
     "1.0.0".into()
 }
 
+/// A user on a device.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// The device.
+    pub device: String,
+    /// The user principal name.
+    pub user: String,
+}
+
 /// A program installed by hand.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -352,6 +362,10 @@ pub enum Step {
     Reboot(String),
     /// Power on a device that was shut down (Graph's `shutDown`).
     PowerOn(String),
+    /// A user signs in on a device (`{ device, user }`): a UserLogOn check-in follows.
+    SignIn(UserSpec),
+    /// A user signs out of a device (`{ device, user }`).
+    SignOut(UserSpec),
     /// Devices or users join an Entra group (made when first joined).
     JoinGroup(groups::MembershipSpec),
     /// Devices or users leave an Entra group.
@@ -884,6 +898,20 @@ async fn run_step(
         }
         Step::Reboot(device) => world.reboot(device).map_err(failed)?,
         Step::PowerOn(device) => world.power_on(device).map_err(failed)?,
+        Step::SignIn(spec) => {
+            world
+                .sign_in(&spec.device, &spec.user)
+                .await
+                .map_err(failed)?;
+        }
+        Step::SignOut(spec) => {
+            if !world.sign_out(&spec.device, &spec.user).map_err(failed)? {
+                return Err(fail(format!(
+                    "{} is not signed in on {}",
+                    spec.user, spec.device
+                )));
+            }
+        }
         Step::JoinGroup(spec) => groups::join(world, spec).await.map_err(fail)?,
         Step::LeaveGroup(spec) => groups::leave(world, spec).await.map_err(fail)?,
         Step::Graph(spec) => graph(world, apps, at, spec).await?,
@@ -1158,8 +1186,10 @@ fn expect_registry(
     )
 }
 
-/// `{app:NAME}` (the app's id), `{app-key:NAME}` (its Win32Apps key on the device) and
-/// `{grs-key:NAME}` (its GRS key) in a registry path.
+/// `{app:NAME}` (the app's id), `{app-key:NAME}` (its Win32Apps key on the device,
+/// under the device's id or the user's it was installed for),
+/// `{grs-key:NAME}` (its GRS key) and `{user:UPN}` (a user's Entra object id) in a
+/// registry path.
 fn expand(
     text: &str,
     world: &World,
@@ -1175,6 +1205,11 @@ fn expand(
         let Some((kind, name)) = inner.split_once(':') else {
             break;
         };
+        if kind == "user" {
+            let id = server::directory::user_object_id(name);
+            out.replace_range(start..start + len + 1, &id);
+            continue;
+        }
         let id = apps
             .get(name)
             .ok_or_else(|| format!("no app named {name}"))?
@@ -1184,18 +1219,26 @@ fn expand(
             "app" => id,
             "grs-key" => agent::ime::win32::grs_key(user, &id),
             "app-key" => {
-                let root = format!(r"{}\{user}", agent::ime::win32::WIN32APPS);
+                // Under the device's all-zero id, or the user it was installed for.
+                let apps_root = agent::ime::win32::WIN32APPS;
                 let reg = &world
                     .device(device)
                     .map_err(|e| e.to_string())?
                     .device()
                     .registry;
-                let sub = reg
-                    .subkeys(&root)
-                    .into_iter()
-                    .find(|k| k.starts_with(&id))
-                    .unwrap_or_else(|| format!("{id}_1"));
-                format!(r"{root}\{sub}")
+                let mut users = reg.subkeys(apps_root);
+                users.sort_by_key(|u| u != user);
+                users
+                    .iter()
+                    .find_map(|u| {
+                        let root = format!(r"{apps_root}\{u}");
+                        let sub = reg
+                            .subkeys(&root)
+                            .into_iter()
+                            .find(|k| k.starts_with(&id))?;
+                        Some(format!(r"{root}\{sub}"))
+                    })
+                    .unwrap_or_else(|| format!(r"{apps_root}\{user}\{id}_1"))
             }
             _ => break,
         };

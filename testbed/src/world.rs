@@ -645,6 +645,35 @@ impl World {
         done.map_err(failed)
     }
 
+    /// A user signs in on a device (UserLogOn): the device checks in, and its IME for
+    /// the user's session, now. Returns the session number.
+    pub async fn sign_in(&mut self, name: &str, upn: &str) -> Result<usize, WorldError> {
+        let now = self.now();
+        let agent = self.device_mut(name)?;
+        let failed = |source| WorldError::Device {
+            device: name.into(),
+            source,
+        };
+        let session = agent
+            .sign_in(&agent::device::User::named(upn), now)
+            .map_err(failed)?;
+        let done = agent.run_due(now).await;
+        agent.save().map_err(failed)?;
+        done.map_err(failed)?;
+        Ok(session)
+    }
+
+    /// A user signs out of a device; false if they were not signed in.
+    pub fn sign_out(&mut self, name: &str, upn: &str) -> Result<bool, WorldError> {
+        let now = self.now();
+        self.device_mut(name)?
+            .sign_out(upn, now)
+            .map_err(|source| WorldError::Device {
+                device: name.into(),
+                source,
+            })
+    }
+
     /// Company Portal on a device: the apps available to its user, with their status.
     pub async fn company_portal(
         &mut self,

@@ -16,6 +16,7 @@ pub mod installer;
 pub mod profile;
 pub mod programs;
 pub mod registry;
+pub mod users;
 
 use std::fs;
 use std::io;
@@ -28,6 +29,7 @@ pub use drive::Drive;
 pub use installer::{InstallerState, Outcome};
 pub use profile::DeviceProfile;
 pub use registry::{RegValue, Registry};
+pub use users::User;
 
 /// The folders a new device's `C:` drive starts with.
 const BASE_FOLDERS: [&str; 5] = [
@@ -171,9 +173,10 @@ impl Device {
         Ok(())
     }
 
-    /// The signed-in user's SID.
+    /// The SID of the user processes run as (`HKCU`): the primary user, or the user
+    /// whose session the IME is processing.
     pub fn user_sid(&self) -> String {
-        self.profile.user_sid()
+        self.registry.current_user().to_owned()
     }
 
     /// The programs installed, from the registry.

@@ -117,6 +117,18 @@ impl Registry {
         r
     }
 
+    /// The SID `HKCU` stands for.
+    pub fn current_user(&self) -> &str {
+        &self.current_user_sid
+    }
+
+    /// Makes `HKCU` the hive of the user with this SID (created when missing), as
+    /// while a process runs as that user; returns the SID it stood for before.
+    pub fn set_current_user(&mut self, sid: &str) -> String {
+        self.create_key(&format!("HKEY_USERS\\{sid}\\Software"));
+        std::mem::replace(&mut self.current_user_sid, sid.to_owned())
+    }
+
     /// How many changes the registry has seen since it was loaded.
     pub fn changes(&self) -> u64 {
         self.changes

@@ -482,6 +482,17 @@ pub fn syncapp_requested() -> String {
         .to_owned()
 }
 
+/// A user signed in to Windows: the IME checks in for them (Tenantless's wording, as
+/// for [`checkin_requested`]).
+pub fn user_logged_on(user: &str, session: usize) -> String {
+    format!("[Agent] User {user} logged on in session {session}, checking in with CheckinReason UserLogOn.")
+}
+
+/// A user signed out: their session is no longer processed (Tenantless's wording).
+pub fn user_logged_off(user: &str, session: usize) -> String {
+    format!("[Agent] User {user} logged off from session {session}.")
+}
+
 /// `EMS Agent Started`
 pub const EMS_STARTED: &str = "EMS Agent Started";
 /// `EMS Agent Stopped`

@@ -321,6 +321,51 @@ pub fn request_checkin(state: &mut AgentState, reason: &str) {
     }
 }
 
+/// A user signed in (session `session`): the IME, when running, logs it and checks in
+/// with CheckinReason `UserLogOn`.
+pub fn user_logged_on(
+    device: &Device,
+    state: &mut AgentState,
+    user: &crate::device::User,
+    session: usize,
+    now: DateTime<Utc>,
+) {
+    if !state.ime.running {
+        return;
+    }
+    let line = lines::user_logged_on(&user.object_id, session);
+    log(
+        device,
+        LOG,
+        "IntuneManagementExtension",
+        &line,
+        Severity::Info,
+        now,
+    );
+    request_checkin(state, "UserLogOn");
+}
+
+/// A user signed out: the IME, when running, logs it.
+pub fn user_logged_off(
+    device: &Device,
+    state: &AgentState,
+    user: &crate::device::User,
+    session: usize,
+    now: DateTime<Utc>,
+) {
+    if state.ime.running {
+        let line = lines::user_logged_off(&user.object_id, session);
+        log(
+            device,
+            LOG,
+            "IntuneManagementExtension",
+            &line,
+            Severity::Info,
+            now,
+        );
+    }
+}
+
 /// What makes a device, or its IME, check in now (seed slides 48-55).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {

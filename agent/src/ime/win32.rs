@@ -283,42 +283,61 @@ pub async fn checkin(
     if let Some(last) = state.ime.last_poll {
         pen.info(device, &lines::previous_checkin(last));
     }
-    let policies = fetch_policies(
-        device,
-        None,
-        &gw,
-        ("RequestApplication", &json!([])),
-        &reason,
-    )
-    .await?;
-    // Device-targeted apps in the userless session 0; user-targeted ones in the
-    // signed-in user's session 1, under the user's Entra object id.
-    let user = device.profile.user_object_id.clone();
-    let sid = device.profile.user_sid();
-    let mut sessions = vec![(0, DEVICE_USER.to_owned(), String::new())];
-    if !user.is_empty() {
-        sessions.push((1, user, sid));
+    // Device-targeted apps in the userless session 0; each signed-in user's apps in
+    // their session, asked for under their name (as the IME asks with the user's token)
+    // and kept under their Entra object id.
+    let mut sessions = vec![UserSession {
+        number: 0,
+        user: DEVICE_USER.to_owned(),
+        sid: String::new(),
+        info: info.clone(),
+    }];
+    for (i, user) in state.users.iter().enumerate() {
+        let mut info = info.clone();
+        info["UserPrincipalName"] = json!(user.upn);
+        sessions.push(UserSession {
+            number: u32::try_from(i + 1).unwrap_or(u32::MAX),
+            user: user.object_id.clone(),
+            sid: user.sid(),
+            info,
+        });
+    }
+    let callers: Vec<gateway::Session> = sessions
+        .iter()
+        .map(|s| gateway::Session {
+            info: &s.info,
+            ..gw
+        })
+        .collect();
+    let mut lists = Vec::with_capacity(sessions.len());
+    for caller in &callers {
+        let request = ("RequestApplication", &json!([]));
+        lists.push(fetch_policies(device, None, caller, request, &reason).await?);
     }
     pen.info(device, &lines::active_user_sessions(sessions.len()));
     let mut poll = Poll {
         gw: &gw,
-        all: &policies,
+        all: &[],
         now,
         pen,
         user: String::new(),
         session: 0,
     };
     let mut reports = Vec::new();
-    for (session, user, sid) in sessions {
+    let mut processed = 0;
+    for ((s, caller), policies) in sessions.iter().zip(&callers).zip(&lists) {
+        let (session, user, sid) = (s.number, s.user.clone(), s.sid.as_str());
+        poll.gw = caller;
+        poll.all = policies;
+        // A user's apps install in their context: HKCU is their hive meanwhile.
+        let device_user = (session > 0).then(|| device.registry.set_current_user(sid));
         let mine: Vec<&Value> = policies
             .iter()
-            .filter(|p| (p["TargetType"] == 1) == (session == 1))
+            .filter(|p| (p["TargetType"] == 1) == (session > 0))
             .collect();
+        processed += mine.len();
         let pen = &mut poll.pen;
-        pen.info(
-            device,
-            &lines::processing_user_session(session, &user, &sid),
-        );
+        pen.info(device, &lines::processing_user_session(session, &user, sid));
         pen.info(device, &lines::esp_phase("NotInEsp"));
         pen.info(device, &lines::requesting(lines::Requested::Required));
         let listed = Value::Array(mine.iter().map(|p| (*p).clone()).collect());
@@ -342,13 +361,27 @@ pub async fn checkin(
             .info(device, &lines::done_subgraphs(subgraphs.len()));
         reports.extend(clean_up_untargeted(device, state, &mut poll, &listed));
         poll.pen
-            .info(device, &lines::completed_user_session(session, &user, &sid));
+            .info(device, &lines::completed_user_session(session, &user, sid));
+        if let Some(previous) = device_user {
+            device.registry.set_current_user(&previous);
+        }
     }
     poll.pen.info(device, &lines::poller_stopped());
     state.ime.last_poll = Some(now);
     send_results(device, state, &gw, reports, ("Unknown", now)).await?;
     state.ime.next_checkin = Some(now + Duration::minutes(60));
-    Ok(policies.len())
+    Ok(processed)
+}
+
+/// A session the application poller processes: the userless one (0) or a signed-in
+/// user's, with the client info its gateway calls carry.
+struct UserSession {
+    number: u32,
+    /// The all-zero id, or the user's object id.
+    user: String,
+    /// The user's SID (empty for session 0).
+    sid: String,
+    info: Value,
 }
 
 /// The required (or uninstall) apps whose key the session's user has but the service

@@ -18,7 +18,7 @@ use crate::api_error::ApiError;
 use crate::journal::{Entry, Expectation, Filter};
 use crate::odata::{Collection, Options};
 use crate::state::Shared;
-use crate::storage::{CommandRow, Device};
+use crate::storage::{CommandRow, Device, LogonRow};
 
 type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
@@ -144,9 +144,19 @@ async fn bearer(State(state): State<Shared>, request: Request, next: Next) -> Re
     next.run(request).await
 }
 
-/// A device in Graph's `managedDevice` shape, with Tenantless's own facts in the
-/// [`crate::odata::DETAILS`] annotation.
-pub fn managed_device(d: &Device) -> Value {
+/// A device in Graph's `managedDevice` shape, with the users who signed in on it
+/// (`usersLoggedOn`) and Tenantless's own facts in the [`crate::odata::DETAILS`]
+/// annotation.
+pub fn managed_device(d: &Device, logons: &[LogonRow]) -> Value {
+    let users: Vec<Value> = logons
+        .iter()
+        .map(|l| {
+            json!({
+                "userId": crate::directory::user_object_id(&l.user_principal_name),
+                "lastLogOnDateTime": l.last_logon_at,
+            })
+        })
+        .collect();
     let device = json!({
         "@odata.type": "#microsoft.graph.managedDevice",
         "id": d.id,
@@ -161,6 +171,7 @@ pub fn managed_device(d: &Device) -> Value {
         "model": d.model,
         "managementAgent": "mdm",
         "managedDeviceOwnerType": if d.enrollment_type.eq_ignore_ascii_case("Device") { "company" } else { "personal" },
+        "usersLoggedOn": users,
         crate::odata::DETAILS: {
             "enrollmentType": d.enrollment_type,
             "osEdition": d.os_edition,
@@ -244,7 +255,11 @@ async fn list_devices(State(state): State<Shared>, options: Options) -> Result<R
     } else {
         state.store.devices_where(&conditions).await?
     };
-    let devices: Vec<Value> = rows.iter().map(managed_device).collect();
+    let logons = state.store.all_logons().await?;
+    let devices: Vec<Value> = rows
+        .iter()
+        .map(|d| managed_device(d, logons.get(&d.id).map_or(&[], Vec::as_slice)))
+        .collect();
     options.page(devices, &MANAGED_DEVICES)
 }
 
@@ -271,7 +286,8 @@ async fn get_device(
 ) -> ApiResult {
     let device = device_or_404(&state, &id).await?;
     let health = state.store.agent_health(&device.id).await?;
-    let mut v = managed_device(&device);
+    let logons = state.store.logons(&device.id).await?;
+    let mut v = managed_device(&device, &logons);
     v[crate::odata::DETAILS]["agentHealth"] = crate::health::agent_health_json(health.as_ref());
     Ok(Json(options.entity(v, MANAGED_DEVICES.context)))
 }

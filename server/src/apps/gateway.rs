@@ -105,7 +105,7 @@ async fn session(
         &device.id,
         &Event::GatewayCall {
             request: request.clone(),
-            reason,
+            reason: reason.clone(),
         },
     );
     // An IME older than the current one (a reverted snapshot) is brought up to date.
@@ -117,6 +117,17 @@ async fn session(
     if crate::ime::is_outdated(&state, reported) {
         crate::ime::require(&state, &device.id, crate::ime::Why::Outdated).await?;
     }
+    // A call made in a user's session targets as that user.
+    let device = match session_user(&info)? {
+        Some(upn) => {
+            logged_on(&state, &device, upn, &reason).await?;
+            Arc::new(Device {
+                user_principal_name: upn.to_owned(),
+                ..Device::clone(&device)
+            })
+        }
+        None => device,
+    };
     let response = match request.as_str() {
         "RequestApplication" | "GetAvailableApp" => {
             // Required and uninstall apps, or the available ones.
@@ -191,6 +202,61 @@ async fn session(
         .into_response())
 }
 
+/// The user whose session a call comes from (`UserPrincipalName` in the client info,
+/// where the real IME sends the user's token); `None` for the userless session.
+fn session_user(info: &Value) -> Result<Option<&str>, ApiError> {
+    let Some(upn) = info["UserPrincipalName"].as_str().map(str::trim) else {
+        return Ok(None);
+    };
+    let plausible = upn.len() <= 256
+        && upn
+            .split_once('@')
+            .is_some_and(|(name, domain)| !name.is_empty() && !domain.is_empty())
+        && !upn.chars().any(|c| c.is_control() || c.is_whitespace());
+    if plausible {
+        Ok(Some(upn))
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ClientInfo: UserPrincipalName is not a user principal name",
+        ))
+    }
+}
+
+/// Notes that `upn` is signed in on the device: the first time the service hears of
+/// them there, and at a logon check-in (CheckinReason `UserLogOn`, which moves the last
+/// logon of every user signed in: the check-in does not say whose logon it was).
+async fn logged_on(
+    state: &Shared,
+    device: &Device,
+    upn: &str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let upn = upn.to_ascii_lowercase();
+    let now = state.now_text();
+    let last = state
+        .store
+        .logons(&device.id)
+        .await?
+        .into_iter()
+        .find(|l| l.user_principal_name == upn)
+        .map(|l| l.last_logon_at);
+    let new = match last {
+        None => true,
+        Some(at) => reason == "UserLogOn" && at != now,
+    };
+    if !new {
+        return Ok(());
+    }
+    state.store.record_logon(&device.id, &upn, &now).await?;
+    let event = Event::UserLoggedOn {
+        user: upn,
+        reason: reason.to_owned(),
+    };
+    state.journal.record(&device.id, &event).await?;
+    Ok(())
+}
+
 /// A gateway call's envelope as the device sent it: each field kept as its raw JSON,
 /// so the answer echoes the envelope without rebuilding it (only a JSON object will do).
 struct Envelope<'a> {
@@ -251,17 +317,35 @@ fn quoted(text: &str) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// The apps a device is given: assigned to it (any intent), or a dependency or
-/// superseded app of one that is. Content, keys and reports are for these only.
+/// The apps a device is given: assigned to it or to a user who has signed in on it
+/// (any intent), or a dependency or superseded app of one that is. Content, keys and
+/// reports are for these only.
 async fn given_apps(
     state: &Shared,
     device: &Device,
 ) -> Result<std::collections::HashSet<String>, crate::storage::StoreError> {
-    Ok(super::policies_for(state, device, &[1, 3, 4])
-        .await?
-        .iter()
-        .filter_map(|p| p["Id"].as_str().map(str::to_owned))
-        .collect())
+    let mut views = vec![device.clone()];
+    for logon in state.store.logons(&device.id).await? {
+        if !logon
+            .user_principal_name
+            .eq_ignore_ascii_case(&device.user_principal_name)
+        {
+            views.push(Device {
+                user_principal_name: logon.user_principal_name,
+                ..device.clone()
+            });
+        }
+    }
+    let mut given = std::collections::HashSet::new();
+    for view in &views {
+        let policies = super::policies_for(state, view, &[1, 3, 4]).await?;
+        given.extend(
+            policies
+                .iter()
+                .filter_map(|p| p["Id"].as_str().map(str::to_owned)),
+        );
+    }
+    Ok(given)
 }
 
 /// Refuses (as if the app did not exist) an app the device is not given.

@@ -210,6 +210,14 @@ pub enum Event {
         /// CheckinReason.
         reason: String,
     },
+    /// A user signed in on a device: the IME checked in for them (CheckinReason
+    /// `UserLogOn`), or first called the gateway in their session.
+    UserLoggedOn {
+        /// The user principal name.
+        user: String,
+        /// CheckinReason.
+        reason: String,
+    },
     /// A device reported the state of a Win32 app.
     AppReport {
         /// The app.

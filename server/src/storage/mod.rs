@@ -9,6 +9,7 @@ mod content;
 mod groups;
 mod health;
 mod inventory;
+mod logons;
 mod rows;
 mod scripts;
 mod sessions;
@@ -16,6 +17,7 @@ mod txn;
 pub use content::{BlockRow, ContentFileRow, CHUNK};
 pub use health::{AgentHealthRow, RemediationStateRow};
 pub use inventory::InventoryRow;
+pub use logons::LogonRow;
 pub use scripts::{ScriptAssignment, ScriptKind};
 pub(crate) use txn::{outside_request, request_started};
 
@@ -419,6 +421,10 @@ impl Store {
     #[tracing::instrument(skip_all)]
     pub async fn delete_device(&self, id: &str) -> Result<bool> {
         self.memo().devinfo_written.remove(id);
+        sqlx::query("DELETE FROM device_users WHERE device_id = $1")
+            .bind(id)
+            .execute(&mut *self.db().await?)
+            .await?;
         let deleted = sqlx::query("DELETE FROM devices WHERE id = $1")
             .bind(id)
             .execute(&mut *self.db().await?)

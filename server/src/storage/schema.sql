@@ -231,3 +231,9 @@ CREATE TABLE IF NOT EXISTS group_members (
     name TEXT NOT NULL,
     PRIMARY KEY (group_id, member_id)
 );
+CREATE TABLE IF NOT EXISTS device_users (
+    device_id TEXT NOT NULL,
+    user_principal_name TEXT NOT NULL,
+    last_logon_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, user_principal_name)
+);

@@ -1,0 +1,74 @@
+//! Who has signed in on each device: Graph's `usersLoggedOn` (user and last logon),
+//! learnt from the IME's calls made in a user's session.
+
+use std::collections::HashMap;
+
+use sqlx::any::AnyRow;
+
+use super::{text, Result, Store};
+
+/// A user who has signed in on a device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogonRow {
+    /// The user principal name.
+    pub user_principal_name: String,
+    /// When the user last signed in (as the service learnt it).
+    pub last_logon_at: String,
+}
+
+impl LogonRow {
+    fn from_row(r: &AnyRow) -> Result<Self> {
+        Ok(LogonRow {
+            user_principal_name: text(r, "user_principal_name")?,
+            last_logon_at: text(r, "last_logon_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// Records that `upn` signed in on the device at `at` (a later logon moves the time).
+    #[tracing::instrument(skip_all)]
+    pub async fn record_logon(&self, device_id: &str, upn: &str, at: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO device_users (device_id, user_principal_name, last_logon_at)
+             VALUES ($1, $2, $3)
+             ON CONFLICT (device_id, user_principal_name) DO UPDATE SET
+                last_logon_at = excluded.last_logon_at",
+        )
+        .bind(device_id)
+        .bind(upn)
+        .bind(at)
+        .execute(&mut *self.db().await?)
+        .await?;
+        Ok(())
+    }
+
+    /// The users who have signed in on a device, by name.
+    pub async fn logons(&self, device_id: &str) -> Result<Vec<LogonRow>> {
+        let rows = sqlx::query(
+            "SELECT user_principal_name, last_logon_at FROM device_users
+             WHERE device_id = $1 ORDER BY user_principal_name",
+        )
+        .bind(device_id)
+        .fetch_all(&mut *self.db().await?)
+        .await?;
+        rows.iter().map(LogonRow::from_row).collect()
+    }
+
+    /// Every device's users, by device id.
+    pub async fn all_logons(&self) -> Result<HashMap<String, Vec<LogonRow>>> {
+        let rows = sqlx::query(
+            "SELECT device_id, user_principal_name, last_logon_at FROM device_users
+             ORDER BY device_id, user_principal_name",
+        )
+        .fetch_all(&mut *self.db().await?)
+        .await?;
+        let mut out: HashMap<String, Vec<LogonRow>> = HashMap::new();
+        for r in &rows {
+            out.entry(text(r, "device_id")?)
+                .or_default()
+                .push(LogonRow::from_row(r)?);
+        }
+        Ok(out)
+    }
+}
