@@ -54,6 +54,8 @@ pub struct StatusReport {
     pub management_url: Option<String>,
     /// Enrolled by.
     pub user: Option<String>,
+    /// Signed in now, in session order (session 1 first).
+    pub signed_in: Vec<User>,
     /// The last session.
     pub last_session: Option<SessionSummary>,
     /// When the next session is due.
@@ -497,6 +499,7 @@ impl Agent {
             device_name: p.device_name.clone(),
             management_url: self.state.enrollment.as_ref().map(|e| e.addr.clone()),
             user: self.state.enrollment.as_ref().map(|e| e.upn.clone()),
+            signed_in: self.state.users.clone(),
             last_session: self.state.last_session.clone(),
             next_poll: self.state.next_poll,
             ime: self.state.ime.clone(),

@@ -638,3 +638,43 @@ fn repacked(encrypted: &[u8], detection: &syncml::intunewin::Detection) -> Vec<u
     zip.write_all(detection.to_xml().as_bytes()).unwrap();
     zip.finish().unwrap().into_inner()
 }
+
+/// A gateway call made in a user's session names the user; the service notes the
+/// logon (Graph's `usersLoggedOn`) and refuses a name that is not a user principal name.
+#[tokio::test]
+async fn a_user_session_call_names_its_user_and_a_malformed_name_is_refused() {
+    let (server, _dir) = start().await;
+    let e = enroll(&server, DEVICE).await;
+    let client = https(server.ca_pem(), Some((&e.cert_der, &e.key_pkcs8)));
+    let url = format!("{}{}", server.base_url, server::apps::gateway::GATEWAY_PATH);
+    let call = |upn: &str| {
+        let envelope = json!({
+            "Key": "key",
+            "SessionId": "4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c",
+            "RequestContentType": "RequestApplication",
+            "RequestPayload": "[]",
+            "ClientInfo": json!({ "DeviceName": "LAB-01", "SideCarAgentVersion": "1.93.102.0", "UserPrincipalName": upn }).to_string(),
+            "CheckinReason": "UserLogOn",
+        });
+        client
+            .put(format!(
+                "{url}/SideCarGatewaySessions('4f0ae2a9-6b8b-4c0e-9d3e-2b3a7f6e5d4c')?api-version=1.5"
+            ))
+            .json(&envelope)
+            .send()
+    };
+    for bad in ["not a user", "@contoso.com", "bob@", "bob@contoso.com\n"] {
+        let r = call(bad).await.unwrap();
+        assert_eq!(r.status().as_u16(), 400, "{bad:?}");
+    }
+    let r = call("Bob@Contoso.com").await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, device) = admin(&server)
+        .get(&format!("/beta/deviceManagement/managedDevices/{DEVICE}"))
+        .await;
+    assert_eq!(
+        device["usersLoggedOn"][0]["userId"],
+        server::directory::user_object_id("bob@contoso.com"),
+        "{device}"
+    );
+}

@@ -546,6 +546,54 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         .expect("installed once the user asked");
     assert_lab_action(&c, &base, "companyPortalInstall").await;
 
+    // A second user signs in from the console: a session of their own, then out again.
+    c.goto(&format!("{base}/devices/LAB-GRS")).await.unwrap();
+    let signed_in = texts(&c, "#signed-in form").await;
+    assert_eq!(signed_in.len(), 1, "the primary user: {signed_in:?}");
+    c.find(Locator::Id("sign-in-user"))
+        .await
+        .unwrap()
+        .send_keys("bob@contoso.com")
+        .await
+        .unwrap();
+    c.find(Locator::Id("action-sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let bob = "//dd[@id='signed-in']/form[contains(., 'Session 2: bob@contoso.com')]";
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::XPath(bob))
+        .await
+        .expect("Bob in session 2");
+    assert_lab_action(&c, &base, "signIn").await;
+    assert!(
+        journal_holds(
+            &c,
+            &base,
+            r#"{ kind = "gateway_call", payload = { reason = "UserLogOn" }, at_least = 1 }"#
+        )
+        .await,
+        "Bob's logon made the IME check in"
+    );
+    c.goto(&format!("{base}/devices/LAB-GRS")).await.unwrap();
+    c.find(Locator::XPath(&format!("{bob}/button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::XPath(
+            "//dd[@id='signed-in' and not(contains(., 'bob@contoso.com'))]",
+        ))
+        .await
+        .expect("Bob signed out");
+    assert_lab_action(&c, &base, "signOut").await;
+
     // The clock: a step goes to the next moment a device has something to do; played,
     // it moves on by itself (a minute of world time every second) until paused.
     c.goto(&format!("{base}/")).await.unwrap();

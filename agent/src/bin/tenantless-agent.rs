@@ -60,6 +60,18 @@ enum Cmd {
         /// The app's id or display name.
         app: String,
     },
+    /// A user signs in to Windows: the device and its IME check in at once
+    /// (CheckinReason UserLogOn), and the IME processes the user's apps in their session
+    /// from now on.
+    SignIn {
+        /// The user principal name, e.g. bob@contoso.com.
+        user: String,
+    },
+    /// A user signs out: the IME no longer processes their session.
+    SignOut {
+        /// The user principal name.
+        user: String,
+    },
     /// Read and change the device's registry.
     Registry {
         #[command(subcommand)]
@@ -306,6 +318,23 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 )));
             }
             println!("{app}: processed (see AppWorkload.log and the Win32Apps registry key)");
+            Ok(())
+        }
+        Cmd::SignIn { user } => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            let session = agent.sign_in(&agent::device::User::named(&user), now)?;
+            println!("{user} signed in (session {session})");
+            report(agent.run_due(now).await?);
+            Ok(())
+        }
+        Cmd::SignOut { user } => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            if !agent.sign_out(&user, now)? {
+                return Err(AgentError::Config(format!("{user} is not signed in")));
+            }
+            println!("{user} signed out");
             Ok(())
         }
         Cmd::Reboot => act(&dir, source, Agent::reboot, "device restarted").await,

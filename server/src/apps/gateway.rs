@@ -205,7 +205,7 @@ async fn session(
 /// The user whose session a call comes from (`UserPrincipalName` in the client info,
 /// where the real IME sends the user's token); `None` for the userless session.
 fn session_user(info: &Value) -> Result<Option<&str>, ApiError> {
-    let Some(upn) = info["UserPrincipalName"].as_str().map(str::trim) else {
+    let Some(upn) = info["UserPrincipalName"].as_str() else {
         return Ok(None);
     };
     let plausible = upn.len() <= 256

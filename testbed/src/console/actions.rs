@@ -1,5 +1,6 @@
 //! What a person does in the console: the clock (advance, step, play, pause) and, on a
-//! device, sync, syncapp, restart the IME, reboot and the Ripley maneuver. Each goes
+//! device, sync, syncapp, restart the IME, reboot, signing a user in or out and the
+//! Ripley maneuver. Each goes
 //! through the [`World`] like a scenario step; what it sets off runs before the page
 //! shows, and a device's action is journalled (`lab_action`).
 
@@ -83,6 +84,56 @@ pub async fn device(
     };
     let done = match done {
         Ok(()) => world.record_lab_action(&name, recorded, "").await,
+        Err(e) => Err(e),
+    };
+    after_action(&mut world, &name, done).await
+}
+
+/// The sign-in and sign-out forms: `user` (a user principal name).
+#[derive(Deserialize)]
+pub struct UserForm {
+    user: String,
+}
+
+/// `POST /devices/{name}/users/sign-in`: a user signs in on the device; their logon
+/// check-in runs before the device shows again.
+pub async fn sign_in(
+    State(world): State<Shared>,
+    Path(name): Path<String>,
+    Form(form): Form<UserForm>,
+) -> Response {
+    let upn = form.user.trim();
+    if !upn.contains('@') || upn.chars().any(char::is_whitespace) {
+        return (
+            StatusCode::BAD_REQUEST,
+            layout::page(
+                "Sign in",
+                &[],
+                layout::problem(&format!(
+                    "{upn:?} is not a user principal name like bob@contoso.com"
+                )),
+            ),
+        )
+            .into_response();
+    }
+    let mut world = world.lock().await;
+    let done = match world.sign_in(&name, upn).await {
+        Ok(_) => world.record_lab_action(&name, "signIn", upn).await,
+        Err(e) => Err(e),
+    };
+    after_action(&mut world, &name, done).await
+}
+
+/// `POST /devices/{name}/users/sign-out`: a signed-in user signs out.
+pub async fn sign_out(
+    State(world): State<Shared>,
+    Path(name): Path<String>,
+    Form(form): Form<UserForm>,
+) -> Response {
+    let mut world = world.lock().await;
+    let done = match world.sign_out(&name, &form.user) {
+        Ok(true) => world.record_lab_action(&name, "signOut", &form.user).await,
+        Ok(false) => return super::not_found(format!("{} is not signed in", form.user)),
         Err(e) => Err(e),
     };
     after_action(&mut world, &name, done).await

@@ -137,6 +137,8 @@ fn routes() -> Router<Shared> {
         .route("/devices/{name}/logs", get(logs_view::logs))
         .route("/devices/{name}/actions/{action}", post(actions::device))
         .route("/devices/{name}/apps/{app}/ripley", post(actions::ripley))
+        .route("/devices/{name}/users/sign-in", post(actions::sign_in))
+        .route("/devices/{name}/users/sign-out", post(actions::sign_out))
         .route("/devices/{name}/company-portal", get(portal_view::portal))
         .route(
             "/devices/{name}/company-portal/{app}/install",

@@ -188,6 +188,16 @@ pub async fn device(
             dl.facts {
                 dt { "Device id" } dd { code { (profile.device_id) } }
                 dt { "User" } dd { (profile.user_principal_name) }
+                dt { "Signed in" } dd #signed-in {
+                    @for (i, user) in state.users.iter().enumerate() {
+                        form.inline method="post" action=(format!("{link}/users/sign-out")) {
+                            "Session " (i + 1) ": " (user.upn) " "
+                            input type="hidden" name="user" value=(user.upn);
+                            button type="submit" title=(format!("Sign {} out", user.upn)) { "Sign out" }
+                        }
+                    }
+                    @if state.users.is_empty() { "nobody" }
+                }
                 dt { "OS" } dd { (profile.os_version) " " (profile.architecture) }
                 dt { "IME" } dd #ime {
                     @if state.ime.installed {
@@ -201,6 +211,10 @@ pub async fn device(
                     form method="post" action=(format!("{link}/actions/{action}")) {
                         button #(format!("action-{action}")) type="submit" { (label) }
                     }
+                }
+                form method="post" action=(format!("{link}/users/sign-in")) {
+                    input #sign-in-user type="email" name="user" required placeholder="bob@contoso.com" aria-label="User principal name";
+                    button #action-sign-in type="submit" { "Sign a user in" }
                 }
                 a.button href=(format!("{link}/registry")) { "Registry" }
                 a.button href=(format!("{link}/logs")) { "Logs" }
