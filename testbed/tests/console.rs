@@ -239,6 +239,28 @@ async fn a_lab_instructor_clicks_through_the_demo_week_in_a_real_browser() {
         "installed after the GRS window"
     );
     assert!(at(&succeeded[0]) - at(&failed[3]) >= chrono::Duration::hours(24));
+    // Reevaluation ticks: once installed, the app is looked at again at check-ins and
+    // skipped within its interval, evaluated again when it has passed.
+    let processed = attrs(
+        &c,
+        &format!("{app_lane} rect.reevaluation.processed"),
+        "data-at",
+    )
+    .await;
+    let skipped = attrs(
+        &c,
+        &format!("{app_lane} rect.reevaluation.skipped"),
+        "data-at",
+    )
+    .await;
+    assert!(
+        !processed.is_empty() && !skipped.is_empty(),
+        "{processed:?} {skipped:?}"
+    );
+    assert!(
+        skipped.iter().all(|t| at(t) > at(&succeeded[0])),
+        "{skipped:?}"
+    );
     // The IME service: started when installed, stopped on day 3, started again by the
     // health check.
     let starts = attrs(&c, "g#lane-service circle.service-start", "data-at").await;

@@ -1,6 +1,7 @@
 //! A device's time as an SVG swimlane chart: one lane each for management sessions, IME
-//! check-ins, the IME's own installation, each Win32 app (install attempts from the
-//! device's AppWorkload.log, the GRS window shaded, state changes from the journal),
+//! check-ins, the IME's own installation, each Win32 app (install attempts and
+//! reevaluation ticks from the device's AppWorkload.log, the GRS window shaded, state
+//! changes from the journal),
 //! scripts, remediations, inventories and client health. Every mark carries its detail
 //! (`data-detail`, shown on click, and a `title` tooltip).
 
@@ -178,6 +179,27 @@ fn app_in(message: &str) -> Option<&str> {
     (id.chars().filter(|c| *c == '-').count() == 4).then_some(id)
 }
 
+/// A reevaluation tick: the reevaluation schedule manager looked at the app's subgraph
+/// and processed it (its interval had passed) or skipped it.
+fn reevaluation(message: &str) -> Option<(&'static str, &'static str)> {
+    let rest = message.strip_prefix(
+        "[Win32App][ReevaluationScheduleManager] Subgraph reevaluation interval is ",
+    )?;
+    if rest.starts_with("expired") {
+        Some((
+            "reevaluation processed",
+            "reevaluation: the interval had passed, the app was evaluated again",
+        ))
+    } else if rest.starts_with("not expired") {
+        Some((
+            "reevaluation skipped",
+            "reevaluation: within the interval, skipped",
+        ))
+    } else {
+        None
+    }
+}
+
 /// The IME service starting and stopping (a device restart, a stop by hand, the health
 /// check starting it again), from IntuneManagementExtension.log.
 fn service_lane(records: &[Record]) -> Lane {
@@ -233,6 +255,15 @@ fn app_lanes(events: &[Entry], records: &[Record], names: &BTreeMap<String, Stri
                 },
                 height: 0.3,
                 detail: format!("install attempt: exit code {code}"),
+                log: Some("AppWorkload.log"),
+            });
+        } else if let Some(tick) = reevaluation(&r.message) {
+            lanes.entry(app).or_default().push(Mark {
+                at: r.at,
+                until: None,
+                class: tick.0,
+                height: 0.9,
+                detail: tick.1.to_owned(),
                 log: Some("AppWorkload.log"),
             });
         } else if r.message.contains("[GRSManager] Saving GRS value") {
@@ -450,6 +481,9 @@ pub fn render(
                             @for m in lane.marks.iter().filter(|m| shown(m)) {
                                 @let detail = format!("{}: {}", m.at.format("%Y-%m-%d %H:%M:%S"), m.detail);
                                 @match m.until {
+                                    None if m.class.starts_with("reevaluation") => rect class=(m.class)
+                                        x=(x(m.at) - 1.0) y=(y + LANE * 0.7) width="2" height=(LANE * 0.3)
+                                        data-at=(stamp(m.at)) data-detail=(detail) data-log=[log_link(m)] { title { (detail) } },
                                     Some(until) => rect class=(m.class) y=(y + 3.0)
                                         x=(x(m.at.max(start))) width=((x(until.min(end)) - x(m.at.max(start))).max(1.0)) height=(LANE - 6.0)
                                         data-at=(stamp(m.at)) data-until=(stamp(until))
