@@ -26,7 +26,8 @@ pub enum Severity {
     Error = 3,
 }
 
-/// One formatted CMTrace record (without line ending).
+/// One formatted CMTrace record (without line ending); `at` is the device's local
+/// (wall-clock) time, which is what the columns hold.
 pub fn format_line(
     message: &str,
     at: DateTime<Utc>,
@@ -134,7 +135,8 @@ fn roll_over(path: &Path, at: DateTime<Utc>) -> io::Result<()> {
 /// One record read back from a log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Record {
-    /// When it was written.
+    /// When it was written: the file's local time as read (see
+    /// [`crate::device::Device::log_records`] for the moment it stands for).
     pub at: DateTime<Utc>,
     /// The message (it may span lines).
     pub message: String,

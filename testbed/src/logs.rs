@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use agent::cmtrace::{self, Record};
-use agent::device::Drive;
+use agent::cmtrace::Record;
+use agent::device::Device;
 use agent::ime::{states, win32};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
@@ -49,14 +49,14 @@ pub fn device_dir(device: &str, world: &Path) -> Result<PathBuf, String> {
 
 /// The records the query asks for, every file's rolled-over parts included, in time
 /// order (a file's own order where times are equal).
-pub fn records(drive: &Drive, query: &LogQuery) -> Vec<Record> {
+pub fn records(device: &Device, query: &LogQuery) -> Vec<Record> {
     let files: Vec<&str> = match &query.file {
         Some(f) => vec![f.as_str()],
         None => LOG_FILES.to_vec(),
     };
     let mut all: Vec<Record> = files
         .into_iter()
-        .flat_map(|f| cmtrace::read(drive, f))
+        .flat_map(|f| device.log_records(f))
         .filter(|r| query.since.is_none_or(|s| r.at >= s))
         .filter(|r| query.grep.as_ref().is_none_or(|g| r.message.contains(g)))
         .collect();
@@ -83,12 +83,9 @@ pub fn format(record: &Record, colour: bool) -> String {
 
 /// The app's story: its state messages decoded by name, its installer runs with
 /// their exit codes and what they mean, its GRS entry and the next retry.
-pub fn explain_app(
-    drive: &Drive,
-    registry: &agent::device::Registry,
-    app: &str,
-) -> Result<String, String> {
-    let policies = known_policies(drive);
+pub fn explain_app(device: &Device, app: &str) -> Result<String, String> {
+    let registry = &device.registry;
+    let policies = known_policies(device);
     let id = win32::find_policy(&policies, app)
         .and_then(|p| p["Id"].as_str())
         .unwrap_or(app)
@@ -181,7 +178,7 @@ pub fn explain_app(
             win32::WIN32APPS
         ));
     }
-    let attempts = attempts(drive, &id);
+    let attempts = attempts(device, &id);
     let _ = writeln!(out, "  Installer runs: {}", attempts.len());
     for (at, code, meaning) in attempts {
         let known = states::exit_code_meaning(code)
@@ -216,8 +213,9 @@ fn intent_name(intent: i64) -> &'static str {
 }
 
 /// The policies the device was sent, from AppWorkload.log's `Get policies = [...]`.
-fn known_policies(drive: &Drive) -> Vec<Value> {
-    cmtrace::read(drive, win32::APP_LOG)
+fn known_policies(device: &Device) -> Vec<Value> {
+    device
+        .log_records(win32::APP_LOG)
         .into_iter()
         .rev()
         .filter_map(|r| {
@@ -230,8 +228,8 @@ fn known_policies(drive: &Drive) -> Vec<Value> {
 
 /// The app's installer runs from AppWorkload.log: when, the exit code, and the
 /// meaning the app's return codes gave it.
-fn attempts(drive: &Drive, id: &str) -> Vec<(DateTime<Utc>, i64, String)> {
-    let records = cmtrace::read(drive, win32::APP_LOG);
+fn attempts(device: &Device, id: &str) -> Vec<(DateTime<Utc>, i64, String)> {
+    let records = device.log_records(win32::APP_LOG);
     let mut current: Option<String> = None;
     let mut out = Vec::new();
     for (i, r) in records.iter().enumerate() {

@@ -113,6 +113,10 @@ pub struct DeviceSpec {
     pub programs: Vec<ProgramSpec>,
     /// Enroll at the start (default); `false` waits for an `enroll` step.
     pub enroll: Option<bool>,
+    /// The Windows time zone's name (default `UTC`).
+    pub time_zone: Option<String>,
+    /// Its offset from UTC, `+10:00` or `-05:30`.
+    pub utc_offset: Option<String>,
 }
 
 /// A Win32 app of the scenario.
@@ -445,10 +449,14 @@ pub struct AssignSpec {
     pub group: Option<String>,
     /// An Entra group excluded from the assignment (one more assignment).
     pub exclude_group: Option<String>,
-    /// Available from (a duration from now, e.g. `12h`).
+    /// Available from: a duration from now (e.g. `12h`) or a time
+    /// (`2026-11-25T08:00`, UTC unless `local_time`).
     pub start: Option<String>,
-    /// Deadline (a duration from now).
+    /// Deadline: a duration from now, or a time.
     pub deadline: Option<String>,
+    /// The times are each device's wall-clock time (Graph's `useLocalTime`).
+    #[serde(default)]
+    pub local_time: bool,
 }
 
 fn yes() -> bool {
@@ -703,6 +711,16 @@ async fn start_world(
         profile.memory_mb = d.memory_mb.unwrap_or(profile.memory_mb);
         profile.free_disk_mb = d.free_disk_mb.unwrap_or(profile.free_disk_mb);
         profile.cpu_count = d.cpu_count.unwrap_or(profile.cpu_count);
+        if let Some(offset) = &d.utc_offset {
+            profile.utc_offset_minutes =
+                parse_utc_offset(offset).ok_or_else(|| ScenarioError::Invalid {
+                    file: file.to_owned(),
+                    message: format!("utc_offset {offset:?} is not like +10:00 or -05:30"),
+                })?;
+        }
+        if let Some(zone) = &d.time_zone {
+            profile.time_zone = zone.clone();
+        }
         world.create_device(&d.name, profile)?;
         for program in &d.programs {
             install_by_hand(&mut world, &d.name, program)?;
@@ -1067,18 +1085,29 @@ async fn assign(
         (None, None) => json!({ "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" }),
     };
     let from_now = |d: &Option<String>| -> Result<Option<String>, ScenarioError> {
-        match d {
-            None => Ok(None),
-            Some(d) => {
-                let by =
-                    parse_duration(d).ok_or_else(|| at.fail(format!("{d:?} is not a duration")))?;
-                Ok(Some(
-                    (world.now() + by).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                ))
+        let Some(d) = d else {
+            return Ok(None);
+        };
+        let wall = ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]
+            .iter()
+            .find_map(|f| chrono::NaiveDateTime::parse_from_str(d.trim_end_matches('Z'), f).ok());
+        let when = match (parse_duration(d), wall) {
+            (Some(by), _) => world.now() + by,
+            (None, Some(t)) => t.and_utc(),
+            (None, None) => {
+                return Err(at.fail(format!(
+                    "{d:?} is neither a duration nor a time like 2026-11-25T08:00"
+                )))
             }
-        }
+        };
+        Ok(Some(
+            when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        ))
     };
     let mut settings = serde_json::Map::new();
+    if spec.local_time {
+        settings.insert("useLocalTime".into(), json!(true));
+    }
     if let Some(s) = from_now(&spec.start)? {
         settings.insert("startDateTime".into(), json!(s));
     }
@@ -1184,6 +1213,18 @@ fn expect_registry(
         ok,
         format!("{target} is {shown}"),
     )
+}
+
+/// `+10:00` or `-05:30` as minutes east of UTC (up to 14 hours either way).
+fn parse_utc_offset(text: &str) -> Option<i32> {
+    let (sign, rest) = match text.trim().split_at_checked(1)? {
+        ("+", rest) => (1, rest),
+        ("-", rest) => (-1, rest),
+        _ => return None,
+    };
+    let (h, m) = rest.split_once(':')?;
+    let (h, m): (i32, i32) = (h.parse().ok()?, m.parse().ok()?);
+    ((0..=14).contains(&h) && (0..60).contains(&m)).then_some(sign * (h * 60 + m))
 }
 
 /// `{app:NAME}` (the app's id), `{app-key:NAME}` (its Win32Apps key on the device,

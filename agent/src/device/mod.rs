@@ -173,6 +173,16 @@ impl Device {
         Ok(())
     }
 
+    /// A log of the IME's, rolled files included, oldest record first, each record's
+    /// time the moment it stands for (the file has the device's local time).
+    pub fn log_records(&self, file: &str) -> Vec<crate::cmtrace::Record> {
+        let mut records = crate::cmtrace::read(&self.drive, file);
+        for r in &mut records {
+            r.at = self.profile.from_local(r.at);
+        }
+        records
+    }
+
     /// The SID of the user processes run as (`HKCU`): the primary user, or the user
     /// whose session the IME is processing.
     pub fn user_sid(&self) -> String {
@@ -212,6 +222,14 @@ fn seed_registry(reg: &mut Registry, p: &DeviceProfile) {
     );
     reg.set(nt, "EditionID", RegValue::Sz("Enterprise".into()));
     reg.set(nt, "DisplayVersion", RegValue::Sz("23H2".into()));
+    // Windows keeps the zone's bias as minutes to add to local time for UTC.
+    let zone = r"HKLM\SYSTEM\CurrentControlSet\Control\TimeZoneInformation";
+    reg.set(
+        zone,
+        "Bias",
+        RegValue::Dword((-p.utc_offset_minutes) as u32),
+    );
+    reg.set(zone, "TimeZoneKeyName", RegValue::Sz(p.time_zone.clone()));
     let computer = r"HKLM\SYSTEM\CurrentControlSet\Control\ComputerName\ComputerName";
     reg.set(
         computer,

@@ -1,6 +1,7 @@
 //! The facts a device is made of: identity, hardware, OS, signed-in user. Set by flags
 //! or a JSON profile file; anything left out takes a plausible default.
 
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 /// A device's fixed facts.
@@ -46,6 +47,10 @@ pub struct DeviceProfile {
     /// The network's download speed, kbit/s: how long content downloads take in the
     /// IME's logs.
     pub download_kbps: u64,
+    /// The Windows time zone (`TimeZoneKeyName`, e.g. `E. Australia Standard Time`).
+    pub time_zone: String,
+    /// The time zone's offset from UTC, minutes (600 for UTC+10). No daylight saving.
+    pub utc_offset_minutes: i32,
 }
 
 impl Default for DeviceProfile {
@@ -70,6 +75,8 @@ impl Default for DeviceProfile {
             fast_keys: false,
             log_max_kb: 2048,
             download_kbps: 50_000,
+            time_zone: "UTC".into(),
+            utc_offset_minutes: 0,
         }
     }
 }
@@ -113,6 +120,19 @@ impl DeviceProfile {
     pub fn user_sid(&self) -> String {
         syncml::entra::user_sid(&self.user_object_id)
             .unwrap_or_else(|| "S-1-5-21-0-0-0-1001".into())
+    }
+
+    /// A moment as the device's clock shows it (its wall-clock time, kept in a UTC
+    /// value as Windows' local times carry no zone).
+    pub fn local(&self, at: DateTime<Utc>) -> DateTime<Utc> {
+        at.checked_add_signed(Duration::minutes(self.utc_offset_minutes.into()))
+            .unwrap_or(at)
+    }
+
+    /// The moment a wall-clock time on the device's clock stands for.
+    pub fn from_local(&self, wall: DateTime<Utc>) -> DateTime<Utc> {
+        wall.checked_sub_signed(Duration::minutes(self.utc_offset_minutes.into()))
+            .unwrap_or(wall)
     }
 
     /// The primary user (who enrolled the device), signed in when it is new; `None`

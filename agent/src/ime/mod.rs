@@ -149,12 +149,14 @@ pub fn log_on(
     now: DateTime<Utc>,
     thread: u32,
 ) {
-    let line = cmtrace::format_line(message, now, component, severity, thread);
+    // The time columns (and a rolled file's name) are the device's local time.
+    let local = device.profile.local(now);
+    let line = cmtrace::format_line(message, local, component, severity, thread);
     let max = match device.profile.log_max_kb {
         0 => cmtrace::DEFAULT_MAX_BYTES,
         kb => kb * 1024,
     };
-    if let Err(e) = cmtrace::append(&device.drive, file, &line, now, max) {
+    if let Err(e) = cmtrace::append(&device.drive, file, &line, local, max) {
         tracing::warn!("cannot write {file}: {e}");
     }
 }

@@ -185,6 +185,20 @@ pub fn dotnet_date(v: &Value) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp_millis(ms)
 }
 
+/// An assignment's start time and deadline as moments: UTC when `TimeFormat` is empty,
+/// otherwise wall-clock times on the device's own clock (its time zone).
+fn start_and_deadline(
+    profile: &crate::device::DeviceProfile,
+    times: &Value,
+) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let local = times["TimeFormat"].as_str().is_some_and(|f| !f.is_empty());
+    let moment = |v: &Value| {
+        let t = dotnet_date(v)?;
+        Some(if local { profile.from_local(t) } else { t })
+    };
+    (moment(&times["StartTime"]), moment(&times["Deadline"]))
+}
+
 /// What one run of the application poller shares: the gateway conversation, the policy
 /// list, world time and the poller's pen (its lines' time advances step by step).
 struct Poll<'a> {
@@ -590,8 +604,7 @@ async fn process(
             &lines::detection_delta(&id, old_detection, new_detection),
         );
     }
-    let start = dotnet_date(&policy["StartDeadlineEx"]["StartTime"]);
-    let deadline = dotnet_date(&policy["StartDeadlineEx"]["Deadline"]);
+    let (start, deadline) = start_and_deadline(&device.profile, &policy["StartDeadlineEx"]);
     let decision = |detection: &'static str, applicability: &'static str, grs_expired: bool| {
         lines::decision(&lines::Decision {
             id: &id,

@@ -91,10 +91,16 @@ fn assignment_json(a: &AssignmentRow) -> Value {
     let target = crate::directory::targets::to_json(&a.target);
     let mut settings = json!({ "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings" });
     if a.start_at.is_some() || a.deadline_at.is_some() {
+        // A wall-clock time reads back as Graph gives it: the clock's time with a Z.
+        let parsed = |t: &Option<String>| t.as_deref().and_then(super::install_time);
+        let (start, deadline) = (parsed(&a.start_at), parsed(&a.deadline_at));
+        let shown = |t: Option<(chrono::DateTime<chrono::Utc>, bool)>| {
+            t.map(|(t, _)| crate::clock::format(t))
+        };
         settings["installTimeSettings"] = json!({
-            "useLocalTime": false,
-            "startDateTime": a.start_at,
-            "deadlineDateTime": a.deadline_at,
+            "useLocalTime": start.or(deadline).is_some_and(|(_, local)| local),
+            "startDateTime": shown(start),
+            "deadlineDateTime": shown(deadline),
         });
     }
     json!({
@@ -294,11 +300,21 @@ async fn assign(
         }
         let target = crate::directory::targets::parse(&a["target"])?;
         let times = &a["settings"]["installTimeSettings"];
+        // With useLocalTime the time is read on each device's clock: its wall-clock
+        // part is kept, without a zone.
+        let local = times["useLocalTime"].as_bool().unwrap_or(false);
         let time = |key: &str| -> Result<Option<String>, ApiError> {
             match times[key].as_str() {
                 None => Ok(None),
-                Some(t) => crate::clock::parse(t)
-                    .map(|t| Some(crate::clock::format(t)))
+                Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+                    .ok()
+                    .map(|t| {
+                        Some(if local {
+                            t.naive_local().format(super::LOCAL_TIME).to_string()
+                        } else {
+                            crate::clock::format(t.with_timezone(&chrono::Utc))
+                        })
+                    })
                     .ok_or_else(|| {
                         ApiError::new(
                             StatusCode::BAD_REQUEST,

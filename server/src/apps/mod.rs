@@ -67,7 +67,12 @@ pub fn targeting(
         .iter()
         .map(|a| intent_number(&a.intent))
         .max_by_key(|i| rank(*i))?;
-    let time = |t: &Option<String>| t.as_deref().and_then(clock::parse);
+    let time = |t: &Option<String>| t.as_deref().and_then(install_time).map(|(t, _)| t);
+    let local_time = mine
+        .iter()
+        .flat_map(|a| [&a.start_at, &a.deadline_at])
+        .filter_map(|t| t.as_deref().and_then(install_time))
+        .any(|(_, local)| local);
     let chosen: Vec<&&AssignmentRow> = mine
         .iter()
         .filter(|a| intent_number(&a.intent) == intent)
@@ -80,8 +85,24 @@ pub fn targeting(
         target_type: if by_user { 1 } else { 2 },
         start,
         deadline,
+        local_time,
     })
 }
+
+/// An assignment's stored start or deadline: an RFC 3339 moment, or (Graph's
+/// `useLocalTime`) a wall-clock time without a zone, `2026-11-25T08:00:00`, which each
+/// device reads on its own clock. The time comes with `true` for a wall-clock one.
+pub fn install_time(text: &str) -> Option<(chrono::DateTime<chrono::Utc>, bool)> {
+    if let Some(t) = clock::parse(text) {
+        return Some((t, false));
+    }
+    chrono::NaiveDateTime::parse_from_str(text, LOCAL_TIME)
+        .ok()
+        .map(|t| (t.and_utc(), true))
+}
+
+/// How a wall-clock install time is stored.
+pub const LOCAL_TIME: &str = "%Y-%m-%dT%H:%M:%S";
 
 /// True when any app's assignments reach the device.
 pub fn any_app_reaches(assignments: &[AssignmentRow], audience: &Audience) -> bool {

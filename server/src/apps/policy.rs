@@ -217,6 +217,11 @@ pub fn dotnet_date(t: Option<DateTime<Utc>>) -> String {
     }
 }
 
+/// `StartDeadlineEx.TimeFormat` for wall-clock times (any non-empty value means local
+/// time to the IME; the public record does not show the service's, so this is
+/// Tenantless's).
+pub const LOCAL_TIME_FORMAT: &str = "LocalTime";
+
 /// What an assignment adds to a device's policy.
 #[derive(Debug, Clone, Default)]
 pub struct Targeting {
@@ -228,6 +233,8 @@ pub struct Targeting {
     pub start: Option<DateTime<Utc>>,
     /// Deadline.
     pub deadline: Option<DateTime<Utc>>,
+    /// The times are wall-clock times, each device's own (Graph's `useLocalTime`).
+    pub local_time: bool,
 }
 
 /// The IME's policy object for an app.
@@ -325,7 +332,7 @@ pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Target
         "RelationVersion": 0,
         "RebootEx": { "GracePeriod": -1, "Countdown": -1, "Snooze": -1 },
         "InstallBehavior": 0,
-        "StartDeadlineEx": { "TimeFormat": "", "StartTime": dotnet_date(t.start), "Deadline": dotnet_date(t.deadline) },
+        "StartDeadlineEx": { "TimeFormat": if t.local_time { LOCAL_TIME_FORMAT } else { "" }, "StartTime": dotnet_date(t.start), "Deadline": dotnet_date(t.deadline) },
         "RemoveUserData": false,
         "DOPriority": 0,
         "newFlatDependencies": true,

@@ -421,7 +421,7 @@ async fn run(command: Command) -> Result<(), String> {
             let agent = open_device(&device, &dir)?;
             let query = testbed::logs::LogQuery { file, since, grep };
             let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
-            for record in testbed::logs::records(&agent.device().drive, &query) {
+            for record in testbed::logs::records(agent.device(), &query) {
                 let _ = writeln!(out, "{}", testbed::logs::format(&record, colour));
             }
             Ok(())
@@ -429,7 +429,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::ExplainApp { device, app, dir } => {
             let agent = open_device(&device, &dir)?;
             let d = agent.device();
-            let story = testbed::logs::explain_app(&d.drive, &d.registry, &app)?;
+            let story = testbed::logs::explain_app(d, &app)?;
             let _ = write!(out, "{story}");
             Ok(())
         }

@@ -40,7 +40,7 @@ pub async fn logs(
     let file = non_empty(&query.file);
     let component = non_empty(&query.component);
     let records = crate::logs::records(
-        &agent.device().drive,
+        agent.device(),
         &LogQuery {
             file: file.clone(),
             grep: non_empty(&query.q),

@@ -239,7 +239,7 @@ pub(super) fn timeline(
     now: chrono::DateTime<chrono::Utc>,
     links: &super::timeline_svg::Links,
 ) -> Markup {
-    let records = crate::logs::records(&agent.device().drive, &crate::logs::LogQuery::default());
+    let records = crate::logs::records(agent.device(), &crate::logs::LogQuery::default());
     super::timeline_svg::render(events, &records, app_names, now, links)
 }
 
