@@ -173,6 +173,20 @@ async fn wait_for(c: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("no {css}: {e}"));
 }
 
+/// Clicks what `at` finds.
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
+/// Waits (a bounded while) for the page where `xpath` finds something.
+async fn wait_for_xpath(c: &Client, xpath: &str, what: &str) {
+    c.wait()
+        .at_most(std::time::Duration::from_secs(60))
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
 /// Verifies an expectation in the console's journal view.
 async fn journal_holds(c: &Client, base: &str, expect: &str) -> bool {
     let query = percent_encoding::utf8_percent_encode(expect, percent_encoding::NON_ALPHANUMERIC);
@@ -553,19 +567,9 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         .await
         .unwrap();
     assert_eq!(texts(&c, "#portal td.portal-status").await, ["Available"]);
-    c.find(Locator::Css("#portal button.install"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(std::time::Duration::from_secs(60))
-        .for_element(Locator::XPath(
-            "//td[@class='portal-status' and .='Installed']",
-        ))
-        .await
-        .expect("installed once the user asked");
+    click(&c, Locator::Css("#portal button.install")).await;
+    let installed = "//td[@class='portal-status' and .='Installed']";
+    wait_for_xpath(&c, installed, "installed once the user asked").await;
     assert_lab_action(&c, &base, "companyPortalInstall").await;
 
     // A second user signs in from the console: a session of their own, then out again.
@@ -578,42 +582,19 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
         .send_keys("bob@contoso.com")
         .await
         .unwrap();
-    c.find(Locator::Id("action-sign-in"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&c, Locator::Id("action-sign-in")).await;
     let bob = "//dd[@id='signed-in']/form[contains(., 'Session 2: bob@contoso.com')]";
-    c.wait()
-        .at_most(std::time::Duration::from_secs(60))
-        .for_element(Locator::XPath(bob))
-        .await
-        .expect("Bob in session 2");
+    wait_for_xpath(&c, bob, "Bob in session 2").await;
     assert_lab_action(&c, &base, "signIn").await;
+    let logon = r#"{ kind = "gateway_call", payload = { reason = "UserLogOn" }, at_least = 1 }"#;
     assert!(
-        journal_holds(
-            &c,
-            &base,
-            r#"{ kind = "gateway_call", payload = { reason = "UserLogOn" }, at_least = 1 }"#
-        )
-        .await,
+        journal_holds(&c, &base, logon).await,
         "Bob's logon made the IME check in"
     );
     c.goto(&format!("{base}/devices/LAB-GRS")).await.unwrap();
-    c.find(Locator::XPath(&format!("{bob}/button")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(std::time::Duration::from_secs(60))
-        .for_element(Locator::XPath(
-            "//dd[@id='signed-in' and not(contains(., 'bob@contoso.com'))]",
-        ))
-        .await
-        .expect("Bob signed out");
+    click(&c, Locator::XPath(&format!("{bob}/button"))).await;
+    let gone = "//dd[@id='signed-in' and not(contains(., 'bob@contoso.com'))]";
+    wait_for_xpath(&c, gone, "Bob signed out").await;
     assert_lab_action(&c, &base, "signOut").await;
 
     // The clock: a step goes to the next moment a device has something to do; played,

@@ -323,6 +323,12 @@ pub fn request_checkin(state: &mut AgentState, reason: &str) {
     }
 }
 
+/// An `[Agent]` line of the service's in IntuneManagementExtension.log.
+fn agent_says(device: &Device, line: &str, now: DateTime<Utc>) {
+    let component = "IntuneManagementExtension";
+    log(device, LOG, component, line, Severity::Info, now);
+}
+
 /// A user signed in (session `session`): the IME, when running, logs it and checks in
 /// with CheckinReason `UserLogOn`.
 pub fn user_logged_on(
@@ -335,13 +341,9 @@ pub fn user_logged_on(
     if !state.ime.running {
         return;
     }
-    let line = lines::user_logged_on(&user.object_id, session);
-    log(
+    agent_says(
         device,
-        LOG,
-        "IntuneManagementExtension",
-        &line,
-        Severity::Info,
+        &lines::user_logged_on(&user.object_id, session),
         now,
     );
     request_checkin(state, "UserLogOn");
@@ -356,13 +358,9 @@ pub fn user_logged_off(
     now: DateTime<Utc>,
 ) {
     if state.ime.running {
-        let line = lines::user_logged_off(&user.object_id, session);
-        log(
+        agent_says(
             device,
-            LOG,
-            "IntuneManagementExtension",
-            &line,
-            Severity::Info,
+            &lines::user_logged_off(&user.object_id, session),
             now,
         );
     }
@@ -421,14 +419,7 @@ pub fn take_trigger(device: &Device, state: &mut AgentState, trigger: Trigger, n
         Trigger::SyncApp => lines::syncapp_requested(),
         _ => lines::checkin_requested(reason),
     };
-    log(
-        device,
-        LOG,
-        "IntuneManagementExtension",
-        &line,
-        Severity::Info,
-        now,
-    );
+    agent_says(device, &line, now);
     if trigger == Trigger::SyncApp {
         state.ime.app_checkin_requested = true;
         state.ime.checkin_reason = reason.into();
