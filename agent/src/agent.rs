@@ -327,6 +327,20 @@ impl Agent {
         if self.state.powered_off {
             return Err(AgentError::Config("the device is shut down".into()));
         }
+        let plausible = user
+            .upn
+            .split_once('@')
+            .is_some_and(|(n, d)| !n.is_empty() && !d.is_empty())
+            && !user
+                .upn
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control());
+        if !plausible {
+            return Err(AgentError::Config(format!(
+                "{:?} is not a user principal name like bob@contoso.com",
+                user.upn
+            )));
+        }
         if let Some(i) = self.signed_in(&user.upn) {
             return Err(AgentError::Config(format!(
                 "{} is already signed in (session {})",
