@@ -574,6 +574,7 @@ async fn the_ripley_maneuver_from_the_console_gets_an_app_out_of_the_grs() {
 
     // A second user signs in from the console: a session of their own, then out again.
     c.goto(&format!("{base}/devices/LAB-GRS")).await.unwrap();
+    assert_eq!(texts(&c, "#time-zone").await, ["UTC (UTC+00:00)"]);
     let signed_in = texts(&c, "#signed-in form").await;
     assert_eq!(signed_in.len(), 1, "the primary user: {signed_in:?}");
     c.find(Locator::Id("sign-in-user"))

@@ -199,6 +199,7 @@ pub async fn device(
                     @if state.users.is_empty() { "nobody" }
                 }
                 dt { "OS" } dd { (profile.os_version) " " (profile.architecture) }
+                dt { "Time zone" } dd #time-zone { (profile.time_zone) " (UTC" (utc_offset(profile.utc_offset_minutes)) ")" }
                 dt { "IME" } dd #ime {
                     @if state.ime.installed {
                         (state.ime.version) " " (if state.ime.running { "running" } else { "stopped" })
@@ -348,5 +349,22 @@ fn sessions_table(link: &str, events: &[Entry]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// An offset from UTC as Windows names zones: `+10:00`, `-05:30`, `+00:00`.
+fn utc_offset(minutes: i32) -> String {
+    let sign = if minutes < 0 { '-' } else { '+' };
+    let m = minutes.unsigned_abs();
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn offsets_read_as_windows_names_them() {
+        assert_eq!(super::utc_offset(600), "+10:00");
+        assert_eq!(super::utc_offset(-330), "-05:30");
+        assert_eq!(super::utc_offset(0), "+00:00");
     }
 }
