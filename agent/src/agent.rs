@@ -327,14 +327,7 @@ impl Agent {
         if self.state.powered_off {
             return Err(AgentError::Config("the device is shut down".into()));
         }
-        let plausible = user
-            .upn
-            .split_once('@')
-            .is_some_and(|(n, d)| !n.is_empty() && !d.is_empty())
-            && !user
-                .upn
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control());
+        let plausible = syncml::entra::is_user_principal_name(&user.upn);
         if !plausible {
             return Err(AgentError::Config(format!(
                 "{:?} is not a user principal name like bob@contoso.com",

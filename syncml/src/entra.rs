@@ -17,6 +17,19 @@ pub fn object_id(name: &str) -> String {
     uuid::Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
 }
 
+/// True when `text` has a user principal name's shape: a name, `@`, a domain, no
+/// white space or control characters, at most 256 characters.
+pub fn is_user_principal_name(text: &str) -> bool {
+    text.len() <= 256
+        && text
+            .split_once('@')
+            .is_some_and(|(name, domain)| !name.is_empty() && !domain.is_empty())
+        && !text.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// The SID a user without a usable object id is given (a local account's shape).
+pub const FALLBACK_SID: &str = "S-1-5-21-0-0-0-1001";
+
 /// The SID Windows gives an Entra user, from the object id; `None` when the id is not
 /// a GUID.
 pub fn user_sid(object_id: &str) -> Option<String> {
@@ -43,6 +56,20 @@ mod tests {
             Some("S-1-12-1-2982427861-1252721716-1846182281-1432953772")
         );
         assert_eq!(user_sid("not a guid"), None);
+    }
+
+    #[test]
+    fn user_principal_names_have_a_name_and_a_domain() {
+        assert!(is_user_principal_name("bob@contoso.com"));
+        for bad in [
+            "bob",
+            "@contoso.com",
+            "bob@",
+            "bob @contoso.com",
+            "bob@contoso.com\n",
+        ] {
+            assert!(!is_user_principal_name(bad), "{bad:?}");
+        }
     }
 
     #[test]

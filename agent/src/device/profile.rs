@@ -119,7 +119,7 @@ impl DeviceProfile {
     /// `S-1-12-1-` and the object id's four 32-bit words.
     pub fn user_sid(&self) -> String {
         syncml::entra::user_sid(&self.user_object_id)
-            .unwrap_or_else(|| "S-1-5-21-0-0-0-1001".into())
+            .unwrap_or_else(|| syncml::entra::FALLBACK_SID.into())
     }
 
     /// A moment as the device's clock shows it (its wall-clock time, kept in a UTC

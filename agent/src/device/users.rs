@@ -26,6 +26,7 @@ impl User {
 
     /// The user's SID, as Windows derives it from the object id.
     pub fn sid(&self) -> String {
-        syncml::entra::user_sid(&self.object_id).unwrap_or_else(|| "S-1-5-21-0-0-0-1001".into())
+        syncml::entra::user_sid(&self.object_id)
+            .unwrap_or_else(|| syncml::entra::FALLBACK_SID.into())
     }
 }

@@ -208,11 +208,7 @@ fn session_user(info: &Value) -> Result<Option<&str>, ApiError> {
     let Some(upn) = info["UserPrincipalName"].as_str() else {
         return Ok(None);
     };
-    let plausible = upn.len() <= 256
-        && upn
-            .split_once('@')
-            .is_some_and(|(name, domain)| !name.is_empty() && !domain.is_empty())
-        && !upn.chars().any(|c| c.is_control() || c.is_whitespace());
+    let plausible = syncml::entra::is_user_principal_name(upn);
     if plausible {
         Ok(Some(upn))
     } else {
@@ -234,14 +230,10 @@ async fn logged_on(
 ) -> Result<(), ApiError> {
     let upn = upn.to_ascii_lowercase();
     let now = state.now_text();
-    let last = state
-        .store
-        .logons(&device.id)
-        .await?
-        .into_iter()
-        .find(|l| l.user_principal_name == upn)
-        .map(|l| l.last_logon_at);
-    let new = match last {
+    if reason != "UserLogOn" && state.store.logon_remembered(&device.id, &upn) {
+        return Ok(());
+    }
+    let new = match state.store.last_logon(&device.id, &upn).await? {
         None => true,
         Some(at) => reason == "UserLogOn" && at != now,
     };

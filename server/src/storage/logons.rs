@@ -55,6 +55,30 @@ impl Store {
         rows.iter().map(LogonRow::from_row).collect()
     }
 
+    /// True when `upn` (lower case) is remembered to have signed in on the device: a
+    /// pair [`Store::last_logon`] once read from the table (what was committed), so a
+    /// user session's every gateway call need not read it again.
+    pub fn logon_remembered(&self, device_id: &str, upn: &str) -> bool {
+        self.memo()
+            .logons_seen
+            .contains(&(device_id.to_owned(), upn.to_owned()))
+    }
+
+    /// When `upn` (lower case) last signed in on the device, if ever.
+    pub async fn last_logon(&self, device_id: &str, upn: &str) -> Result<Option<String>> {
+        let last = self
+            .logons(device_id)
+            .await?
+            .into_iter()
+            .find(|l| l.user_principal_name == upn)
+            .map(|l| l.last_logon_at);
+        if last.is_some() {
+            let pair = (device_id.to_owned(), upn.to_owned());
+            self.memo().logons_seen.insert(pair);
+        }
+        Ok(last)
+    }
+
     /// Every device's users, by device id.
     pub async fn all_logons(&self) -> Result<HashMap<String, Vec<LogonRow>>> {
         let rows = sqlx::query(

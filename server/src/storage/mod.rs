@@ -88,6 +88,9 @@ struct Memo {
     no_open_commands: HashSet<String>,
     /// Commands queued so far: a look-up that straddles a new command is not kept.
     commands_queued: u64,
+    /// (device, user) pairs read back from `device_users`: a user session's every
+    /// gateway call need not read the table to learn the user is known.
+    logons_seen: HashSet<(String, String)>,
 }
 
 /// `insert VALUES (.., ..), ...` for `rows` rows of `columns` values, assembled only
@@ -420,7 +423,11 @@ impl Store {
     /// keeps its history.
     #[tracing::instrument(skip_all)]
     pub async fn delete_device(&self, id: &str) -> Result<bool> {
-        self.memo().devinfo_written.remove(id);
+        {
+            let mut memo = self.memo();
+            memo.devinfo_written.remove(id);
+            memo.logons_seen.retain(|(device, _)| device != id);
+        }
         sqlx::query("DELETE FROM device_users WHERE device_id = $1")
             .bind(id)
             .execute(&mut *self.db().await?)

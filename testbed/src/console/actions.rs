@@ -103,7 +103,7 @@ pub async fn sign_in(
     Form(form): Form<UserForm>,
 ) -> Response {
     let upn = form.user.trim();
-    if !upn.contains('@') || upn.chars().any(char::is_whitespace) {
+    if !syncml::entra::is_user_principal_name(upn) {
         return (
             StatusCode::BAD_REQUEST,
             layout::page(
