@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use crate::api_error::ApiError;
 use crate::odata::{Collection, Options};
 use crate::state::Shared;
-use crate::storage::AssignmentRow;
+use crate::storage::{AssignmentRow, RestartSettings, SHOW_ALL};
 
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
@@ -89,7 +89,7 @@ fn assignments_of(all: &[AssignmentRow], app_id: Option<&str>) -> Vec<Value> {
 /// One assignment as Graph shows it.
 fn assignment_json(a: &AssignmentRow) -> Value {
     let target = crate::directory::targets::to_json(&a.target);
-    let mut settings = json!({ "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings" });
+    let mut install_times = Value::Null;
     if a.start_at.is_some() || a.deadline_at.is_some() {
         // A wall-clock time reads back as Graph gives it: the clock's time with a Z.
         let parsed = |t: &Option<String>| t.as_deref().and_then(super::install_time);
@@ -97,20 +97,82 @@ fn assignment_json(a: &AssignmentRow) -> Value {
         let shown = |t: Option<(chrono::DateTime<chrono::Utc>, bool)>| {
             t.map(|(t, _)| crate::clock::format(t))
         };
-        settings["installTimeSettings"] = json!({
+        install_times = json!({
             "useLocalTime": start.or(deadline).is_some_and(|(_, local)| local),
             "startDateTime": shown(start),
             "deadlineDateTime": shown(deadline),
         });
     }
+    let restart = a.restart.map(|r| {
+        json!({
+            "gracePeriodInMinutes": r.grace_period_in_minutes,
+            "countdownDisplayBeforeRestartInMinutes": r.countdown_display_before_restart_in_minutes,
+            "restartNotificationSnoozeDurationInMinutes": r.restart_notification_snooze_duration_in_minutes,
+        })
+    });
     json!({
         "@odata.type": "#microsoft.graph.mobileAppAssignment",
         "id": format!("{}_{}", a.app_id, a.id),
         "intent": a.intent,
         "target": target,
-        "settings": settings,
+        "settings": {
+            "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
+            "notifications": a.notifications,
+            "restartSettings": restart,
+            "installTimeSettings": install_times,
+            "deliveryOptimizationPriority": "notConfigured",
+        },
     })
 }
+
+/// An assignment's `notifications` and `restartSettings`, checked.
+fn experience(settings: &Value) -> Result<(String, Option<RestartSettings>), ApiError> {
+    let notifications = settings["notifications"].as_str().unwrap_or(SHOW_ALL);
+    if !matches!(notifications, "showAll" | "showReboot" | "hideAll") {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("notifications {notifications:?}: use showAll, showReboot or hideAll"),
+        ));
+    }
+    let restart = &settings["restartSettings"];
+    if restart.is_null() {
+        return Ok((notifications.to_owned(), None));
+    }
+    let minutes = |key: &str| -> Result<i64, ApiError> {
+        match &restart[key] {
+            Value::Null => Ok(0),
+            v => {
+                v.as_i64()
+                    .filter(|m| (0..=MAX_RESTART_MINUTES).contains(m))
+                    .ok_or_else(|| {
+                        ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("restartSettings.{key} {v}: minutes from 0 to {MAX_RESTART_MINUTES}"),
+                )
+                    })
+            }
+        }
+    };
+    let settings = RestartSettings {
+        grace_period_in_minutes: minutes("gracePeriodInMinutes")?,
+        countdown_display_before_restart_in_minutes: minutes(
+            "countdownDisplayBeforeRestartInMinutes",
+        )?,
+        restart_notification_snooze_duration_in_minutes: minutes(
+            "restartNotificationSnoozeDurationInMinutes",
+        )?,
+    };
+    if settings.countdown_display_before_restart_in_minutes > settings.grace_period_in_minutes {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "restartSettings: the countdown cannot be longer than the grace period",
+        ));
+    }
+    Ok((notifications.to_owned(), Some(settings)))
+}
+
+/// The longest restart grace period, countdown or snooze: two weeks, in minutes.
+const MAX_RESTART_MINUTES: i64 = 20_160;
 
 /// `GET .../assignments`.
 async fn assignments(
@@ -323,6 +385,7 @@ async fn assign(
                     }),
             }
         };
+        let (notifications, restart) = experience(&a["settings"])?;
         rows.push(AssignmentRow {
             id: 0,
             app_id: id.clone(),
@@ -330,6 +393,8 @@ async fn assign(
             target,
             start_at: time("startDateTime")?,
             deadline_at: time("deadlineDateTime")?,
+            notifications,
+            restart,
         });
     }
     let targets: Vec<&str> = rows.iter().map(|r| r.target.as_str()).collect();

@@ -68,15 +68,26 @@ pub fn targeting(
         .map(|a| intent_number(&a.intent))
         .max_by_key(|i| rank(*i))?;
     let time = |t: &Option<String>| t.as_deref().and_then(install_time).map(|(t, _)| t);
-    let local_time = mine
-        .iter()
-        .flat_map(|a| [&a.start_at, &a.deadline_at])
-        .filter_map(|t| t.as_deref().and_then(install_time))
-        .any(|(_, local)| local);
     let chosen: Vec<&&AssignmentRow> = mine
         .iter()
         .filter(|a| intent_number(&a.intent) == intent)
         .collect();
+    let local_time = chosen
+        .iter()
+        .flat_map(|a| [&a.start_at, &a.deadline_at])
+        .filter_map(|t| t.as_deref().and_then(install_time))
+        .any(|(_, local)| local);
+    // Of several assignments with the winning intent, the shortest grace period and the
+    // quietest notifications win.
+    let restart = chosen
+        .iter()
+        .filter_map(|a| a.restart)
+        .min_by_key(|r| r.grace_period_in_minutes);
+    let toast_state = chosen
+        .iter()
+        .map(|a| policy::toast_state(&a.notifications))
+        .max()
+        .unwrap_or(0);
     let deadline = chosen.iter().filter_map(|a| time(&a.deadline_at)).min();
     let start = chosen.iter().filter_map(|a| time(&a.start_at)).min();
     let by_user = chosen.iter().all(|a| audience.through_user(&a.target));
@@ -86,6 +97,8 @@ pub fn targeting(
         start,
         deadline,
         local_time,
+        toast_state,
+        restart,
     })
 }
 

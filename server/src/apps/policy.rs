@@ -235,6 +235,31 @@ pub struct Targeting {
     pub deadline: Option<DateTime<Utc>>,
     /// The times are wall-clock times, each device's own (Graph's `useLocalTime`).
     pub local_time: bool,
+    /// Which toasts the user sees: 0 all (`showAll`), 1 restarts only (`showReboot`),
+    /// 2 none (`hideAll`).
+    pub toast_state: i64,
+    /// The restart grace period, when the assignment has one.
+    pub restart: Option<crate::storage::RestartSettings>,
+}
+
+/// The policy's `ToastState` for Graph's `notifications`.
+pub fn toast_state(notifications: &str) -> i64 {
+    match notifications {
+        "showReboot" => 1,
+        "hideAll" => 2,
+        _ => 0,
+    }
+}
+
+/// The policy's `RebootEx`: GracePeriod, Countdown and Snooze in minutes, -1 where unset
+/// (no grace period; no snoozing).
+fn reboot_ex(restart: Option<crate::storage::RestartSettings>) -> Value {
+    let set = |m: Option<i64>| m.filter(|m| *m > 0).unwrap_or(-1);
+    json!({
+        "GracePeriod": set(restart.map(|r| r.grace_period_in_minutes)),
+        "Countdown": set(restart.map(|r| r.countdown_display_before_restart_in_minutes)),
+        "Snooze": set(restart.map(|r| r.restart_notification_snooze_duration_in_minutes)),
+    })
 }
 
 /// The IME's policy object for an app.
@@ -325,12 +350,12 @@ pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Target
         "ReturnCodes": return_codes(app).to_string(),
         "AvailableAppEnforcement": 0,
         "SetUpFilePath": setup_file,
-        "ToastState": 0,
+        "ToastState": t.toast_state,
         "Targeted": i64::from(t.intent != 0),
         "FlatDependencies": null,
         "MetadataVersion": revision,
         "RelationVersion": 0,
-        "RebootEx": { "GracePeriod": -1, "Countdown": -1, "Snooze": -1 },
+        "RebootEx": reboot_ex(t.restart),
         "InstallBehavior": 0,
         "StartDeadlineEx": { "TimeFormat": if t.local_time { LOCAL_TIME_FORMAT } else { "" }, "StartTime": dotnet_date(t.start), "Deadline": dotnet_date(t.deadline) },
         "RemoveUserData": false,
@@ -376,6 +401,31 @@ pub fn decompress(payload: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_assignments_restart_settings_and_notifications_reach_the_policy() {
+        let app = json!({ "displayName": "Driver Pack" });
+        let t = Targeting {
+            intent: 3,
+            target_type: 2,
+            toast_state: toast_state("hideAll"),
+            restart: Some(crate::storage::RestartSettings {
+                grace_period_in_minutes: 1440,
+                countdown_display_before_restart_in_minutes: 15,
+                restart_notification_snooze_duration_in_minutes: 0,
+            }),
+            ..Default::default()
+        };
+        let p = policy("app-1", 1, &app, "setup.msi", &t);
+        assert_eq!(p["ToastState"], 2);
+        assert_eq!(
+            p["RebootEx"],
+            json!({ "GracePeriod": 1440, "Countdown": 15, "Snooze": -1 }),
+            "no snooze is -1"
+        );
+        assert_eq!(toast_state("showReboot"), 1);
+        assert_eq!(toast_state("showAll"), 0);
+    }
 
     /// The keys of a policy and of its JSON-in-a-string fields, in the order a real
     /// device's `Get policies = [...]` line shows them; log parsers and people diffing

@@ -320,14 +320,7 @@ async fn remove<K: Kind>(
 
 /// Script targets in the shape [`crate::apps::targeted_devices`] reads.
 fn as_assignment(target: &str) -> AssignmentRow {
-    AssignmentRow {
-        id: 0,
-        app_id: String::new(),
-        intent: "required".into(),
-        target: target.to_owned(),
-        start_at: None,
-        deadline_at: None,
-    }
+    AssignmentRow::required("", target)
 }
 
 /// The ids of the scripts of `kind` assigned to a device: a report for any other is

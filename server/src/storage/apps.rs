@@ -23,6 +23,8 @@ impl Store {
         let mut db = self.db().await?;
         for statement in [
             "DELETE FROM app_status WHERE app_id = $1",
+            "DELETE FROM app_assignment_settings WHERE assignment_id IN
+                (SELECT id FROM app_assignments WHERE app_id = $1)",
             "DELETE FROM app_assignments WHERE app_id = $1",
             "DELETE FROM apps WHERE id = $1",
         ] {
@@ -50,28 +52,48 @@ impl Store {
 
     /// Replaces an app's assignments.
     pub async fn set_assignments(&self, app_id: &str, assignments: &[AssignmentRow]) -> Result<()> {
+        let mut db = self.db().await?;
+        sqlx::query(
+            "DELETE FROM app_assignment_settings WHERE assignment_id IN
+                (SELECT id FROM app_assignments WHERE app_id = $1)",
+        )
+        .bind(app_id)
+        .execute(&mut *db)
+        .await?;
         sqlx::query("DELETE FROM app_assignments WHERE app_id = $1")
             .bind(app_id)
-            .execute(&mut *self.db().await?)
+            .execute(&mut *db)
             .await?;
         for a in assignments {
-            sqlx::query("INSERT INTO app_assignments (app_id, intent, target, start_at, deadline_at) VALUES ($1, $2, $3, $4, $5)")
+            let row = sqlx::query("INSERT INTO app_assignments (app_id, intent, target, start_at, deadline_at) VALUES ($1, $2, $3, $4, $5) RETURNING id")
                 .bind(app_id)
                 .bind(&a.intent)
                 .bind(&a.target)
                 .bind(&a.start_at)
                 .bind(&a.deadline_at)
-                .execute(&mut *self.db().await?)
+                .fetch_one(&mut *db)
+                .await?;
+            let restart = a.restart.as_ref();
+            sqlx::query("INSERT INTO app_assignment_settings (assignment_id, notifications, grace_period, countdown, snooze) VALUES ($1, $2, $3, $4, $5)")
+                .bind(super::int(&row, "id")?)
+                .bind(&a.notifications)
+                .bind(restart.map(|r| r.grace_period_in_minutes))
+                .bind(restart.map(|r| r.countdown_display_before_restart_in_minutes))
+                .bind(restart.map(|r| r.restart_notification_snooze_duration_in_minutes))
+                .execute(&mut *db)
                 .await?;
         }
         Ok(())
     }
 
-    /// Every assignment of every app.
+    /// Every assignment of every app, with its settings.
     pub async fn assignments(&self) -> Result<Vec<AssignmentRow>> {
-        let rows = sqlx::query("SELECT * FROM app_assignments ORDER BY id")
-            .fetch_all(&mut *self.db().await?)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT a.*, s.notifications, s.grace_period, s.countdown, s.snooze FROM app_assignments a
+                LEFT JOIN app_assignment_settings s ON s.assignment_id = a.id ORDER BY a.id",
+        )
+        .fetch_all(&mut *self.db().await?)
+        .await?;
         rows.iter().map(AssignmentRow::from_row).collect()
     }
 

@@ -345,6 +345,9 @@ impl AppRow {
     }
 }
 
+/// Graph's default `notifications`: every toast is shown.
+pub const SHOW_ALL: &str = "showAll";
+
 /// An app's assignment.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -361,9 +364,40 @@ pub struct AssignmentRow {
     pub start_at: Option<String>,
     /// Deadline (RFC 3339), if scheduled.
     pub deadline_at: Option<String>,
+    /// Graph's `notifications`: `showAll`, `showReboot` or `hideAll`.
+    pub notifications: String,
+    /// Graph's `restartSettings`, when the assignment has a restart grace period.
+    pub restart: Option<RestartSettings>,
+}
+
+/// A Win32 app assignment's restart grace period (Graph's `win32LobAppRestartSettings`),
+/// in minutes.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartSettings {
+    /// From the install to the forced restart.
+    pub grace_period_in_minutes: i64,
+    /// The countdown dialog shows this long before the restart.
+    pub countdown_display_before_restart_in_minutes: i64,
+    /// How long the user may snooze the restart notification; 0 when they may not.
+    pub restart_notification_snooze_duration_in_minutes: i64,
 }
 
 impl AssignmentRow {
+    /// A required assignment to `target` with no schedule and Graph's default settings.
+    pub fn required(app_id: &str, target: &str) -> AssignmentRow {
+        AssignmentRow {
+            id: 0,
+            app_id: app_id.to_owned(),
+            intent: "required".into(),
+            target: target.to_owned(),
+            start_at: None,
+            deadline_at: None,
+            notifications: SHOW_ALL.into(),
+            restart: None,
+        }
+    }
+
     pub(super) fn from_row(r: &AnyRow) -> Result<Self> {
         Ok(AssignmentRow {
             id: int(r, "id")?,
@@ -372,6 +406,17 @@ impl AssignmentRow {
             target: text(r, "target")?,
             start_at: opt_text(r, "start_at")?,
             deadline_at: opt_text(r, "deadline_at")?,
+            notifications: opt_text(r, "notifications")?.unwrap_or_else(|| SHOW_ALL.into()),
+            restart: match opt_int(r, "grace_period")? {
+                Some(grace) => Some(RestartSettings {
+                    grace_period_in_minutes: grace,
+                    countdown_display_before_restart_in_minutes: opt_int(r, "countdown")?
+                        .unwrap_or(0),
+                    restart_notification_snooze_duration_in_minutes: opt_int(r, "snooze")?
+                        .unwrap_or(0),
+                }),
+                None => None,
+            },
         })
     }
 }

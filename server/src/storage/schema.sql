@@ -144,6 +144,13 @@ CREATE TABLE IF NOT EXISTS app_assignments (
     deadline_at TEXT
 );
 CREATE INDEX IF NOT EXISTS app_assignments_app ON app_assignments (app_id);
+CREATE TABLE IF NOT EXISTS app_assignment_settings (
+    assignment_id INTEGER PRIMARY KEY,
+    notifications TEXT NOT NULL,
+    grace_period INTEGER,
+    countdown INTEGER,
+    snooze INTEGER
+);
 CREATE TABLE IF NOT EXISTS app_status (
     device_id TEXT NOT NULL,
     app_id TEXT NOT NULL,
