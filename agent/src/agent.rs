@@ -25,6 +25,8 @@ pub enum Activity {
     MsiJobs,
     /// The device left management (retired, or wiped) at the server's request.
     Left(crate::state::Leaving),
+    /// The IME's restart manager restarted the device: the grace period was over.
+    Restarted,
 }
 
 /// How long a restart keeps the device down: from the IME's stop to its start.
@@ -227,6 +229,17 @@ impl Agent {
                 && edam::run_due(&mut self.device, &mut self.state, client, now).await
             {
                 done.push(Activity::MsiJobs);
+                progressed = true;
+            }
+            // A restart whose grace period is over comes before anything else.
+            if self.restart_due(now) {
+                if ime::restart::run_due(&self.device, &mut self.state, now)
+                    == ime::restart::Due::Restart
+                {
+                    self.stop_for_power_off(now);
+                    self.boot(now);
+                    done.push(Activity::Restarted);
+                }
                 progressed = true;
             }
             // Client health first: a service it restarts checks in below.
@@ -439,9 +452,37 @@ impl Agent {
         self.state.powered_off
     }
 
+    /// True when the restart manager has something to do at `now`.
+    fn restart_due(&self, now: DateTime<Utc>) -> bool {
+        self.state
+            .ime
+            .restart
+            .as_ref()
+            .and_then(ime::restart::PendingRestart::next_due)
+            .is_some_and(|t| t <= now)
+    }
+
+    /// The signed-in user answers the restart notification: restart now (the device
+    /// restarts), or snooze it. Refused when no restart is pending, or the restart
+    /// cannot be snoozed (no snooze set, the countdown has begun, already snoozed).
+    pub fn answer_restart(
+        &mut self,
+        answer: ime::restart::Answer,
+        now: DateTime<Utc>,
+    ) -> Result<(), AgentError> {
+        let restart = ime::restart::answer(&self.device, &mut self.state, answer, now)
+            .map_err(AgentError::Config)?;
+        if restart {
+            self.stop_for_power_off(now);
+            self.boot(now);
+        }
+        self.save()
+    }
+
     /// Windows going down: pending reboots are done and the IME service stops.
     fn stop_for_power_off(&mut self, now: DateTime<Utc>) {
         self.state.ime.reboot_pending = false;
+        self.state.ime.restart = None;
         if self.state.ime.running {
             ime::stop(&mut self.device, &mut self.state, now);
         }

@@ -38,6 +38,8 @@ pub struct AgentState {
     /// The users signed in, in sign-in order (user session 1, 2, ...). A new device's
     /// primary user starts signed in.
     pub users: Vec<crate::device::User>,
+    /// The toasts the IME showed, oldest first (the last [`crate::ime::restart::KEPT`]).
+    pub notifications: Vec<crate::ime::restart::Notification>,
 }
 
 /// How a device leaves management.
@@ -198,6 +200,8 @@ pub struct ImeService {
     pub apps: BTreeMap<String, AppRun>,
     /// An app's hard-reboot exit code: no further Win32 installs until the device restarts.
     pub reboot_pending: bool,
+    /// A restart an install asked for (its grace period, snoozes and countdown).
+    pub restart: Option<crate::ime::restart::PendingRestart>,
     /// When each installed app's subgraph was last evaluated (ReevaluationScheduleManager).
     pub evaluated: BTreeMap<String, DateTime<Utc>>,
     /// Per platform script: the version last run and how it went.

@@ -72,6 +72,14 @@ enum Cmd {
         /// The user principal name.
         user: String,
     },
+    /// The signed-in user answers the IME's restart notification: `restart-now`, or
+    /// `snooze` (for the assignment's snooze duration, until the countdown begins).
+    AnswerRestart {
+        /// `restart-now` or `snooze`.
+        answer: String,
+    },
+    /// The toasts the IME showed on this device, oldest first (JSON).
+    Notifications,
     /// Read and change the device's registry.
     Registry {
         #[command(subcommand)]
@@ -335,6 +343,30 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
                 return Err(AgentError::Config(format!("{user} is not signed in")));
             }
             println!("{user} signed out");
+            Ok(())
+        }
+        Cmd::AnswerRestart { answer } => {
+            let Some(parsed) = agent::ime::restart::Answer::parse(&answer) else {
+                return Err(AgentError::Config(format!(
+                    "answer {answer:?}: use restart-now or snooze"
+                )));
+            };
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            agent.answer_restart(parsed, now)?;
+            match parsed {
+                agent::ime::restart::Answer::RestartNow => println!("device restarted"),
+                agent::ime::restart::Answer::Snooze => println!("restart snoozed"),
+            }
+            Ok(())
+        }
+        Cmd::Notifications => {
+            let agent = open(&dir)?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&agent.state().notifications)
+                    .map_err(|e| AgentError::Config(e.to_string()))?
+            );
             Ok(())
         }
         Cmd::Reboot => act(&dir, source, Agent::reboot, "device restarted").await,

@@ -552,6 +552,58 @@ pub fn reboot_required(id: &str, code: i64) -> String {
     format!("[Win32App] App with id: {id} returned {code}, which requires a device restart. No further installs until the device restarts.")
 }
 
+/// An install needs a restart: the reboot manager's plan, from RebootEx.
+pub fn restart_required(
+    id: &str,
+    grace: Option<i64>,
+    countdown: Option<i64>,
+    snooze: Option<i64>,
+) -> String {
+    let minutes =
+        |m: Option<i64>| m.map_or_else(|| "not set".to_owned(), |m| format!("{m} minutes"));
+    format!(
+        "[Win32App][RebootManager] App with id: {id} requires a device restart. Grace period: {}, countdown: {}, snooze: {}.",
+        minutes(grace),
+        minutes(countdown),
+        minutes(snooze)
+    )
+}
+
+/// The user snoozed the restart notification.
+pub fn restart_snoozed(id: &str, times: u32, until: DateTime<Utc>) -> String {
+    format!(
+        "[Win32App][RebootManager] User snoozed the restart for app with id: {id} ({times} time(s)); notifying again at {}.",
+        local_time(until)
+    )
+}
+
+/// The countdown dialog shows.
+pub fn restart_countdown(id: &str, minutes: i64) -> String {
+    format!("[Win32App][RebootManager] Showing the restart countdown for app with id: {id}: the device restarts in {minutes} minutes.")
+}
+
+/// The user chose to restart now.
+pub fn restart_accepted(id: &str) -> String {
+    format!("[Win32App][RebootManager] User accepted the restart for app with id: {id}. Restarting the device.")
+}
+
+/// The grace period is over.
+pub fn restart_forced(id: &str) -> String {
+    format!("[Win32App][RebootManager] Restart grace period for app with id: {id} has expired. Restarting the device.")
+}
+
+/// A toast showed.
+pub fn toast_shown(kind: &str, id: &str, text: &str) -> String {
+    format!(
+        "[Win32App][ToastNotificationManager] Showing toast {kind} for app with id: {id}: {text}"
+    )
+}
+
+/// A toast the app's ToastState hides.
+pub fn toast_suppressed(kind: &str, id: &str) -> String {
+    format!("[Win32App][ToastNotificationManager] Toast {kind} for app with id: {id} is not shown per its ToastState.")
+}
+
 /// The unzipped content is removed after a successful install.
 pub fn cleaning_cache(path: &str) -> String {
     format!("[Win32App] Cleaning up content cache {path}")

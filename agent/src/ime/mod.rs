@@ -8,6 +8,7 @@ pub mod health;
 pub mod inventory;
 pub mod lines;
 pub mod remediations;
+pub mod restart;
 pub mod rules;
 pub mod scripts;
 pub mod signature;
@@ -291,6 +292,11 @@ pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
     let service = |t: Option<DateTime<Utc>>| t.filter(|_| state.ime.running);
     [
         checkin_due(state),
+        state
+            .ime
+            .restart
+            .as_ref()
+            .and_then(restart::PendingRestart::next_due),
         service(state.ime.inventory_due),
         service(remediations::next_due(state)),
         health::next_due(state),

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use super::gateway::{self, Caller};
-use super::{lines, rules, states, threads, Pen};
+use super::{lines, restart, rules, states, threads, Pen};
 use crate::device::{installer, Device, RegValue};
 use crate::error::AgentError;
 use crate::state::{AgentState, AppRun};
@@ -1225,10 +1225,51 @@ async fn send_results(
     .await
 }
 
-/// The enforcement of an install: content (cached, or downloaded, checked, decrypted
-/// and unzipped), detection once more, the installer, its exit code mapped through the
-/// app's return codes, and detection again after a success.
+/// The enforcement of an install with what the user sees of it: the toasts, and the
+/// restart the install leaves pending under the app's DeviceRestartBehavior.
 async fn enforce(
+    device: &mut Device,
+    state: &mut AgentState,
+    poll: &mut Poll<'_>,
+    policy: &Value,
+    detection: &str,
+) -> Outcome {
+    let blocked = state.ime.reboot_pending;
+    if !blocked {
+        restart::install_started(device, state, &mut poll.pen, policy);
+    }
+    let outcome = enforce_steps(device, state, poll, policy, detection).await;
+    let installed = outcome.compliance == 1 && outcome.exit_code.is_some();
+    if installed || outcome.compliance == 4 {
+        restart::install_ended(device, state, &mut poll.pen, policy, installed);
+    }
+    let Some(code) = outcome.exit_code else {
+        return outcome;
+    };
+    let kind = return_type(policy, code).unwrap_or(0);
+    let install_ex: Value =
+        serde_json::from_str(policy["InstallEx"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
+    if (1..=3).contains(&kind) && restart::needed(&install_ex, kind) {
+        restart::require(device, state, &mut poll.pen, policy, poll.now);
+    }
+    outcome
+}
+
+/// The return code type (0 failed, 1 success, 2 soft reboot, 3 hard reboot, 4 retry)
+/// the app's ReturnCodes give an exit code; `None` when it is not listed.
+fn return_type(policy: &Value, code: i64) -> Option<i64> {
+    let codes: Vec<Value> =
+        serde_json::from_str(policy["ReturnCodes"].as_str().unwrap_or("[]")).unwrap_or_default();
+    codes
+        .iter()
+        .find(|c| c["ReturnCode"].as_i64() == Some(code))
+        .and_then(|c| c["Type"].as_i64())
+}
+
+/// The enforcement steps of an install: content (cached, or downloaded, checked,
+/// decrypted and unzipped), detection once more, the installer, its exit code mapped
+/// through the app's return codes, and detection again after a success.
+async fn enforce_steps(
     device: &mut Device,
     state: &mut AgentState,
     poll: &mut Poll<'_>,
@@ -1291,12 +1332,7 @@ async fn enforce(
     let run = device.run(line, &cache, timeout, now);
     installer_steps(device, poll, id, &run, timeout);
     let code = run.exit_code;
-    let codes: Vec<Value> =
-        serde_json::from_str(policy["ReturnCodes"].as_str().unwrap_or("[]")).unwrap_or_default();
-    let mapped = codes
-        .iter()
-        .find(|c| c["ReturnCode"].as_i64() == Some(code))
-        .and_then(|c| c["Type"].as_i64());
+    let mapped = return_type(policy, code);
     match mapped {
         Some(kind) => poll.pen.info(
             device,
