@@ -23,7 +23,8 @@
 //! declared with `enroll = false`), `sync` (Company Portal), `admin_sync` (the admin
 //! center, a push), `syncapp` (`intunemanagementextension://syncapp`), `require_ime`, `ime_version` (roll out a new
 //! IME), `snapshot` and `restore_snapshot` (of a device, as of a virtual machine),
-//! `restart_ime`, `stop_ime`, `sign_in` and `sign_out` (`{ device, user }`), `graph` (any admin API call: `{ method, path, body,
+//! `restart_ime`, `stop_ime`, `sign_in` and `sign_out` (`{ device, user }`),
+//! `answer_restart` (`{ device, answer }`: `snooze` or `restart-now`), `graph` (any admin API call: `{ method, path, body,
 //! status }`, `{device:NAME}` and `{app:NAME}` in the path, `{group:NAME}` and
 //! `{entra-device:NAME}` in the path and body), `unenroll` (the user disconnects the
 //! device), `reboot`, `power_on`, `join_group` and `leave_group` (`{ group, devices,
@@ -149,6 +150,9 @@ pub struct AppSpec {
     /// Apps (by name) this one replaces (uninstalling them).
     #[serde(default)]
     pub supersedes: Vec<String>,
+    /// Graph's `deviceRestartBehavior`: `basedOnReturnCode` (default), `allow`,
+    /// `suppress` or `force`.
+    pub restart_behavior: Option<String>,
 }
 
 /// A platform script of the scenario.
@@ -370,6 +374,9 @@ pub enum Step {
     SignIn(UserSpec),
     /// A user signs out of a device (`{ device, user }`).
     SignOut(UserSpec),
+    /// The signed-in user answers the IME's restart notification (`{ device, answer }`,
+    /// `snooze` or `restart-now`).
+    AnswerRestart(RestartAnswerSpec),
     /// Devices or users join an Entra group (made when first joined).
     JoinGroup(groups::MembershipSpec),
     /// Devices or users leave an Entra group.
@@ -457,6 +464,25 @@ pub struct AssignSpec {
     /// The times are each device's wall-clock time (Graph's `useLocalTime`).
     #[serde(default)]
     pub local_time: bool,
+    /// Graph's `notifications`: `showAll` (default), `showReboot` or `hideAll`.
+    pub notifications: Option<String>,
+    /// The restart grace period (a duration, e.g. `24h`): after an install that needs
+    /// a restart, the device restarts when it is over.
+    pub grace_period: Option<String>,
+    /// The countdown dialog shows this long before the restart (e.g. `15m`).
+    pub countdown: Option<String>,
+    /// The user may snooze the restart notification for this long (e.g. `4h`).
+    pub snooze: Option<String>,
+}
+
+/// The signed-in user's answer to the restart notification.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartAnswerSpec {
+    /// The device.
+    pub device: String,
+    /// `snooze` or `restart-now`.
+    pub answer: String,
 }
 
 fn yes() -> bool {
@@ -930,6 +956,18 @@ async fn run_step(
                 )));
             }
         }
+        Step::AnswerRestart(spec) => {
+            let answer = agent::ime::restart::Answer::parse(&spec.answer).ok_or_else(|| {
+                fail(format!(
+                    "answer {:?}: use snooze or restart-now",
+                    spec.answer
+                ))
+            })?;
+            world
+                .answer_restart(&spec.device, answer)
+                .await
+                .map_err(failed)?;
+        }
         Step::JoinGroup(spec) => groups::join(world, spec).await.map_err(fail)?,
         Step::LeaveGroup(spec) => groups::leave(world, spec).await.map_err(fail)?,
         Step::Graph(spec) => graph(world, apps, at, spec).await?,
@@ -1114,9 +1152,29 @@ async fn assign(
     if let Some(d) = from_now(&spec.deadline)? {
         settings.insert("deadlineDateTime".into(), json!(d));
     }
-    let mut assignments = vec![
-        json!({ "intent": intent, "target": target, "settings": { "installTimeSettings": settings } }),
-    ];
+    let minutes = |d: &Option<String>, what: &str| -> Result<Option<i64>, ScenarioError> {
+        d.as_deref()
+            .map(|d| {
+                parse_duration(d).map(|d| d.num_minutes()).ok_or_else(|| {
+                    at.fail(format!("{what} {d:?} is not a duration like 15m or 24h"))
+                })
+            })
+            .transpose()
+    };
+    let restart = match minutes(&spec.grace_period, "grace_period")? {
+        Some(grace) => json!({
+            "gracePeriodInMinutes": grace,
+            "countdownDisplayBeforeRestartInMinutes": minutes(&spec.countdown, "countdown")?,
+            "restartNotificationSnoozeDurationInMinutes": minutes(&spec.snooze, "snooze")?,
+        }),
+        None => serde_json::Value::Null,
+    };
+    let mut assignments = vec![json!({ "intent": intent, "target": target, "settings": {
+        "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
+        "notifications": spec.notifications.as_deref().unwrap_or("showAll"),
+        "restartSettings": restart,
+        "installTimeSettings": settings,
+    } })];
     if let Some(g) = &spec.exclude_group {
         let excluded = groups::target(world, g, true)
             .await
@@ -1336,6 +1394,10 @@ async fn create_app(
         "uninstallCommandLine": app.uninstall.clone().unwrap_or_else(|| format!("msiexec /x {} /qn", product.clone().unwrap_or_default())),
         "applicableArchitectures": app.architectures.clone().unwrap_or_else(|| "x64,x86".into()),
         "rules": rules,
+        "installExperience": {
+            "runAsAccount": "system",
+            "deviceRestartBehavior": app.restart_behavior.as_deref().unwrap_or("basedOnReturnCode"),
+        },
     });
     let (status, created) = world
         .admin(

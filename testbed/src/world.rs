@@ -663,6 +663,24 @@ impl World {
         Ok(session)
     }
 
+    /// The signed-in user answers the IME's restart notification on a device: snooze
+    /// it, or restart now (the device restarts and checks in).
+    pub async fn answer_restart(
+        &mut self,
+        name: &str,
+        answer: agent::ime::restart::Answer,
+    ) -> Result<(), WorldError> {
+        let now = self.now();
+        let agent = self.device_mut(name)?;
+        let failed = |source| WorldError::Device {
+            device: name.into(),
+            source,
+        };
+        agent.answer_restart(answer, now).map_err(failed)?;
+        self.due.touch(name);
+        Ok(())
+    }
+
     /// A user signs out of a device; false if they were not signed in.
     pub fn sign_out(&mut self, name: &str, upn: &str) -> Result<bool, WorldError> {
         let now = self.now();
