@@ -46,19 +46,23 @@ async fn assigned_app(w: &World, name: &str, code: u32, behavior: &str, settings
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{
-                "intent": "required",
-                "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
-                "settings": settings,
-            }] })),
-        )
-        .await;
+    let (status, body) = assign(w, &app, settings).await;
     assert_eq!(status, 204, "{body}");
     app
+}
+
+/// Assigns an app as required to all devices with these assignment `settings`.
+async fn assign(w: &World, app: &str, settings: Value) -> (u16, Value) {
+    w.admin(
+        "POST",
+        &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
+        AdminBody::Json(json!({ "mobileAppAssignments": [{
+            "intent": "required",
+            "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
+            "settings": settings,
+        }] })),
+    )
+    .await
 }
 
 #[tokio::test]
@@ -195,17 +199,7 @@ async fn a_restart_setting_out_of_range_is_refused_with_graphs_error() {
         json!({ "restartSettings": { "gracePeriodInMinutes": 10, "countdownDisplayBeforeRestartInMinutes": 30 } }),
         json!({ "restartSettings": { "gracePeriodInMinutes": -5 } }),
     ] {
-        let (status, body) = w
-            .admin(
-                "POST",
-                &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
-                AdminBody::Json(json!({ "mobileAppAssignments": [{
-                    "intent": "required",
-                    "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
-                    "settings": settings,
-                }] })),
-            )
-            .await;
+        let (status, body) = assign(&w, &app, settings.clone()).await;
         assert_eq!(status, 400, "{settings}: {body}");
         assert!(body["error"]["message"].is_string(), "{body}");
     }

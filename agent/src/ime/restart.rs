@@ -242,12 +242,7 @@ pub fn run_due(device: &Device, state: &mut AgentState, now: DateTime<Utc>) -> D
     let Some(mut r) = state.ime.restart.clone() else {
         return Due::Nothing;
     };
-    let mut pen = Pen::new(
-        super::win32::APP_LOG,
-        "AppWorkload",
-        super::threads::APP_POLLER,
-        now,
-    );
+    let mut pen = super::win32::poller_pen(now);
     let app = (r.app_id.clone(), r.app_name.clone());
     if r.deadline.is_some_and(|d| d <= now) {
         pen.info(device, &lines::restart_forced(&r.app_id));
@@ -304,12 +299,7 @@ pub fn answer(
     let Some(mut r) = state.ime.restart.clone() else {
         return Err("no restart is pending on this device".into());
     };
-    let mut pen = Pen::new(
-        super::win32::APP_LOG,
-        "AppWorkload",
-        super::threads::APP_POLLER,
-        now,
-    );
+    let mut pen = super::win32::poller_pen(now);
     match answer {
         Answer::RestartNow => {
             pen.info(device, &lines::restart_accepted(&r.app_id));

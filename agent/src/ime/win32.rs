@@ -213,7 +213,7 @@ struct Poll<'a> {
 }
 
 /// The application poller's pen: AppWorkload.log, on the poller's thread.
-fn poller_pen(now: DateTime<Utc>) -> Pen {
+pub(super) fn poller_pen(now: DateTime<Utc>) -> Pen {
     Pen::new(APP_LOG, "AppWorkload", threads::APP_POLLER, now)
 }
 
