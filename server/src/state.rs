@@ -265,6 +265,8 @@ impl AppState {
             |c| match kind {
                 crate::storage::ScriptKind::Platform => &mut c.platform_scripts,
                 crate::storage::ScriptKind::Remediation => &mut c.remediations,
+                crate::storage::ScriptKind::ComplianceScript => &mut c.compliance_scripts,
+                crate::storage::ScriptKind::CompliancePolicy => &mut c.compliance_policies,
             },
             || self.store.assigned_scripts(kind),
         )
@@ -383,5 +385,7 @@ struct PolicyCache {
     detections: HashMap<String, Option<Option<String>>>,
     platform_scripts: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
     remediations: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
+    compliance_scripts: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
+    compliance_policies: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
     memberships: Option<Vec<crate::storage::MemberRow>>,
 }

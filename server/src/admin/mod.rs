@@ -145,9 +145,9 @@ async fn bearer(State(state): State<Shared>, request: Request, next: Next) -> Re
 }
 
 /// A device in Graph's `managedDevice` shape, with the users who signed in on it
-/// (`usersLoggedOn`) and Tenantless's own facts in the [`crate::odata::DETAILS`]
-/// annotation.
-pub fn managed_device(d: &Device, logons: &[LogonRow]) -> Value {
+/// (`usersLoggedOn`), its compliance from its evaluated policies' `states`, and
+/// Tenantless's own facts in the [`crate::odata::DETAILS`] annotation.
+pub fn managed_device(d: &Device, logons: &[LogonRow], states: &[String]) -> Value {
     let users: Vec<Value> = logons
         .iter()
         .map(|l| {
@@ -171,6 +171,7 @@ pub fn managed_device(d: &Device, logons: &[LogonRow]) -> Value {
         "model": d.model,
         "managementAgent": "mdm",
         "managedDeviceOwnerType": if d.enrollment_type.eq_ignore_ascii_case("Device") { "company" } else { "personal" },
+        "complianceState": crate::scripts::compliance::device_state(states.iter().map(String::as_str)),
         "usersLoggedOn": users,
         crate::odata::DETAILS: {
             "enrollmentType": d.enrollment_type,
@@ -256,9 +257,13 @@ async fn list_devices(State(state): State<Shared>, options: Options) -> Result<R
         state.store.devices_where(&conditions).await?
     };
     let logons = state.store.all_logons().await?;
+    let compliance = state.store.all_compliance_states().await?;
     let devices: Vec<Value> = rows
         .iter()
-        .map(|d| managed_device(d, logons.get(&d.id).map_or(&[], Vec::as_slice)))
+        .map(|d| {
+            let states = compliance.get(&d.id).map_or(&[][..], Vec::as_slice);
+            managed_device(d, logons.get(&d.id).map_or(&[], Vec::as_slice), states)
+        })
         .collect();
     options.page(devices, &MANAGED_DEVICES)
 }
@@ -287,7 +292,14 @@ async fn get_device(
     let device = device_or_404(&state, &id).await?;
     let health = state.store.agent_health(&device.id).await?;
     let logons = state.store.logons(&device.id).await?;
-    let mut v = managed_device(&device, &logons);
+    let states: Vec<String> = state
+        .store
+        .compliance_states(&device.id)
+        .await?
+        .into_iter()
+        .map(|s| s.state)
+        .collect();
+    let mut v = managed_device(&device, &logons, &states);
     v[crate::odata::DETAILS]["agentHealth"] = crate::health::agent_health_json(health.as_ref());
     Ok(Json(options.entity(v, MANAGED_DEVICES.context)))
 }

@@ -167,7 +167,9 @@ async fn session(
         }
         "GetScript" => {
             let answer = || async {
-                let scripts = crate::scripts::remediation::policies_for(&state, &device).await?;
+                let mut scripts =
+                    crate::scripts::remediation::policies_for(&state, &device).await?;
+                scripts.extend(crate::scripts::compliance::policies_for(&state, &device).await?);
                 Ok(Value::Array(scripts).to_string())
             };
             state.policy_answer(&request, &device, answer).await?

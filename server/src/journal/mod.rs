@@ -265,6 +265,16 @@ pub enum Event {
         /// `scriptError`.
         remediation_state: String,
     },
+    /// The server evaluated a device's custom compliance: a discovery script's output
+    /// against its compliance policy's rules.
+    ComplianceEvaluated {
+        /// The compliance policy.
+        policy_id: String,
+        /// Graph's state: `compliant`, `nonCompliant` or `error`.
+        state: String,
+        /// The settings that are not compliant (non-compliant or in error).
+        settings: Vec<String>,
+    },
     /// A device's client health evaluation sent an agent status report.
     HealthReport {
         /// The IME version.

@@ -1,8 +1,11 @@
 //! Scripts the IME runs: platform scripts (`deviceManagementScripts`, delivered by
-//! `PolicyRequest`) and remediations (`deviceHealthScripts`, delivered by `GetScript`).
+//! `PolicyRequest`), remediations (`deviceHealthScripts`, delivered by `GetScript`) and
+//! custom compliance (`deviceComplianceScripts` named by `deviceCompliancePolicies`,
+//! delivered by `GetScript` too).
 //! Both share the admin CRUD here: Graph JSON kept as given, base64 contents checked,
 //! a new revision on each change. Targets are read as for apps.
 
+pub mod compliance;
 pub mod platform;
 pub mod remediation;
 
@@ -25,8 +28,11 @@ pub fn admin_routes() -> Router<Shared> {
     Router::new()
         .merge(crud::<Platform>())
         .merge(crud::<Remediation>())
+        .merge(crud::<ComplianceScript>())
+        .merge(crud::<CompliancePolicy>())
         .merge(platform::admin_routes())
         .merge(remediation::admin_routes())
+        .merge(compliance::admin_routes())
 }
 
 /// What differs between the two kinds' admin resources.
@@ -46,6 +52,10 @@ trait Kind: Send + Sync + 'static {
     /// What an assignment's stored settings add to its Graph JSON.
     fn assignment_settings(_settings: &Value) -> Vec<(&'static str, Value)> {
         Vec::new()
+    }
+    /// What the kind checks beyond a name and its contents.
+    fn check(_body: &Value) -> Result<(), ApiError> {
+        Ok(())
     }
 }
 
@@ -80,6 +90,29 @@ impl Kind for Remediation {
                 remediation::run_schedule(&settings["schedule"]),
             ),
         ]
+    }
+}
+
+struct ComplianceScript;
+impl Kind for ComplianceScript {
+    const PATH: &'static str = compliance::SCRIPTS_PATH;
+    const ODATA_TYPE: &'static str = "#microsoft.graph.deviceComplianceScript";
+    const NOUN: &'static str = "device compliance script";
+    const STORE: ScriptKind = ScriptKind::ComplianceScript;
+    const CONTENTS: &'static [&'static str] = &["detectionScriptContent"];
+    const ASSIGNMENT_TYPE: &'static str = "#microsoft.graph.deviceHealthScriptAssignment";
+}
+
+struct CompliancePolicy;
+impl Kind for CompliancePolicy {
+    const PATH: &'static str = compliance::POLICIES_PATH;
+    const ODATA_TYPE: &'static str = "#microsoft.graph.windows10CompliancePolicy";
+    const NOUN: &'static str = "device compliance policy";
+    const STORE: ScriptKind = ScriptKind::CompliancePolicy;
+    const CONTENTS: &'static [&'static str] = &[];
+    const ASSIGNMENT_TYPE: &'static str = "#microsoft.graph.deviceCompliancePolicyAssignment";
+    fn check(body: &Value) -> Result<(), ApiError> {
+        compliance::check_policy(body)
     }
 }
 
@@ -191,7 +224,7 @@ fn validate<K: Kind>(script: &Value) -> Result<(), ApiError> {
             )
         })?;
     }
-    Ok(())
+    K::check(script)
 }
 
 /// A base64 script content as text.
@@ -272,8 +305,10 @@ async fn create<K: Kind>(State(state): State<Shared>, body: Bytes) -> Result<Res
     validate::<K>(&script)?;
     if let Some(map) = script.as_object_mut() {
         map.remove("id");
-        map.entry("enforceSignatureCheck")
-            .or_insert(Value::Bool(K::ENFORCE_SIGNATURE_BY_DEFAULT));
+        if !K::CONTENTS.is_empty() {
+            map.entry("enforceSignatureCheck")
+                .or_insert(Value::Bool(K::ENFORCE_SIGNATURE_BY_DEFAULT));
+        }
     }
     let id = state.random_guid().to_lowercase();
     state
@@ -313,6 +348,9 @@ async fn remove<K: Kind>(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     load::<K>(&state, &id).await?;
+    if K::STORE == ScriptKind::ComplianceScript {
+        compliance::check_unused(&state, &id).await?;
+    }
     state.store.delete_script(K::STORE, &id).await?;
     state.policy_changed();
     Ok(StatusCode::NO_CONTENT)
@@ -337,9 +375,14 @@ async fn assigned_ids(
         .collect())
 }
 
-/// True when a platform script or a remediation is assigned to the device.
+/// True when a platform script, a remediation or a compliance policy is assigned to the
+/// device.
 pub async fn any_assigned_to(state: &Shared, device: &Device) -> Result<bool, StoreError> {
-    for kind in [ScriptKind::Platform, ScriptKind::Remediation] {
+    for kind in [
+        ScriptKind::Platform,
+        ScriptKind::Remediation,
+        ScriptKind::CompliancePolicy,
+    ] {
         if !assigned_to(state, kind, device).await?.is_empty() {
             return Ok(true);
         }

@@ -207,13 +207,19 @@ pub async fn results(state: &Shared, device: &Device, payload: &str) -> Result<(
             format!("HealthScriptResult payload: {e}"),
         )
     })?;
-    let assigned = assigned_ids(state, ScriptKind::Remediation, device).await?;
+    let mut assigned = assigned_ids(state, ScriptKind::Remediation, device).await?;
+    let discovery = super::compliance::given_scripts(state, device).await?;
+    assigned.extend(discovery.iter().cloned());
     for r in reports.as_array().cloned().unwrap_or_default() {
         let policy_id = r["PolicyId"].as_str().unwrap_or_default().to_owned();
         if !state
             .accept_report(&device.id, &assigned, "HealthScriptResult", &policy_id, &r)
             .await?
         {
+            continue;
+        }
+        if discovery.contains(&policy_id) {
+            super::compliance::evaluate(state, device, &r).await?;
             continue;
         }
         let (detection, remediation) = states(&r);

@@ -5,6 +5,7 @@
 //! are stored as RFC 3339 text in UTC with milliseconds, which sorts correctly as text.
 
 mod apps;
+mod compliance;
 mod content;
 mod groups;
 mod health;
@@ -14,6 +15,7 @@ mod rows;
 mod scripts;
 mod sessions;
 mod txn;
+pub use compliance::ComplianceStateRow;
 pub use content::{BlockRow, ContentFileRow, CHUNK};
 pub use health::{AgentHealthRow, RemediationStateRow};
 pub use inventory::InventoryRow;

@@ -203,6 +203,38 @@ CREATE TABLE IF NOT EXISTS health_script_states (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (device_id, script_id)
 );
+CREATE TABLE IF NOT EXISTS compliance_scripts (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS compliance_script_assignments (
+    script_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    settings TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS compliance_policies (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS compliance_policy_assignments (
+    script_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    settings TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS compliance_policy_assignments_policy ON compliance_policy_assignments (script_id);
+CREATE TABLE IF NOT EXISTS compliance_policy_states (
+    device_id TEXT NOT NULL,
+    script_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    settings TEXT NOT NULL,
+    output TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (device_id, script_id)
+);
 CREATE TABLE IF NOT EXISTS agent_health (
     device_id TEXT PRIMARY KEY,
     ime_version TEXT NOT NULL,

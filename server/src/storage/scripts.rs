@@ -11,6 +11,12 @@ pub enum ScriptKind {
     Platform,
     /// `deviceHealthScripts`: remediations (detection + remediation script).
     Remediation,
+    /// `deviceComplianceScripts`: custom compliance discovery scripts (never assigned
+    /// themselves: a compliance policy names one).
+    ComplianceScript,
+    /// `deviceCompliancePolicies`: compliance policies (Windows 10/11), with a
+    /// discovery script and its rules.
+    CompliancePolicy,
 }
 
 // Table names in the queries below come from this closed enum, never from input.
@@ -19,6 +25,8 @@ impl ScriptKind {
         match self {
             ScriptKind::Platform => "scripts",
             ScriptKind::Remediation => "health_scripts",
+            ScriptKind::ComplianceScript => "compliance_scripts",
+            ScriptKind::CompliancePolicy => "compliance_policies",
         }
     }
 
@@ -26,14 +34,26 @@ impl ScriptKind {
         match self {
             ScriptKind::Platform => "script_assignments",
             ScriptKind::Remediation => "health_script_assignments",
+            ScriptKind::ComplianceScript => "compliance_script_assignments",
+            ScriptKind::CompliancePolicy => "compliance_policy_assignments",
         }
     }
 
+    /// The table of what devices report, keyed by `script_id`.
     fn states(self) -> &'static str {
         match self {
             ScriptKind::Platform => "script_states",
             ScriptKind::Remediation => "health_script_states",
+            // A discovery script's results are its policy's.
+            ScriptKind::ComplianceScript | ScriptKind::CompliancePolicy => {
+                "compliance_policy_states"
+            }
         }
+    }
+
+    /// True when its assignments carry settings (a `settings` column).
+    fn has_settings(self) -> bool {
+        self != ScriptKind::Platform
     }
 }
 
@@ -126,18 +146,16 @@ impl Store {
         .bind(script_id)
         .execute(&mut *self.db().await?)
         .await?;
+        let query = if kind.has_settings() {
+            format!("INSERT INTO {table} (script_id, target, settings) VALUES ($1, $2, $3)")
+        } else {
+            format!("INSERT INTO {table} (script_id, target) VALUES ($1, $2)")
+        };
         for a in assignments {
-            let query = match kind {
-                ScriptKind::Platform => {
-                    "INSERT INTO script_assignments (script_id, target) VALUES ($1, $2)"
-                }
-                ScriptKind::Remediation => {
-                    "INSERT INTO health_script_assignments (script_id, target, settings)
-                     VALUES ($1, $2, $3)"
-                }
-            };
-            let mut q = sqlx::query(query).bind(script_id).bind(&a.target);
-            if kind == ScriptKind::Remediation {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(query.as_str()))
+                .bind(script_id)
+                .bind(&a.target);
+            if kind.has_settings() {
                 q = q.bind(&a.settings);
             }
             q.execute(&mut *self.db().await?).await?;
@@ -152,9 +170,10 @@ impl Store {
         kind: ScriptKind,
     ) -> Result<Vec<(AppRow, ScriptAssignment)>> {
         use sqlx::Row;
-        let settings = match kind {
-            ScriptKind::Platform => "CAST('{}' AS TEXT)",
-            ScriptKind::Remediation => "a.settings",
+        let settings = if kind.has_settings() {
+            "a.settings"
+        } else {
+            "CAST('{}' AS TEXT)"
         };
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT s.id, s.body, s.revision, s.created_at, a.target, {settings} AS settings
