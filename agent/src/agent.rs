@@ -157,11 +157,15 @@ impl Agent {
         self.save()
     }
 
-    /// A trigger arrives (the admin center's push, Company Portal's Sync, or
-    /// `intunemanagementextension://syncapp`): the IME logs it and wants its check-in,
-    /// and all but `syncapp` make the device open a management session.
+    /// A trigger arrives (the admin center's push, Company Portal's Sync,
+    /// `intunemanagementextension://syncapp` or `synccompliance`): the IME logs it and
+    /// wants its check-in, and all but the two URLs make the device open a management
+    /// session.
     pub fn request(&mut self, trigger: ime::Trigger, now: DateTime<Utc>) {
-        if trigger != ime::Trigger::SyncApp {
+        if !matches!(
+            trigger,
+            ime::Trigger::SyncApp | ime::Trigger::SyncCompliance
+        ) {
             self.state.sync_requested = true;
         }
         ime::take_trigger(&self.device, &mut self.state, trigger, now);

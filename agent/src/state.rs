@@ -194,6 +194,10 @@ pub struct ImeService {
     /// `intunemanagementextension://syncapp` asked for an app-only check-in.
     #[serde(default)]
     pub app_checkin_requested: bool,
+    /// `intunemanagementextension://synccompliance` asked for the compliance
+    /// discovery scripts at once.
+    #[serde(default)]
+    pub compliance_check_requested: bool,
     /// The gateway's URL, once discovered.
     pub gateway_url: Option<String>,
     /// Per Win32 app: retries in progress.

@@ -40,6 +40,9 @@ enum Cmd {
     Sync,
     /// `intunemanagementextension://syncapp`: the IME checks in for app policy only.
     Syncapp,
+    /// `intunemanagementextension://synccompliance`: the IME runs its custom compliance
+    /// discovery scripts now and reports them.
+    Synccompliance,
     /// Restart the IME service.
     RestartIme,
     /// Disconnect from management (Settings, Access work or school): the server hears
@@ -298,6 +301,16 @@ async fn run(cli: Cli) -> Result<(), AgentError> {
             let mut agent = open(&dir)?;
             let now = now_for(source, &mut agent).await?;
             report(agent.trigger(agent::ime::Trigger::SyncApp, now).await?);
+            Ok(())
+        }
+        Cmd::Synccompliance => {
+            let mut agent = open(&dir)?;
+            let now = now_for(source, &mut agent).await?;
+            report(
+                agent
+                    .trigger(agent::ime::Trigger::SyncCompliance, now)
+                    .await?,
+            );
             Ok(())
         }
         Cmd::Unenroll => {

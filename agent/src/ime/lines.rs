@@ -475,6 +475,12 @@ pub fn checkin_requested(reason: &str) -> String {
     format!("[Agent] Received a sync request, checking in with CheckinReason {reason}.")
 }
 
+/// `intunemanagementextension://synccompliance` reached the IME (Tenantless's wording).
+pub fn synccompliance_requested() -> String {
+    "[Agent] Received intunemanagementextension://synccompliance, running the compliance discovery scripts now."
+        .to_owned()
+}
+
 /// `intunemanagementextension://syncapp` reached the IME: an app-only check-in follows
 /// (Tenantless's wording, as for [`checkin_requested`]).
 pub fn syncapp_requested() -> String {

@@ -311,9 +311,7 @@ pub fn checkin_due(state: &AgentState) -> Option<DateTime<Utc>> {
     if !state.ime.running {
         return None;
     }
-    let app_only = state
-        .ime
-        .app_checkin_requested
+    let app_only = (state.ime.app_checkin_requested || state.ime.compliance_check_requested)
         .then_some(DateTime::<Utc>::MIN_UTC);
     [state.ime.next_checkin, win32::next_retry(state), app_only]
         .into_iter()
@@ -386,17 +384,21 @@ pub enum Trigger {
     /// in for app policy only (`OnDemand`; no scripts, no remediations, no management
     /// session).
     SyncApp,
+    /// `intunemanagementextension://synccompliance`: the IME runs its custom compliance
+    /// discovery scripts at once and reports them (`OnDemand`; nothing else).
+    SyncCompliance,
 }
 
 impl Trigger {
     /// Every trigger, by the name the CLI and scenarios use.
-    pub const ALL: [(&'static str, Trigger); 3] = [
+    pub const ALL: [(&'static str, Trigger); 4] = [
         ("admin-sync", Trigger::AdminSync),
         ("company-portal", Trigger::CompanyPortal),
         ("syncapp", Trigger::SyncApp),
+        ("synccompliance", Trigger::SyncCompliance),
     ];
 
-    /// A trigger by name (`admin-sync`, `company-portal`, `syncapp`).
+    /// A trigger by name (`admin-sync`, `company-portal`, `syncapp`, `synccompliance`).
     pub fn parse(name: &str) -> Option<Trigger> {
         Trigger::ALL
             .iter()
@@ -408,7 +410,7 @@ impl Trigger {
     pub fn checkin_reason(self) -> &'static str {
         match self {
             Trigger::AdminSync => "Notification",
-            Trigger::CompanyPortal | Trigger::SyncApp => "OnDemand",
+            Trigger::CompanyPortal | Trigger::SyncApp | Trigger::SyncCompliance => "OnDemand",
         }
     }
 }
@@ -423,13 +425,19 @@ pub fn take_trigger(device: &Device, state: &mut AgentState, trigger: Trigger, n
     let reason = trigger.checkin_reason();
     let line = match trigger {
         Trigger::SyncApp => lines::syncapp_requested(),
+        Trigger::SyncCompliance => lines::synccompliance_requested(),
         _ => lines::checkin_requested(reason),
     };
     agent_says(device, &line, now);
-    if trigger == Trigger::SyncApp {
-        state.ime.app_checkin_requested = true;
-        state.ime.checkin_reason = reason.into();
-    } else {
-        request_checkin(state, reason);
+    match trigger {
+        Trigger::SyncApp => {
+            state.ime.app_checkin_requested = true;
+            state.ime.checkin_reason = reason.into();
+        }
+        Trigger::SyncCompliance => {
+            state.ime.compliance_check_requested = true;
+            state.ime.checkin_reason = reason.into();
+        }
+        _ => request_checkin(state, reason),
     }
 }

@@ -181,6 +181,28 @@ pub fn next_run(
     Some(next)
 }
 
+/// A custom compliance discovery script's PolicyType in `GetScript` (the server's
+/// value; remediations are 6).
+pub const COMPLIANCE_POLICY_TYPE: i64 = 8;
+
+/// `intunemanagementextension://synccompliance`: every custom compliance discovery
+/// script falls due now.
+pub fn check_compliance_now(device: &Device, state: &mut AgentState, now: DateTime<Utc>) {
+    let mut count = 0;
+    for run in state.ime.remediations.values_mut() {
+        if run.policy["PolicyType"] == COMPLIANCE_POLICY_TYPE {
+            run.next_run = Some(now);
+            count += 1;
+        }
+    }
+    log(
+        device,
+        now,
+        Severity::Info,
+        &format!("[HS] Compliance check requested: {count} discovery script(s) to run now"),
+    );
+}
+
 /// When the next remediation is due.
 pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
     state

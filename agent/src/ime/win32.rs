@@ -253,7 +253,8 @@ pub async fn checkin(
     now: DateTime<Utc>,
 ) -> Result<usize, AgentError> {
     let scheduled = state.ime.next_checkin.is_some_and(|t| t <= now);
-    state.ime.app_checkin_requested = false;
+    let apps_asked = std::mem::take(&mut state.ime.app_checkin_requested);
+    let compliance = std::mem::take(&mut state.ime.compliance_check_requested);
     let management = state
         .enrollment
         .as_ref()
@@ -290,7 +291,17 @@ pub async fn checkin(
     // check-ins (not at an app's retry).
     if scheduled {
         super::scripts::checkin(device, state, &gw, &reason, now).await?;
+    }
+    if scheduled || compliance {
         super::remediations::fetch(device, state, &gw, &reason, now).await?;
+    }
+    if compliance {
+        super::remediations::check_compliance_now(device, state, now);
+        // synccompliance alone: the discovery scripts run (as remediations do, once
+        // this check-in ends), and no app policy is asked for.
+        if !scheduled && !apps_asked && next_retry(state).is_none_or(|t| t > now) {
+            return Ok(0);
+        }
     }
     let mut pen = poller_pen(now);
     pen.info(device, &lines::poller_starts());
