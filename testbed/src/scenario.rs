@@ -21,7 +21,8 @@
 //!
 //! Steps: `advance` (a duration such as `90s`, `20m`, `8h`, `7d`), `enroll` (a device
 //! declared with `enroll = false`), `sync` (Company Portal), `admin_sync` (the admin
-//! center, a push), `syncapp` (`intunemanagementextension://syncapp`), `require_ime`, `ime_version` (roll out a new
+//! center, a push), `syncapp` (`intunemanagementextension://syncapp`), `synccompliance`,
+//! `require_ime`, `ime_version` (roll out a new
 //! IME), `snapshot` and `restore_snapshot` (of a device, as of a virtual machine),
 //! `restart_ime`, `stop_ime`, `sign_in` and `sign_out` (`{ device, user }`),
 //! `answer_restart` (`{ device, answer }`: `snooze` or `restart-now`), `graph` (any admin API call: `{ method, path, body,
@@ -39,7 +40,8 @@
 //! Before the steps, `[[apps]]` are created with their content (steps assign them), and
 //! `[[scripts]]` (name, content, enforce_signature) and `[[remediations]]` (name,
 //! detection, remediation, schedule: `hourly`, `every Nh`, `daily HH:MM`,
-//! `every Nd HH:MM`, `once`) are created and assigned to every device.
+//! `every Nd HH:MM`, `once`) and `[[compliance]]` (name, discovery, rules: custom
+//! compliance) are created and assigned to every device.
 
 mod groups;
 
@@ -82,6 +84,10 @@ pub struct Scenario {
     /// Remediations (created and assigned to every device before the steps).
     #[serde(default)]
     pub remediations: Vec<RemediationSpec>,
+    /// Custom compliance policies (created and assigned to every device before the
+    /// steps).
+    #[serde(default)]
+    pub compliance: Vec<ComplianceSpec>,
     /// What happens, in order.
     #[serde(default)]
     pub steps: Vec<toml::Spanned<Step>>,
@@ -182,6 +188,19 @@ pub struct RemediationSpec {
     /// `hourly`, `every 4h`, `daily 09:00`, `every 2d 09:00` or `once` (default
     /// `daily 00:00`).
     pub schedule: Option<String>,
+}
+
+/// A custom compliance policy of the scenario: a discovery script and its rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComplianceSpec {
+    /// The policy's display name.
+    pub name: String,
+    /// The discovery script's text: it prints one line of JSON, a value per setting.
+    pub discovery: String,
+    /// The rules, as the rules JSON writes them (`SettingName`, `Operator`, `DataType`,
+    /// `Operand`, `MoreInfoUrl`, `RemediationStrings`).
+    pub rules: Vec<toml::Value>,
 }
 
 impl RemediationSpec {
@@ -286,6 +305,9 @@ pub enum Step {
     AdminSync(String),
     /// `intunemanagementextension://syncapp`: the IME checks in for app policy only.
     Syncapp(String),
+    /// `intunemanagementextension://synccompliance` on a device: the custom compliance
+    /// discovery scripts run now.
+    Synccompliance(String),
     /// Something the IME handles targets the device.
     RequireIme(String),
     /// Roll out a new IME version (the server delivers it to every device that needs
@@ -795,6 +817,13 @@ async fn create_workload(
             .await
             .map_err(|e| invalid("remediation", &r.name, e.to_string()))?;
     }
+    for c in &scenario.compliance {
+        let rules = serde_json::to_value(&c.rules)
+            .map_err(|e| invalid("compliance", &c.name, e.to_string()))?;
+        crate::workload::custom_compliance(world, &c.name, &c.discovery, rules)
+            .await
+            .map_err(|e| invalid("compliance", &c.name, e.to_string()))?;
+    }
     Ok(apps)
 }
 
@@ -862,6 +891,12 @@ async fn run_step(
         Step::Syncapp(device) => {
             world
                 .trigger(device, agent::ime::Trigger::SyncApp)
+                .await
+                .map_err(failed)?;
+        }
+        Step::Synccompliance(device) => {
+            world
+                .trigger(device, agent::ime::Trigger::SyncCompliance)
                 .await
                 .map_err(failed)?;
         }

@@ -263,6 +263,62 @@ pub async fn remediation(
     Ok(id)
 }
 
+/// Custom compliance: a discovery script, and a Windows compliance policy that names it
+/// with `rules` (the rules JSON's `Rules` array), assigned to every device. Returns the
+/// policy's id.
+pub async fn custom_compliance(
+    world: &World,
+    name: &str,
+    discovery: &str,
+    rules: serde_json::Value,
+) -> Result<String, WorldError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (status, script) = world
+        .admin(
+            "POST",
+            "/beta/deviceManagement/deviceComplianceScripts",
+            AdminBody::Json(json!({
+                "displayName": format!("{name} discovery"),
+                "publisher": "Contoso IT",
+                "detectionScriptContent": b64.encode(discovery),
+                "runAsAccount": "system",
+            })),
+        )
+        .await;
+    let Some(script_id) = script["id"].as_str().map(str::to_owned) else {
+        return Err(failed("creating the discovery script", status, &script));
+    };
+    let rules_content = b64.encode(json!({ "Rules": rules }).to_string());
+    let (status, policy) = world
+        .admin(
+            "POST",
+            "/beta/deviceManagement/deviceCompliancePolicies",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.windows10CompliancePolicy",
+                "displayName": name,
+                "deviceCompliancePolicyScript": {
+                    "deviceComplianceScriptId": script_id,
+                    "rulesContent": rules_content,
+                },
+            })),
+        )
+        .await;
+    let Some(id) = policy["id"].as_str().map(str::to_owned) else {
+        return Err(failed("creating the compliance policy", status, &policy));
+    };
+    let (status, body) = world
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/deviceCompliancePolicies/{id}/assign"),
+            AdminBody::Json(json!({ "assignments": [{ "target": all_devices() }] })),
+        )
+        .await;
+    if status != 204 {
+        return Err(failed("assigning the compliance policy", status, &body));
+    }
+    Ok(id)
+}
+
 /// Makes a device trust a script publisher: the RootCATrustedCertificates Add that
 /// `tenantless sign` prints, queued for the device's next session.
 pub async fn trust_publisher(
