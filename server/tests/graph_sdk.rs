@@ -96,6 +96,10 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
         stdout.contains("ok   the SDK signed in with that credential lists the devices"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("ok   deleting a discovery script in use is a 409"),
+        "custom compliance through the SDK: {stdout}"
+    );
     let (_, retried) = admin(&server)
         .get("/testbed/events?kind=throttle_retry")
         .await;

@@ -313,7 +313,7 @@ pub async fn custom_compliance(
             AdminBody::Json(json!({ "assignments": [{ "target": all_devices() }] })),
         )
         .await;
-    if status != 204 {
+    if status != 200 {
         return Err(failed("assigning the compliance policy", status, &body));
     }
     Ok(id)

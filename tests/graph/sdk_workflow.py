@@ -56,6 +56,17 @@ from msgraph_beta.generated.device_management.device_health_scripts.item.assign.
 from msgraph_beta.generated.device_management.device_management_scripts.item.assign.assign_post_request_body import (
     AssignPostRequestBody as ScriptAssignBody,
 )
+from msgraph_beta.generated.device_management.device_compliance_policies.item.assign.assign_post_request_body import (
+    AssignPostRequestBody as ComplianceAssignBody,
+)
+from msgraph_beta.generated.models.device_compliance_policy_assignment import (
+    DeviceCompliancePolicyAssignment,
+)
+from msgraph_beta.generated.models.device_compliance_policy_script import (
+    DeviceCompliancePolicyScript,
+)
+from msgraph_beta.generated.models.device_compliance_script import DeviceComplianceScript
+from msgraph_beta.generated.models.windows10_compliance_policy import Windows10CompliancePolicy
 from msgraph_beta.generated.models.device_health_script import DeviceHealthScript
 from msgraph_beta.generated.models.device_health_script_daily_schedule import (
     DeviceHealthScriptDailySchedule,
@@ -273,6 +284,7 @@ async def main():
         expect(e.response_status_code == 404, "DELETE removes the app (then 404)")
 
     await scripts_and_remediations(graph)
+    await custom_compliance(graph)
     await entra_groups(graph)
     await packaged_app(graph)
     await signed_in_like_entra()
@@ -321,6 +333,53 @@ async def scripts_and_remediations(graph):
     await fix.delete()
     left = (await scripts.get()).value + (await remediations.get()).value
     expect(left == [], "DELETE removes scripts and remediations")
+
+
+async def custom_compliance(graph):
+    """A discovery script and a Windows compliance policy with rules, as the admin center
+    makes them; the device's policy states and compliance read back."""
+    scripts = graph.device_management.device_compliance_scripts
+    script = await scripts.post(DeviceComplianceScript(
+        display_name="Contoso firewall discovery", publisher="Contoso IT",
+        detection_script_content=b"@{ Firewall = $true } | ConvertTo-Json -Compress",
+        run_as_account=RunAsAccountType.System))
+    expect(script.id and script.detection_script_content.startswith(b"@{ Firewall"),
+           "a discovery script's content round-trips as base64")
+    rules = (b'{"Rules":[{"SettingName":"Firewall","Operator":"IsEquals","DataType":"Boolean",'
+             b'"Operand":true,"MoreInfoUrl":"https://contoso.example/firewall",'
+             b'"RemediationStrings":[{"Language":"en_US","Title":"The firewall is off.",'
+             b'"Description":"Turn it on."}]}]}')
+    policies = graph.device_management.device_compliance_policies
+    policy = await policies.post(Windows10CompliancePolicy(
+        display_name="Contoso firewall",
+        device_compliance_policy_script=DeviceCompliancePolicyScript(
+            device_compliance_script_id=script.id, rules_content=rules)))
+    expect(isinstance(policy, Windows10CompliancePolicy)
+           and policy.device_compliance_policy_script.rules_content == rules,
+           "a Windows compliance policy with custom compliance reads back")
+    one = policies.by_device_compliance_policy_id(policy.id)
+    given = await one.assign.post(ComplianceAssignBody(assignments=[
+        DeviceCompliancePolicyAssignment(target=AllDevicesAssignmentTarget())]))
+    expect(given is not None and len(given.value) == 1,
+           "a compliance policy's assign answers its assignments")
+    statuses = await one.device_statuses.get()
+    expect(statuses is not None and statuses.value == [],
+           "a compliance policy's device statuses list (none reported yet)")
+    try:
+        await scripts.by_device_compliance_script_id(script.id).delete()
+        expect(False, "a discovery script in use cannot be deleted")
+    except ODataError as e:
+        expect(e.response_status_code == 409, "deleting a discovery script in use is a 409")
+    device = (await graph.device_management.managed_devices.get(
+        devices_query(select=["id", "complianceState"], top=1))).value[0]
+    expect(device.compliance_state is not None, "a managed device has a complianceState")
+    states = await graph.device_management.managed_devices.by_managed_device_id(
+        device.id).device_compliance_policy_states.get()
+    expect(states is not None, "a device's compliance policy states list")
+    await one.delete()
+    await scripts.by_device_compliance_script_id(script.id).delete()
+    left = (await policies.get()).value + (await scripts.get()).value
+    expect(left == [], "DELETE removes the policy, then its discovery script")
 
 
 async def entra_groups(graph):

@@ -251,9 +251,10 @@ pub fn device_state<'a>(states: impl IntoIterator<Item = &'a str>) -> &'static s
     }
 }
 
-/// `POST .../deviceCompliancePolicies/{id}/assign` with `assignments`: `[{target}]`.
-/// Targeting a device that lacks the IME installs it first (custom compliance is one of
-/// the reasons the IME is there).
+/// `POST .../deviceCompliancePolicies/{id}/assign` with `assignments`: `[{target}]`;
+/// answers the assignments, as Graph does for this action. Targeting a device that
+/// lacks the IME installs it first (custom compliance is one of the reasons the IME is
+/// there).
 async fn assign(
     State(state): State<Shared>,
     Path(id): Path<String>,
@@ -275,7 +276,8 @@ async fn assign(
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
     assign_targets(&state, ScriptKind::CompliancePolicy, &id, assignments).await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let given = super::assignments_json::<CompliancePolicy>(&state, &id).await?;
+    Ok(axum::Json(json!({ "value": given })).into_response())
 }
 
 /// A device's evaluated policy in Graph's `deviceCompliancePolicyState` shape.
