@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The compose test: builds the images the local way (scripts/images.sh), then
 #   1. validates docker-compose.yml and brings the stack up with `--wait`, timed;
-#   2. queries the admin API from the host (the devices enrolled; they follow the clock);
+#   2. queries the admin API from the host (the devices enrolled; they follow the clock),
+#      and the console (`/console`, Basic with the admin token);
 #   3. runs the labs through the `scenario` service and checks its JUnit report, then
 #      stops the server and devices (SIGTERM) and checks that they exit cleanly;
 #   4. brings up a second server replica on the same PostgreSQL, runs a week of four
@@ -94,6 +95,18 @@ docker compose cp server:/var/lib/tenantless/pki/ca.pem "$work/ca.pem" >/dev/nul
 tls_devices=$(curl -fsS --cacert "$work/ca.pem" -H "Authorization: Bearer $token" \
     "https://127.0.0.1:$TENANTLESS_ADMIN_TLS_PORT/v1.0/deviceManagement/managedDevices" | json 'len(d["value"])')
 check "the admin API over HTTPS, trusting the server's CA ($tls_devices devices)" test "$tls_devices" = "$TENANTLESS_DEVICES"
+
+echo "== the console, from the host (curl, as a browser signs in)"
+device_id=$(api GET /beta/deviceManagement/managedDevices | json 'd["value"][0]["id"]')
+device_name=$(api GET /beta/deviceManagement/managedDevices | json 'd["value"][0]["deviceName"]')
+code=$(curl -s -o /dev/null -w '%{http_code}' "$admin/console/")
+check "the console asks for the admin token (HTTP $code)" test "$code" = 401
+curl -fsS -u "admin:$token" "$admin/console/" >"$work/console.html" 2>/dev/null
+check "the console lists the devices ($device_name)" grep -q -- "$device_name" "$work/console.html"
+curl -fsS -u "admin:$token" "$admin/console/devices/$device_id" >"$work/device.html" 2>/dev/null
+check "a device's console page lists its management sessions" grep -q 'id="sessions"' "$work/device.html"
+curl -fsS -u "admin:$token" "$admin/console/devices/$device_id/sessions/1" >"$work/session.html" 2>/dev/null
+check "the SyncML viewer shows the device's first session" grep -q 'SyncHdr' "$work/session.html"
 
 echo "== the labs, through the scenario service"
 mkdir -p -m 0777 "$work/labs"

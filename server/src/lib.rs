@@ -16,6 +16,7 @@ pub mod app;
 pub mod apps;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod directory;
 pub mod enroll;
 pub mod health;

@@ -836,6 +836,15 @@ impl World {
         }
     }
 
+    /// The in-process server's admin address (`http://127.0.0.1:PORT`); `None` for a
+    /// remote or stopped server.
+    pub fn admin_url(&self) -> Option<String> {
+        match &self.server {
+            Backend::Local(s) => Some(format!("http://{}", s.admin_addr)),
+            _ => None,
+        }
+    }
+
     /// Calls the admin API with any method (`GET`, `POST`, `PUT`, `PATCH`, ...) and a
     /// JSON body or raw bytes (a content upload); returns the status and the JSON answer.
     pub async fn admin(

@@ -114,6 +114,7 @@ pub fn router(state: Shared) -> Router {
         .route("/openapi.json", get(openapi::serve))
         .merge(oauth::routes())
         .merge(crate::apps::blob_routes())
+        .merge(crate::console::routes(state.clone()))
         .merge(guarded)
         .layer(middleware::from_fn_with_state(
             state.clone(),

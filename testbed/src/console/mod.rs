@@ -151,7 +151,7 @@ fn routes() -> Router<Shared> {
 async fn css() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
-        include_str!("console.css"),
+        server::console::CSS,
     )
         .into_response()
 }
@@ -159,7 +159,7 @@ async fn css() -> Response {
 async fn js() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        include_str!("console.js"),
+        server::console::JS,
     )
         .into_response()
 }

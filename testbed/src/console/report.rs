@@ -72,14 +72,14 @@ pub fn document(sections: &[Markup]) -> String {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "Tenantless scenario report" }
-                style { (PreEscaped(include_str!("console.css"))) }
+                style { (PreEscaped(server::console::CSS)) }
             }
             body {
                 header { span.brand { "Tenantless" } span.muted { "scenario report" } }
                 main {
                     @for s in sections { (s) }
                 }
-                script { (PreEscaped(include_str!("console.js"))) }
+                script { (PreEscaped(server::console::JS)) }
             }
         }
     }

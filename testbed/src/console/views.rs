@@ -226,7 +226,7 @@ pub async fn device(
             h2 { "Apps" }
             (apps_table(&link, &events, &app_names))
             h2 { "Management sessions" }
-            (sessions_table(&link, &events))
+            (server::console::sessions::table(&link, &events))
         },
     )
     .into_response()
@@ -285,66 +285,6 @@ fn apps_table(link: &str, events: &[Entry], names: &BTreeMap<String, String>) ->
                                 button.ripley type="submit" title="Delete the app's keys and its GRS key, then sync" { "Ripley" }
                             }
                         }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// One management session as the journal tells it.
-pub(super) struct SessionSummary<'a> {
-    pub number: i64,
-    pub session_id: &'a str,
-    pub at: &'a str,
-    pub outcome: &'a str,
-    pub messages: usize,
-    pub installs_ime: bool,
-}
-
-/// The device's sessions, in order.
-pub(super) fn sessions(events: &[Entry]) -> Vec<SessionSummary<'_>> {
-    let mut out: Vec<SessionSummary<'_>> = events
-        .iter()
-        .filter(|e| e.kind == "session_started")
-        .map(|e| SessionSummary {
-            number: e.payload["session"].as_i64().unwrap_or(0),
-            session_id: text(&e.payload, "sessionId"),
-            at: &e.at,
-            outcome: "",
-            messages: 0,
-            installs_ime: false,
-        })
-        .collect();
-    for e in events {
-        let number = e.payload["session"].as_i64().unwrap_or(0);
-        let Some(s) = out.iter_mut().find(|s| s.number == number) else {
-            continue;
-        };
-        match e.kind.as_str() {
-            "message_in" | "message_out" => {
-                s.messages += 1;
-                s.installs_ime |= text(&e.payload, "raw").contains("MsiInstallJob");
-            }
-            "session_ended" => s.outcome = text(&e.payload, "outcome"),
-            _ => {}
-        }
-    }
-    out
-}
-
-fn sessions_table(link: &str, events: &[Entry]) -> Markup {
-    html! {
-        table #sessions {
-            thead { tr { th { "Session" } th { "Started" } th { "Messages" } th { "Outcome" } th { "" } } }
-            tbody {
-                @for s in sessions(events) {
-                    tr {
-                        td { a href=(format!("{link}/sessions/{}", s.number)) { "Session " (s.session_id) } }
-                        td { (time(s.at)) }
-                        td { (s.messages) }
-                        td { (s.outcome) }
-                        td { @if s.installs_ime { span.tag { "installs the IME (MsiInstallJob)" } } }
                     }
                 }
             }
