@@ -100,6 +100,10 @@ async fn the_python_graph_sdk_drives_the_admin_api() {
         stdout.contains("ok   deleting a discovery script in use is a 409"),
         "custom compliance through the SDK: {stdout}"
     );
+    assert!(
+        stdout.contains("ok   a winGetApp's install experience reads back"),
+        "a Store app through the SDK: {stdout}"
+    );
     let (_, retried) = admin(&server)
         .get("/testbed/events?kind=throttle_retry")
         .await;

@@ -57,8 +57,11 @@ fn app_json(row: &crate::storage::AppRow) -> Value {
     crate::odata::with_entity_defaults(body, WIN32_LOB_APP, Some(&row.created_at))
 }
 
-/// The one kind of mobile app this server knows.
+/// The kinds of mobile app this server knows: Win32 apps, and Microsoft Store (new)
+/// apps, which the IME installs through WinGet.
 const WIN32_LOB_APP: &str = "#microsoft.graph.win32LobApp";
+/// A Microsoft Store (new) app.
+pub const WIN_GET_APP: &str = "#microsoft.graph.winGetApp";
 
 /// The mobile apps collection.
 const MOBILE_APPS: Collection = Collection {
@@ -237,10 +240,9 @@ async fn update(
     let row = load(&state, &id).await?;
     let changes: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
-    if changes["@odata.type"]
-        .as_str()
-        .is_some_and(|t| t != WIN32_LOB_APP)
-    {
+    let stored: Value = serde_json::from_str(&row.body).unwrap_or(json!({}));
+    let kind = stored["@odata.type"].as_str().unwrap_or(WIN32_LOB_APP);
+    if changes["@odata.type"].as_str().is_some_and(|t| t != kind) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "an app's @odata.type cannot change",
@@ -283,13 +285,27 @@ async fn remove(
 async fn create(State(state): State<Shared>, body: Bytes) -> Result<Response, ApiError> {
     let mut app: Value = serde_json::from_slice(&body)
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not JSON: {e}")))?;
-    if app["@odata.type"] != WIN32_LOB_APP {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "@odata.type must be #microsoft.graph.win32LobApp",
-        ));
+    let required: &[&str] =
+        match app["@odata.type"].as_str() {
+            Some(WIN32_LOB_APP) => &["displayName", "installCommandLine"],
+            Some(WIN_GET_APP) => &["displayName", "packageIdentifier"],
+            _ => return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "@odata.type must be #microsoft.graph.win32LobApp or #microsoft.graph.winGetApp",
+            )),
+        };
+    if app["@odata.type"] == WIN_GET_APP {
+        let run_as = app["installExperience"]["runAsAccount"]
+            .as_str()
+            .unwrap_or("system");
+        if !matches!(run_as, "system" | "user") {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("installExperience.runAsAccount {run_as:?}: use system or user"),
+            ));
+        }
     }
-    for field in ["displayName", "installCommandLine"] {
+    for field in required {
         if app[field].as_str().is_none_or(str::is_empty) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,

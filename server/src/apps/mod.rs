@@ -187,14 +187,19 @@ async fn app_policy(
     t: &Targeting,
     flat: Vec<Value>,
 ) -> Result<Option<Value>, StoreError> {
-    let Some(detection) = state.app_detection(&app.id).await? else {
-        return Ok(None);
-    };
-    let setup = syncml::intunewin::Detection::parse(&detection)
-        .map(|d| d.setup_file)
-        .unwrap_or_default();
     let body: Value = serde_json::from_str(&app.body).unwrap_or(Value::Null);
-    let mut p = policy::policy(&app.id, app.revision, &body, &setup, t);
+    let mut p = if body["@odata.type"] == admin::WIN_GET_APP {
+        // Its content comes from the Store, through WinGet: nothing uploaded.
+        policy::winget_policy(&app.id, app.revision, &body, t)
+    } else {
+        let Some(detection) = state.app_detection(&app.id).await? else {
+            return Ok(None);
+        };
+        let setup = syncml::intunewin::Detection::parse(&detection)
+            .map(|d| d.setup_file)
+            .unwrap_or_default();
+        policy::policy(&app.id, app.revision, &body, &setup, t)
+    };
     if !flat.is_empty() {
         p["RelationVersion"] = Value::from(1);
         p["FlatDependencies"] = Value::Array(flat);

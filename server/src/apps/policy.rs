@@ -262,6 +262,27 @@ fn reboot_ex(restart: Option<crate::storage::RestartSettings>) -> Value {
     })
 }
 
+/// The WinGet source Microsoft Store (new) apps come from.
+pub const STORE_SOURCE: &str = "msstore";
+
+/// The IME's policy object for a Microsoft Store (new) app: a Win32 app's keys, no
+/// detection rule, setup file or command lines (WinGet installs it and tells whether it
+/// is installed), and `InstallerData` naming the package and its source.
+pub fn winget_policy(id: &str, revision: i64, app: &Value, t: &Targeting) -> Value {
+    let mut p = policy(id, revision, app, "", t);
+    p["DetectionRule"] = json!("[]");
+    p["InstallCommandLine"] = json!("");
+    p["UninstallCommandLine"] = json!("");
+    p["SetUpFilePath"] = Value::Null;
+    p["InstallerData"] = json!(json!({
+        "PackageIdentifier": s(app, "packageIdentifier"),
+        "SourceName": STORE_SOURCE,
+        "SourceType": "Microsoft.Rest",
+    })
+    .to_string());
+    p
+}
+
 /// The IME's policy object for an app.
 pub fn policy(id: &str, revision: i64, app: &Value, setup_file: &str, t: &Targeting) -> Value {
     let rules: Vec<&Value> = app
