@@ -61,7 +61,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn code(exit_code: i64, stderr: impl Into<String>) -> Self {
+    pub(crate) fn code(exit_code: i64, stderr: impl Into<String>) -> Self {
         Outcome {
             exit_code,
             stderr: stderr.into(),

@@ -7,6 +7,7 @@
 //!   profile.json     the DeviceProfile
 //!   registry.json    the registry
 //!   installer.json   installed simulated MSIs and attempt counters
+//!   winget.json      WinGet's source (a scenario's catalogue) and its attempt counters
 //!   state.json       the agent's own state (enrollment, schedule, DM tree) - see crate::state
 //!   C/               the C: drive
 //! ```
@@ -17,6 +18,7 @@ pub mod profile;
 pub mod programs;
 pub mod registry;
 pub mod users;
+pub mod winget;
 
 use std::fs;
 use std::io;
@@ -57,6 +59,8 @@ pub struct Device {
     pub drive: Drive,
     /// What the installer runtime remembers.
     pub installer: InstallerState,
+    /// WinGet's source and what it installed.
+    pub winget: winget::Catalogue,
 }
 
 impl Device {
@@ -81,6 +85,7 @@ impl Device {
             profile,
             registry,
             installer: InstallerState::default(),
+            winget: winget::Catalogue::default(),
         };
         for folder in BASE_FOLDERS {
             device.drive.create_dir(folder)?;
@@ -102,6 +107,8 @@ impl Device {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = None;
         self.installer = InstallerState::default();
+        // The source's catalogue is the Store's, not the device's: it stays.
+        self.winget.attempts.clear();
         self.drive.flush()?;
         for entry in fs::read_dir(self.drive.root())? {
             let path = entry?.path();
@@ -122,6 +129,7 @@ impl Device {
         let profile: DeviceProfile = read_json(&dir.join("profile.json"))?;
         let registry = read_json(&dir.join("registry.json"))?;
         let installer = read_json(&dir.join("installer.json")).unwrap_or_default();
+        let winget = read_json(&dir.join("winget.json")).unwrap_or_default();
         Ok(Device {
             written: Default::default(),
             registry_saved: Default::default(),
@@ -130,6 +138,7 @@ impl Device {
             profile,
             registry,
             installer,
+            winget,
         })
     }
 
@@ -154,7 +163,8 @@ impl Device {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()) = Some(changes);
         }
-        self.write_if_changed("installer.json", &self.installer)
+        self.write_if_changed("installer.json", &self.installer)?;
+        self.write_if_changed("winget.json", &self.winget)
     }
 
     /// Writes a JSON file of the device directory unless it already holds this value.

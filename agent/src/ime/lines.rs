@@ -610,6 +610,26 @@ pub fn toast_suppressed(kind: &str, id: &str) -> String {
     format!("[Win32App][ToastNotificationManager] Toast {kind} for app with id: {id} is not shown per its ToastState.")
 }
 
+/// A Store app's enforcement goes to WinGet (Tenantless's wording in the IME's voice).
+pub fn winget_handler(id: &str, package: &str) -> String {
+    format!("[Win32App][WinGetApp][WinGetAppExecutionHandler] App with id: {id} is a WinGet app, package identifier: {package}, source: msstore. No content to download.")
+}
+
+/// WinGet starts installing a package.
+pub fn winget_installing(package: &str) -> String {
+    format!("[Win32App][WinGetApp][AppPackageManager] Installing package {package} from source msstore.")
+}
+
+/// WinGet finished installing a package.
+pub fn winget_installed(package: &str, code: i64) -> String {
+    let result = if code == 0 {
+        "Ok".to_owned()
+    } else {
+        format!("InstallError ({:#010x})", code as u32)
+    };
+    format!("[Win32App][WinGetApp][AppPackageManager] Install of package {package} completed with status: {result}, installer exit code: {code}.")
+}
+
 /// The unzipped content is removed after a successful install.
 pub fn cleaning_cache(path: &str) -> String {
     format!("[Win32App] Cleaning up content cache {path}")

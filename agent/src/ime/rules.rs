@@ -244,10 +244,15 @@ fn rule_text(rule: &Value, key: &str) -> Value {
 pub fn can_detect(detection_rule: &str) -> bool {
     let rules: Vec<Value> = serde_json::from_str(detection_rule).unwrap_or_default();
     !rules.is_empty()
-        && rules
-            .iter()
-            .all(|rule| (0..=3).contains(&num(rule, "DetectionType")))
+        && rules.iter().all(|rule| {
+            rule["DetectionType"] == WINGET || (0..=3).contains(&num(rule, "DetectionType"))
+        })
 }
+
+/// The DetectionType of a Store app's rule: WinGet says whether its package
+/// (DetectionText) is installed. Tenantless's own, made on the device from the policy's
+/// `InstallerData` ([`super::win32::detection_rule`]).
+pub const WINGET: &str = "WinGet";
 
 /// Evaluates the policy's DetectionRule (a JSON string holding the rule list): true
 /// when there is at least one rule and every rule holds.
@@ -255,6 +260,10 @@ pub fn detected(device: &mut Device, detection_rule: &str) -> bool {
     let rules: Vec<Value> = serde_json::from_str(detection_rule).unwrap_or_default();
     !rules.is_empty()
         && rules.iter().all(|rule| {
+            if rule["DetectionType"] == WINGET {
+                let package = rule["DetectionText"].as_str().unwrap_or_default();
+                return device.winget_installed(package);
+            }
             let body = rule_text(rule, "DetectionText");
             match num(rule, "DetectionType") {
                 0 => registry_rule(device, &body),

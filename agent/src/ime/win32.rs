@@ -583,7 +583,7 @@ async fn process(
         }
         poll.pen.info(device, &lines::reevaluation_expired(&hash));
     }
-    let detection = policy["DetectionRule"].as_str().unwrap_or("[]").to_owned();
+    let detection = detection_rule(policy);
     if !rules::can_detect(&detection) {
         // Nothing tells whether the app is there: Unknown, and nothing is enforced.
         poll.pen.warn(device, &lines::detection_unknown(&id));
@@ -808,7 +808,7 @@ async fn dependencies(
                 .error(device, &lines::dependency_missing(parent, child_id));
             return Err(Outcome::state(2, 6001, 0));
         };
-        let child_detection = child["DetectionRule"].as_str().unwrap_or("[]").to_owned();
+        let child_detection = detection_rule(child);
         let detected = rules::detected(device, &child_detection);
         poll.pen
             .info(device, &lines::detection_result(child_id, detected));
@@ -970,7 +970,7 @@ fn report_state(
 /// The uninstall intent: if the app is detected, run its uninstall command line and
 /// check that it is gone (DesiredState 1, not present).
 fn uninstall(device: &mut Device, poll: &mut Poll<'_>, policy: &Value, id: &str) -> Outcome {
-    let detection = policy["DetectionRule"].as_str().unwrap_or("[]");
+    let detection = &detection_rule(policy);
     let gone = Outcome {
         desired: 1,
         ..Outcome::state(2, 1000, 0)
@@ -1035,6 +1035,27 @@ fn installer_steps(
     poll.pen.spend(took);
     poll.pen.info(device, &lines::installation_done());
     poll.pen.info(device, &lines::exit_code(run.exit_code));
+}
+
+/// A Microsoft Store (new) app's WinGet package identifier, from the policy's
+/// `InstallerData`; `None` for a Win32 app.
+pub fn winget_package(policy: &Value) -> Option<String> {
+    let data: Value = serde_json::from_str(policy["InstallerData"].as_str()?).ok()?;
+    data["PackageIdentifier"]
+        .as_str()
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+}
+
+/// The app's detection rules: its DetectionRule, or for a Store app, WinGet's word on
+/// its package (a rule of Tenantless's own type, never on the wire).
+pub fn detection_rule(policy: &Value) -> String {
+    match winget_package(policy) {
+        Some(package) => {
+            json!([{ "DetectionType": rules::WINGET, "DetectionText": package }]).to_string()
+        }
+        None => policy["DetectionRule"].as_str().unwrap_or("[]").to_owned(),
+    }
 }
 
 /// The policy of an app named by its id (in any case) or its display name.
@@ -1305,11 +1326,16 @@ async fn enforce_steps(
     let intent = policy["Intent"].as_i64().unwrap_or(3);
     poll.pen
         .info(device, &lines::step_install_behavior(behavior, intent));
-    poll.pen.info(device, &lines::downloading(poll.session, id));
+    let package = winget_package(policy);
     let cache = format!(r"{IMECACHE}\{id}_{rev}");
-    if device.drive.exists(&cache) {
+    if let Some(package) = &package {
+        // A Store app: WinGet fetches it from its source as it installs.
+        poll.pen.info(device, &lines::winget_handler(id, package));
+    } else if device.drive.exists(&cache) {
+        poll.pen.info(device, &lines::downloading(poll.session, id));
         poll.pen.info(device, &lines::cache_found(id));
     } else {
+        poll.pen.info(device, &lines::downloading(poll.session, id));
         let key = state.enrollment.as_ref().map(|e| e.key_b64.clone());
         if let Err(e) = fetch_content(device, poll, key.as_deref(), policy, &cache).await {
             poll.pen.error(device, &lines::content_failed(id, &e));
@@ -1336,12 +1362,26 @@ async fn enforce_steps(
         clear_grs(device, user, id);
         return Outcome::state(1, 1000, 0);
     }
-    let line = policy["InstallCommandLine"].as_str().unwrap_or_default();
-    poll.pen
-        .info(device, &lines::launch_installer("machine", line));
     let timeout = std::time::Duration::from_secs(max_run * 60);
-    let run = device.run(line, &cache, timeout, now);
-    installer_steps(device, poll, id, &run, timeout);
+    let run = match &package {
+        Some(package) => {
+            poll.pen.info(device, &lines::winget_installing(package));
+            let run = device.winget_install(package, now);
+            poll.pen.spend(Duration::seconds(40));
+            poll.pen
+                .info(device, &lines::winget_installed(package, run.exit_code));
+            poll.pen.info(device, &lines::exit_code(run.exit_code));
+            run
+        }
+        None => {
+            let line = policy["InstallCommandLine"].as_str().unwrap_or_default();
+            poll.pen
+                .info(device, &lines::launch_installer("machine", line));
+            let run = device.run(line, &cache, timeout, now);
+            installer_steps(device, poll, id, &run, timeout);
+            run
+        }
+    };
     let code = run.exit_code;
     let mapped = return_type(policy, code);
     match mapped {
