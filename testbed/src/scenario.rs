@@ -37,7 +37,9 @@
 //! filter language plus one of `exactly`, `at_least`, `at_most`, `never`, `in_order`),
 //! `expect_registry`, `expect_log`, `expect_program`.
 //!
-//! Before the steps, `[[apps]]` are created with their content (steps assign them), and
+//! Before the steps, `[[winget]]` packages go into every device's WinGet source,
+//! `[[apps]]` are created with their content (or `winget = "<package id>"`: a Microsoft
+//! Store app; steps assign them), and
 //! `[[scripts]]` (name, content, enforce_signature) and `[[remediations]]` (name,
 //! detection, remediation, schedule: `hourly`, `every Nh`, `daily HH:MM`,
 //! `every Nd HH:MM`, `once`) and `[[compliance]]` (name, discovery, rules: custom
@@ -84,6 +86,10 @@ pub struct Scenario {
     /// Remediations (created and assigned to every device before the steps).
     #[serde(default)]
     pub remediations: Vec<RemediationSpec>,
+    /// The packages WinGet's source offers every device (Microsoft Store (new) apps
+    /// install from it).
+    #[serde(default)]
+    pub winget: Vec<WingetSpec>,
     /// Custom compliance policies (created and assigned to every device before the
     /// steps).
     #[serde(default)]
@@ -159,6 +165,9 @@ pub struct AppSpec {
     /// Graph's `deviceRestartBehavior`: `basedOnReturnCode` (default), `allow`,
     /// `suppress` or `force`.
     pub restart_behavior: Option<String>,
+    /// A Microsoft Store (new) app instead (Graph's `winGetApp`): its WinGet package
+    /// identifier. No msi or folder.
+    pub winget: Option<String>,
 }
 
 /// A platform script of the scenario.
@@ -188,6 +197,26 @@ pub struct RemediationSpec {
     /// `hourly`, `every 4h`, `daily 09:00`, `every 2d 09:00` or `once` (default
     /// `daily 00:00`).
     pub schedule: Option<String>,
+}
+
+/// A package in WinGet's source, and how its installs end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WingetSpec {
+    /// The package identifier (`9WZDNCRFJ3TJ`, `Contoso.Widget`).
+    pub id: String,
+    /// Its name (the installed program's DisplayName).
+    pub name: String,
+    /// Its version (default 1.0.0).
+    #[serde(default = "one")]
+    pub version: String,
+    /// Its publisher.
+    #[serde(default)]
+    pub publisher: String,
+    /// The exit codes of successive installs, e.g. `[-1978334972, 0]` (the last
+    /// repeats; none: success).
+    #[serde(default)]
+    pub exit_codes: Vec<i64>,
 }
 
 /// A custom compliance policy of the scenario: a discovery script and its rules.
@@ -770,6 +799,18 @@ async fn start_world(
             profile.time_zone = zone.clone();
         }
         world.create_device(&d.name, profile)?;
+        let agent = world.device_mut(&d.name)?;
+        for p in &scenario.winget {
+            agent.device_mut().winget.packages.insert(
+                p.id.clone(),
+                agent::device::winget::Package {
+                    name: p.name.clone(),
+                    version: p.version.clone(),
+                    publisher: p.publisher.clone(),
+                    exit_codes: p.exit_codes.clone(),
+                },
+            );
+        }
         for program in &d.programs {
             install_by_hand(&mut world, &d.name, program)?;
         }
@@ -1381,6 +1422,28 @@ fn expand(
     Ok(out)
 }
 
+/// Creates a Microsoft Store (new) app: no content, WinGet fetches it.
+async fn create_winget_app(world: &World, app: &AppSpec, package: &str) -> Result<String, String> {
+    let body = json!({
+        "@odata.type": "#microsoft.graph.winGetApp",
+        "displayName": app.name,
+        "publisher": app.publisher,
+        "packageIdentifier": package,
+        "installExperience": { "runAsAccount": "system" },
+    });
+    let (status, created) = world
+        .admin(
+            "POST",
+            "/beta/deviceAppManagement/mobileApps",
+            AdminBody::Json(body),
+        )
+        .await;
+    if status != 201 {
+        return Err(format!("{status} {}", error_message(&created)));
+    }
+    Ok(created["id"].as_str().unwrap_or_default().to_owned())
+}
+
 /// Creates an app and uploads its content (a simulated MSI or a folder, packed).
 async fn create_app(
     world: &World,
@@ -1388,6 +1451,9 @@ async fn create_app(
     base: &Path,
     known: &BTreeMap<String, String>,
 ) -> Result<String, String> {
+    if let Some(package) = &app.winget {
+        return create_winget_app(world, app, package).await;
+    }
     let setup = app.setup.clone().unwrap_or_else(|| "setup.msi".into());
     let mut files = match &app.folder {
         Some(folder) => {

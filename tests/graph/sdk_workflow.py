@@ -83,6 +83,10 @@ from msgraph_beta.generated.models.device_management_script_assignment import (
 )
 from msgraph_beta.generated.models.run_as_account_type import RunAsAccountType
 from msgraph_beta.generated.models.win32_lob_app import Win32LobApp
+from msgraph_beta.generated.models.win_get_app import WinGetApp
+from msgraph_beta.generated.models.win_get_app_install_experience import (
+    WinGetAppInstallExperience,
+)
 from msgraph_beta.generated.models.mobile_app_content import MobileAppContent
 from msgraph_beta.generated.models.mobile_app_install_status import MobileAppInstallStatus
 from msgraph_beta.generated.models.resultant_app_state import ResultantAppState
@@ -283,11 +287,27 @@ async def main():
     except ODataError as e:
         expect(e.response_status_code == 404, "DELETE removes the app (then 404)")
 
+    await store_app(graph)
     await scripts_and_remediations(graph)
     await custom_compliance(graph)
     await entra_groups(graph)
     await packaged_app(graph)
     await signed_in_like_entra()
+
+
+async def store_app(graph):
+    """A Microsoft Store (new) app, as the admin center adds one from the Store."""
+    apps = graph.device_app_management.mobile_apps
+    created = await apps.post(WinGetApp(
+        display_name="Contoso Notes", publisher="Contoso", package_identifier="9NBLGGH4NNS1",
+        install_experience=WinGetAppInstallExperience(run_as_account=RunAsAccountType.System)))
+    expect(isinstance(created, WinGetApp) and created.package_identifier == "9NBLGGH4NNS1",
+           "a Microsoft Store (new) app (winGetApp) is created and reads back as one")
+    again = await apps.by_mobile_app_id(created.id).get()
+    expect(isinstance(again, WinGetApp)
+           and again.install_experience.run_as_account == RunAsAccountType.System,
+           "a winGetApp's install experience reads back")
+    await apps.by_mobile_app_id(created.id).delete()
 
 
 async def scripts_and_remediations(graph):
