@@ -416,6 +416,12 @@ async fn enroll_inner(
             .await
             .map_err(internal)?;
     }
+    // The ESP is a first boot's: a certificate renewal has none.
+    if request_type != "Renew" {
+        crate::scripts::esp::on_enrolled(state, &device)
+            .await
+            .map_err(internal)?;
+    }
     let header = Header {
         action: action::RSTRC.into(),
         relates_to: env.header.message_id.clone(),

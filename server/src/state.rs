@@ -267,6 +267,7 @@ impl AppState {
                 crate::storage::ScriptKind::Remediation => &mut c.remediations,
                 crate::storage::ScriptKind::ComplianceScript => &mut c.compliance_scripts,
                 crate::storage::ScriptKind::CompliancePolicy => &mut c.compliance_policies,
+                crate::storage::ScriptKind::EspProfile => &mut c.esp_profiles,
             },
             || self.store.assigned_scripts(kind),
         )
@@ -387,5 +388,6 @@ struct PolicyCache {
     remediations: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
     compliance_scripts: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
     compliance_policies: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
+    esp_profiles: Option<Vec<(crate::storage::AppRow, crate::storage::ScriptAssignment)>>,
     memberships: Option<Vec<crate::storage::MemberRow>>,
 }

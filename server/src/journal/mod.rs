@@ -265,6 +265,24 @@ pub enum Event {
         /// `scriptError`.
         remediation_state: String,
     },
+    /// The device showed its user a toast (the testbed journals what its devices show).
+    Toast {
+        /// `installing`, `installed`, `failed`, `restartRequired`, `restartCountdown`,
+        /// `restartSnoozed` or `restarting`.
+        toast: String,
+        /// The app it is about.
+        app_id: String,
+    },
+    /// An Enrollment Status Page profile targets a device that enrolled: its settings
+    /// and blocking apps went into the device's first session.
+    EspConfigured {
+        /// The profile (`deviceEnrollmentConfiguration`).
+        profile_id: String,
+        /// How long the ESP waits for its apps.
+        timeout_minutes: i64,
+        /// The Win32 apps it waits for.
+        blocking_apps: Vec<String>,
+    },
     /// The server evaluated a device's custom compliance: a discovery script's output
     /// against its compliance policy's rules.
     ComplianceEvaluated {

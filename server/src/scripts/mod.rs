@@ -6,6 +6,7 @@
 //! a new revision on each change. Targets are read as for apps.
 
 pub mod compliance;
+pub mod esp;
 pub mod platform;
 pub mod remediation;
 
@@ -30,9 +31,11 @@ pub fn admin_routes() -> Router<Shared> {
         .merge(crud::<Remediation>())
         .merge(crud::<ComplianceScript>())
         .merge(crud::<CompliancePolicy>())
+        .merge(crud::<EspProfile>())
         .merge(platform::admin_routes())
         .merge(remediation::admin_routes())
         .merge(compliance::admin_routes())
+        .merge(esp::admin_routes())
 }
 
 /// What differs between the two kinds' admin resources.
@@ -113,6 +116,20 @@ impl Kind for CompliancePolicy {
     const ASSIGNMENT_TYPE: &'static str = "#microsoft.graph.deviceCompliancePolicyAssignment";
     fn check(body: &Value) -> Result<(), ApiError> {
         compliance::check_policy(body)
+    }
+}
+
+struct EspProfile;
+impl Kind for EspProfile {
+    const PATH: &'static str = esp::PATH;
+    const ODATA_TYPE: &'static str =
+        "#microsoft.graph.windows10EnrollmentCompletionPageConfiguration";
+    const NOUN: &'static str = "device enrollment configuration";
+    const STORE: ScriptKind = ScriptKind::EspProfile;
+    const CONTENTS: &'static [&'static str] = &[];
+    const ASSIGNMENT_TYPE: &'static str = "#microsoft.graph.enrollmentConfigurationAssignment";
+    fn check(body: &Value) -> Result<(), ApiError> {
+        esp::check(body)
     }
 }
 

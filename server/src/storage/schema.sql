@@ -235,6 +235,22 @@ CREATE TABLE IF NOT EXISTS compliance_policy_states (
     updated_at TEXT NOT NULL,
     PRIMARY KEY (device_id, script_id)
 );
+CREATE TABLE IF NOT EXISTS esp_profiles (
+    id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    revision INTEGER NOT NULL DEFAULT 1,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS esp_profile_assignments (
+    script_id TEXT NOT NULL,
+    target TEXT NOT NULL,
+    settings TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS esp_profile_states (
+    device_id TEXT NOT NULL,
+    script_id TEXT NOT NULL,
+    PRIMARY KEY (device_id, script_id)
+);
 CREATE TABLE IF NOT EXISTS agent_health (
     device_id TEXT PRIMARY KEY,
     ime_version TEXT NOT NULL,

@@ -17,6 +17,8 @@ pub enum ScriptKind {
     /// `deviceCompliancePolicies`: compliance policies (Windows 10/11), with a
     /// discovery script and its rules.
     CompliancePolicy,
+    /// `deviceEnrollmentConfigurations`: Enrollment Status Page profiles.
+    EspProfile,
 }
 
 // Table names in the queries below come from this closed enum, never from input.
@@ -27,6 +29,7 @@ impl ScriptKind {
             ScriptKind::Remediation => "health_scripts",
             ScriptKind::ComplianceScript => "compliance_scripts",
             ScriptKind::CompliancePolicy => "compliance_policies",
+            ScriptKind::EspProfile => "esp_profiles",
         }
     }
 
@@ -36,6 +39,7 @@ impl ScriptKind {
             ScriptKind::Remediation => "health_script_assignments",
             ScriptKind::ComplianceScript => "compliance_script_assignments",
             ScriptKind::CompliancePolicy => "compliance_policy_assignments",
+            ScriptKind::EspProfile => "esp_profile_assignments",
         }
     }
 
@@ -48,6 +52,8 @@ impl ScriptKind {
             ScriptKind::ComplianceScript | ScriptKind::CompliancePolicy => {
                 "compliance_policy_states"
             }
+            // Never written: what a device's ESP did is in the journal.
+            ScriptKind::EspProfile => "esp_profile_states",
         }
     }
 
