@@ -246,6 +246,11 @@ impl Agent {
                 }
                 progressed = true;
             }
+            // The ESP's timeout, when nothing else noticed it.
+            if self.state.esp.as_ref().is_some_and(|e| e.deadline <= now) {
+                ime::esp::phase(&mut self.device, &mut self.state, now);
+                progressed = true;
+            }
             // Client health first: a service it restarts checks in below.
             if ime::health::due(&self.state, now) {
                 ime::health::evaluate(&mut self.device, &mut self.state, client, now).await?;
@@ -259,6 +264,8 @@ impl Agent {
                         self.state.next_poll = Some(self.next_poll_after(now));
                         done.push(Activity::Session(summary));
                         progressed = true;
+                        // A first boot's session may bring the Enrollment Status Page.
+                        ime::esp::after_session(&mut self.device, &mut self.state, now);
                         // Retire or wipe, answered in the session, is done as it ends.
                         if let Some(leaving) = self.state.leaving.take() {
                             crate::unenroll::leave(&mut self.device, &mut self.state, leaving, now);

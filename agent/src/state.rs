@@ -38,6 +38,10 @@ pub struct AgentState {
     /// The users signed in, in sign-in order (user session 1, 2, ...). A new device's
     /// primary user starts signed in.
     pub users: Vec<crate::device::User>,
+    /// The Enrollment Status Page under way.
+    pub esp: Option<crate::ime::esp::Esp>,
+    /// How the ESP ended, once it has (it runs once per device).
+    pub esp_outcome: Option<crate::ime::esp::EspOutcome>,
     /// The toasts the IME showed, oldest first (the last [`crate::ime::restart::KEPT`]).
     pub notifications: Vec<crate::ime::restart::Notification>,
 }

@@ -139,11 +139,38 @@ pub fn dmclient_get(ctx: &mut Ctx, rest: &str) -> Result<Value, StatusCode> {
     lookup(&provider_leaves(ctx), rest)
 }
 
-/// Replace of a poll setting changes the schedule.
+/// The Enrollment Status Page's settings under `Provider/<id>/FirstSyncStatus`.
+const FIRST_SYNC_STATUS: &[&str] = &[
+    "SkipDeviceStatusPage",
+    "SkipUserStatusPage",
+    "TimeOutUntilSyncFailure",
+    "BlockInStatusPage",
+    "AllowCollectLogsButton",
+    "CustomErrorText",
+    "ExpectedPolicies",
+    "ExpectedMSIAppPackages",
+    "ExpectedModernAppPackages",
+    "ServerHasFinishedProvisioning",
+    "IsSyncDone",
+];
+
+/// Replace of a poll setting changes the schedule; one of the ESP's settings
+/// (`FirstSyncStatus`) is kept, where the IME reads it.
 pub fn dmclient_replace(ctx: &mut Ctx, rest: &str, item: &Item) -> StatusCode {
     let Some(e) = ctx.state.enrollment.as_mut() else {
         return StatusCode::NotFound;
     };
+    let first_sync = format!("Provider/{}/FirstSyncStatus/", e.provider_id);
+    if let Some(leaf) = rest.strip_prefix(&first_sync) {
+        if !FIRST_SYNC_STATUS.contains(&leaf) {
+            return StatusCode::NotFound;
+        }
+        let node = super::generic::node_of(item, item.meta.as_ref());
+        ctx.state
+            .nodes
+            .insert(format!("Vendor/MSFT/DMClient/{rest}"), node);
+        return StatusCode::Ok;
+    }
     let text = item.data_text().unwrap_or_default().trim();
     // The server ends management (Intune's retire): the value is the provider's id.
     if rest == format!("Provider/{}/Unenroll", e.provider_id) {

@@ -37,7 +37,8 @@ pub fn get(state: &AgentState, uri: &str) -> Result<Value, StatusCode> {
         .ok_or(StatusCode::NotFound)
 }
 
-fn node_of(item: &Item, meta: Option<&Meta>) -> Node {
+/// The node an item writes: its value, with its Format and Type.
+pub(super) fn node_of(item: &Item, meta: Option<&Meta>) -> Node {
     let m = item.meta.as_ref().or(meta);
     Node {
         format: m

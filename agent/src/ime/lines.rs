@@ -51,6 +51,33 @@ pub fn esp_phase(phase: &str) -> String {
     format!("[Win32App] The EspPhase: {phase} in session")
 }
 
+/// The ESP began (Tenantless's wording in the IME's voice).
+pub fn esp_started(minutes: i64, apps: usize) -> String {
+    format!("[Agent] The Enrollment Status Page is tracking {apps} Win32 app(s) in DeviceSetup; it times out in {minutes} minutes. Checking in with CheckinReason ESP.")
+}
+
+/// A phase of the ESP is done.
+pub fn esp_phase_done(phase: &str, next: &str) -> String {
+    format!("[Agent] The Enrollment Status Page's {phase} phase is complete; moving on to {next}.")
+}
+
+/// The ESP ended well.
+pub fn esp_done(reason: &str) -> String {
+    format!(
+        "[Agent] The Enrollment Status Page is complete: {reason}. The EspPhase is now NotInEsp."
+    )
+}
+
+/// The ESP failed.
+pub fn esp_failed(reason: &str) -> String {
+    format!("[Agent] The Enrollment Status Page failed: {reason}. The EspPhase is now NotInEsp.")
+}
+
+/// Only the ESP's blocking apps are processed in this phase.
+pub fn esp_deferred(count: usize, phase: &str) -> String {
+    format!("[Win32App] {count} app(s) not tracked by the ESP are deferred until the EspPhase {phase} ends.")
+}
+
 /// What the poller asks the service for.
 pub enum Requested {
     /// A scheduled check-in: required apps.

@@ -3,6 +3,7 @@
 //! `IntuneManagementExtension` Windows service, started (and restarted on upgrade),
 //! logging to `IntuneManagementExtension.log` in CMTrace format.
 
+pub mod esp;
 pub mod gateway;
 pub mod health;
 pub mod inventory;
@@ -297,6 +298,7 @@ pub fn next_due(state: &AgentState) -> Option<DateTime<Utc>> {
             .restart
             .as_ref()
             .and_then(restart::PendingRestart::next_due),
+        state.esp.as_ref().map(|e| e.deadline),
         service(state.ime.inventory_due),
         service(remediations::next_due(state)),
         health::next_due(state),

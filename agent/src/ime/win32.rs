@@ -268,7 +268,11 @@ pub async fn checkin(
             g
         }
     };
-    let reason = if state.ime.checkin_reason.is_empty() {
+    let esp_phase = super::esp::phase(device, state, now);
+    let reason = if esp_phase.is_some() {
+        state.ime.checkin_reason.clear();
+        "ESP".to_owned()
+    } else if state.ime.checkin_reason.is_empty() {
         "MaintenanceTimer".to_owned()
     } else {
         std::mem::take(&mut state.ime.checkin_reason)
@@ -350,6 +354,7 @@ pub async fn checkin(
     };
     let mut reports = Vec::new();
     let mut processed = 0;
+    let mut esp_results = EspResults::default();
     for ((s, caller), policies) in sessions.iter().zip(&callers).zip(&lists) {
         let (session, user, sid) = (s.number, s.user.clone(), s.sid.as_str());
         poll.gw = caller;
@@ -360,14 +365,27 @@ pub async fn checkin(
             .iter()
             .filter(|p| (p["TargetType"] == 1) == (session > 0))
             .collect();
-        processed += mine.len();
         let pen = &mut poll.pen;
         pen.info(device, &lines::processing_user_session(session, &user, sid));
-        pen.info(device, &lines::esp_phase("NotInEsp"));
+        pen.info(
+            device,
+            &lines::esp_phase(esp_phase.as_deref().unwrap_or("NotInEsp")),
+        );
         pen.info(device, &lines::requesting(lines::Requested::Required));
         let listed = Value::Array(mine.iter().map(|p| (*p).clone()).collect());
         pen.info(device, &lines::get_policies(&listed.to_string()));
         pen.info(device, &lines::got_apps(mine.len(), &user, session));
+        // In the ESP, only its blocking apps of this phase; the rest wait for its end.
+        let (mine, deferred): (Vec<&Value>, Vec<&Value>) = match &esp_phase {
+            Some(phase) => mine
+                .into_iter()
+                .partition(|p| super::esp::in_phase(state, phase, session, p)),
+            None => (mine, Vec::new()),
+        };
+        if let (Some(phase), false) = (&esp_phase, deferred.is_empty()) {
+            pen.info(device, &lines::esp_deferred(deferred.len(), phase));
+        }
+        processed += mine.len();
         // A dependency or superseded app (Intent 0) is processed with its parent.
         let subgraphs: Vec<&Value> = mine.into_iter().filter(|p| p["Intent"] != 0).collect();
         pen.info(device, &lines::processing_subgraphs(subgraphs.len()));
@@ -378,13 +396,19 @@ pub async fn checkin(
                 .info(device, &lines::processing_subgraph(&subgraph_ids(policy)));
             let mut extra = Vec::new();
             let report = process(device, state, &mut poll, policy, &mut extra).await;
+            if esp_phase.is_some() {
+                esp_results.record(device, &user, policy);
+            }
             reports.extend(extra);
             reports.extend(report);
             poll.pen.info(device, &lines::done_subgraph());
         }
         poll.pen
             .info(device, &lines::done_subgraphs(subgraphs.len()));
-        reports.extend(clean_up_untargeted(device, state, &mut poll, &listed));
+        // In the ESP, deferred apps are still targeted: nothing is cleaned up.
+        if esp_phase.is_none() {
+            reports.extend(clean_up_untargeted(device, state, &mut poll, &listed));
+        }
         poll.pen
             .info(device, &lines::completed_user_session(session, &user, sid));
         if let Some(previous) = device_user {
@@ -395,7 +419,37 @@ pub async fn checkin(
     state.ime.last_poll = Some(now);
     send_results(device, state, &gw, reports, ("Unknown", now)).await?;
     state.ime.next_checkin = Some(now + Duration::minutes(60));
+    if esp_phase.is_some() {
+        let (installed, failed) = (esp_results.installed, esp_results.failed);
+        super::esp::after_checkin(device, state, now, &installed, &failed);
+    }
     Ok(processed)
+}
+
+/// What the ESP learns of the apps a check-in processed, from their state messages:
+/// installed, or failed (a retry still to come keeps an app in progress).
+#[derive(Default)]
+struct EspResults {
+    installed: Vec<String>,
+    failed: Vec<String>,
+}
+
+impl EspResults {
+    fn record(&mut self, device: &Device, user: &str, policy: &Value) {
+        let id = policy["Id"].as_str().unwrap_or_default();
+        let rev = policy["Version"].as_i64().unwrap_or(1);
+        let key = format!(r"{}\ComplianceStateMessage", app_key(user, id, rev));
+        let compliance = device
+            .registry
+            .get_text(&key, "ComplianceStateMessage")
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["ComplianceState"].as_i64());
+        match compliance {
+            Some(1) => self.installed.push(id.to_owned()),
+            Some(4) => self.failed.push(id.to_owned()),
+            _ => {}
+        }
+    }
 }
 
 /// A session the application poller processes: the userless one (0) or a signed-in
