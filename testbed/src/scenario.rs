@@ -43,7 +43,9 @@
 //! `[[scripts]]` (name, content, enforce_signature) and `[[remediations]]` (name,
 //! detection, remediation, schedule: `hourly`, `every Nh`, `daily HH:MM`,
 //! `every Nd HH:MM`, `once`) and `[[compliance]]` (name, discovery, rules: custom
-//! compliance) are created and assigned to every device.
+//! compliance) are created and assigned to every device, and `[esp]` (timeout, blocking
+//! apps by name) makes an Enrollment Status Page profile for every device that enrolls
+//! afterwards.
 
 mod groups;
 
@@ -94,6 +96,9 @@ pub struct Scenario {
     /// steps).
     #[serde(default)]
     pub compliance: Vec<ComplianceSpec>,
+    /// An Enrollment Status Page profile for every device (devices that enroll after it
+    /// go through it: declare them with `enroll = false` and enroll them in a step).
+    pub esp: Option<EspSpec>,
     /// What happens, in order.
     #[serde(default)]
     pub steps: Vec<toml::Spanned<Step>>,
@@ -217,6 +222,17 @@ pub struct WingetSpec {
     /// repeats; none: success).
     #[serde(default)]
     pub exit_codes: Vec<i64>,
+}
+
+/// The scenario's Enrollment Status Page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EspSpec {
+    /// How long it waits for its apps (a duration, default `60m`).
+    pub timeout: Option<String>,
+    /// The apps (by name) it waits for.
+    #[serde(default)]
+    pub blocking: Vec<String>,
 }
 
 /// A custom compliance policy of the scenario: a discovery script and its rules.
@@ -865,6 +881,26 @@ async fn create_workload(
             .await
             .map_err(|e| invalid("compliance", &c.name, e.to_string()))?;
     }
+    if let Some(esp) = &scenario.esp {
+        let minutes = match &esp.timeout {
+            None => 60,
+            Some(t) => parse_duration(t)
+                .map(|d| d.num_minutes())
+                .ok_or_else(|| invalid("esp", "timeout", format!("{t:?} is not a duration")))?,
+        };
+        let blocking = esp
+            .blocking
+            .iter()
+            .map(|name| {
+                apps.get(name)
+                    .cloned()
+                    .ok_or_else(|| invalid("esp", name, "no app of that name".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::workload::enrollment_status_page(world, minutes, &blocking)
+            .await
+            .map_err(|e| invalid("esp", "profile", e.to_string()))?;
+    }
     Ok(apps)
 }
 
@@ -1280,8 +1316,19 @@ async fn expect_journal(
 ) -> Result<ExpectationResult, ScenarioError> {
     let names = device_ids(world);
     let mut spec = spec.clone();
-    if let Some(name) = &spec.app {
-        spec.app = Some(apps.get(name).cloned().unwrap_or_else(|| name.clone()));
+    // Apps by name, in the expectation and in each of its in-order steps.
+    let by_name = |app: &mut Option<String>| {
+        if let Some(name) = app {
+            *app = Some(
+                apps.get(name.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| name.clone()),
+            );
+        }
+    };
+    by_name(&mut spec.app);
+    for step in &mut spec.in_order {
+        by_name(&mut step.app);
     }
     let (filter, expectation) = spec.compile(&names).map_err(|m| at.fail(m))?;
     let v = world

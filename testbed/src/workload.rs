@@ -319,6 +319,45 @@ pub async fn custom_compliance(
     Ok(id)
 }
 
+/// An Enrollment Status Page profile for every device: it waits `timeout_minutes` for
+/// the `blocking` apps (ids). Returns its id.
+pub async fn enrollment_status_page(
+    world: &World,
+    timeout_minutes: i64,
+    blocking: &[String],
+) -> Result<String, WorldError> {
+    let (status, profile) = world
+        .admin(
+            "POST",
+            "/beta/deviceManagement/deviceEnrollmentConfigurations",
+            AdminBody::Json(json!({
+                "@odata.type": "#microsoft.graph.windows10EnrollmentCompletionPageConfiguration",
+                "displayName": "Autopilot ESP",
+                "showInstallationProgress": true,
+                "installProgressTimeoutInMinutes": timeout_minutes,
+                "allowDeviceUseOnInstallFailure": false,
+                "selectedMobileAppIds": blocking,
+            })),
+        )
+        .await;
+    let Some(id) = profile["id"].as_str().map(str::to_owned) else {
+        return Err(failed("creating the ESP profile", status, &profile));
+    };
+    let (status, body) = world
+        .admin(
+            "POST",
+            &format!("/beta/deviceManagement/deviceEnrollmentConfigurations/{id}/assign"),
+            AdminBody::Json(
+                json!({ "enrollmentConfigurationAssignments": [{ "target": all_devices() }] }),
+            ),
+        )
+        .await;
+    if status != 204 {
+        return Err(failed("assigning the ESP profile", status, &body));
+    }
+    Ok(id)
+}
+
 /// Makes a device trust a script publisher: the RootCATrustedCertificates Add that
 /// `tenantless sign` prints, queued for the device's next session.
 pub async fn trust_publisher(
