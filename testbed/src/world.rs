@@ -137,6 +137,8 @@ pub struct World {
     /// Errors devices met while the world ran (a device that cannot reach the server
     /// tries again later, as a real one does).
     pub device_errors: Vec<(DateTime<Utc>, String, String)>,
+    /// Per device, the time of the last toast put in the journal.
+    toasts_journalled: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// The enrollment secret inside a world.
@@ -196,6 +198,7 @@ impl World {
             fast_keys: options.fast_keys,
             pace: None,
             device_errors: Vec::new(),
+            toasts_journalled: BTreeMap::new(),
         })
     }
 
@@ -474,6 +477,9 @@ impl World {
                 }
             }
         }
+        for name in &ran_any {
+            self.journal_toasts(name).await;
+        }
         self.save_devices(ran_any);
         if target > self.now() {
             self.wait_for(target).await;
@@ -678,6 +684,7 @@ impl World {
         };
         agent.answer_restart(answer, now).map_err(failed)?;
         self.due.touch(name);
+        self.journal_toasts(name).await;
         Ok(())
     }
 
@@ -799,6 +806,40 @@ impl World {
 
     fn snapshot_dir(&self, name: &str) -> PathBuf {
         self.dir.join("snapshots").join(name)
+    }
+
+    /// Puts the toasts a device showed since the last time in the journal (`toast`), as
+    /// the device's user saw them. A world on a remote server keeps no such record.
+    async fn journal_toasts(&mut self, name: &str) {
+        let Backend::Local(s) = &self.server else {
+            return;
+        };
+        let Some(agent) = self.devices.get(name) else {
+            return;
+        };
+        let since = self.toasts_journalled.get(name).copied();
+        let new: Vec<_> = agent
+            .state()
+            .notifications
+            .iter()
+            .filter(|n| since.is_none_or(|t| n.at > t))
+            .cloned()
+            .collect();
+        let Some(last) = new.last().map(|n| n.at) else {
+            return;
+        };
+        let id = agent.device().profile.device_id.clone();
+        for n in new {
+            let event = server::journal::Event::Toast {
+                toast: n.kind,
+                app_id: n.app_id,
+            };
+            if let Err(e) = s.state.journal.record(&id, &event).await {
+                self.device_errors
+                    .push((self.now(), name.to_owned(), e.to_string()));
+            }
+        }
+        self.toasts_journalled.insert(name.to_owned(), last);
     }
 
     /// Records in the journal that a person acted on a device (the lab console's

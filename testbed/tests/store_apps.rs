@@ -103,6 +103,24 @@ async fn a_store_app_installs_through_winget_and_a_missing_package_fails_as_wing
                 .to_owned()
         }
     };
+    let (_, users) = w
+        .admin(
+            "GET",
+            &format!("/beta/deviceAppManagement/mobileApps/{notes}/userStatuses"),
+            AdminBody::None,
+        )
+        .await;
+    let user = &users["value"][0];
+    assert_eq!(user["installedDeviceCount"], 1, "{users}");
+    assert_eq!(user["failedDeviceCount"], 0);
+    let upn = w
+        .device("STORE-02")
+        .unwrap()
+        .device()
+        .profile
+        .user_principal_name
+        .clone();
+    assert_eq!(user["userPrincipalName"], upn.as_str(), "the device's user");
     assert_eq!(statuses(notes).await, "installed");
     assert_eq!(statuses(missing).await, "failed");
     let (_, calls) = w

@@ -113,6 +113,7 @@ pub const OPERATIONS: &[Operation] = &[
     op("POST", "/beta/deviceAppManagement/mobileApps/{id}/assign", "Assign an app", Takes::Json(&[]), NoContent),
     op("POST", "/beta/deviceAppManagement/mobileApps/{id}/updateRelationships", "Set dependencies and supersedence", Takes::Json(&[]), NoContent),
     op("GET", "/beta/deviceAppManagement/mobileApps/{id}/deviceStatuses", "An app's install state per device", Nothing, Collection),
+    op("GET", "/beta/deviceAppManagement/mobileApps/{id}/userStatuses", "An app's install state per user", Nothing, Collection),
     op("GET", "/beta/deviceAppManagement/mobileApps/{id}/assignments", "An app's assignments", Nothing, Collection),
     op("GET", "/beta/deviceAppManagement/mobileApps/{id}/assignments/{assignment}", "One assignment", Nothing, Entity),
     op("GET", "/beta/deviceAppManagement/mobileApps/{id}/contentVersions", "An app's content versions", Nothing, Collection),

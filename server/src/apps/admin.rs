@@ -40,6 +40,10 @@ pub(super) fn routes() -> Router<Shared> {
             get(device_statuses),
         )
         .route(
+            "/beta/deviceAppManagement/mobileApps/{id}/userStatuses",
+            get(user_statuses),
+        )
+        .route(
             "/beta/deviceAppManagement/mobileApps/{id}/assignments",
             get(assignments),
         )
@@ -484,6 +488,61 @@ pub fn install_state(compliance: i64, enforcement: i64) -> &'static str {
         (2, _) => "notInstalled",
         _ => "unknown",
     }
+}
+
+/// `GET .../userStatuses`: Graph's `userAppInstallStatus` per user, counting their
+/// devices' states. A device's report names the user whose session installed the app
+/// (its `UserId`); the userless session's report counts for the device's own user.
+async fn user_statuses(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    options: Options,
+) -> Result<Response, ApiError> {
+    load(&state, &id).await?;
+    // Per user principal name: installed, failed, not installed.
+    let mut counts: std::collections::BTreeMap<String, [u32; 3]> = Default::default();
+    for s in state.store.app_statuses(&id).await? {
+        let Some(device) = state.store.device(&s.device_id).await? else {
+            continue;
+        };
+        let report: Value = serde_json::from_str(&s.report).unwrap_or(Value::Null);
+        let user_id = report["UserId"].as_str().unwrap_or_default();
+        let mut upn = device.user_principal_name.clone();
+        for l in state.store.logons(&device.id).await? {
+            if crate::directory::user_object_id(&l.user_principal_name) == user_id {
+                upn = l.user_principal_name;
+            }
+        }
+        let slot = match install_state(s.compliance, s.enforcement) {
+            "installed" => 0,
+            "failed" => 1,
+            _ => 2,
+        };
+        counts.entry(upn).or_default()[slot] += 1;
+    }
+    let out: Vec<Value> = counts
+        .into_iter()
+        .map(|(upn, [installed, failed, not_installed])| {
+            json!({
+                "@odata.type": "#microsoft.graph.userAppInstallStatus",
+                "id": format!("{id}_{}", crate::directory::user_object_id(&upn)),
+                "userName": upn.split('@').next().unwrap_or_default(),
+                "userPrincipalName": upn,
+                "installedDeviceCount": installed,
+                "failedDeviceCount": failed,
+                "notInstalledDeviceCount": not_installed,
+            })
+        })
+        .collect();
+    let context = format!("deviceAppManagement/mobileApps('{id}')/userStatuses");
+    options.page(
+        out,
+        &Collection {
+            context: &context,
+            expandable: &[],
+            searchable: &["userPrincipalName"],
+        },
+    )
 }
 
 async fn device_statuses(
