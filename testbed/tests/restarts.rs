@@ -147,7 +147,7 @@ async fn a_restart_is_snoozed_until_the_countdown_and_forced_when_the_grace_peri
 }
 
 #[tokio::test]
-async fn hidden_toasts_a_forced_restart_without_grace_and_a_suppressed_one() {
+async fn hidden_toasts_a_forced_restart_at_once_a_hard_reboot_that_waits_and_a_suppressed_one() {
     let mut w = World::start(WorldOptions::default()).await.unwrap();
     w.add_device("RST-02", Default::default()).await.unwrap();
     let quiet = json!({ "notifications": "hideAll" });
@@ -157,20 +157,34 @@ async fn hidden_toasts_a_forced_restart_without_grace_and_a_suppressed_one() {
     assert!(app_log.contains(r#""ToastState":2"#));
     assert!(app_log.contains("is not shown per its ToastState."));
     assert!(toasts(&w, "RST-02").is_empty(), "hideAll shows nothing");
-    // "force" asks for a restart after a plain success; without a grace period it
-    // waits for the user.
-    let pending = w.device("RST-02").unwrap().state().ime.restart.clone();
-    assert!(pending.is_some_and(|r| r.deadline.is_none()));
+    // "force" restarts the device after a plain success; with no grace period, at once.
     assert!(
-        w.answer_restart("RST-02", Answer::Snooze).await.is_err(),
+        app_log.contains("forces a device restart and has no grace period. Restarting the device.")
+    );
+    assert!(w.device("RST-02").unwrap().state().ime.restart.is_none());
+    let ime_log = log(&w, "RST-02", "IntuneManagementExtension.log");
+    assert_eq!(ime_log.matches("EMS Agent Started").count(), 2);
+
+    // A hard reboot code with no grace period waits for the user, who restarts now.
+    let mut w = World::start(WorldOptions::default()).await.unwrap();
+    w.add_device("RST-04", Default::default()).await.unwrap();
+    assigned_app(&w, "Driver", 1641, "basedOnReturnCode", json!({})).await;
+    w.advance(Duration::minutes(30)).await;
+    let pending = w.device("RST-04").unwrap().state().ime.restart.clone();
+    assert!(
+        pending.is_some_and(|r| r.deadline.is_none()),
+        "waits for the user"
+    );
+    assert!(
+        w.answer_restart("RST-04", Answer::Snooze).await.is_err(),
         "no snooze duration was set"
     );
-    w.answer_restart("RST-02", Answer::RestartNow)
+    w.answer_restart("RST-04", Answer::RestartNow)
         .await
         .unwrap();
-    assert!(w.device("RST-02").unwrap().state().ime.restart.is_none());
+    assert!(w.device("RST-04").unwrap().state().ime.restart.is_none());
     w.advance(Duration::minutes(5)).await;
-    let ime_log = log(&w, "RST-02", "IntuneManagementExtension.log");
+    let ime_log = log(&w, "RST-04", "IntuneManagementExtension.log");
     assert_eq!(ime_log.matches("EMS Agent Started").count(), 2);
 
     // "suppress": a hard reboot code leaves no restart for the IME to enforce.

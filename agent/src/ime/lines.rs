@@ -620,6 +620,11 @@ pub fn restart_accepted(id: &str) -> String {
     format!("[Win32App][RebootManager] User accepted the restart for app with id: {id}. Restarting the device.")
 }
 
+/// The app's restart behavior is `force` and no grace period was given.
+pub fn restart_at_once(id: &str) -> String {
+    format!("[Win32App][RebootManager] App with id: {id} forces a device restart and has no grace period. Restarting the device.")
+}
+
 /// The grace period is over.
 pub fn restart_forced(id: &str) -> String {
     format!("[Win32App][RebootManager] Restart grace period for app with id: {id} has expired. Restarting the device.")

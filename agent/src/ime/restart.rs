@@ -181,18 +181,24 @@ pub fn needed(install_ex: &Value, kind: i64) -> bool {
 }
 
 /// An install asked for a restart: it becomes pending (an earlier one stands, with the
-/// sooner deadline) and the user is told.
+/// sooner deadline) and the user is told. Without a grace period, `force` restarts the
+/// device at once (Graph: "immediately after the app installation"); a hard reboot code
+/// waits for the user, no further installs meanwhile.
 pub fn require(
     device: &Device,
     state: &mut AgentState,
     pen: &mut Pen,
-    policy: &Value,
+    (policy, install_ex): (&Value, &Value),
     now: DateTime<Utc>,
 ) {
     let minutes = |key: &str| policy["RebootEx"][key].as_i64().filter(|m| *m > 0);
     let (id, name) = app_of(policy);
     let grace = minutes("GracePeriod");
-    let deadline = grace.map(|g| now + Duration::minutes(g));
+    let forced = install_ex["DeviceRestartBehavior"] == FORCE;
+    let deadline = match grace {
+        Some(g) => Some(now + Duration::minutes(g)),
+        None => forced.then_some(now),
+    };
     let quiet = toast_state(policy) == 2;
     pen.info(
         device,
@@ -245,7 +251,11 @@ pub fn run_due(device: &Device, state: &mut AgentState, now: DateTime<Utc>) -> D
     let mut pen = super::win32::poller_pen(now);
     let app = (r.app_id.clone(), r.app_name.clone());
     if r.deadline.is_some_and(|d| d <= now) {
-        pen.info(device, &lines::restart_forced(&r.app_id));
+        if r.deadline == Some(r.required_at) {
+            pen.info(device, &lines::restart_at_once(&r.app_id));
+        } else {
+            pen.info(device, &lines::restart_forced(&r.app_id));
+        }
         toast(
             device,
             state,

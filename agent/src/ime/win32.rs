@@ -1336,7 +1336,13 @@ async fn enforce(
     let install_ex: Value =
         serde_json::from_str(policy["InstallEx"].as_str().unwrap_or("{}")).unwrap_or(Value::Null);
     if (1..=3).contains(&kind) && restart::needed(&install_ex, kind) {
-        restart::require(device, state, &mut poll.pen, policy, poll.now);
+        restart::require(
+            device,
+            state,
+            &mut poll.pen,
+            (policy, &install_ex),
+            poll.now,
+        );
     }
     outcome
 }
