@@ -493,7 +493,7 @@ impl Agent {
     /// Windows going down: pending reboots are done and the IME service stops.
     fn stop_for_power_off(&mut self, now: DateTime<Utc>) {
         self.state.ime.reboot_pending = false;
-        self.state.ime.restart = None;
+        ime::restart::done(&mut self.device, &mut self.state);
         if self.state.ime.running {
             ime::stop(&mut self.device, &mut self.state, now);
         }

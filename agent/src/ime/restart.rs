@@ -10,10 +10,15 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::device::Device;
+use crate::device::{Device, RegValue};
 use crate::state::AgentState;
 
 use super::{lines, Pen};
+
+/// The key that exists while the IME has a restart pending (pending-reboot checks such
+/// as PSADT's look for it); its `AppId` value (Tenantless's) names the app.
+pub const REBOOT_FLAG: &str =
+    r"HKLM\SOFTWARE\Microsoft\IntuneManagementExtension\RebootSettings\RebootFlag";
 
 /// The most notifications a device keeps (the oldest go first).
 pub const KEPT: usize = 200;
@@ -185,7 +190,7 @@ pub fn needed(install_ex: &Value, kind: i64) -> bool {
 /// device at once (Graph: "immediately after the app installation"); a hard reboot code
 /// waits for the user, no further installs meanwhile.
 pub fn require(
-    device: &Device,
+    device: &mut Device,
     state: &mut AgentState,
     pen: &mut Pen,
     (policy, install_ex): (&Value, &Value),
@@ -228,7 +233,17 @@ pub fn require(
     if !keep_earlier {
         state.ime.restart = Some(restart);
     }
+    // Where Windows tools look for the IME's pending restart.
+    device
+        .registry
+        .set(REBOOT_FLAG, "AppId", RegValue::Sz(id.clone()));
     toast(device, state, pen, "restartRequired", (&id, &name), quiet);
+}
+
+/// The device restarted: no restart is pending any more.
+pub fn done(device: &mut Device, state: &mut AgentState) {
+    state.ime.restart = None;
+    device.registry.delete_key(REBOOT_FLAG);
 }
 
 /// What the restart manager decided at a moment it was due.
