@@ -17,12 +17,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{assign_targets, assigned_to, load, parse_json, CompliancePolicy};
+use super::{assigned_to, load, CompliancePolicy};
 use crate::api_error::ApiError;
 use crate::journal::Event;
 use crate::odata::{Collection, Options};
 use crate::state::Shared;
-use crate::storage::{ComplianceStateRow, Device, ScriptAssignment, ScriptKind, StoreError};
+use crate::storage::{ComplianceStateRow, Device, ScriptKind, StoreError};
 
 /// The discovery scripts.
 pub const SCRIPTS_PATH: &str = "/beta/deviceManagement/deviceComplianceScripts";
@@ -260,22 +260,7 @@ async fn assign(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    load::<CompliancePolicy>(&state, &id).await?;
-    let v = parse_json(&body)?;
-    let assignments = v["assignments"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| {
-            Ok(ScriptAssignment {
-                script_id: id.clone(),
-                target: crate::directory::targets::parse(&a["target"])?,
-                settings: "{}".into(),
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    assign_targets(&state, ScriptKind::CompliancePolicy, &id, assignments).await?;
+    super::assign_targets_of::<CompliancePolicy>(&state, &id, &body, "assignments").await?;
     let given = super::assignments_json::<CompliancePolicy>(&state, &id).await?;
     Ok(axum::Json(json!({ "value": given })).into_response())
 }

@@ -15,11 +15,11 @@ use axum::Router;
 use serde_json::{json, Value};
 use syncml::dm::{Command, Data, Item, ItemCommand, Meta};
 
-use super::{assign_targets, assigned_to, load, parse_json, EspProfile};
+use super::{assigned_to, EspProfile};
 use crate::api_error::ApiError;
 use crate::journal::Event;
 use crate::state::Shared;
-use crate::storage::{Device, ScriptAssignment, ScriptKind, StoreError};
+use crate::storage::{Device, ScriptKind, StoreError};
 
 /// The admin resource.
 pub const PATH: &str = "/beta/deviceManagement/deviceEnrollmentConfigurations";
@@ -64,22 +64,13 @@ async fn assign(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    load::<EspProfile>(&state, &id).await?;
-    let v = parse_json(&body)?;
-    let assignments = v["enrollmentConfigurationAssignments"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| {
-            Ok(ScriptAssignment {
-                script_id: id.clone(),
-                target: crate::directory::targets::parse(&a["target"])?,
-                settings: "{}".into(),
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    assign_targets(&state, ScriptKind::EspProfile, &id, assignments).await?;
+    super::assign_targets_of::<EspProfile>(
+        &state,
+        &id,
+        &body,
+        "enrollmentConfigurationAssignments",
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -435,6 +435,32 @@ async fn assigned_to(
     Ok(out)
 }
 
+/// `POST .../assign` for a kind whose assignments are targets only, listed under `key`
+/// (`deviceManagementScriptAssignments`, `assignments`, ...): stores them.
+async fn assign_targets_of<K: Kind>(
+    state: &Shared,
+    id: &str,
+    body: &[u8],
+    key: &str,
+) -> Result<(), ApiError> {
+    load::<K>(state, id).await?;
+    let v = parse_json(body)?;
+    let assignments = v[key]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            Ok(crate::storage::ScriptAssignment {
+                script_id: id.to_owned(),
+                target: crate::directory::targets::parse(&a["target"])?,
+                settings: "{}".into(),
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    assign_targets(state, K::STORE, id, assignments).await
+}
+
 /// Stores a script's assignments and installs the IME on targeted devices that lack it.
 async fn assign_targets(
     state: &Shared,

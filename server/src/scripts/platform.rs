@@ -16,12 +16,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 
-use super::{assign_targets, assigned_ids, assigned_to, load, parse_json, Platform};
+use super::{assigned_ids, assigned_to, load, Platform};
 use crate::api_error::ApiError;
 use crate::journal::Event;
 use crate::odata::Options;
 use crate::state::Shared;
-use crate::storage::{Device, ScriptAssignment, ScriptKind, ScriptStateRow, StoreError};
+use crate::storage::{Device, ScriptKind, ScriptStateRow, StoreError};
 
 /// The admin resource.
 pub const PATH: &str = "/beta/deviceManagement/deviceManagementScripts";
@@ -40,22 +40,8 @@ async fn assign(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    load::<Platform>(&state, &id).await?;
-    let v = parse_json(&body)?;
-    let assignments = v["deviceManagementScriptAssignments"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|a| {
-            Ok(ScriptAssignment {
-                script_id: id.clone(),
-                target: crate::directory::targets::parse(&a["target"])?,
-                settings: "{}".into(),
-            })
-        })
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    assign_targets(&state, ScriptKind::Platform, &id, assignments).await?;
+    super::assign_targets_of::<Platform>(&state, &id, &body, "deviceManagementScriptAssignments")
+        .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
