@@ -297,6 +297,24 @@ async fn enroll(
 
 /// One enrollment request, step by step: who asks, what they ask for, the certificate,
 /// the device's records, the IME if something already targets the device, the reply.
+/// What an enrollment queues for the device's first session: the IME, when something
+/// that needs it targets the device already (most devices are targeted before they
+/// enroll: Autopilot, group members), and the Enrollment Status Page of a first boot (a
+/// certificate renewal has none).
+async fn first_session(
+    state: &Shared,
+    device: &Device,
+    request_type: &str,
+) -> Result<(), crate::storage::StoreError> {
+    if crate::ime::needed_by(state, device).await? {
+        crate::ime::require(state, &device.id, crate::ime::Why::Enrolled).await?;
+    }
+    if request_type != "Renew" {
+        crate::scripts::esp::on_enrolled(state, device).await?;
+    }
+    Ok(())
+}
+
 async fn enroll_inner(
     state: &Shared,
     peer: &PeerCertificate,
@@ -406,22 +424,9 @@ async fn enroll_inner(
     if let Err(e) = state.journal.record(&device_id, &event).await {
         tracing::error!("journal: {e}");
     }
-    // Most devices are targeted before they enroll (Autopilot, group members): the IME
-    // goes out with the first session.
-    if crate::ime::needed_by(state, &device)
+    first_session(state, &device, request_type)
         .await
-        .map_err(internal)?
-    {
-        crate::ime::require(state, &device_id, crate::ime::Why::Enrolled)
-            .await
-            .map_err(internal)?;
-    }
-    // The ESP is a first boot's: a certificate renewal has none.
-    if request_type != "Renew" {
-        crate::scripts::esp::on_enrolled(state, &device)
-            .await
-            .map_err(internal)?;
-    }
+        .map_err(internal)?;
     let header = Header {
         action: action::RSTRC.into(),
         relates_to: env.header.message_id.clone(),

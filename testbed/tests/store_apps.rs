@@ -121,7 +121,7 @@ async fn a_store_app_installs_through_winget_and_a_missing_package_fails_as_wing
         .user_principal_name
         .clone();
     assert_eq!(user["userPrincipalName"], upn.as_str(), "the device's user");
-    assert_eq!(statuses(notes).await, "installed");
+    assert_eq!(statuses(notes.clone()).await, "installed");
     assert_eq!(statuses(missing).await, "failed");
     let (_, calls) = w
         .admin("GET", "/testbed/events?kind=gateway_call", AdminBody::None)
@@ -133,6 +133,27 @@ async fn a_store_app_installs_through_winget_and_a_missing_package_fails_as_wing
         .filter(|e| e["payload"]["request"] == "GetContentInfo")
         .count();
     assert_eq!(content_calls, 0, "nothing to download: {calls}");
+
+    // Uninstall intent: WinGet takes it away again.
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{notes}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{
+                "intent": "uninstall",
+                "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
+            }] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    w.advance(Duration::hours(2)).await;
+    assert!(app_log(&w, "STORE-02")
+        .contains("Uninstall of package Contoso.Notes completed with status: Ok"));
+    assert!(!w
+        .device("STORE-02")
+        .unwrap()
+        .device()
+        .winget_installed("Contoso.Notes"));
 }
 
 #[tokio::test]

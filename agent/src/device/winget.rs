@@ -50,6 +50,19 @@ impl Device {
             .is_some()
     }
 
+    /// Uninstalls a package: its program registration goes.
+    pub fn winget_uninstall(&mut self, id: &str) -> Outcome {
+        let key = uninstall_key(id);
+        if self.registry.get(&key, "DisplayName").is_none() {
+            return Outcome::code(
+                NO_APPLICATIONS_FOUND,
+                format!("No installed package found matching input criteria: {id}"),
+            );
+        }
+        self.registry.delete_key(&key);
+        Outcome::default()
+    }
+
     /// Installs a package from the source: the exit code of this attempt from its plan;
     /// a success registers the program.
     pub fn winget_install(&mut self, id: &str, now: DateTime<Utc>) -> Outcome {

@@ -652,6 +652,16 @@ pub fn winget_installing(package: &str) -> String {
     format!("[Win32App][WinGetApp][AppPackageManager] Installing package {package} from source msstore.")
 }
 
+/// WinGet starts uninstalling a package.
+pub fn winget_uninstalling(package: &str) -> String {
+    format!("[Win32App][WinGetApp][AppPackageManager] Uninstalling package {package}.")
+}
+
+/// WinGet finished uninstalling a package.
+pub fn winget_uninstalled(package: &str, code: i64) -> String {
+    format!("[Win32App][WinGetApp][AppPackageManager] Uninstall of package {package} completed with status: {}, exit code: {code}.", if code == 0 { "Ok" } else { "UninstallError" })
+}
+
 /// WinGet finished installing a package.
 pub fn winget_installed(package: &str, code: i64) -> String {
     let result = if code == 0 {

@@ -1039,12 +1039,28 @@ fn uninstall(device: &mut Device, poll: &mut Poll<'_>, policy: &Value, id: &str)
     let rev = policy["Version"].as_i64().unwrap_or(1);
     poll.pen
         .info(device, &lines::handler_invoked("Uninstall", id, rev));
-    let line = policy["UninstallCommandLine"].as_str().unwrap_or_default();
-    poll.pen
-        .info(device, &lines::launch_installer("machine", line));
     let timeout = std::time::Duration::from_secs(3600);
-    let run = device.run(line, r"C:\Windows\Temp", timeout, poll.now);
-    installer_steps(device, poll, id, &run, timeout);
+    let run = match winget_package(policy) {
+        Some(package) => {
+            // A Store app goes the way it came: through WinGet.
+            poll.pen.info(device, &lines::winget_handler(id, &package));
+            poll.pen.info(device, &lines::winget_uninstalling(&package));
+            let run = device.winget_uninstall(&package);
+            poll.pen.spend(Duration::seconds(15));
+            poll.pen
+                .info(device, &lines::winget_uninstalled(&package, run.exit_code));
+            poll.pen.info(device, &lines::exit_code(run.exit_code));
+            run
+        }
+        None => {
+            let line = policy["UninstallCommandLine"].as_str().unwrap_or_default();
+            poll.pen
+                .info(device, &lines::launch_installer("machine", line));
+            let run = device.run(line, r"C:\Windows\Temp", timeout, poll.now);
+            installer_steps(device, poll, id, &run, timeout);
+            run
+        }
+    };
     if installer::is_success(run.exit_code) && !rules::detected(device, detection) {
         return Outcome {
             exit_code: Some(run.exit_code),
