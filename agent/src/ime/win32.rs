@@ -1327,8 +1327,8 @@ async fn send_results(
     .await
 }
 
-/// The enforcement of an install with what the user sees of it: the toasts, and the
-/// restart the install leaves pending under the app's DeviceRestartBehavior.
+/// The enforcement of an install with what the user sees of its end (the toast) and
+/// the restart it leaves pending under the app's DeviceRestartBehavior.
 async fn enforce(
     device: &mut Device,
     state: &mut AgentState,
@@ -1336,10 +1336,6 @@ async fn enforce(
     policy: &Value,
     detection: &str,
 ) -> Outcome {
-    let blocked = state.ime.reboot_pending;
-    if !blocked {
-        restart::install_started(device, state, &mut poll.pen, policy);
-    }
     let outcome = enforce_steps(device, state, poll, policy, detection).await;
     let installed = outcome.compliance == 1 && outcome.exit_code.is_some();
     if installed || outcome.compliance == 4 {
@@ -1439,6 +1435,8 @@ async fn enforce_steps(
         return Outcome::state(1, 1000, 0);
     }
     let timeout = std::time::Duration::from_secs(max_run * 60);
+    // The install really begins: the user is told.
+    restart::install_started(device, state, &mut poll.pen, policy);
     let run = match &package {
         Some(package) => {
             poll.pen.info(device, &lines::winget_installing(package));
