@@ -218,3 +218,42 @@ async fn a_restart_setting_out_of_range_is_refused_with_graphs_error() {
         assert!(body["error"]["message"].is_string(), "{body}");
     }
 }
+
+#[tokio::test]
+async fn company_portal_shows_an_installed_app_waiting_for_its_restart() {
+    let mut w = World::start(WorldOptions::default()).await.unwrap();
+    w.add_device("RST-05", Default::default()).await.unwrap();
+    let app = testbed::workload::app(
+        &w,
+        "Portal Driver",
+        "{6A1B2C3D-4E5F-4A6B-8C7D-000000001641}",
+        vec![1641],
+    )
+    .await
+    .unwrap();
+    let (status, body) = w
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": [{
+                "intent": "available",
+                "target": { "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" },
+                "settings": { "restartSettings": { "gracePeriodInMinutes": 240 } },
+            }] })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    w.advance(Duration::minutes(30)).await;
+    assert!(w.install_available("RST-05", &app).await.unwrap());
+    let portal = w.company_portal("RST-05").await.unwrap();
+    let shown = portal.iter().find(|a| a.id == app).unwrap();
+    assert_eq!(shown.status, "Installed, restart required");
+    w.answer_restart("RST-05", Answer::RestartNow)
+        .await
+        .unwrap();
+    let portal = w.company_portal("RST-05").await.unwrap();
+    assert_eq!(
+        portal.iter().find(|a| a.id == app).unwrap().status,
+        "Installed"
+    );
+}

@@ -1235,8 +1235,9 @@ pub struct PortalApp {
     pub id: String,
     /// Its name.
     pub name: String,
-    /// `Available` (never tried), `Installed`, `Not installed`, `Failed` or `Unknown`,
-    /// from the app's state message on the device.
+    /// `Available` (never tried), `Installed`, `Installed, restart required` (the
+    /// restart its install asked for is pending), `Not installed`, `Failed` or
+    /// `Unknown`, from the app's state message on the device.
     pub status: &'static str,
 }
 
@@ -1270,7 +1271,12 @@ pub async fn company_portal(
         .iter()
         .filter_map(|p| {
             let id = p["Id"].as_str()?.to_owned();
-            let status = portal_status(device, &user, &id);
+            // Installed, with the restart it asked for still to come.
+            let restarting = state.ime.restart.as_ref().is_some_and(|r| r.app_id == id);
+            let status = match portal_status(device, &user, &id) {
+                "Installed" if restarting => "Installed, restart required",
+                status => status,
+            };
             Some(PortalApp {
                 name: p["Name"].as_str().unwrap_or_default().to_owned(),
                 id,
