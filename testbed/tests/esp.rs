@@ -15,20 +15,6 @@ fn log(w: &World, device: &str, file: &str) -> String {
         .collect()
 }
 
-async fn assign_all(w: &World, app: &str) {
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{
-                "intent": "required",
-                "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
-            }] })),
-        )
-        .await;
-    assert_eq!(status, 204, "{body}");
-}
-
 fn installation_state(w: &World, device: &str, app: &str) -> Option<String> {
     let key = format!(r"{}\Win32App_{app}_1", agent::ime::esp::TRACKING_KEY);
     w.device(device)
@@ -41,7 +27,7 @@ fn installation_state(w: &World, device: &str, app: &str) -> Option<String> {
 #[tokio::test]
 async fn a_failing_blocking_app_fails_the_esp_and_the_rest_installs_after_it() {
     let mut w = World::start(WorldOptions::default()).await.unwrap();
-    let blocking = testbed::workload::app(
+    let blocking = testbed::workload::required_app(
         &w,
         "Agent",
         "{6A1B2C3D-4E5F-4A6B-8C7D-00000000E501}",
@@ -49,7 +35,7 @@ async fn a_failing_blocking_app_fails_the_esp_and_the_rest_installs_after_it() {
     )
     .await
     .unwrap();
-    let other = testbed::workload::app(
+    let other = testbed::workload::required_app(
         &w,
         "Viewer",
         "{6A1B2C3D-4E5F-4A6B-8C7D-00000000E502}",
@@ -57,8 +43,6 @@ async fn a_failing_blocking_app_fails_the_esp_and_the_rest_installs_after_it() {
     )
     .await
     .unwrap();
-    assign_all(&w, &blocking).await;
-    assign_all(&w, &other).await;
     testbed::workload::enrollment_status_page(&w, 60, std::slice::from_ref(&blocking))
         .await
         .unwrap();
@@ -105,7 +89,7 @@ async fn a_failing_blocking_app_fails_the_esp_and_the_rest_installs_after_it() {
 async fn the_esp_times_out_while_its_blocking_app_is_retried() {
     let mut w = World::start(WorldOptions::default()).await.unwrap();
     // 1618 (another install in progress) is retried every 5 minutes, 3 times.
-    let blocking = testbed::workload::app(
+    let blocking = testbed::workload::required_app(
         &w,
         "Busy",
         "{6A1B2C3D-4E5F-4A6B-8C7D-00000000E503}",
@@ -113,7 +97,6 @@ async fn the_esp_times_out_while_its_blocking_app_is_retried() {
     )
     .await
     .unwrap();
-    assign_all(&w, &blocking).await;
     testbed::workload::enrollment_status_page(&w, 10, std::slice::from_ref(&blocking))
         .await
         .unwrap();
@@ -161,7 +144,7 @@ async fn an_esp_profile_is_checked_and_a_device_without_one_has_no_esp() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    let app = testbed::workload::app(
+    testbed::workload::required_app(
         &w,
         "Plain",
         "{6A1B2C3D-4E5F-4A6B-8C7D-00000000E504}",
@@ -169,7 +152,6 @@ async fn an_esp_profile_is_checked_and_a_device_without_one_has_no_esp() {
     )
     .await
     .unwrap();
-    assign_all(&w, &app).await;
     w.add_device("NOESP-01", Default::default()).await.unwrap();
     w.advance(Duration::minutes(30)).await;
     let apps = log(&w, "NOESP-01", "AppWorkload.log");
