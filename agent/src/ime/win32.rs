@@ -1430,6 +1430,9 @@ async fn enforce_steps(
     let interval = install_ex["RetryIntervalInMinutes"].as_i64().unwrap_or(5);
     let max_run = install_ex["MaxRunTimeInMinutes"].as_u64().unwrap_or(60);
     let attempt = state.ime.apps.get(id).map(|a| a.attempts).unwrap_or(0) + 1;
+    // The install begins (content in place, no restart in the way): the user is told,
+    // before detection runs once more right ahead of the installer.
+    restart::install_started(device, state, &mut poll.pen, policy);
     poll.pen.info(device, &lines::execute_retry(attempt - 1));
     // Detection once more right before the installer: an app that appeared meanwhile
     // is not installed twice.
@@ -1441,8 +1444,6 @@ async fn enforce_steps(
         return Outcome::state(1, 1000, 0);
     }
     let timeout = std::time::Duration::from_secs(max_run * 60);
-    // The install really begins: the user is told.
-    restart::install_started(device, state, &mut poll.pen, policy);
     let run = match &package {
         Some(package) => {
             poll.pen.info(device, &lines::winget_installing(package));
