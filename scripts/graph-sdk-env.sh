@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes the Python virtualenv with the official Graph SDK (tests/graph/requirements.txt,
-# every package pinned) that server/tests/graph_sdk.rs drives, unless it exists with those
+# every package pinned) that server/tests/suite/graph_sdk.rs drives, unless it exists with those
 # pins, and prints its python. .ci/run exports it as TENANTLESS_GRAPH_PYTHON:
 #   export TENANTLESS_GRAPH_PYTHON=$(scripts/graph-sdk-env.sh)
 set -euo pipefail

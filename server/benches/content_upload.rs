@@ -5,7 +5,7 @@
 //! as it is known only at the end; the device checks what it downloads as it arrives.
 //! Run: `cargo bench -p server --bench content_upload`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/suite/common/mod.rs"]
 mod common;
 
 use std::time::Instant;

@@ -4,7 +4,7 @@
 //! of all of them. Run:
 //! `cargo bench -p server --bench throughput`.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/suite/common/mod.rs"]
 mod common;
 
 use std::time::Instant;

@@ -1,7 +1,7 @@
 //! Remote mode: the server and the agents as separate processes on loopback, the
 //! server owning a manual world clock that the agents follow.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,5 +1,5 @@
-//! The seeded choices of the fault campaigns (`server/tests/durability.rs`,
-//! `testbed/tests/kill_campaign.rs`): the same seed, the same moments.
+//! The seeded choices of the fault campaigns (`server/tests/suite/durability.rs`,
+//! `testbed/tests/suite/kill_campaign.rs`): the same seed, the same moments.
 
 /// A small deterministic generator.
 pub struct Lcg(pub u64);

@@ -3,7 +3,7 @@
 //! database do).
 //! See `common::cluster` for where the cluster's binaries come from.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

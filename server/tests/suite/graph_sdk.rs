@@ -7,7 +7,7 @@
 //! `TENANTLESS_GRAPH_PYTHON`. Without one the test says so and passes, unless
 //! `TENANTLESS_REQUIRE_GRAPH_SDK=1` (which `.ci/run` sets) makes that a failure.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! OMA-DM management sessions against the real HTTPS listener: mTLS and digest
 //! authentication, the command queue, and the IME's delivery.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::*;

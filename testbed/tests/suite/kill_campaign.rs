@@ -5,11 +5,7 @@
 //!
 //! `TENANTLESS_KILLS` (20 by default) and `TENANTLESS_SEED` change the campaign.
 
-#[path = "../../server/tests/common/cluster.rs"]
-mod cluster;
-mod common;
-#[path = "../../server/tests/common/seeded.rs"]
-mod seeded;
+use crate::{cluster, common, seeded};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,6 @@
 //! A server restarted on the same data dir keeps its CA, devices and pending commands.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::json;

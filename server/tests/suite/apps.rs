@@ -1,7 +1,7 @@
 //! Win32 apps on the server: Graph-shaped admin API, content, assignment, and the IME's
 //! gateway, driven by a client written in the test.
 
-mod common;
+use crate::common;
 
 use common::*;
 use serde_json::{json, Value};

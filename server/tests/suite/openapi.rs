@@ -5,7 +5,7 @@
 //! Without `TENANTLESS_SCHEMATHESIS` the second says so and passes, unless
 //! `TENANTLESS_REQUIRE_SCHEMATHESIS=1` (which `.ci/run` sets).
 
-mod common;
+use crate::common;
 
 use common::*;
 

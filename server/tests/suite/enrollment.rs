@@ -1,6 +1,6 @@
 //! MS-MDE2 enrollment against the real HTTPS listener.
 
-mod common;
+use crate::common;
 
 use base64::Engine;
 use common::*;

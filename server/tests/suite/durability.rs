@@ -1,7 +1,7 @@
 //! Acknowledged means written: a `tenantless-server` process killed with SIGKILL right
 //! after it answered has every answered request's events in its journal, once.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
