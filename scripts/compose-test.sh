@@ -105,8 +105,11 @@ curl -fsS -u "admin:$token" "$admin/console/" >"$work/console.html" 2>/dev/null
 check "the console lists the devices ($device_name)" grep -q -- "$device_name" "$work/console.html"
 curl -fsS -u "admin:$token" "$admin/console/devices/$device_id" >"$work/device.html" 2>/dev/null
 check "a device's console page lists its management sessions" grep -q 'id="sessions"' "$work/device.html"
-curl -fsS -u "admin:$token" "$admin/console/devices/$device_id/sessions/1" >"$work/session.html" 2>/dev/null
-check "the SyncML viewer shows the device's first session" grep -q 'SyncHdr' "$work/session.html"
+# Sessions are numbered across the server, so follow the device page's first link.
+session_link=$(grep -o '/console/devices/[^"]*/sessions/[0-9]*' "$work/device.html" | head -n 1)
+curl -fsS -u "admin:$token" "$admin$session_link" >"$work/session.html" 2>/dev/null
+check "the SyncML viewer shows the device's first session (${session_link:-no link})" \
+    grep -q 'SyncHdr' "$work/session.html"
 
 echo "== the labs, through the scenario service"
 mkdir -p -m 0777 "$work/labs"

@@ -9,7 +9,7 @@ use crate::journal::Entry;
 
 /// One management session as the journal tells it.
 pub struct SessionSummary<'a> {
-    /// The session's number on the device (the journal's `session`).
+    /// The session's number (the journal's `session`), unique on the server.
     pub number: i64,
     /// Its SessionID.
     pub session_id: &'a str,
