@@ -501,18 +501,21 @@ async fn user_statuses(
     load(&state, &id).await?;
     // Per user principal name: installed, failed, not installed.
     let mut counts: std::collections::BTreeMap<String, [u32; 3]> = Default::default();
+    let logons = state.store.all_logons().await?;
     for s in state.store.app_statuses(&id).await? {
         let Some(device) = state.store.device(&s.device_id).await? else {
             continue;
         };
         let report: Value = serde_json::from_str(&s.report).unwrap_or(Value::Null);
         let user_id = report["UserId"].as_str().unwrap_or_default();
-        let mut upn = device.user_principal_name.clone();
-        for l in state.store.logons(&device.id).await? {
-            if crate::directory::user_object_id(&l.user_principal_name) == user_id {
-                upn = l.user_principal_name;
-            }
-        }
+        let upn = logons
+            .get(&device.id)
+            .into_iter()
+            .flatten()
+            .find(|l| crate::directory::user_object_id(&l.user_principal_name) == user_id)
+            .map_or(device.user_principal_name, |l| {
+                l.user_principal_name.clone()
+            });
         let slot = match install_state(s.compliance, s.enforcement) {
             "installed" => 0,
             "failed" => 1,
