@@ -240,8 +240,7 @@ impl Agent {
                 if ime::restart::run_due(&self.device, &mut self.state, now)
                     == ime::restart::Due::Restart
                 {
-                    self.stop_for_power_off(now);
-                    self.boot(now);
+                    self.restart_windows(now);
                     done.push(Activity::Restarted);
                 }
                 progressed = true;
@@ -435,8 +434,7 @@ impl Agent {
     /// checks in) once Windows is back up ([`BOOT_TIME`] later, a gap in its log), and
     /// the device checks in with its management server.
     pub fn reboot(&mut self, now: DateTime<Utc>) -> Result<(), AgentError> {
-        self.stop_for_power_off(now);
-        self.boot(now);
+        self.restart_windows(now);
         self.save()
     }
 
@@ -484,10 +482,15 @@ impl Agent {
         let restart = ime::restart::answer(&self.device, &mut self.state, answer, now)
             .map_err(AgentError::Config)?;
         if restart {
-            self.stop_for_power_off(now);
-            self.boot(now);
+            self.restart_windows(now);
         }
         self.save()
+    }
+
+    /// Windows restarting: down, then booted again.
+    fn restart_windows(&mut self, now: DateTime<Utc>) {
+        self.stop_for_power_off(now);
+        self.boot(now);
     }
 
     /// Windows going down: pending reboots are done and the IME service stops.
