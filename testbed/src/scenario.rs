@@ -1293,14 +1293,8 @@ async fn assign(
             .map_err(|e| at.fail(e))?;
         assignments.push(json!({ "intent": intent, "target": excluded }));
     }
-    let body = json!({ "mobileAppAssignments": assignments });
-    let (status, answer) = world
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(body),
-        )
-        .await;
+    let (status, answer) =
+        crate::workload::assign(world, id, serde_json::Value::Array(assignments)).await;
     if status != 204 {
         return Err(at.fail(format!("assign: {status} {}", error_message(&answer))));
     }

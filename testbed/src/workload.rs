@@ -26,17 +26,32 @@ pub async fn required_app(
     exit_codes: Vec<u32>,
 ) -> Result<String, WorldError> {
     let id = app(world, name, product_code, exit_codes).await?;
-    let (status, body) = world
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": all_devices() }] })),
-        )
-        .await;
+    let (status, body) = assign(
+        world,
+        &id,
+        json!([{ "intent": "required", "target": all_devices() }]),
+    )
+    .await;
     if status != 204 {
         return Err(failed("assigning the app", status, &body));
     }
     Ok(id)
+}
+
+/// Graph's `assign` for an app: replaces its assignments with `assignments` (a JSON
+/// array of mobileAppAssignment). Returns the status and body as the API answered.
+pub async fn assign(
+    world: &World,
+    id: &str,
+    assignments: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    world
+        .admin(
+            "POST",
+            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
+            AdminBody::Json(json!({ "mobileAppAssignments": assignments })),
+        )
+        .await
 }
 
 /// Creates an app (a simulated MSI with this exit-code plan, detected by its product

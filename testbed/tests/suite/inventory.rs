@@ -93,12 +93,7 @@ async fn a_win32_app_shows_in_the_next_delta_and_in_discovered_apps() {
         AdminBody::Bytes(content),
     )
     .await;
-    w.admin(
-        "POST",
-        &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-        AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }] })),
-    )
-    .await;
+    testbed::workload::assign(&w, &id, json!([{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }])).await;
     w.advance(Duration::hours(2)).await;
     assert!(
         detected(&w, "Contoso Widget").await.is_none(),

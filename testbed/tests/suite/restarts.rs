@@ -53,14 +53,14 @@ async fn assigned_app(w: &World, name: &str, code: u32, behavior: &str, settings
 
 /// Assigns an app as required to all devices with these assignment `settings`.
 async fn assign(w: &World, app: &str, settings: Value) -> (u16, Value) {
-    w.admin(
-        "POST",
-        &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
-        AdminBody::Json(json!({ "mobileAppAssignments": [{
+    testbed::workload::assign(
+        w,
+        app,
+        json!([{
             "intent": "required",
             "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
             "settings": settings,
-        }] })),
+        }]),
     )
     .await
 }
@@ -231,17 +231,16 @@ async fn company_portal_shows_an_installed_app_waiting_for_its_restart() {
     )
     .await
     .unwrap();
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{
-                "intent": "available",
-                "target": { "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" },
-                "settings": { "restartSettings": { "gracePeriodInMinutes": 240 } },
-            }] })),
-        )
-        .await;
+    let (status, body) = testbed::workload::assign(
+        &w,
+        &app,
+        json!([{
+            "intent": "available",
+            "target": { "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" },
+            "settings": { "restartSettings": { "gracePeriodInMinutes": 240 } },
+        }]),
+    )
+    .await;
     assert_eq!(status, 204, "{body}");
     w.advance(Duration::minutes(30)).await;
     assert!(w.install_available("RST-05", &app).await.unwrap());

@@ -32,16 +32,15 @@ async fn store_app(w: &World, name: &str, package: &str) -> String {
     assert_eq!(app["@odata.type"], "#microsoft.graph.winGetApp");
     assert_eq!(app["packageIdentifier"], package);
     let id = app["id"].as_str().unwrap().to_owned();
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{
-                "intent": "required",
-                "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
-            }] })),
-        )
-        .await;
+    let (status, body) = testbed::workload::assign(
+        w,
+        &id,
+        json!([{
+            "intent": "required",
+            "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
+        }]),
+    )
+    .await;
     assert_eq!(status, 204, "{body}");
     id
 }
@@ -135,16 +134,15 @@ async fn a_store_app_installs_through_winget_and_a_missing_package_fails_as_wing
     assert_eq!(content_calls, 0, "nothing to download: {calls}");
 
     // Uninstall intent: WinGet takes it away again.
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{notes}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{
-                "intent": "uninstall",
-                "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
-            }] })),
-        )
-        .await;
+    let (status, body) = testbed::workload::assign(
+        &w,
+        &notes,
+        json!([{
+            "intent": "uninstall",
+            "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
+        }]),
+    )
+    .await;
     assert_eq!(status, 204, "{body}");
     w.advance(Duration::hours(2)).await;
     assert!(app_log(&w, "STORE-02")

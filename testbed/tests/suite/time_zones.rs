@@ -25,18 +25,12 @@ async fn a_brisbane_device_logs_in_local_time_and_reads_its_logs_back_in_utc() {
     )
     .await
     .unwrap();
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{
+    let (status, body) = testbed::workload::assign(&w, &app, json!([{
                 "intent": "required",
                 "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
                 "settings": { "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
                     "installTimeSettings": { "useLocalTime": true, "deadlineDateTime": "2026-12-01T08:00:00Z" } },
-            }] })),
-        )
-        .await;
+            }])).await;
     assert_eq!(status, 204, "{body}");
     let (_, assignments) = w
         .admin(

@@ -44,15 +44,9 @@ async fn each_signed_in_user_is_processed_in_their_own_session_with_their_own_st
     let app = testbed::workload::app(&w, "Team App", PRODUCT, vec![0])
         .await
         .unwrap();
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{app}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [
+    let (status, body) = testbed::workload::assign(&w, &app, json!([
                 { "intent": "required", "target": { "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" } },
-            ] })),
-        )
-        .await;
+            ])).await;
     assert_eq!(status, 204, "{body}");
     w.advance(Duration::hours(2)).await;
 

@@ -69,13 +69,7 @@ async fn world_with_app(content: Vec<u8>) -> (World, String) {
 }
 
 async fn assign(w: &World, id: &str) {
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }] })),
-        )
-        .await;
+    let (status, body) = testbed::workload::assign(w, id, json!([{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }])).await;
     assert_eq!(status, 204, "{body}");
 }
 
@@ -473,18 +467,12 @@ async fn a_scheduled_assignment_detects_before_the_start_downloads_between_and_i
     let start = t0 + Duration::hours(12);
     let deadline = t0 + Duration::hours(24);
     let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{
+    let (status, body) = testbed::workload::assign(&w, &id, json!([{
                 "intent": "required",
                 "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" },
                 "settings": { "@odata.type": "#microsoft.graph.win32LobAppAssignmentSettings",
                     "installTimeSettings": { "useLocalTime": false, "startDateTime": fmt(start), "deadlineDateTime": fmt(deadline) } },
-            }] })),
-        )
-        .await;
+            }])).await;
     assert_eq!(status, 204, "{body}");
     let downloads = |w: &World| {
         agent::cmtrace::messages(&w.device("LAB-01").unwrap().device().drive, win32::APP_LOG)
@@ -631,13 +619,7 @@ async fn a_hard_reboot_blocks_the_next_install_until_the_device_restarts() {
 }
 
 async fn assign_intent(w: &World, id: &str, intent: &str) {
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": intent, "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }] })),
-        )
-        .await;
+    let (status, body) = testbed::workload::assign(w, id, json!([{ "intent": intent, "target": { "@odata.type": "#microsoft.graph.allDevicesAssignmentTarget" } }])).await;
     assert_eq!(status, 204, "{body}");
 }
 
@@ -843,12 +825,7 @@ async fn a_replacing_app_uninstalls_the_one_it_supersedes() {
         AdminBody::Json(json!({ "relationships": [{ "@odata.type": "#microsoft.graph.mobileAppSupersedence", "targetId": old, "supersedenceType": "replace" }] })),
     )
     .await;
-    w.admin(
-        "POST",
-        &format!("/beta/deviceAppManagement/mobileApps/{old}/assign"),
-        AdminBody::Json(json!({ "mobileAppAssignments": [] })),
-    )
-    .await;
+    testbed::workload::assign(&w, &old, json!([])).await;
     assign_intent(&w, &new, "required").await;
     w.advance(Duration::hours(1)).await;
     assert!(installed_named(&w, "Contoso Next"));
@@ -1239,13 +1216,7 @@ async fn the_1618_timeline_in_the_real_imes_words() {
 #[tokio::test]
 async fn a_user_targeted_app_is_processed_in_the_users_session() {
     let (mut w, id) = world_with_app(package(vec![0])).await;
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" } }] })),
-        )
-        .await;
+    let (status, body) = testbed::workload::assign(&w, &id, json!([{ "intent": "required", "target": { "@odata.type": "#microsoft.graph.allLicensedUsersAssignmentTarget" } }])).await;
     assert_eq!(status, 204, "{body}");
     w.advance(Duration::hours(1)).await;
     assert!(program_installed(&w));
@@ -1459,13 +1430,7 @@ async fn an_app_whose_assignment_is_removed_is_cleaned_up_once_and_leaves_its_st
     assert_eq!(statuses(&w, &id).await, 1);
 
     // The assignment goes: at its next check-in the IME sets the app to Cleanup.
-    let (status, body) = w
-        .admin(
-            "POST",
-            &format!("/beta/deviceAppManagement/mobileApps/{id}/assign"),
-            AdminBody::Json(json!({ "mobileAppAssignments": [] })),
-        )
-        .await;
+    let (status, body) = testbed::workload::assign(&w, &id, json!([])).await;
     assert_eq!(status, 204, "{body}");
     w.advance(Duration::hours(3)).await;
     let compliance = state_message(&w, &id, "ComplianceStateMessage");
